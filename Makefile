@@ -1,0 +1,68 @@
+# duet - build with `make`, test with `make test`, sanitizers with `make asan`.
+# Sources are found by directory: src/<stage>/*.c go into libduet.a, src/cli/*.c
+# into the duet binary, tests/test_*.c each become one test program.
+# Files named *_avx2.c, *_avx512.c, *_neon.c get their ISA flags here and are
+# only called after a run-time CPU check (src/kern/cpu.c).
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  ?=
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
+LDFLAGS += $(SAN) -pthread
+LDLIBS  += -lcjson -lpcre2-8 -lutf8proc -lxxhash -lm
+
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring x86_64,$(MACHINE)))
+  ISA_SRC = $(wildcard src/kern/*_avx2.c src/kern/*_avx512.c)
+else ifneq (,$(findstring aarch64,$(MACHINE)))
+  ISA_SRC = $(wildcard src/kern/*_neon.c)
+endif
+
+LIB_SRC  := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(shell find src -name '*.c' ! -path 'src/cli/*' | sort)) $(ISA_SRC)
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_UTIL:= $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UOBJ:= $(TEST_UTIL:%.c=$(BUILD)/%.o)
+
+all: $(BUILD)/duet $(TEST_BIN)
+
+$(BUILD)/libduet.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/duet: $(CLI_OBJ) $(BUILD)/libduet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UOBJ) $(BUILD)/libduet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c -o $@ $<
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -MMD -MP -c -o $@ $<
+$(BUILD)/%_neon.o: %_neon.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -march=armv8.2-a+dotprod+fp16 -MMD -MP -c -o $@ $<
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+test: all
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+clean:
+	rm -rf build build-asan build-arm64
+
+.PHONY: all test asan clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,23 @@
+/* check.h - the tiny test harness every tests/test_*.c uses.
+ * CHECK records one assertion; check_summary() prints "NAME: N passed, N failed"
+ * and returns the exit status. tests/run.sh adds up the lines of all programs.
+ * Tests run from the repository root, so fixture paths start "tests/fixtures/". */
+#ifndef DUET_CHECK_H
+#define DUET_CHECK_H
+
+#include <stdio.h>
+
+typedef struct CheckCount {
+    int passed, failed;
+} CheckCount;
+
+/* One process-wide counter: the harness is per test program, not library code. */
+extern CheckCount check_count;
+
+void check_record(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int check_summary(const char *name);
+
+#define CHECK(cond, ...) check_record(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+
+#endif
