@@ -1,0 +1,34 @@
+/* main.c - the duet command: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct Command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} Command;
+
+static const Command commands[] = {
+    {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling]"},
+    {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: duet COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    return cli_error("unknown command \"%s\" (try duet --help)", argv[1]);
+}

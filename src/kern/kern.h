@@ -1,0 +1,77 @@
+/* kern.h - the compute kernels behind every forward pass: weight matrices in
+ * the formats of the .duet file, products with float32 activations, and the
+ * thread pool that splits them. A Kern is created once per model (backend
+ * chosen from the CPU's features, threads started) and passed to every call;
+ * there is no global state.
+ *
+ * Weight formats (the layout in a .duet file is the layout used here):
+ *   DT_F32, DT_F16, DT_BF16: row-major rows x cols, `data` only. Data may come
+ *       straight from a safetensors mapping, so it may be only 2-byte aligned.
+ *   DT_Q8: each row is split in nb = ceil(cols/32) blocks of 32 values;
+ *       `data` holds rows * nb * 32 int8 (a row's last block zero-padded),
+ *       `scales` holds rows * nb f16 scales: value = q * scale.
+ *   DT_Q4: same blocks; `data` holds rows * nb * 16 bytes; in block b, byte i
+ *       (0..15) has element 32b+i in its low nibble and 32b+16+i in its high
+ *       nibble; value = (nibble - 8) * scale; `scales` as for DT_Q8.
+ * `in_scale` (cols floats, or NULL) multiplies the activations column-wise
+ * before the product: it is how activation-aware quantization (AWQ) stores
+ * the per-channel scales it folded into the weights. */
+#ifndef DUET_KERN_H
+#define DUET_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+typedef enum DType {
+    DT_F32 = 0,
+    DT_F16 = 1,
+    DT_BF16 = 2,
+    DT_Q8 = 3,
+    DT_Q4 = 4,
+} DType;
+
+#define QBLOCK 32
+
+typedef struct QMat {
+    DType type;
+    int rows, cols;           /* out features, in features */
+    const void *data;         /* see the formats above */
+    const uint16_t *scales;   /* (rows, ceil(cols/32)) f16, Q8/Q4 only */
+    const float *in_scale;    /* (cols) or NULL */
+} QMat;
+
+/* Name of a dtype ("f32", "q4", ...) and its inverse (-1 if unknown). */
+const char *dtype_name(DType t);
+int dtype_from_name(const char *s);
+
+/* Bytes of `data` (and of `scales`) for a rows x cols matrix of type t. */
+size_t qmat_data_bytes(DType t, int rows, int cols);
+size_t qmat_scale_bytes(DType t, int rows, int cols);
+
+typedef struct Kern Kern;
+
+/* Creates the kernel context: `n_threads` workers (0 = one per physical core),
+ * backend `isa` ("scalar", "avx2", "avx512", "neon", or NULL for the best
+ * this CPU supports). NULL with *e set if the ISA is unknown or unsupported. */
+Kern *kern_create(int n_threads, const char *isa, Err *e);
+void kern_destroy(Kern *k); /* safe on NULL */
+const char *kern_isa(const Kern *k);
+int kern_threads(const Kern *k);
+
+/* Y (n x W->rows) = X (n x W->cols) * W^T, rows of X and Y contiguous.
+ * n = 1 is the decode (matrix-vector) case. Threads split W's rows. */
+void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
+
+/* Runs fn(ctx, task) for task = 0 .. n_tasks-1 on the pool; returns when all
+ * are done. For work the kernels do not cover (attention over heads). */
+void kern_parallel(Kern *k, int n_tasks, void (*fn)(void *ctx, int task), void *ctx);
+
+/* The scalar twin of kern_matmul: the oracle tests compare every backend to. */
+void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n);
+
+/* One row of W as float32 (cols values): embedding lookup, merges, checks. */
+void qmat_row_f32(float *out, const QMat *W, int row);
+
+#endif

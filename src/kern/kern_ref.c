@@ -1,0 +1,92 @@
+/* kern_ref.c - scalar reference kernels: obviously correct, slow, the oracle. */
+#include "kern/kern.h"
+
+#include <string.h>
+
+#include "util/half.h"
+
+static const char *names[] = {"f32", "f16", "bf16", "q8", "q4"};
+
+const char *dtype_name(DType t)
+{
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+int dtype_from_name(const char *s)
+{
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+static size_t nblocks(int cols) { return ((size_t)cols + QBLOCK - 1) / QBLOCK; }
+
+size_t qmat_data_bytes(DType t, int rows, int cols)
+{
+    switch (t) {
+    case DT_F32: return (size_t)rows * cols * 4;
+    case DT_F16:
+    case DT_BF16: return (size_t)rows * cols * 2;
+    case DT_Q8: return (size_t)rows * nblocks(cols) * QBLOCK;
+    case DT_Q4: return (size_t)rows * nblocks(cols) * (QBLOCK / 2);
+    }
+    return 0;
+}
+
+size_t qmat_scale_bytes(DType t, int rows, int cols)
+{
+    return (t == DT_Q8 || t == DT_Q4) ? (size_t)rows * nblocks(cols) * 2 : 0;
+}
+
+static uint16_t load_u16(const void *p, size_t i)
+{
+    uint16_t v;
+    memcpy(&v, (const char *)p + 2 * i, 2);
+    return v;
+}
+
+void qmat_row_f32(float *out, const QMat *W, int row)
+{
+    size_t c = (size_t)W->cols, nb = nblocks(W->cols), base = (size_t)row * c;
+    switch (W->type) {
+    case DT_F32: memcpy(out, (const float *)W->data + base, c * 4); break;
+    case DT_F16:
+        for (size_t j = 0; j < c; j++) out[j] = f16_to_f32(load_u16(W->data, base + j));
+        break;
+    case DT_BF16:
+        for (size_t j = 0; j < c; j++) out[j] = bf16_to_f32(load_u16(W->data, base + j));
+        break;
+    case DT_Q8: {
+        const int8_t *q = (const int8_t *)W->data + (size_t)row * nb * QBLOCK;
+        for (size_t j = 0; j < c; j++)
+            out[j] = q[j] * f16_to_f32(W->scales[(size_t)row * nb + j / QBLOCK]);
+        break;
+    }
+    case DT_Q4: {
+        const uint8_t *q = (const uint8_t *)W->data + (size_t)row * nb * (QBLOCK / 2);
+        for (size_t j = 0; j < c; j++) {
+            size_t b = j / QBLOCK, i = j % QBLOCK;
+            uint8_t byte = q[b * 16 + (i & 15)];
+            int nib = i < 16 ? (byte & 15) : (byte >> 4);
+            out[j] = (float)(nib - 8) * f16_to_f32(W->scales[(size_t)row * nb + b]);
+        }
+        break;
+    }
+    }
+    if (W->in_scale)
+        for (size_t j = 0; j < c; j++) out[j] *= W->in_scale[j];
+}
+
+void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n)
+{
+    float row[W->cols > 0 ? W->cols : 1];
+    for (int r = 0; r < W->rows; r++) {
+        qmat_row_f32(row, W, r);
+        for (int t = 0; t < n; t++) {
+            const float *x = X + (size_t)t * W->cols;
+            double acc = 0;
+            for (int j = 0; j < W->cols; j++) acc += (double)row[j] * x[j];
+            Y[(size_t)t * W->rows + r] = (float)acc;
+        }
+    }
+}
