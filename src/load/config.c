@@ -1,0 +1,201 @@
+#include "load/config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/json.h"
+
+const char *arch_name(Arch a)
+{
+    switch (a) {
+    case ARCH_QWEN2: return "qwen2";
+    case ARCH_LLAMA: return "llama";
+    case ARCH_QWEN3: return "qwen3";
+    }
+    return "unknown";
+}
+
+/* Required positive int field no larger than `max`. */
+static int get_size(const cJSON *j, const char *key, int *out, long long max, const char *name, Err *e)
+{
+    long long v;
+    if (json_get_int(j, key, 1, &v, name, e)) return -1;
+    if (v <= 0 || v > max) return err_set(e, "%s: field \"%s\" is %lld (expected 1 .. %lld)", name, key, v, max);
+    *out = (int)v;
+    return 0;
+}
+
+/* eos_token_id may be an int or a list of ints. Returns 0 (found), 1 (absent), -1. */
+static int get_eos(ModelConfig *c, const cJSON *j, const char *name, Err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+    if (!v || cJSON_IsNull(v)) return 1;
+    c->n_eos = 0;
+    const cJSON *item = cJSON_IsArray(v) ? v->child : v;
+    for (; item; item = cJSON_IsArray(v) ? item->next : NULL) {
+        double d = item->valuedouble;
+        if (!cJSON_IsNumber(item) || d < 0 || d > INT_MAX || d != (int)d)
+            return err_set(e, "%s: field \"eos_token_id\": expected a token id or a list of them", name);
+        if (c->n_eos == CONFIG_MAX_EOS) return err_set(e, "%s: field \"eos_token_id\": more than %d ids", name, CONFIG_MAX_EOS);
+        c->eos_ids[c->n_eos++] = (int)d;
+    }
+    return 0;
+}
+
+int config_parse(ModelConfig *c, const char *text, size_t len, const char *name, Err *e)
+{
+    memset(c, 0, sizeof *c);
+    cJSON *j = json_parse(text, len, name, e);
+    if (!j) return -1;
+    int rc = -1;
+    const char *mt = NULL, *act = NULL;
+    if (!cJSON_IsObject(j)) {
+        err_set(e, "%s: expected a JSON object", name);
+        goto out;
+    }
+    if (json_get_str(j, "model_type", 1, &mt, name, e)) goto out;
+    if (!strcmp(mt, "qwen2")) c->arch = ARCH_QWEN2;
+    else if (!strcmp(mt, "llama")) c->arch = ARCH_LLAMA;
+    else if (!strcmp(mt, "qwen3")) c->arch = ARCH_QWEN3;
+    else {
+        err_set(e, "%s: field \"model_type\" is \"%.40s\" (duet runs qwen2, qwen3 and llama)", name, mt);
+        goto out;
+    }
+    if (get_size(j, "hidden_size", &c->dim, 1 << 16, name, e) ||
+        get_size(j, "num_hidden_layers", &c->n_layers, 1024, name, e) ||
+        get_size(j, "num_attention_heads", &c->n_heads, 1024, name, e) ||
+        get_size(j, "intermediate_size", &c->hidden_dim, 1 << 20, name, e) ||
+        get_size(j, "vocab_size", &c->vocab_size, 1 << 24, name, e))
+        goto out;
+    long long v;
+    int r = json_get_int(j, "num_key_value_heads", 0, &v, name, e);
+    if (r < 0) goto out;
+    c->n_kv_heads = r ? c->n_heads : (int)v;
+    if (r == 0 && (v <= 0 || v > c->n_heads || c->n_heads % v)) {
+        err_set(e, "%s: field \"num_key_value_heads\" is %lld (expected a divisor of num_attention_heads = %d)", name, v,
+                c->n_heads);
+        goto out;
+    }
+    r = json_get_int(j, "head_dim", 0, &v, name, e);
+    if (r < 0) goto out;
+    if (r == 0 && v > 0) {
+        if (v > 4096 || v % 2) {
+            err_set(e, "%s: field \"head_dim\" is %lld (expected an even number up to 4096)", name, v);
+            goto out;
+        }
+        c->head_dim = (int)v;
+    } else {
+        if (c->dim % c->n_heads) {
+            err_set(e, "%s: num_attention_heads = %d does not divide hidden_size = %d", name, c->n_heads, c->dim);
+            goto out;
+        }
+        c->head_dim = c->dim / c->n_heads;
+        if (c->head_dim % 2) {
+            err_set(e, "%s: head size hidden_size / num_attention_heads = %d is odd (rotary embeddings need it even)", name,
+                    c->head_dim);
+            goto out;
+        }
+    }
+    r = json_get_int(j, "max_position_embeddings", 0, &v, name, e);
+    if (r < 0) goto out;
+    c->max_pos = r ? 32768 : (int)(v > 0 && v < INT_MAX ? v : 32768);
+
+    /* rope theta: top level (older layout) or rope_parameters (transformers 5) */
+    double theta = 10000.0;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    r = json_get_num(j, "rope_theta", 0, &theta, name, e);
+    if (r < 0) goto out;
+    if (rp && !cJSON_IsNull(rp)) {
+        if (!cJSON_IsObject(rp)) {
+            err_set(e, "%s: field \"rope_parameters\": expected an object", name);
+            goto out;
+        }
+        if (json_get_num(rp, "rope_theta", r == 1, &theta, name, e) < 0) goto out;
+        rs = rp;
+    }
+    if (!(theta > 0)) {
+        err_set(e, "%s: field \"rope_theta\" must be positive", name);
+        goto out;
+    }
+    c->rope_theta = (float)theta;
+    if (rs && !cJSON_IsNull(rs)) {
+        const char *rt = NULL;
+        if (!cJSON_IsObject(rs) || json_get_str(rs, "rope_type", 0, &rt, name, e) < 0) {
+            err_set(e, "%s: field \"rope_scaling\": expected an object with \"rope_type\"", name);
+            goto out;
+        }
+        if (!rt && json_get_str(rs, "type", 0, &rt, name, e) < 0) goto out;
+        if (rt && strcmp(rt, "default")) {
+            err_set(e, "%s: rope_type \"%.40s\" is not supported (duet implements the default rotary embedding)", name, rt);
+            goto out;
+        }
+    }
+    double eps = 1e-6;
+    if (json_get_num(j, "rms_norm_eps", 0, &eps, name, e) < 0) goto out;
+    if (!(eps > 0 && eps < 1)) {
+        err_set(e, "%s: field \"rms_norm_eps\" must be in (0, 1)", name);
+        goto out;
+    }
+    c->norm_eps = (float)eps;
+    if (json_get_str(j, "hidden_act", 0, &act, name, e) < 0) goto out;
+    if (act && strcmp(act, "silu")) {
+        err_set(e, "%s: field \"hidden_act\" is \"%.40s\" (duet implements silu)", name, act);
+        goto out;
+    }
+    c->tie_embeddings = 0; /* transformers' default for qwen2, qwen3 and llama */
+    int b;
+    r = json_get_bool(j, "tie_word_embeddings", 0, &b, name, e);
+    if (r < 0) goto out;
+    if (r == 0) c->tie_embeddings = b;
+    c->qkv_bias = c->arch == ARCH_QWEN2;
+    r = json_get_bool(j, "attention_bias", 0, &b, name, e);
+    if (r < 0) goto out;
+    if (r == 0 && c->arch != ARCH_QWEN2) c->qkv_bias = b;
+    c->qk_norm = c->arch == ARCH_QWEN3;
+    r = json_get_bool(j, "use_sliding_window", 0, &b, name, e);
+    if (r < 0) goto out;
+    if (r == 0 && b) {
+        err_set(e, "%s: field \"use_sliding_window\" is true (sliding-window attention is not supported)", name);
+        goto out;
+    }
+    if (c->arch == ARCH_LLAMA && json_get_bool(j, "mlp_bias", 0, &b, name, e) == 0 && b) {
+        err_set(e, "%s: field \"mlp_bias\" is true (not supported)", name);
+        goto out;
+    }
+    c->bos_id = -1;
+    if (json_get_int(j, "bos_token_id", 0, &v, name, e) == 0 && v >= 0 && v < c->vocab_size) c->bos_id = (int)v;
+    if (get_eos(c, j, name, e) < 0) goto out;
+    rc = 0;
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int config_load_dir(ModelConfig *c, const char *dir, Err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    size_t len;
+    char *text = file_read(path, &len, e);
+    if (!text) return -1;
+    int rc = config_parse(c, text, len, path, e);
+    free(text);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0; /* optional */
+    fclose(f);
+    cJSON *g = json_parse_file(path, e);
+    if (!g) return -1;
+    ModelConfig tmp = *c;
+    rc = cJSON_IsObject(g) ? get_eos(&tmp, g, path, e) : err_set(e, "%s: expected a JSON object", path);
+    if (rc == 0) {
+        c->n_eos = tmp.n_eos;
+        memcpy(c->eos_ids, tmp.eos_ids, sizeof c->eos_ids);
+    }
+    cJSON_Delete(g);
+    return rc < 0 ? -1 : 0;
+}

@@ -1,0 +1,50 @@
+/* config.h - the model hyper-parameters, read from a Hugging Face config.json
+ * (both layouts: top-level rope_theta/torch_dtype as in Qwen2-1.5B-Instruct,
+ * and rope_parameters.rope_theta/dtype as written by transformers 5) and
+ * generation_config.json (eos ids). Plain data, no ownership. */
+#ifndef DUET_CONFIG_H
+#define DUET_CONFIG_H
+
+#include "util/err.h"
+
+typedef enum Arch {
+    ARCH_QWEN2 = 0, /* q/k/v biases */
+    ARCH_LLAMA = 1, /* no biases */
+    ARCH_QWEN3 = 2, /* no biases, RMSNorm on q and k per head */
+} Arch;
+
+#define CONFIG_MAX_EOS 8
+
+typedef struct ModelConfig {
+    Arch arch;
+    int dim;          /* hidden_size */
+    int n_layers;     /* num_hidden_layers */
+    int n_heads;      /* num_attention_heads */
+    int n_kv_heads;   /* num_key_value_heads */
+    int head_dim;     /* hidden_size / n_heads unless config says */
+    int hidden_dim;   /* intermediate_size */
+    int vocab_size;
+    int max_pos;      /* max_position_embeddings */
+    float rope_theta;
+    float norm_eps;   /* rms_norm_eps */
+    int tie_embeddings;
+    int qkv_bias;     /* Qwen2: 1; attention_bias for Llama/Qwen3 */
+    int qk_norm;      /* Qwen3: 1 */
+    int bos_id;       /* -1 if none */
+    int n_eos;
+    int eos_ids[CONFIG_MAX_EOS];
+} ModelConfig;
+
+const char *arch_name(Arch a);
+
+/* Parses the text of a config.json; `name` is used in messages. Checks every
+ * value for sense (positive sizes, heads dividing the hidden size, kv heads
+ * dividing heads) and refuses architectures and options duet cannot run
+ * exactly (sliding windows, rope scaling, activations other than silu). */
+int config_parse(ModelConfig *c, const char *text, size_t len, const char *name, Err *e);
+
+/* config_parse on DIR/config.json, then DIR/generation_config.json (if
+ * present) for eos ids, which override config.json's eos_token_id. */
+int config_load_dir(ModelConfig *c, const char *dir, Err *e);
+
+#endif
