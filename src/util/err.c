@@ -24,7 +24,15 @@ int err_prefix(Err *e, const char *fmt, ...)
         vsnprintf(pre, sizeof pre, fmt, ap);
         va_end(ap);
         memcpy(old, e->msg, sizeof old);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+        size_t n = strlen(pre);
+        if (n > sizeof e->msg - 3) n = sizeof e->msg - 3;
+        memcpy(e->msg, pre, n);
+        memcpy(e->msg + n, ": ", 2);
+        size_t room = sizeof e->msg - n - 3;
+        size_t m = strlen(old);
+        if (m > room) m = room;
+        memcpy(e->msg + n + 2, old, m);
+        e->msg[n + 2 + m] = 0;
     }
     return -1;
 }
