@@ -25,3 +25,29 @@ int cli_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi, Err 
 int cli_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi, Err *e);
 
 #endif
+
+/* Options shared by the commands that run a model (generate, logits, ...). */
+#include "run/forward.h"
+
+#define CLI_MAX_LORAS 32
+
+typedef struct ModelOpts {
+    const char *path;               /* checkpoint folder or .duet file */
+    const char *lora_spec[CLI_MAX_LORAS]; /* "[NAME=]DIR" */
+    int n_lora;
+    const char *adapter;            /* --adapter NAME */
+    int merge;                      /* --merge */
+    int threads;                    /* --threads N (0: physical cores) */
+    const char *isa;                /* --isa NAME (kernel backend) */
+    KvType kv_type;                 /* --kv f16|f32 */
+    int ctx;                        /* --ctx N (0: prompt + output) */
+    int chunk;                      /* --chunk N prefill chunk (0: 512) */
+} ModelOpts;
+
+/* If argv[*i] is one of the options above, consumes it (and its value) and
+ * returns 1; returns 0 if it is not one; -1 with *e set on a bad value. */
+int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e);
+
+/* Opens o->path with its adapters, merges if asked, creates the kernel
+ * context. *adapter receives the chosen adapter (NULL: base, or the merged one). */
+int cli_model_open(const ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Err *e);

@@ -65,7 +65,7 @@ int cli_arg_str(int argc, char **argv, int *i, const char **out, Err *e)
 
 int cli_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi, Err *e)
 {
-    const char *s;
+    const char *s = NULL;
     if (cli_arg_str(argc, argv, i, &s, e)) return -1;
     char *end;
     errno = 0;
@@ -78,7 +78,7 @@ int cli_arg_int(int argc, char **argv, int *i, long *out, long lo, long hi, Err 
 
 int cli_arg_float(int argc, char **argv, int *i, double *out, double lo, double hi, Err *e)
 {
-    const char *s;
+    const char *s = NULL;
     if (cli_arg_str(argc, argv, i, &s, e)) return -1;
     char *end;
     double v = strtod(s, &end);

@@ -1,0 +1,68 @@
+/* duet logits MODEL --ids 1,2,3 -o FILE [--all]: float32 little-endian logits
+ * of the last position (vocab values), or of every position with --all. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "run/seq.h"
+
+int cmd_logits(int argc, char **argv)
+{
+    ModelOpts o = {0};
+    const char *ids_s = NULL, *out = NULL;
+    int all = 0;
+    Err e = {{0}};
+    for (int i = 1; i < argc; i++) {
+        int r = cli_model_opt(&o, argc, argv, &i, &e);
+        if (r < 0) return cli_error("%s", e.msg);
+        if (r) continue;
+        if (!strcmp(argv[i], "--ids")) {
+            if (cli_arg_str(argc, argv, &i, &ids_s, &e)) return cli_error("%s", e.msg);
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (cli_arg_str(argc, argv, &i, &out, &e)) return cli_error("%s", e.msg);
+        } else if (!strcmp(argv[i], "--all")) {
+            all = 1;
+        } else if (argv[i][0] == '-' || o.path) {
+            return cli_error("logits: unknown argument \"%s\"", argv[i]);
+        } else {
+            o.path = argv[i];
+        }
+    }
+    if (!ids_s) return cli_error("logits: --ids is required");
+    if (!out) return cli_error("logits: -o FILE is required");
+    int n;
+    int *ids = cli_parse_ids(ids_s, &n, &e);
+    if (!ids) return cli_error("%s", e.msg);
+    Model m;
+    Kern *k;
+    const Adapter *ad;
+    if (cli_model_open(&o, &m, &k, &ad, &e)) {
+        free(ids);
+        return cli_error("%s", e.msg);
+    }
+    int rc = 1, vocab = m.cfg.vocab_size;
+    Seq q = {0};
+    float *lg = malloc((size_t)(all ? n : 1) * vocab * sizeof(float));
+    FILE *f = NULL;
+    if (!lg) {
+        cli_error("out of memory");
+    } else if (seq_init(&q, &m, o.ctx > n ? o.ctx : n, o.kv_type, ad, &e) ||
+               seq_prefill(&q, k, ids, n, o.chunk ? o.chunk : 512, all ? NULL : lg, all ? lg : NULL, &e)) {
+        cli_error("%s", e.msg);
+    } else if (!(f = fopen(out, "wb"))) {
+        cli_error("%s: cannot open for writing", out);
+    } else {
+        size_t cnt = (size_t)(all ? n : 1) * vocab;
+        if (fwrite(lg, sizeof(float), cnt, f) != cnt || fclose(f)) cli_error("%s: write failed", out);
+        else rc = 0;
+        f = NULL;
+    }
+    if (f) fclose(f);
+    free(lg);
+    free(ids);
+    seq_free(&q);
+    kern_destroy(k);
+    model_close(&m);
+    return rc;
+}

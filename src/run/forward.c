@@ -1,0 +1,272 @@
+#include "run/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/half.h"
+
+/* LoRA ranks above this are refused when the adapter is loaded as well */
+#define LORA_MAX_RANK 256
+
+size_t kv_bytes(const ModelConfig *c, int n_ctx, KvType type)
+{
+    return 2 * (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim * (type == KV_F16 ? 2 : 4);
+}
+
+int kv_init(KVCache *kv, const ModelConfig *c, int n_ctx, KvType type, Err *e)
+{
+    memset(kv, 0, sizeof *kv);
+    if (n_ctx <= 0) return err_set(e, "context length must be positive, got %d", n_ctx);
+    size_t half = kv_bytes(c, n_ctx, type) / 2;
+    kv->k = malloc(half);
+    kv->v = malloc(half);
+    if (!kv->k || !kv->v) {
+        kv_free(kv);
+        return err_set(e, "out of memory for a KV cache of %d positions (%zu MB)", n_ctx, 2 * half >> 20);
+    }
+    kv->type = type;
+    kv->n_ctx = n_ctx;
+    kv->n_layers = c->n_layers;
+    kv->kv_dim = c->n_kv_heads * c->head_dim;
+    return 0;
+}
+
+void kv_free(KVCache *kv)
+{
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    memset(kv, 0, sizeof *kv);
+}
+
+void scratch_free(Scratch *s)
+{
+    if (!s) return;
+    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1, &s->h2, &s->lx, &s->lt, &s->lu};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    free(s->lrows);
+    memset(s, 0, sizeof *s);
+}
+
+static int scratch_reserve(Scratch *s, const ModelConfig *c, int n, Err *e)
+{
+    if (n <= s->cap_rows) return 0;
+    scratch_free(s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)c->hidden_dim > qd ? (size_t)c->hidden_dim : qd;
+    if ((size_t)c->dim > wide) wide = (size_t)c->dim;
+    s->x = malloc(n * c->dim * sizeof(float));
+    s->xn = malloc(n * wide * sizeof(float));
+    s->q = malloc(n * qd * sizeof(float));
+    s->k = malloc(n * kvd * sizeof(float));
+    s->v = malloc(n * kvd * sizeof(float));
+    s->att = malloc(n * qd * sizeof(float));
+    s->h1 = malloc(n * (size_t)c->hidden_dim * sizeof(float));
+    s->h2 = malloc(n * (size_t)c->hidden_dim * sizeof(float));
+    s->lx = malloc(n * wide * sizeof(float));
+    s->lt = malloc(n * (size_t)LORA_MAX_RANK * sizeof(float));
+    s->lu = malloc(n * wide * sizeof(float));
+    s->lrows = malloc(n * sizeof(int));
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->h2 || !s->lx || !s->lt || !s->lu ||
+        !s->lrows) {
+        scratch_free(s);
+        return err_set(e, "out of memory for the scratch of a %d-row batch", n);
+    }
+    s->cap_rows = n;
+    return 0;
+}
+
+/* out = x / rms(x) * w over n values (HF Qwen2RMSNorm, float32). */
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+}
+
+/* HF rotary embedding (rotate_half) of one head of size hd at position pos.
+ * inv_freq and the angle are float32 as in transformers. */
+static void rope(float *x, int hd, int pos, float theta)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float inv = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+        float ang = (float)pos * inv;
+        float c = cosf(ang), s = sinf(ang);
+        float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * c - x2 * s;
+        x[i + half] = x2 * c + x1 * s;
+    }
+}
+
+/* y (n x out) += scale * B (A x) for the rows whose adapter has a pair here. */
+static int apply_lora(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, Proj p,
+                      const float *x, int in, float *y, int out, Err *e)
+{
+    for (int ai = 0; ai < m->n_adapters; ai++) {
+        const Adapter *a = &m->adapters[ai];
+        if (ai == m->merged) continue;
+        const LoraPair *lp = adapter_pair(a, layer, p);
+        if (!lp) continue;
+        int g = 0;
+        for (int i = 0; i < n; i++)
+            if (rows[i].lora == a) s->lrows[g++] = i;
+        if (!g) continue;
+        if (lp->r > LORA_MAX_RANK)
+            return err_set(e, "adapter \"%s\": rank %d above the supported %d", a->name, lp->r, LORA_MAX_RANK);
+        for (int i = 0; i < g; i++) memcpy(s->lx + (size_t)i * in, x + (size_t)s->lrows[i] * in, in * sizeof(float));
+        kern_matmul(k, s->lt, &lp->A, s->lx, g);
+        kern_matmul(k, s->lu, &lp->B, s->lt, g);
+        for (int i = 0; i < g; i++) {
+            float *yr = y + (size_t)s->lrows[i] * out;
+            const float *u = s->lu + (size_t)i * out;
+            for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
+        }
+    }
+    return 0;
+}
+
+static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, Proj p,
+                   const float *x, float *y, Err *e)
+{
+    const QMat *W = &m->layers[layer].w[p];
+    kern_matmul(k, y, W, x, n);
+    return apply_lora(m, k, s, rows, n, layer, p, x, W->cols, y, W->rows, e);
+}
+
+static float *kv_row_f32(const KVCache *kv, void *base, int layer, int pos, float *tmp)
+{
+    size_t off = ((size_t)layer * kv->n_ctx + pos) * kv->kv_dim;
+    if (kv->type == KV_F32) return (float *)base + off;
+    const uint16_t *h = (const uint16_t *)base + off;
+    for (int i = 0; i < kv->kv_dim; i++) tmp[i] = f16_to_f32(h[i]);
+    return tmp;
+}
+
+static void kv_store(KVCache *kv, void *base, int layer, int pos, const float *src)
+{
+    size_t off = ((size_t)layer * kv->n_ctx + pos) * kv->kv_dim;
+    if (kv->type == KV_F32) {
+        memcpy((float *)base + off, src, kv->kv_dim * sizeof(float));
+    } else {
+        uint16_t *h = (uint16_t *)base + off;
+        for (int i = 0; i < kv->kv_dim; i++) h[i] = f32_to_f16(src[i]);
+    }
+}
+
+typedef struct AttnJob {
+    const Model *m;
+    const BatchRow *rows;
+    const float *q;
+    float *out;
+    int layer;
+} AttnJob;
+
+/* One (row, head): softmax(q K^T / sqrt(hd)) V over positions 0..pos, with
+ * an online softmax so no score buffer is needed. */
+static void attn_task(void *ctx, int task)
+{
+    const AttnJob *j = ctx;
+    const ModelConfig *c = &j->m->cfg;
+    int hd = c->head_dim, nh = c->n_heads;
+    int r = task / nh, h = task % nh, kvh = h / (nh / c->n_kv_heads);
+    const BatchRow *row = &j->rows[r];
+    const float *q = j->q + ((size_t)r * nh + h) * hd;
+    float *o = j->out + ((size_t)r * nh + h) * hd;
+    float acc[hd], tmp[row->kv->kv_dim];
+    float mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < hd; i++) acc[i] = 0;
+    for (int t = 0; t <= row->pos; t++) {
+        const float *kr = kv_row_f32(row->kv, row->kv->k, j->layer, t, tmp) + kvh * hd;
+        float sc = 0;
+        for (int i = 0; i < hd; i++) sc += q[i] * kr[i];
+        sc *= scale;
+        const float *vr = kv_row_f32(row->kv, row->kv->v, j->layer, t, tmp) + kvh * hd;
+        if (sc > mx) {
+            float corr = expf(mx - sc);
+            sum *= corr;
+            for (int i = 0; i < hd; i++) acc[i] *= corr;
+            mx = sc;
+        }
+        float p = expf(sc - mx);
+        sum += p;
+        for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
+    }
+    for (int i = 0; i < hd; i++) o[i] = acc[i] / sum;
+}
+
+int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Err *e)
+{
+    const ModelConfig *c = &m->cfg;
+    if (n <= 0) return 0;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].token < 0 || rows[i].token >= c->vocab_size)
+            return err_set(e, "token id %d is outside the vocabulary (0 .. %d)", rows[i].token, c->vocab_size - 1);
+        if (rows[i].pos < 0 || rows[i].pos >= rows[i].kv->n_ctx)
+            return err_set(e, "position %d is beyond the context length %d", rows[i].pos, rows[i].kv->n_ctx);
+    }
+    if (scratch_reserve(s, c, n, e)) return -1;
+    int dim = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
+    for (int i = 0; i < n; i++) qmat_row_f32(s->x + (size_t)i * dim, &m->embed, rows[i].token);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        for (int i = 0; i < n; i++) rmsnorm(s->xn + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, c->norm_eps);
+        if (project(m, k, s, rows, n, l, P_Q, s->xn, s->q, e) || project(m, k, s, rows, n, l, P_K, s->xn, s->k, e) ||
+            project(m, k, s, rows, n, l, P_V, s->xn, s->v, e))
+            return -1;
+        for (int i = 0; i < n; i++) {
+            float *q = s->q + (size_t)i * qd, *kk = s->k + (size_t)i * kvd, *v = s->v + (size_t)i * kvd;
+            if (L->bq) {
+                for (int j = 0; j < qd; j++) q[j] += L->bq[j];
+                for (int j = 0; j < kvd; j++) kk[j] += L->bk[j];
+                for (int j = 0; j < kvd; j++) v[j] += L->bv[j];
+            }
+            for (int h = 0; h < c->n_heads; h++) {
+                if (L->q_norm) rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, c->norm_eps);
+                rope(q + h * hd, hd, rows[i].pos, c->rope_theta);
+            }
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                if (L->k_norm) rmsnorm(kk + h * hd, kk + h * hd, L->k_norm, hd, c->norm_eps);
+                rope(kk + h * hd, hd, rows[i].pos, c->rope_theta);
+            }
+            kv_store(rows[i].kv, rows[i].kv->k, l, rows[i].pos, kk);
+            kv_store(rows[i].kv, rows[i].kv->v, l, rows[i].pos, v);
+        }
+        AttnJob job = {m, rows, s->q, s->att, l};
+        kern_parallel(k, n * c->n_heads, attn_task, &job);
+        if (project(m, k, s, rows, n, l, P_O, s->att, s->xn, e)) return -1;
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
+
+        for (int i = 0; i < n; i++) rmsnorm(s->xn + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, c->norm_eps);
+        if (project(m, k, s, rows, n, l, P_GATE, s->xn, s->h1, e) || project(m, k, s, rows, n, l, P_UP, s->xn, s->h2, e))
+            return -1;
+        for (size_t i = 0; i < (size_t)n * hid; i++) {
+            float g = s->h1[i];
+            s->h1[i] = g / (1.0f + expf(-g)) * s->h2[i];
+        }
+        if (project(m, k, s, rows, n, l, P_DOWN, s->h1, s->xn, e)) return -1;
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
+    }
+    /* logits only for the rows that want them: the lm_head is the biggest matrix */
+    int g = 0;
+    for (int i = 0; i < n; i++) {
+        if (!rows[i].logits) continue;
+        rmsnorm(s->xn + (size_t)g * dim, s->x + (size_t)i * dim, m->final_norm, dim, c->norm_eps);
+        s->lrows[g++] = i;
+    }
+    if (g == 1) {
+        kern_matmul(k, rows[s->lrows[0]].logits, &m->lm_head, s->xn, 1);
+        return 0;
+    }
+    /* one pass over the lm_head for all rows, then scatter */
+    float *tmp = malloc((size_t)g * c->vocab_size * sizeof(float));
+    if (!tmp) return err_set(e, "out of memory for %d rows of logits", g);
+    kern_matmul(k, tmp, &m->lm_head, s->xn, g);
+    for (int i = 0; i < g; i++)
+        memcpy(rows[s->lrows[i]].logits, tmp + (size_t)i * c->vocab_size, c->vocab_size * sizeof(float));
+    free(tmp);
+    return 0;
+}

@@ -1,0 +1,173 @@
+#include "run/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include "util/half.h"
+
+/* Converts an F32/F16/BF16 tensor to float32 (n values). */
+static void tensor_f32(float *out, const StTensor *t, size_t n)
+{
+    const char *p = t->data;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        switch (t->dtype) {
+        case DT_F32: memcpy(&out[i], p + 4 * i, 4); break;
+        case DT_F16: memcpy(&h, p + 2 * i, 2); out[i] = f16_to_f32(h); break;
+        case DT_BF16: memcpy(&h, p + 2 * i, 2); out[i] = bf16_to_f32(h); break;
+        default: out[i] = 0; break;
+        }
+    }
+}
+
+/* Loads a 1-D float vector `name` of length n into the arena at *cursor. */
+static const float *vec(Model *m, const char *name, int n, float **cursor, Err *e)
+{
+    int64_t shape[1] = {n};
+    const StTensor *t = ckpt_expect(&m->ckpt, name, 1, shape, e);
+    if (!t) return NULL;
+    float *out = *cursor;
+    tensor_f32(out, t, (size_t)n);
+    *cursor += n;
+    return out;
+}
+
+static int mat(Model *m, QMat *q, const char *name, int rows, int cols, Err *e)
+{
+    int64_t shape[2] = {rows, cols};
+    const StTensor *t = ckpt_expect(&m->ckpt, name, 2, shape, e);
+    if (!t) return -1;
+    memset(q, 0, sizeof *q);
+    q->type = t->dtype;
+    q->rows = rows;
+    q->cols = cols;
+    q->data = t->data;
+    return 0;
+}
+
+int model_open_dir(Model *m, const char *dir, Err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->merged = -1;
+    if (ckpt_open(&m->ckpt, dir, e)) return -1;
+    m->cfg = m->ckpt.cfg;
+    const ModelConfig *c = &m->cfg;
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    size_t per_layer = 2 * (size_t)c->dim + (c->qkv_bias ? (size_t)qd + 2 * kvd : 0) + (c->qk_norm ? 2 * (size_t)hd : 0);
+    m->floats = malloc(((size_t)c->dim + per_layer * c->n_layers) * sizeof(float));
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->floats || !m->layers) {
+        model_close(m);
+        return err_set(e, "out of memory");
+    }
+    float *cur = m->floats;
+    char name[256];
+    if (mat(m, &m->embed, "model.embed_tokens.weight", c->vocab_size, c->dim, e)) goto fail;
+    if (c->tie_embeddings) m->lm_head = m->embed;
+    else if (mat(m, &m->lm_head, "lm_head.weight", c->vocab_size, c->dim, e)) goto fail;
+    if (!(m->final_norm = vec(m, "model.norm.weight", c->dim, &cur, e))) goto fail;
+    for (int l = 0; l < c->n_layers; l++) {
+        Layer *L = &m->layers[l];
+#define NAME(fmt) (snprintf(name, sizeof name, "model.layers.%d." fmt, l), name)
+        if (!(L->attn_norm = vec(m, NAME("input_layernorm.weight"), c->dim, &cur, e))) goto fail;
+        if (!(L->ffn_norm = vec(m, NAME("post_attention_layernorm.weight"), c->dim, &cur, e))) goto fail;
+        for (int p = 0; p < P_COUNT; p++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, proj_path((Proj)p));
+            if (mat(m, &L->w[p], name, proj_out(c, (Proj)p), proj_in(c, (Proj)p), e)) goto fail;
+        }
+        if (c->qkv_bias) {
+            if (!(L->bq = vec(m, NAME("self_attn.q_proj.bias"), qd, &cur, e))) goto fail;
+            if (!(L->bk = vec(m, NAME("self_attn.k_proj.bias"), kvd, &cur, e))) goto fail;
+            if (!(L->bv = vec(m, NAME("self_attn.v_proj.bias"), kvd, &cur, e))) goto fail;
+        }
+        if (c->qk_norm) {
+            if (!(L->q_norm = vec(m, NAME("self_attn.q_norm.weight"), hd, &cur, e))) goto fail;
+            if (!(L->k_norm = vec(m, NAME("self_attn.k_norm.weight"), hd, &cur, e))) goto fail;
+        }
+#undef NAME
+    }
+    return 0;
+fail:
+    model_close(m);
+    return -1;
+}
+
+int model_find_adapter(const Model *m, const char *name)
+{
+    for (int i = 0; i < m->n_adapters; i++)
+        if (!strcmp(m->adapters[i].name, name)) return i;
+    return -1;
+}
+
+int model_add_lora(Model *m, const char *dir, const char *name, Err *e)
+{
+    if (model_find_adapter(m, name) >= 0) return err_set(e, "adapter name \"%s\" is used twice", name);
+    Adapter *na = realloc(m->adapters, (size_t)(m->n_adapters + 1) * sizeof *na);
+    if (!na) return err_set(e, "out of memory");
+    m->adapters = na;
+    if (peft_load(&m->adapters[m->n_adapters], dir, name, &m->cfg, e)) return -1;
+    m->n_adapters++;
+    return 0;
+}
+
+int model_merge_adapter(Model *m, int idx, Err *e)
+{
+    if (idx < 0 || idx >= m->n_adapters) return err_set(e, "no adapter %d to merge", idx);
+    if (m->merged >= 0) return err_set(e, "adapter \"%s\" is merged already", m->adapters[m->merged].name);
+    const Adapter *a = &m->adapters[idx];
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        for (int p = 0; p < P_COUNT; p++) {
+            const LoraPair *lp = adapter_pair(a, l, (Proj)p);
+            if (!lp) continue;
+            QMat *W = &m->layers[l].w[p];
+            float **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
+            if (!no) return err_set(e, "out of memory");
+            m->owned = no;
+            float *w = malloc((size_t)W->rows * W->cols * sizeof *w);
+            if (!w) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
+            m->owned[m->n_owned++] = w;
+            const float *A = lp->A.data, *B = lp->B.data;
+            for (int r = 0; r < W->rows; r++) {
+                float *row = w + (size_t)r * W->cols;
+                qmat_row_f32(row, W, r);
+                for (int k = 0; k < lp->r; k++) {
+                    float s = lp->scale * B[(size_t)r * lp->r + k];
+                    const float *ak = A + (size_t)k * W->cols;
+                    for (int j = 0; j < W->cols; j++) row[j] += s * ak[j];
+                }
+            }
+            QMat nw = {.type = DT_F32, .rows = W->rows, .cols = W->cols, .data = w};
+            *W = nw;
+        }
+    }
+    m->merged = idx;
+    return 0;
+}
+
+void model_close(Model *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n_adapters; i++) adapter_free(&m->adapters[i]);
+    free(m->adapters);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    free(m->floats);
+    ckpt_close(&m->ckpt);
+    memset(m, 0, sizeof *m);
+    m->merged = -1;
+}
+
+int model_open(Model *m, const char *path, Err *e)
+{
+    struct stat sb;
+    if (stat(path, &sb)) {
+        memset(m, 0, sizeof *m);
+        return err_set(e, "%s: no such file or folder", path);
+    }
+    if (S_ISDIR(sb.st_mode)) return model_open_dir(m, path, e);
+    return model_open_duet(m, path, e);
+}

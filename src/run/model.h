@@ -1,0 +1,66 @@
+/* model.h - a model ready to run: the weights as kernel matrices, the float
+ * vectors (norms, biases), and any number of LoRA adapters sharing them.
+ * A Model is built either from a Hugging Face checkpoint folder (weights used
+ * in place from the safetensors mappings) or from a compiled .duet file
+ * (weights used in place from its mapping). It is immutable after opening,
+ * so many sessions on many threads may run it at once. */
+#ifndef DUET_MODEL_H
+#define DUET_MODEL_H
+
+#include "kern/kern.h"
+#include "load/checkpoint.h"
+#include "load/config.h"
+#include "load/peft.h"
+
+typedef struct Layer {
+    const float *attn_norm;   /* (dim) input_layernorm */
+    const float *ffn_norm;    /* (dim) post_attention_layernorm */
+    const float *bq, *bk, *bv;/* (n_heads*head_dim), (kv_dim), (kv_dim) or NULL: Qwen2 has q/k/v biases */
+    const float *q_norm;      /* (head_dim) or NULL: Qwen3 normalises q and k per head */
+    const float *k_norm;      /* (head_dim) or NULL */
+    QMat w[P_COUNT];          /* q (n_heads*hd, dim), k/v (kv_dim, dim), o (dim, n_heads*hd),
+                                 gate/up (hidden, dim), down (dim, hidden) */
+} Layer;
+
+typedef struct Model {
+    ModelConfig cfg;
+    QMat embed;               /* (vocab, dim) */
+    QMat lm_head;             /* (vocab, dim): the embedding when tied */
+    const float *final_norm;  /* (dim) */
+    Layer *layers;            /* (n_layers) */
+    int n_adapters;
+    Adapter *adapters;        /* owned */
+    int merged;               /* index of the adapter folded into the weights, or -1 */
+
+    /* storage behind the pointers above */
+    Checkpoint ckpt;          /* when opened from a folder */
+    float *floats;            /* norms and biases converted to f32 (folder) */
+    float **owned;            /* matrices made by merging, freed at close */
+    int n_owned;
+    void *file_map;           /* when opened from a .duet file */
+    size_t file_size;
+    void *duet;               /* the .duet reader state (run/duet_file.h) or NULL */
+} Model;
+
+/* Opens `path`: a checkpoint folder or a compiled .duet file. */
+int model_open(Model *m, const char *path, Err *e);
+
+/* Opens a compiled .duet file (run/duet_file.c). */
+int model_open_duet(Model *m, const char *path, Err *e);
+
+/* Opens a checkpoint folder. The weights stay in the safetensors mappings. */
+int model_open_dir(Model *m, const char *dir, Err *e);
+
+/* Adds a PEFT adapter folder as adapter `name` (unique). */
+int model_add_lora(Model *m, const char *dir, const char *name, Err *e);
+
+/* Index of the adapter called `name`, or -1. */
+int model_find_adapter(const Model *m, const char *name);
+
+/* Folds adapter `idx` into the weights it touches (W += scale * B A, in f32):
+ * afterwards the base weights ARE that adapter and it must not be applied again. */
+int model_merge_adapter(Model *m, int idx, Err *e);
+
+void model_close(Model *m); /* safe on a zeroed Model */
+
+#endif

@@ -1,0 +1,55 @@
+/* sample.h - choosing the next token from logits: greedy, or temperature,
+ * top-k, top-p and min-p sampling, with repetition / frequency / presence
+ * penalties, in the order transformers applies them (penalties, temperature,
+ * top-k, top-p). The random state lives in the Sampler, so a seed makes a
+ * run repeatable and sessions do not share state. */
+#ifndef DUET_SAMPLE_H
+#define DUET_SAMPLE_H
+
+#include <stdint.h>
+
+typedef struct SampleParams {
+    float temperature;        /* 0: greedy */
+    int top_k;                /* 0: off */
+    float top_p;              /* 1: off */
+    float min_p;              /* 0: off */
+    float repetition_penalty; /* 1: off (HF: divide positive logits, multiply negative ones) */
+    float frequency_penalty;  /* 0: off (OpenAI: minus count * penalty) */
+    float presence_penalty;   /* 0: off */
+    uint64_t seed;
+} SampleParams;
+
+/* Greedy defaults: temperature 0, everything off, seed 0. */
+SampleParams sample_defaults(void);
+
+typedef struct Cand {
+    float logit;
+    int id;
+} Cand;
+
+typedef struct Sampler {
+    SampleParams p;
+    uint64_t rng;
+    int vocab;
+    int *cand;      /* (vocab) candidate ids */
+    float *prob;    /* (vocab) */
+    int *counts;    /* (vocab) occurrences in the history, for penalties */
+    Cand *sorted;   /* (vocab) candidates in descending order */
+} Sampler;
+
+/* 0, or -1 on allocation failure. */
+int sampler_init(Sampler *s, const SampleParams *p, int vocab);
+void sampler_free(Sampler *s);
+
+/* Records a token in the history the penalties look at (prompt and output). */
+void sampler_accept(Sampler *s, int token);
+/* Forgets the history (a cleared context). */
+void sampler_reset(Sampler *s);
+
+/* Picks the next token. Modifies logits in place (penalties, temperature). */
+int sampler_sample(Sampler *s, float *logits);
+
+/* Index of the largest value (the first one on ties, as torch.argmax). */
+int argmax(const float *x, int n);
+
+#endif
