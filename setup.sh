@@ -1,0 +1,16 @@
+#!/bin/sh
+# setup.sh - installs what duet needs to build (Debian / Raspberry Pi OS),
+# builds it, and runs the demo: the tiny fixture checkpoint with its two
+# LoRA adapters compiled into one .duet file, then a chat turn through each.
+set -e
+PKGS="gcc make libcjson-dev libpcre2-dev libutf8proc-dev libxxhash-dev"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq $missing
+fi
+make -j"$(nproc)"
+make demo
