@@ -85,6 +85,24 @@ static int check_entries(const PeftRules *ru, const ModelConfig *cfg, const char
 {
     char key[128];
     if (refuse_head(ru, file, e)) return -1;
+    for (int l = 0; l < cfg->n_layers; l++)
+        for (size_t k = 0; k < sizeof LAYER_OTHER / sizeof *LAYER_OTHER; k++) {
+            snprintf(key, sizeof key, "model.layers.%d.%s", l, LAYER_OTHER[k]);
+            int hit;
+            if (peft_rules_target(ru, key, &hit, NULL, file, e)) return -1;
+            if (hit)
+                return err_set(e, "%s: field \"target_modules\" selects \"%s\", which is not a Linear layer "
+                               "(PEFT refuses it too)",
+                               file, key);
+        }
+    for (size_t k = 0; k < sizeof MODEL_OTHER / sizeof *MODEL_OTHER; k++) {
+        int hit;
+        if (peft_rules_target(ru, MODEL_OTHER[k], &hit, NULL, file, e)) return -1;
+        if (hit)
+            return err_set(e, "%s: field \"target_modules\" selects \"%s\", which is not a Linear layer (PEFT refuses "
+                           "it too)",
+                           file, MODEL_OTHER[k]);
+    }
     int n_entries = ru->tm_kind == TM_LIST ? ru->n_tm : 1;
     for (int i = 0; i < n_entries && ru->tm_kind != TM_ALL_LINEAR; i++) {
         int any = 0;
@@ -105,24 +123,6 @@ static int check_entries(const PeftRules *ru, const ModelConfig *cfg, const char
                            "architecture?",
                            file, ru->tm_list[i]);
         }
-    }
-    for (int l = 0; l < cfg->n_layers; l++)
-        for (size_t k = 0; k < sizeof LAYER_OTHER / sizeof *LAYER_OTHER; k++) {
-            snprintf(key, sizeof key, "model.layers.%d.%s", l, LAYER_OTHER[k]);
-            int hit;
-            if (peft_rules_target(ru, key, &hit, NULL, file, e)) return -1;
-            if (hit)
-                return err_set(e, "%s: field \"target_modules\" selects \"%s\", which is not a Linear layer "
-                               "(PEFT refuses it too)",
-                               file, key);
-        }
-    for (size_t k = 0; k < sizeof MODEL_OTHER / sizeof *MODEL_OTHER; k++) {
-        int hit;
-        if (peft_rules_target(ru, MODEL_OTHER[k], &hit, NULL, file, e)) return -1;
-        if (hit)
-            return err_set(e, "%s: field \"target_modules\" selects \"%s\", which is not a Linear layer (PEFT refuses "
-                           "it too)",
-                           file, MODEL_OTHER[k]);
     }
     return 0;
 }

@@ -454,9 +454,10 @@ int peft_rules_target(const PeftRules *r, const char *key, int *hit, int *exclud
         return 0;
     }
     if (r->tm_kind == TM_ALL_LINEAR) {
-        /* resolved by PEFT into the exact names of the linear modules, so
-         * layers_to_transform (refused above anyway) would not apply */
-        *hit = 1;
+        /* PEFT resolves it into the names of every nn.Linear but the output
+         * embedding: in a decoder that is the *_proj of each layer. */
+        size_t n = strlen(key);
+        *hit = !strncmp(key, "model.layers.", 13) && n > 5 && !strcmp(key + n - 5, "_proj");
         return 0;
     }
     if (r->tm_kind == TM_REGEX) {
