@@ -428,9 +428,15 @@ int peft_load(Adapter *a, const char *dir, const char *name, const ModelConfig *
         rc = load(a, dir, cfg, cpath, spath, e);
     }
     if (!rc) {
-        const char *base = strrchr(dir, '/');
-        base = base && base[1] ? base + 1 : dir;
-        a->name = strdup(name ? name : base);
+        if (name) {
+            a->name = strdup(name);
+        } else { /* the folder's last component, trailing slashes ignored */
+            size_t n = strlen(dir);
+            while (n > 1 && dir[n - 1] == '/') n--;
+            size_t b = n;
+            while (b > 0 && dir[b - 1] != '/') b--;
+            a->name = strndup(dir + b, n - b);
+        }
         a->source = strdup(dir);
         a->n_layers = cfg->n_layers;
         if (!a->name || !a->source) rc = err_set(e, "out of memory");

@@ -377,6 +377,7 @@ int peft_rules_parse(PeftRules *r, const cJSON *j, const char *file, Err *e)
     if (rr > 1 << 20) return err_set(e, "%s: field \"r\" is %lld, implausibly large", file, rr);
     r->r = (int)rr;
     if (json_get_num(j, "lora_alpha", 1, &r->alpha, file, e)) return -1;
+    if (r->alpha > 1e9 || r->alpha < -1e9) return err_set(e, "%s: field \"lora_alpha\" is %g, implausibly large", file, r->alpha);
     int b = 0;
     if (json_get_bool(j, "use_rslora", 0, &b, file, e) < 0) return -1;
     r->use_rslora = b;
