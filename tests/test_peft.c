@@ -553,6 +553,9 @@ static void test_refusals(Case *cs, const ModelConfig *c)
     refuse(cs, c, "layers_to_transform with regex targets",
            "\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \".*q_proj\", \"layers_to_transform\": [0]", 4, NULL, 0,
            "layers_to_transform", NULL);
+    refuse(cs, c, "huge layer index (fuzz finding: float-to-long overflow)",
+           Q_OK ", \"layers_to_transform\": [0, 4444444444444444444444444444444444444444, 1]", 4, NULL, 0,
+           "layers_to_transform", NULL);
     refuse(cs, c, "layers_pattern without layers", Q_OK ", \"layers_pattern\": \"layers\"", 4, NULL, 0,
            "layers_pattern", NULL);
 

@@ -311,7 +311,7 @@ static int parse_layers(PeftRules *r, const cJSON *j, const char *file, Err *e)
         const cJSON *it = cJSON_IsArray(lt) ? lt->child : lt;
         for (; it; it = cJSON_IsArray(lt) ? it->next : NULL) {
             double d = it->valuedouble;
-            if (!cJSON_IsNumber(it) || d != (double)(long)d || d < -1e9 || d > 1e9)
+            if (!cJSON_IsNumber(it) || !(d >= -1e9 && d <= 1e9) || d != (double)(long)d) /* range before the cast */
                 return err_set(e, "%s: field \"layers_to_transform\": entry %d is not an integer", file, r->n_layers);
             r->layers[r->n_layers++] = (int)d;
         }
