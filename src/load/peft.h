@@ -48,6 +48,12 @@ typedef struct Adapter {
  * fit the base, and pickled adapter_model.bin files. */
 int peft_load(Adapter *a, const char *dir, const char *name, const ModelConfig *cfg, Err *e);
 
+/* Checks the text of an adapter_config.json (`name` for messages) against a
+ * base with config `cfg` without reading any tensor: the same field checks and
+ * module selection peft_load does. 0 or -1 with *e set. Used by the fuzz
+ * target and by callers that want to vet a config early. */
+int peft_config_check(const char *text, size_t len, const char *name, const ModelConfig *cfg, Err *e);
+
 /* Frees everything; safe on a zeroed Adapter. */
 void adapter_free(Adapter *a);
 
