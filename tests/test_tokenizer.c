@@ -480,6 +480,7 @@ static void expect_load_error(const char *json, size_t len, const char *want, co
     snprintf(buf, sizeof buf, "%s", want);
     for (char *p = strtok(buf, "|"); p; p = strtok(NULL, "|")) ok &= strstr(e.msg, p) != NULL;
     CHECK(ok, "%s: %s", what, e.msg);
+    if (getenv("SHOWERR")) printf("  [%s] %s\n", what, e.msg);
     tokenizer_free(t);
 }
 
