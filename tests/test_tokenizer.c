@@ -516,7 +516,7 @@ static void test_bad_json(void)
     expect_mini_error("BPE", "\"ab\": -3", "[]", "null", BL_PLAIN, "model.vocab|integer", "negative vocab id");
     expect_mini_error("BPE", "\"ab\": 256", "[\"ab zz\"]", "null", BL_PLAIN, "model.merges|\"zz\"|not in the vocabulary",
                       "merge with an unknown token");
-    expect_mini_error("BPE", "\"ab\": 256", "[\"x y\"]", "null", BL_PLAIN, "model.merges|\"xy\"|not in the vocabulary",
+    expect_mini_error("BPE", "\"ab\": 256", "[\"x y\"]", "null", BL_PLAIN, "model.merges|merged token \"xy\"|not in the vocabulary",
                       "merge whose result is unknown");
     expect_mini_error("BPE", "\"ab\": 256", "[\"a b c\"]", "null", BL_PLAIN, "model.merges|two tokens",
                       "merge with three parts");

@@ -304,11 +304,12 @@ static int collect_ids(Tokenizer *t, const cJSON *vocab, const cJSON *added, con
     return 0;
 }
 
-static int merge_side(const Tokenizer *t, const char *s, size_t len, const char *file, int idx, Err *e)
+static int merge_side(const Tokenizer *t, const char *s, size_t len, const char *what, const char *file, int idx,
+                      Err *e)
 {
     int id = strmap_get(&t->vocab, t, s, len);
     if (id < 0)
-        err_set(e, "%s: field \"model.merges\"[%d]: token \"%.*s\" is not in the vocabulary", file, idx,
+        err_set(e, "%s: field \"model.merges\"[%d]: %s \"%.*s\" is not in the vocabulary", file, idx, what,
                 (int)(len > 60 ? 60 : len), s);
     return id;
 }
@@ -344,14 +345,15 @@ static int load_merges(Tokenizer *t, const cJSON *merges, const char *file, Err 
         } else {
             return err_set(e, "%s: field \"model.merges\"[%d]: expected \"a b\" or [\"a\", \"b\"]", file, idx);
         }
-        int ia = merge_side(t, a, la, file, idx, e), ib = ia < 0 ? -1 : merge_side(t, b, lb, file, idx, e);
+        int ia = merge_side(t, a, la, "token", file, idx, e);
+        int ib = ia < 0 ? -1 : merge_side(t, b, lb, "token", file, idx, e);
         if (ia < 0 || ib < 0) return -1;
         if (la + lb > sizeof buf)
             return err_set(e, "%s: field \"model.merges\"[%d]: merged token longer than %zu bytes", file, idx,
                            sizeof buf);
         memcpy(buf, a, la);
         memcpy(buf + la, b, lb);
-        int ic = merge_side(t, buf, la + lb, file, idx, e);
+        int ic = merge_side(t, buf, la + lb, "merged token", file, idx, e);
         if (ic < 0) return -1;
         merge_put(t, ia, ib, (uint32_t)idx, ic);
         idx++;
