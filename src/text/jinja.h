@@ -1,0 +1,43 @@
+/* jinja.h - a Jinja2-subset template interpreter for chat templates, matching
+ * what transformers' apply_chat_template renders (ImmutableSandboxedEnvironment
+ * with trim_blocks, lstrip_blocks and the loopcontrols extension).
+ *
+ * A JinjaTemplate is parsed once and is immutable afterwards: any number of
+ * threads may render the same const template at once (each render allocates
+ * its own values). Unknown tags, filters and tests are rejected at parse time
+ * with "NAME:LINE:COL: ..." messages; run-time errors carry the same position. */
+#ifndef DUET_JINJA_H
+#define DUET_JINJA_H
+
+#include <stddef.h>
+
+#include "text/jinja_value.h"
+#include "util/err.h"
+
+typedef struct JinjaTemplate JinjaTemplate;
+
+/* Limits that guard a render against runaway templates. */
+typedef struct JinjaLimits {
+    size_t max_output;   /* bytes of rendered text */
+    int max_depth;       /* nested macro calls / expression evaluation depth */
+    long long max_steps; /* evaluated nodes in one render (loops of loops) */
+} JinjaLimits;
+
+/* Parses src (len bytes, need not be NUL-terminated). `name` prefixes error
+ * messages ("template" when NULL). Returns a template the caller frees with
+ * jinja_free, or NULL with *e set ("NAME:LINE:COL: unknown filter \"xyz\""). */
+JinjaTemplate *jinja_parse(const char *src, size_t len, const char *name, Err *e);
+
+/* Sets the render limits (defaults: 16 MiB output, depth 64, 50M steps). */
+void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim);
+
+/* Renders with the variables of `vars` (a JV_DICT; borrowed, not modified) as
+ * globals, on top of the built-in globals (namespace, range, raise_exception,
+ * strftime_now). Returns a malloc'd NUL-terminated string the caller frees
+ * (*out_len, if non-NULL, gets its length), or NULL with *e set. */
+char *jinja_render(const JinjaTemplate *t, const Jv *vars, size_t *out_len, Err *e);
+
+/* Frees a template; safe on NULL. */
+void jinja_free(JinjaTemplate *t);
+
+#endif
