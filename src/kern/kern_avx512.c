@@ -2,7 +2,7 @@
  * converted to f32 in registers (f16 by vcvtph2ps, bf16 by a 16-bit shift)
  * and FMA'd with f32 activations, in tiles of rows x tokens so one weight
  * load serves several tokens. Q8/Q4 weights: vpdpbusd (u8 x s8) against int8
- * activations, one zmm = two 32-blocks; Q8 weights get their sign bit
+ * activations (see load_wunit for the lane layout); Q8 weights get their sign bit
  * flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot is
  * sum(w' a) - K sum(a) with K = 128 or 8, the K term applied in float via the
  * activations' per-block d * sum(q). Only called after cpu_detect saw AVX-512. */
@@ -100,36 +100,45 @@ static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF
 
 /* ---- Q8 / Q4 weights ---- */
 
-/* Pair p (blocks 2p, 2p+1 of a group of 8) of one weight row as 64 u8. Q4:
- * [b0 lo nibbles, b1 lo, b0 hi, b1 hi], matching act_layout's permutation. */
-INLINE __m512i load_wpair(const void *row, int pair, const int Q4)
+/* The kernels walk a row in groups of 8 blocks, split in units: Q8 has 4
+ * units of 2 blocks (one zmm of weights), Q4 2 units of 4 blocks (64 bytes of
+ * nibbles -> a zmm of low nibbles, lane k = block k elements 0..15, and one of
+ * high nibbles, elements 16..31). act_layout arranges the activations to
+ * match, so in both cases int32 lane l of the dot belongs to block
+ * unit_first + l / (Q4 ? 4 : 8) and the two Q4 halves share one dot. */
+INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, const int Q4)
 {
     if (Q4) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)((const uint8_t *)row + (size_t)pair * 32));
-        __m512i z = _mm512_broadcast_i64x4(v);
-        z = _mm512_mask_srli_epi16(z, 0xFFFF0000u, z, 4);
-        return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
+        __m512i m = _mm512_set1_epi8(0x0F);
+        *w0 = _mm512_and_si512(z, m);
+        *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+    } else {
+        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
+        *w0 = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
+        *w1 = *w0;
     }
-    __m512i z = _mm512_loadu_si512((const int8_t *)row + (size_t)pair * 64);
-    return _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
 }
 
-/* Lane -> block-in-group index for pair p: which of the two blocks each
- * int32 lane of the vpdpbusd result belongs to. */
-INLINE __m512i lane_blocks(int p, const int Q4)
+/* Lane -> block-in-group index for unit u. */
+INLINE __m512i lane_blocks(int u, const int Q4)
 {
     __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    __m512i second = Q4 ? _mm512_and_si512(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(1))
-                        : _mm512_srli_epi32(lane, 3);
-    return _mm512_add_epi32(second, _mm512_set1_epi32(2 * p));
+    return Q4 ? _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * u))
+              : _mm512_add_epi32(_mm512_srli_epi32(lane, 3), _mm512_set1_epi32(2 * u));
 }
+
+#ifndef PREFETCH
+#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
+#endif
 
 INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
+    const int U = Q4 ? 2 : 4;
     int nb = A->nb, ng = nb / 8;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wgrp = Q4 ? 128 : 256;
     const uint8_t *wd = (const uint8_t *)W->data;
     __m512 acc[4][8];
     __m256 off[4][8];
@@ -141,7 +150,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             off[i][j] = _mm256_setzero_ps();
         }
     __m512i idx[4];
-    for (int p = 0; p < 4; p++) idx[p] = lane_blocks(p, Q4);
+    for (int u = 0; u < U; u++) idx[u] = lane_blocks(u, Q4);
     for (int g = 0; g < ng; g++) {
         __m512 s8[4];
 #pragma GCC unroll 4
@@ -149,22 +158,26 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             s8[i] = _mm512_castps256_ps512(_mm256_cvtph_ps(
                 _mm_loadu_si128((const __m128i *)(W->scales + (size_t)(r + i) * nb + 8 * g))));
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            __m512i wv[4];
+        for (int u = 0; u < U; u++) {
+            __m512i w0[4], w1[4];
             __m512 ws[4];
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                wv[i] = load_wpair(wd + (size_t)(r + i) * wrow + (size_t)g * 4 * (Q4 ? 32 : 64), p, Q4);
-                ws[i] = _mm512_permutexvar_ps(idx[p], s8[i]);
+                const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)g * wgrp;
+                if (NT == 1) _mm_prefetch((const char *)wp + u * 64 + PREFETCH, _MM_HINT_T0);
+                load_wunit(&w0[i], &w1[i], wp, u, Q4);
+                ws[i] = _mm512_permutexvar_ps(idx[u], s8[i]);
             }
 #pragma GCC unroll 8
             for (int j = 0; j < NT; j++) {
-                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)(8 * g + 2 * p) * 32;
-                __m512i av = _mm512_loadu_si512(q);
-                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 64 + p * 16);
+                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)g * 256 + (size_t)u * (Q4 ? 128 : 64);
+                __m512i a0 = _mm512_loadu_si512(q);
+                __m512i a1 = Q4 ? _mm512_loadu_si512(q + 64) : a0;
+                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 64 + u * 16);
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
-                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i], av);
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
+                    if (Q4) dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
                     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
                     acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
                 }
@@ -240,27 +253,28 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-/* Permutes token t's full groups for Q4 (see load_wpair) and writes the
+/* Arranges token t's full groups for Q4 (see load_wunit) and writes the
  * per-lane activation scale patterns for both quantized types. */
 static void act_layout(ActQ *A, int t, DType wt)
 {
     int nb = A->nb, ng = nb / 8, q4 = wt == DT_Q4;
     int8_t *q = A->q + (size_t)t * nb * 32;
     const float *d = A->d + (size_t)t * nb;
-    for (int g = 0; g < ng; g++)
-        for (int p = 0; p < 4; p++) {
-            int b0 = 8 * g + 2 * p;
-            float *pat = A->pat + ((size_t)t * ng + g) * 64 + p * 16;
-            for (int l = 0; l < 16; l++) pat[l] = d[b0 + (q4 ? (l >> 2) & 1 : l >> 3)];
-            if (q4) {
-                int8_t tmp[64], *src = q + (size_t)b0 * 32;
-                memcpy(tmp, src, 16);            /* b0 0..15 */
-                memcpy(tmp + 16, src + 32, 16);  /* b1 0..15 */
-                memcpy(tmp + 32, src + 16, 16);  /* b0 16..31 */
-                memcpy(tmp + 48, src + 48, 16);  /* b1 16..31 */
-                memcpy(src, tmp, 64);
+    for (int g = 0; g < ng; g++) {
+        float *pat = A->pat + ((size_t)t * ng + g) * 64;
+        for (int u = 0; u < (q4 ? 2 : 4); u++)
+            for (int l = 0; l < 16; l++)
+                pat[u * 16 + l] = d[8 * g + (q4 ? 4 * u + l / 4 : 2 * u + l / 8)];
+        if (q4) { /* per 4 blocks: all first halves, then all second halves */
+            int8_t tmp[256], *src = q + (size_t)g * 256;
+            for (int k = 0; k < 8; k++) {
+                int u = k / 4, bk = k % 4;
+                memcpy(tmp + u * 128 + bk * 16, src + k * 32, 16);
+                memcpy(tmp + u * 128 + 64 + bk * 16, src + k * 32 + 16, 16);
             }
+            memcpy(src, tmp, 256);
         }
+    }
 }
 
 static float read_sum(const float *p, size_t n)
