@@ -1,19 +1,66 @@
-/* kern.c - kernel context. Single-threaded scalar dispatch for now: the SIMD
- * backends and the thread pool plug in here. */
+/* kern.c - kernel context: backend choice, thread pool, per-call scratch and
+ * the kern_matmul driver that prepares activations once and splits W's rows
+ * over the pool. A Kern serves one kern_matmul / kern_parallel at a time. */
 #include "kern/kern.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "kern/kern_impl.h"
+#include "kern/pool.h"
 
 struct Kern {
     int n_threads;
-    const char *isa;
+    const KernOps *ops;
+    Pool *pool;
+    void *scratch;        /* activations prepared per call; grown on demand */
+    size_t scratch_bytes;
 };
 
 Kern *kern_create(int n_threads, const char *isa, Err *e)
 {
-    if (isa && strcmp(isa, "scalar")) {
-        err_set(e, "kernel backend \"%s\" is not available (have: scalar)", isa);
+    CpuFeatures f;
+    cpu_detect(&f);
+    const KernOps *ops = NULL;
+    const char *have =
+#if defined(__x86_64__)
+        f.avx512 ? "scalar, avx2, avx512" : f.avx2 ? "scalar, avx2" : "scalar";
+#elif defined(__aarch64__)
+        f.dotprod ? "scalar, neon" : "scalar";
+#else
+        "scalar";
+#endif
+    if (!isa) {
+        ops = &kern_ops_scalar;
+#if defined(__x86_64__)
+        if (f.avx512) ops = &kern_ops_avx512;
+        else if (f.avx2) ops = &kern_ops_avx2;
+#elif defined(__aarch64__)
+        if (f.dotprod) ops = &kern_ops_neon;
+#endif
+    } else if (!strcmp(isa, "scalar")) {
+        ops = &kern_ops_scalar;
+#if defined(__x86_64__)
+    } else if (!strcmp(isa, "avx2") && f.avx2) {
+        ops = &kern_ops_avx2;
+    } else if (!strcmp(isa, "avx512") && f.avx512) {
+        ops = &kern_ops_avx512;
+#elif defined(__aarch64__)
+    } else if (!strcmp(isa, "neon") && f.dotprod) {
+        ops = &kern_ops_neon;
+#endif
+    }
+    if (ops && !ops->name) ops = isa ? NULL : &kern_ops_scalar; /* table without kernels */
+    if (!ops) {
+        int known = !strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "neon");
+        err_set(e, "kernel backend \"%s\" is %s (this CPU has: %s)", isa,
+                known ? "not supported on this CPU or build" : "unknown", have);
+        return NULL;
+    }
+    if (n_threads < 0 || n_threads > 1024) {
+        err_set(e, "thread count %d out of range (0 = one per physical core, max 1024)", n_threads);
         return NULL;
     }
     Kern *k = calloc(1, sizeof *k);
@@ -21,23 +68,189 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
         err_set(e, "out of memory");
         return NULL;
     }
-    k->n_threads = n_threads > 0 ? n_threads : 1;
-    k->isa = "scalar";
+    k->n_threads = n_threads > 0 ? n_threads : cpu_physical_cores();
+    k->ops = ops;
+    k->pool = pool_create(k->n_threads);
+    if (!k->pool) {
+        free(k);
+        err_set(e, "cannot start %d kernel threads", n_threads);
+        return NULL;
+    }
     return k;
 }
 
-void kern_destroy(Kern *k) { free(k); }
-const char *kern_isa(const Kern *k) { return k->isa; }
-int kern_threads(const Kern *k) { return k->n_threads; }
-
-void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
+void kern_destroy(Kern *k)
 {
-    (void)k;
-    kern_matmul_ref(Y, W, X, n);
+    if (!k) return;
+    pool_destroy(k->pool);
+    free(k->scratch);
+    free(k);
 }
+
+const char *kern_isa(const Kern *k) { return k->ops->name; }
+int kern_threads(const Kern *k) { return k->n_threads; }
 
 void kern_parallel(Kern *k, int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
 {
-    (void)k;
-    for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+    pool_run(k->pool, n_tasks, fn, ctx);
+}
+
+/* Returns 64-byte aligned scratch of at least `bytes`, or NULL. */
+static void *scratch(Kern *k, size_t bytes)
+{
+    if (bytes <= k->scratch_bytes) return k->scratch;
+    free(k->scratch);
+    k->scratch_bytes = 0;
+    k->scratch = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (k->scratch) k->scratch_bytes = bytes;
+    return k->scratch;
+}
+
+void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
+                      const float *in_scale, int cols)
+{
+    int nb = kern_nblocks(cols);
+    for (int b = 0; b < nb; b++) {
+        float v[QBLOCK], amax = 0;
+        for (int i = 0; i < QBLOCK; i++) {
+            int j = b * QBLOCK + i;
+            v[i] = j < cols ? (in_scale ? x[j] * in_scale[j] : x[j]) : 0.0f;
+            float a = fabsf(v[i]);
+            if (a > amax) amax = a;
+        }
+        float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int i = 0; i < QBLOCK; i++) {
+            int qi = (int)lrintf(v[i] * inv);
+            qi = qi > 127 ? 127 : qi < -127 ? -127 : qi;
+            q[b * QBLOCK + i] = (int8_t)qi;
+            sum += qi;
+        }
+        d[b] = scale;
+        m[b] = scale * (float)sum;
+    }
+}
+
+typedef struct Job {
+    const KernOps *ops;
+    MMArgs a;
+    ActQ *A;
+    const float *X_in;    /* caller's activations */
+    float *X_scaled;      /* in_scale applied, float types */
+    int chunk;            /* rows per task */
+} Job;
+
+static void prep_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    const QMat *W = j->a.W;
+    const float *x = j->X_in + (size_t)t * W->cols;
+    if (j->A) {
+        ActQ *A = j->A;
+        size_t o = (size_t)t * A->nb;
+        act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
+        if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);
+    } else {
+        float *y = j->X_scaled + (size_t)t * W->cols;
+        for (int c = 0; c < W->cols; c++) y[c] = x[c] * W->in_scale[c];
+    }
+}
+
+static void mm_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    int r0 = t * j->chunk, r1 = r0 + j->chunk;
+    if (r1 > j->a.W->rows) r1 = j->a.W->rows;
+    j->ops->mm[j->a.W->type](&j->a, r0, r1);
+}
+
+void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
+{
+    if (n <= 0 || W->rows <= 0) return;
+    if ((unsigned)W->type > DT_Q4 || W->cols <= 0) {
+        kern_matmul_ref(Y, W, X, n);
+        return;
+    }
+    Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X};
+    ActQ A;
+    int quant = W->type == DT_Q8 || W->type == DT_Q4;
+    if (quant) {
+        int nb = kern_nblocks(W->cols);
+        size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
+        size_t npat = (size_t)n * (nb / 8) * 64;
+        char *s = scratch(k, nq + 4 * (2 * ns + npat) + 64);
+        if (!s) { /* out of memory: the slow path needs none */
+            kern_matmul_ref(Y, W, X, n);
+            return;
+        }
+        A = (ActQ){.n = n, .nb = nb};
+        A.pat = (float *)s;
+        A.d = A.pat + npat;
+        A.m = A.d + ns;
+        A.q = (int8_t *)(A.m + ns);
+        j.A = &A;
+        j.a.A = &A;
+    } else if (W->in_scale) {
+        j.X_scaled = scratch(k, (size_t)n * W->cols * sizeof(float));
+        if (!j.X_scaled) {
+            kern_matmul_ref(Y, W, X, n);
+            return;
+        }
+        j.a.X = j.X_scaled;
+    }
+    if (quant || W->in_scale) {
+        if (n >= 8) pool_run(k->pool, n, prep_task, &j);
+        else
+            for (int t = 0; t < n; t++) prep_task(&j, t);
+    }
+    /* ~8 tasks per thread balance a noisy machine; multiples of 16 rows keep
+     * the backends on their fast multi-row tiles */
+    int nt = k->n_threads, rows = W->rows;
+    int chunk = (rows + nt * 8 - 1) / (nt * 8);
+    chunk = (chunk + 15) & ~15;
+    if (chunk < 16) chunk = 16;
+    j.chunk = chunk;
+    pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
+}
+
+typedef struct BwJob {
+    const KernOps *ops;
+    const float *buf;
+    size_t n, per_task;
+    float sums[256];
+} BwJob;
+
+static void bw_task(void *ctx, int t)
+{
+    BwJob *b = ctx;
+    size_t lo = (size_t)t * b->per_task, hi = lo + b->per_task;
+    if (hi > b->n) hi = b->n;
+    b->sums[t] = lo < hi ? b->ops->read_sum(b->buf + lo, hi - lo) : 0.0f;
+}
+
+double kern_read_bandwidth(Kern *k, size_t bytes, int reps)
+{
+    size_t n = bytes / sizeof(float);
+    if (n < 4096 || reps < 1) return -1;
+    float *buf = aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63);
+    if (!buf) return -1;
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    BwJob b = {.ops = k->ops, .buf = buf, .n = n};
+    int tasks = k->n_threads * 16 > 256 ? 256 : k->n_threads * 16;
+    b.per_task = ((n + tasks - 1) / tasks + 15) & ~(size_t)15;
+    double best = 0;
+    volatile float sink = 0;
+    for (int r = 0; r < reps; r++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pool_run(k->pool, tasks, bw_task, &b);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        for (int t = 0; t < tasks; t++) sink += b.sums[t];
+        double gbs = (double)n * sizeof(float) / s * 1e-9;
+        if (gbs > best) best = gbs;
+    }
+    (void)sink;
+    free(buf);
+    return best;
 }

@@ -61,8 +61,18 @@ const char *kern_isa(const Kern *k);
 int kern_threads(const Kern *k);
 
 /* Y (n x W->rows) = X (n x W->cols) * W^T, rows of X and Y contiguous.
- * n = 1 is the decode (matrix-vector) case. Threads split W's rows. */
+ * n = 1 is the decode (matrix-vector) case. Threads split W's rows.
+ * Float weights use f32 activations; for Q8/Q4 weights the activations are
+ * first quantized to int8 blocks of 32 with an f32 scale per block (the error
+ * per element is at most half a step, max|x_block| / 254). Not reentrant: one
+ * call per Kern at a time. Falls back to kern_matmul_ref if scratch memory
+ * cannot be allocated. */
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
+
+/* Multi-threaded read bandwidth in GB/s: the best of `reps` passes summing a
+ * freshly allocated buffer of `bytes` with the backend's widest loads, split
+ * over the pool. -1 if bytes < 16 KiB, reps < 1 or out of memory. */
+double kern_read_bandwidth(Kern *k, size_t bytes, int reps);
 
 /* Runs fn(ctx, task) for task = 0 .. n_tasks-1 on the pool; returns when all
  * are done. For work the kernels do not cover (attention over heads). */

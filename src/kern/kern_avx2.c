@@ -1,0 +1,207 @@
+/* kern_avx2.c - AVX2 + FMA + F16C backend. Float weights: converted to f32 in
+ * registers and FMA'd in tiles of rows x tokens. Q8/Q4 weights: one ymm per
+ * 32-block, vpmaddubsw (u8 x s8 -> s16 pairs) then vpmaddwd to int32: Q8 by
+ * the sign trick |w| x sign(a, w); Q4 nibbles are u8 already, the -8 offset
+ * applied in float through the activations' per-block d * sum(q). Only called
+ * after cpu_detect saw AVX2, FMA and F16C. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kern/kern_impl.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- float weights ---- */
+
+INLINE __m256 load_w8(const void *base, size_t i, DType t)
+{
+    if (t == DT_F32) return _mm256_loadu_ps((const float *)base + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + i));
+    if (t == DT_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+INLINE float load_w1(const void *base, size_t i, DType t)
+{
+    if (t == DT_F32) return ((const float *)base)[i];
+    uint16_t h;
+    memcpy(&h, (const uint16_t *)base + i, 2);
+    if (t == DT_F16) return _cvtsh_ss(h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType T)
+{
+    const QMat *W = a->W;
+    int cols = W->cols;
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    const float *x0 = a->X + (size_t)t * cols;
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 w[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) w[i] = load_w8(W->data, (size_t)(r + i) * cols + c, T);
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            __m256 x = _mm256_loadu_ps(x0 + (size_t)j * cols + c);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) acc[i][j] = _mm256_fmadd_ps(w[i], x, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            float y = hsum8(acc[i][j]);
+            for (int k = c; k < cols; k++)
+                y += load_w1(W->data, (size_t)(r + i) * cols + k, T) * x0[(size_t)j * cols + k];
+            a->Y[(size_t)(t + j) * W->rows + r + i] = y;
+        }
+}
+
+enum { TOK_BLOCK = 32 };
+
+INLINE void mm_float(const MMArgs *a, int r0, int r1, const DType T)
+{
+    for (int tb = 0; tb < a->n; tb += TOK_BLOCK) {
+        int te = tb + TOK_BLOCK < a->n ? tb + TOK_BLOCK : a->n;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int t = tb;
+            for (; t + 2 <= te; t += 2) ftile(a, r, t, 4, 2, T);
+            for (; t < te; t++) ftile(a, r, t, 4, 1, T);
+        }
+        for (; r < r1; r++)
+            for (int t = tb; t < te; t++) ftile(a, r, t, 1, 1, T);
+    }
+}
+
+static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32); }
+static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
+static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
+
+/* ---- Q8 / Q4 weights ---- */
+
+/* Block b of a weight row as 32 bytes: Q4 -> u8 nibbles in natural order
+ * (low nibbles = elements 0..15, high = 16..31), Q8 -> s8 as stored. */
+INLINE __m256i load_wblock(const uint8_t *row, int b, const int Q4)
+{
+    if (Q4) {
+        __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)b * 16)));
+        x = _mm256_srlv_epi32(x, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
+        return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+    }
+    return _mm256_loadu_si256((const __m256i *)(row + (size_t)b * 32));
+}
+
+/* int32 partial dots (8 lanes) of one block: w (see load_wblock) x a (s8). */
+INLINE __m256i block_dot(__m256i w, __m256i a, const int Q4)
+{
+    __m256i p = Q4 ? _mm256_maddubs_epi16(w, a)
+                   : _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
+{
+    const QMat *W = a->W;
+    const ActQ *A = a->A;
+    int nb = A->nb;
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
+    const uint8_t *wd = (const uint8_t *)W->data;
+    __m256 acc[4][4];
+    float off[4][4] = {{0}};
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i w[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *row = wd + (size_t)(r + i) * wrow;
+            if (NT == 1) _mm_prefetch((const char *)row + (size_t)b * (Q4 ? 16 : 32) + 2048, _MM_HINT_T0);
+            w[i] = load_wblock(row, b, Q4);
+            dw[i] = _cvtsh_ss(W->scales[(size_t)(r + i) * nb + b]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            size_t ab = (size_t)(t + j) * nb + b;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(A->q + ab * 32));
+            float d = A->d[ab];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                __m256 f = _mm256_cvtepi32_ps(block_dot(w[i], av, Q4));
+                acc[i][j] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw[i] * d), acc[i][j]);
+                if (Q4) off[i][j] += dw[i] * A->m[ab];
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++)
+            a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - 8.0f * off[i][j];
+}
+
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+{
+    enum { TB = 64 };
+    for (int tb = 0; tb < a->n; tb += TB) {
+        int te = tb + TB < a->n ? tb + TB : a->n;
+        int r = r0;
+        if (te - tb >= 4) {
+            for (; r + 2 <= r1; r += 2) {
+                int t = tb;
+                for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4);
+                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
+            }
+        } else {
+            for (; r + 4 <= r1; r += 4)
+                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+        }
+        for (; r < r1; r++)
+            for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+    }
+}
+
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+
+static float read_sum(const float *p, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
+        s1 = _mm256_add_ps(s1, _mm256_loadu_ps(p + i + 8));
+        s2 = _mm256_add_ps(s2, _mm256_loadu_ps(p + i + 16));
+        s3 = _mm256_add_ps(s3, _mm256_loadu_ps(p + i + 24));
+    }
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+const KernOps kern_ops_avx2 = {
+    .name = "avx2",
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .act_layout = NULL,
+    .read_sum = read_sum,
+};

@@ -1,0 +1,300 @@
+/* kern_avx512.c - AVX-512 backend (F/BW/VL/DQ + VNNI + BF16). Float weights:
+ * converted to f32 in registers (f16 by vcvtph2ps, bf16 by a 16-bit shift)
+ * and FMA'd with f32 activations, in tiles of rows x tokens so one weight
+ * load serves several tokens. Q8/Q4 weights: vpdpbusd (u8 x s8) against int8
+ * activations (see load_wunit for the lane layout); Q8 weights get their sign bit
+ * flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot is
+ * sum(w' a) - K sum(a) with K = 128 or 8, the K term applied in float via the
+ * activations' per-block d * sum(q). Only called after cpu_detect saw AVX-512. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kern/kern_impl.h"
+#include "util/half.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- float weights ---- */
+
+INLINE __m512 load_w16(const void *base, size_t i, DType t)
+{
+    if (t == DT_F32) return _mm512_loadu_ps((const float *)base + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i));
+    if (t == DT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+INLINE __m512 load_w16_mask(const void *base, size_t i, DType t, __mmask16 m)
+{
+    if (t == DT_F32) return _mm512_maskz_loadu_ps(m, (const float *)base + i);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)base + i);
+    if (t == DT_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Y for rows r..r+NR-1 and tokens t..t+NT-1. */
+INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType T)
+{
+    const QMat *W = a->W;
+    int cols = W->cols;
+    __m512 acc[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm512_setzero_ps();
+    const float *x0 = a->X + (size_t)t * cols;
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) w[i] = load_w16(W->data, (size_t)(r + i) * cols + c, T);
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) {
+            __m512 x = _mm512_loadu_ps(x0 + (size_t)j * cols + c);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) acc[i][j] = _mm512_fmadd_ps(w[i], x, acc[i][j]);
+        }
+    }
+    if (c < cols) {
+        __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) w[i] = load_w16_mask(W->data, (size_t)(r + i) * cols + c, T, m);
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) {
+            __m512 x = _mm512_maskz_loadu_ps(m, x0 + (size_t)j * cols + c);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) acc[i][j] = _mm512_fmadd_ps(w[i], x, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++)
+            a->Y[(size_t)(t + j) * W->rows + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+enum { TOK_BLOCK = 32 }; /* tokens whose activations stay in L2 while a row tile is reused */
+
+INLINE void mm_float(const MMArgs *a, int r0, int r1, const DType T)
+{
+    for (int tb = 0; tb < a->n; tb += TOK_BLOCK) {
+        int te = tb + TOK_BLOCK < a->n ? tb + TOK_BLOCK : a->n;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) ftile(a, r, t, 4, 4, T);
+            for (; t < te; t++) ftile(a, r, t, 4, 1, T);
+        }
+        for (; r < r1; r++) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) ftile(a, r, t, 1, 4, T);
+            for (; t < te; t++) ftile(a, r, t, 1, 1, T);
+        }
+    }
+}
+
+static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32); }
+static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
+static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
+
+/* ---- Q8 / Q4 weights ---- */
+
+/* The kernels walk a row in groups of 8 blocks, split in units: Q8 has 4
+ * units of 2 blocks (one zmm of weights), Q4 2 units of 4 blocks (64 bytes of
+ * nibbles -> a zmm of low nibbles, lane k = block k elements 0..15, and one of
+ * high nibbles, elements 16..31). act_layout arranges the activations to
+ * match, so in both cases int32 lane l of the dot belongs to block
+ * unit_first + l / (Q4 ? 4 : 8) and the two Q4 halves share one dot. */
+INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, const int Q4)
+{
+    if (Q4) {
+        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
+        __m512i m = _mm512_set1_epi8(0x0F);
+        *w0 = _mm512_and_si512(z, m);
+        *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+    } else {
+        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
+        *w0 = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
+        *w1 = *w0;
+    }
+}
+
+/* Lane -> block-in-group index for unit u. */
+INLINE __m512i lane_blocks(int u, const int Q4)
+{
+    __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return Q4 ? _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * u))
+              : _mm512_add_epi32(_mm512_srli_epi32(lane, 3), _mm512_set1_epi32(2 * u));
+}
+
+#ifndef PREFETCH
+#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
+#endif
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
+{
+    const QMat *W = a->W;
+    const ActQ *A = a->A;
+    const int U = Q4 ? 2 : 4;
+    int nb = A->nb, ng = nb / 8;
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wgrp = Q4 ? 128 : 256;
+    const uint8_t *wd = (const uint8_t *)W->data;
+    __m512 acc[4][8];
+    __m256 off[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) {
+            acc[i][j] = _mm512_setzero_ps();
+            off[i][j] = _mm256_setzero_ps();
+        }
+    __m512i idx[4];
+    for (int u = 0; u < U; u++) idx[u] = lane_blocks(u, Q4);
+    for (int g = 0; g < ng; g++) {
+        __m512 s8[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++)
+            s8[i] = _mm512_castps256_ps512(_mm256_cvtph_ps(
+                _mm_loadu_si128((const __m128i *)(W->scales + (size_t)(r + i) * nb + 8 * g))));
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            __m512i w0[4], w1[4];
+            __m512 ws[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)g * wgrp;
+                if (NT == 1) _mm_prefetch((const char *)wp + u * 64 + PREFETCH, _MM_HINT_T0);
+                load_wunit(&w0[i], &w1[i], wp, u, Q4);
+                ws[i] = _mm512_permutexvar_ps(idx[u], s8[i]);
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++) {
+                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)g * 256 + (size_t)u * (Q4 ? 128 : 64);
+                __m512i a0 = _mm512_loadu_si512(q);
+                __m512i a1 = Q4 ? _mm512_loadu_si512(q + 64) : a0;
+                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 64 + u * 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
+                    if (Q4) dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
+                    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
+                    acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
+                }
+            }
+        }
+    }
+    /* offset term: K * sum_b dw_b * d_b * sum(a_b) */
+    for (int g = 0; g < ng; g++) {
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W->scales + (size_t)(r + i) * nb + 8 * g)));
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++)
+                off[i][j] = _mm256_fmadd_ps(s, _mm256_loadu_ps(A->m + (size_t)(t + j) * nb + 8 * g), off[i][j]);
+        }
+    }
+    const float K = Q4 ? 8.0f : 128.0f;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) {
+            __m256 o = off[i][j];
+            __m128 o4 = _mm_add_ps(_mm256_castps256_ps128(o), _mm256_extractf128_ps(o, 1));
+            o4 = _mm_add_ps(o4, _mm_movehl_ps(o4, o4));
+            o4 = _mm_add_ss(o4, _mm_movehdup_ps(o4));
+            float y = _mm512_reduce_add_ps(acc[i][j]) - K * _mm_cvtss_f32(o4);
+            /* blocks past the last full group: natural order, plain C */
+            const int8_t *x = A->q + (size_t)(t + j) * nb * 32;
+            for (int b = 8 * ng; b < nb; b++) {
+                int s = 0;
+                if (Q4) {
+                    const uint8_t *wb = wd + (size_t)(r + i) * wrow + (size_t)b * 16;
+                    for (int k = 0; k < 16; k++)
+                        s += ((wb[k] & 15) - 8) * x[b * 32 + k] + ((wb[k] >> 4) - 8) * x[b * 32 + 16 + k];
+                } else {
+                    const int8_t *wb = (const int8_t *)wd + (size_t)(r + i) * wrow + (size_t)b * 32;
+                    for (int k = 0; k < 32; k++) s += wb[k] * x[b * 32 + k];
+                }
+                y += f16_to_f32(W->scales[(size_t)(r + i) * nb + b]) * A->d[(size_t)(t + j) * nb + b] * (float)s;
+            }
+            a->Y[(size_t)(t + j) * W->rows + r + i] = y;
+        }
+}
+
+enum { QTOK_BLOCK = 64 };
+
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+{
+    for (int tb = 0; tb < a->n; tb += QTOK_BLOCK) {
+        int te = tb + QTOK_BLOCK < a->n ? tb + QTOK_BLOCK : a->n;
+        if (te - tb >= 8) {
+            int r = r0;
+            for (; r + 2 <= r1; r += 2) {
+                int t = tb;
+                for (; t + 8 <= te; t += 8) qtile(a, r, t, 2, 8, Q4);
+                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
+            }
+            for (; r < r1; r++) {
+                int t = tb;
+                for (; t + 8 <= te; t += 8) qtile(a, r, t, 1, 8, Q4);
+                for (; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+            }
+        } else {
+            int r = r0;
+            for (; r + 4 <= r1; r += 4)
+                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+            for (; r < r1; r++)
+                for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+        }
+    }
+}
+
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+
+/* Arranges token t's full groups for Q4 (see load_wunit) and writes the
+ * per-lane activation scale patterns for both quantized types. */
+static void act_layout(ActQ *A, int t, DType wt)
+{
+    int nb = A->nb, ng = nb / 8, q4 = wt == DT_Q4;
+    int8_t *q = A->q + (size_t)t * nb * 32;
+    const float *d = A->d + (size_t)t * nb;
+    for (int g = 0; g < ng; g++) {
+        float *pat = A->pat + ((size_t)t * ng + g) * 64;
+        for (int u = 0; u < (q4 ? 2 : 4); u++)
+            for (int l = 0; l < 16; l++)
+                pat[u * 16 + l] = d[8 * g + (q4 ? 4 * u + l / 4 : 2 * u + l / 8)];
+        if (q4) { /* per 4 blocks: all first halves, then all second halves */
+            int8_t tmp[256], *src = q + (size_t)g * 256;
+            for (int k = 0; k < 8; k++) {
+                int u = k / 4, bk = k % 4;
+                memcpy(tmp + u * 128 + bk * 16, src + k * 32, 16);
+                memcpy(tmp + u * 128 + 64 + bk * 16, src + k * 32 + 16, 16);
+            }
+            memcpy(src, tmp, 256);
+        }
+    }
+}
+
+static float read_sum(const float *p, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+const KernOps kern_ops_avx512 = {
+    .name = "avx512",
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .act_layout = act_layout,
+    .read_sum = read_sum,
+};

@@ -1,0 +1,81 @@
+/* kern_impl.h - what kern.c shares with the backends (kern_scalar.c,
+ * kern_avx2.c, kern_avx512.c, kern_neon.c); not part of the public API.
+ *
+ * A backend is a constant table of row-range kernels, chosen once in
+ * kern_create. kern.c prepares the activations once per kern_matmul call
+ * (in_scale applied; for Q8/Q4 weights quantized to int8 blocks) and then
+ * hands each thread a range of weight rows to compute for all n tokens. */
+#ifndef DUET_KERN_IMPL_H
+#define DUET_KERN_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kern/kern.h"
+
+/* Activations quantized to int8 in blocks of 32 with one f32 scale per block
+ * (like ggml's Q8_1): x ~= q * d. Owned by the Kern's scratch, shared by all
+ * threads during one kern_matmul. */
+typedef struct ActQ {
+    int n, nb;    /* tokens, blocks per token */
+    int8_t *q;    /* (n, nb * 32); natural order unless the backend's
+                   * act_layout hook permuted it */
+    float *d;     /* (n, nb) block scale */
+    float *m;     /* (n, nb) d * sum(q of the block): offset term for
+                   * unsigned-weight dot products */
+    float *pat;   /* (n, nb / 8 * 64) per-lane scale patterns, AVX-512 only */
+} ActQ;
+
+typedef struct MMArgs {
+    const QMat *W;
+    float *Y;          /* (n, W->rows) */
+    const float *X;    /* (n, W->cols) with in_scale applied; float types */
+    const ActQ *A;     /* quantized activations; Q8/Q4 types */
+    int n;
+} MMArgs;
+
+/* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
+typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
+
+typedef struct KernOps {
+    const char *name;
+    MMFn mm[5];                       /* indexed by DType */
+    /* Optional: rearranges token t of A in place for weights of type wt
+     * after the natural-order quantization (NULL = keep natural order). */
+    void (*act_layout)(ActQ *A, int t, DType wt);
+    /* Sum of n floats with the widest loads available (bandwidth probe). */
+    float (*read_sum)(const float *p, size_t n);
+} KernOps;
+
+extern const KernOps kern_ops_scalar;
+#if defined(__x86_64__)
+extern const KernOps kern_ops_avx2;
+extern const KernOps kern_ops_avx512;
+#endif
+#if defined(__aarch64__)
+extern const KernOps kern_ops_neon;
+#endif
+
+/* CPU features that matter to the backends; cpu.c. */
+typedef struct CpuFeatures {
+    int avx2;     /* AVX2 + FMA + F16C, OS saves ymm */
+    int avx512;   /* F/BW/VL/DQ/VNNI/BF16, OS saves zmm */
+    int neon;     /* aarch64 Advanced SIMD */
+    int dotprod;  /* aarch64 SDOT/UDOT (asimddp) */
+} CpuFeatures;
+
+void cpu_detect(CpuFeatures *f);
+
+/* Number of physical cores this process may run on (>= 1). */
+int cpu_physical_cores(void);
+
+/* Quantizes one row of cols activations (times in_scale if non-NULL) into
+ * nb = ceil(cols/32) blocks, natural order, last block zero-padded:
+ * d = max|x| / 127, q = round(x / d). Portable; the oracle for all backends. */
+void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
+                      const float *in_scale, int cols);
+
+/* Number of 32-blocks for cols columns. */
+static inline int kern_nblocks(int cols) { return (cols + QBLOCK - 1) / QBLOCK; }
+
+#endif

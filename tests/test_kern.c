@@ -1,0 +1,306 @@
+/* test_kern.c - every kernel backend this CPU runs against kern_matmul_ref,
+ * on random matrices of odd sizes, every weight type, with and without
+ * in_scale; plus the thread pool, CPU selection, quantizers and the
+ * bandwidth probe. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kern/kern.h"
+#include "kern/quant.h"
+#include "util/half.h"
+
+typedef struct Rng {
+    uint64_t s;
+} Rng;
+
+static uint32_t rng_u32(Rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 11);
+}
+
+static float rng_f(Rng *r) { return (float)(rng_u32(r) % 2000001) / 1000000.0f - 1.0f; } /* [-1, 1] */
+
+/* A random rows x cols matrix of type t; the buffers are malloc'd into m. */
+typedef struct TestMat {
+    QMat q;
+    void *data;
+    uint16_t *scales;
+    float *in_scale;
+} TestMat;
+
+static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with_in_scale)
+{
+    size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
+    m->data = malloc(db + 1);
+    m->scales = sb ? malloc(sb) : NULL;
+    m->in_scale = NULL;
+    size_t n = (size_t)rows * cols;
+    switch (t) {
+    case DT_F32:
+        for (size_t i = 0; i < n; i++) ((float *)m->data)[i] = rng_f(r);
+        break;
+    case DT_F16:
+        for (size_t i = 0; i < n; i++) ((uint16_t *)m->data)[i] = f32_to_f16(rng_f(r));
+        break;
+    case DT_BF16:
+        for (size_t i = 0; i < n; i++) ((uint16_t *)m->data)[i] = f32_to_bf16(rng_f(r));
+        break;
+    case DT_Q8: /* padding left as garbage: activations are zero there */
+        for (size_t i = 0; i < db; i++) ((int8_t *)m->data)[i] = (int8_t)(rng_u32(r) % 255 - 127);
+        break;
+    case DT_Q4:
+        for (size_t i = 0; i < db; i++) ((uint8_t *)m->data)[i] = (uint8_t)rng_u32(r);
+        break;
+    }
+    for (size_t i = 0; i < sb / 2; i++) m->scales[i] = f32_to_f16(0.001f + 0.02f * (rng_f(r) + 1));
+    if (with_in_scale) {
+        m->in_scale = malloc((size_t)cols * sizeof(float));
+        for (int c = 0; c < cols; c++) m->in_scale[c] = 0.25f + 2.0f * (rng_f(r) + 1);
+    }
+    m->q = (QMat){.type = t, .rows = rows, .cols = cols, .data = m->data,
+                  .scales = m->scales, .in_scale = m->in_scale};
+}
+
+static void mat_free(TestMat *m)
+{
+    free(m->data);
+    free(m->scales);
+    free(m->in_scale);
+}
+
+/* Largest |got - ref| / allowed over Y, where allowed per element is
+ * float rounding (relative to sum |w x|) plus, for int8 activations, the
+ * activation quantization bound sum_j |w_j| * max|x_block| / 254. */
+static double worst_error(const QMat *W, const float *X, int n, const float *got, const float *ref)
+{
+    int quant = W->type == DT_Q8 || W->type == DT_Q4;
+    QMat raw = *W;
+    raw.in_scale = NULL;
+    float *w = malloc((size_t)W->cols * sizeof(float));
+    float *ws = malloc((size_t)W->cols * sizeof(float));
+    double worst = 0;
+    for (int r = 0; r < W->rows; r++) {
+        qmat_row_f32(w, &raw, r);
+        qmat_row_f32(ws, W, r);
+        for (int t = 0; t < n; t++) {
+            const float *x = X + (size_t)t * W->cols;
+            double mag = 0, qb = 0;
+            for (int b = 0; b * 32 < W->cols; b++) {
+                double amax = 0, wsum = 0;
+                for (int j = b * 32; j < W->cols && j < b * 32 + 32; j++) {
+                    double xs = (double)x[j] * (W->in_scale ? W->in_scale[j] : 1.0f);
+                    if (fabs(xs) > amax) amax = fabs(xs);
+                    wsum += fabs(w[j]);
+                    mag += fabs((double)ws[j] * x[j]);
+                }
+                qb += wsum * amax / 254.0;
+            }
+            double allowed = 3e-5 * mag + 1e-6 + (quant ? 1.001 * qb + 1e-5 * mag : 0);
+            double err = fabs((double)got[(size_t)t * W->rows + r] - ref[(size_t)t * W->rows + r]);
+            if (!(err <= allowed)) err = 1e30; /* NaN too */
+            if (err / allowed > worst) worst = err / allowed;
+        }
+    }
+    free(w);
+    free(ws);
+    return worst;
+}
+
+static void test_backend(const char *isa, int threads)
+{
+    Err e;
+    Kern *k = kern_create(threads, isa, &e);
+    if (!k) {
+        printf("kern: backend %s not available here (%s)\n", isa, e.msg);
+        return;
+    }
+    CHECK(!strcmp(kern_isa(k), isa), "kern_isa %s != %s", kern_isa(k), isa);
+    CHECK(kern_threads(k) == threads, "threads %d", kern_threads(k));
+    static const int rows_v[] = {1, 7, 31, 33, 48, 100, 257};
+    static const int cols_v[] = {1, 7, 31, 33, 48, 100, 257, 300, 520, 1024};
+    static const int n_v[] = {1, 2, 3, 5, 17};
+    Rng rng = {0x9e3779b97f4a7c15ull ^ (uint64_t)threads};
+    int combo = 0;
+    for (int t = DT_F32; t <= DT_Q4; t++) {
+        int fails = 0;
+        for (size_t ri = 0; ri < sizeof rows_v / sizeof *rows_v; ri++)
+            for (size_t ci = 0; ci < sizeof cols_v / sizeof *cols_v; ci++)
+                for (size_t ni = 0; ni < sizeof n_v / sizeof *n_v; ni++) {
+                    int rows = rows_v[ri], cols = cols_v[ci], n = n_v[ni];
+                    TestMat m;
+                    mat_random(&m, &rng, (DType)t, rows, cols, combo++ % 3 == 1);
+                    float *X = malloc((size_t)n * cols * sizeof(float));
+                    float *Y = malloc((size_t)n * rows * sizeof(float));
+                    float *R = malloc((size_t)n * rows * sizeof(float));
+                    for (size_t i = 0; i < (size_t)n * cols; i++) {
+                        X[i] = rng_f(&rng);
+                        if (rng_u32(&rng) % 97 == 0) X[i] *= 40; /* outliers */
+                    }
+                    for (size_t i = 0; i < (size_t)n * rows; i++) Y[i] = NAN;
+                    kern_matmul(k, Y, &m.q, X, n);
+                    kern_matmul_ref(R, &m.q, X, n);
+                    double w = worst_error(&m.q, X, n, Y, R);
+                    if (w > 1 && fails++ < 5)
+                        CHECK(0, "%s %s rows %d cols %d n %d in_scale %d: error %.3g x allowed",
+                              isa, dtype_name((DType)t), rows, cols, n, m.in_scale != NULL, w);
+                    else if (w <= 1)
+                        CHECK(1, "ok");
+                    free(X);
+                    free(Y);
+                    free(R);
+                    mat_free(&m);
+                }
+        CHECK(fails == 0, "%s %s: %d shapes out of tolerance", isa, dtype_name((DType)t), fails);
+    }
+    kern_destroy(k);
+}
+
+/* The int8 activation path must be close to the float answer, not just within
+ * the bound: on a long random row the relative error stays well under 1%. */
+static void test_quant_accuracy(void)
+{
+    Kern *k = kern_create(2, NULL, NULL);
+    CHECK(k != NULL, "default backend");
+    if (!k) return;
+    Rng rng = {12345};
+    int rows = 64, cols = 1536;
+    float *w = malloc((size_t)rows * cols * sizeof(float));
+    for (size_t i = 0; i < (size_t)rows * cols; i++) w[i] = rng_f(&rng);
+    float *x = malloc((size_t)cols * sizeof(float));
+    for (int c = 0; c < cols; c++) x[c] = rng_f(&rng);
+    size_t db = qmat_data_bytes(DT_Q8, rows, cols), sb = qmat_scale_bytes(DT_Q8, rows, cols);
+    void *qd = malloc(db);
+    uint16_t *qs = malloc(sb);
+    quant_matrix(DT_Q8, qd, qs, w, rows, cols);
+    QMat q = {.type = DT_Q8, .rows = rows, .cols = cols, .data = qd, .scales = qs};
+    float *y = malloc(rows * sizeof(float)), *yr = malloc(rows * sizeof(float));
+    kern_matmul(k, y, &q, x, 1);
+    kern_matmul_ref(yr, &q, x, 1);
+    double num = 0, den = 0;
+    for (int r = 0; r < rows; r++) {
+        num += (y[r] - yr[r]) * (double)(y[r] - yr[r]);
+        den += (double)yr[r] * yr[r];
+    }
+    CHECK(sqrt(num / den) < 0.01, "%s q8 relative rms error %.4g", kern_isa(k), sqrt(num / den));
+    free(w);
+    free(x);
+    free(qd);
+    free(qs);
+    free(y);
+    free(yr);
+    kern_destroy(k);
+}
+
+typedef struct ParCtx {
+    int *hits;
+} ParCtx;
+
+static void par_fn(void *ctx, int task) { ((ParCtx *)ctx)->hits[task]++; }
+
+static void test_pool(void)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        Kern *k = kern_create(threads, "scalar", NULL);
+        CHECK(k != NULL, "create %d threads", threads);
+        if (!k) continue;
+        int hits[1000] = {0}, bad = 0;
+        ParCtx c = {hits};
+        for (int rep = 0; rep < 200; rep++) kern_parallel(k, rep % 2 ? 1000 : 3, par_fn, &c);
+        for (int i = 0; i < 1000; i++)
+            if (hits[i] != (i < 3 ? 200 : 100)) bad++;
+        CHECK(bad == 0, "pool with %d threads: %d tasks ran the wrong number of times", threads, bad);
+        kern_destroy(k);
+    }
+    Kern *k = kern_create(0, NULL, NULL);
+    CHECK(k && kern_threads(k) >= 1, "n_threads 0 gives physical cores");
+    if (k) printf("kern: default backend %s, %d threads\n", kern_isa(k), kern_threads(k));
+    double bw = k ? kern_read_bandwidth(k, 8 << 20, 2) : -1;
+    CHECK(bw > 0.1, "read bandwidth %.2f GB/s", bw);
+    kern_destroy(k);
+    Err e = {{0}};
+    CHECK(kern_create(1, "sse9", &e) == NULL && strstr(e.msg, "unknown"), "unknown isa: %s", e.msg);
+}
+
+static void test_quantizers(void)
+{
+    Rng rng = {777};
+    int rows = 5, cols = 100; /* 4 blocks, last one padded */
+    float w[5 * 100], back[100];
+    for (int i = 0; i < rows * cols; i++) w[i] = rng_f(&rng) * (i % 7 == 0 ? 3 : 1);
+    for (int t = DT_F32; t <= DT_Q4; t++) {
+        size_t db = qmat_data_bytes((DType)t, rows, cols), sb = qmat_scale_bytes((DType)t, rows, cols);
+        void *d = calloc(1, db);
+        uint16_t *s = sb ? calloc(1, sb) : NULL;
+        quant_matrix((DType)t, d, s, w, rows, cols);
+        QMat q = {.type = (DType)t, .rows = rows, .cols = cols, .data = d, .scales = s};
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            qmat_row_f32(back, &q, r);
+            for (int b = 0; b * 32 < cols; b++) {
+                float amax = 0;
+                for (int j = b * 32; j < cols && j < b * 32 + 32; j++)
+                    if (fabsf(w[r * cols + j]) > amax) amax = fabsf(w[r * cols + j]);
+                /* allowed: half a step (plus f16 scale rounding) */
+                double step = t == DT_Q8 ? amax / 127 : 0;
+                double tol = t == DT_F32 ? 0 : t == DT_F16 ? amax / 1024 : t == DT_BF16 ? amax / 128 : t == DT_Q8 ? 0.5 * step * 1.01 + amax * 1e-3 : amax / 8 * 1.01 + amax * 1e-3;
+                for (int j = b * 32; j < cols && j < b * 32 + 32; j++) {
+                    double err = fabs(back[j] - w[r * cols + j]);
+                    if (err > tol && err / (tol + 1e-30) > worst) worst = err / (tol + 1e-30);
+                    if (err > tol && tol == 0) worst = 1e9;
+                }
+            }
+        }
+        CHECK(worst <= 1, "quantize %s: error %.3g x allowed", dtype_name((DType)t), worst);
+        if (t == DT_Q8 || t == DT_Q4) {
+            int pad_ok = 1;
+            int nb = (cols + 31) / 32;
+            for (int r = 0; r < rows; r++)
+                for (int j = cols; j < nb * 32; j++) {
+                    if (t == DT_Q8) pad_ok &= ((int8_t *)d)[(size_t)r * nb * 32 + j] == 0;
+                    else {
+                        uint8_t byte = ((uint8_t *)d)[(size_t)r * nb * 16 + (j / 32) * 16 + (j % 16)];
+                        pad_ok &= ((j % 32) < 16 ? (byte & 15) : (byte >> 4)) == 8;
+                    }
+                }
+            CHECK(pad_ok, "%s padding is zero", dtype_name((DType)t));
+        }
+        free(d);
+        free(s);
+    }
+    /* the importance-weighted q4 search never does worse (weighted) than the
+     * plain q4 quantizer, and better on the columns that matter */
+    float imp[100];
+    for (int j = 0; j < cols; j++) imp[j] = j % 10 == 0 ? 100.0f : 0.01f;
+    uint8_t qa[4 * 16], qb[4 * 16];
+    uint16_t sa[4], sbv[4];
+    quant_row_q4(qa, sa, w, cols);
+    quant_row_q4_weighted(qb, sbv, w, cols, imp);
+    QMat ma = {.type = DT_Q4, .rows = 1, .cols = cols, .data = qa, .scales = sa};
+    QMat mb = {.type = DT_Q4, .rows = 1, .cols = cols, .data = qb, .scales = sbv};
+    float ba[100], bb[100];
+    qmat_row_f32(ba, &ma, 0);
+    qmat_row_f32(bb, &mb, 0);
+    double ea = 0, eb = 0;
+    for (int j = 0; j < cols; j++) {
+        ea += imp[j] * (ba[j] - w[j]) * (ba[j] - w[j]);
+        eb += imp[j] * (bb[j] - w[j]) * (bb[j] - w[j]);
+    }
+    CHECK(eb <= ea * 1.0001 && eb < ea, "weighted q4 error %.4g vs plain %.4g", eb, ea);
+}
+
+int main(void)
+{
+    test_pool();
+    test_quantizers();
+    static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
+    for (int i = 0; i < 4; i++) test_backend(isas[i], i == 0 ? 1 : 2);
+    test_backend("scalar", 3);
+    test_quant_accuracy();
+    return check_summary("kern");
+}
