@@ -499,6 +499,10 @@ static void test_bad_json(void)
         expect_load_error(full, 100, "invalid JSON", "tokenizer.json cut at 100 bytes");
         free(full);
     }
+    Err e = {{0}};
+    CHECK(!tokenizer_load_file("tests/fixtures/no-such/tokenizer.json", &e) && strstr(e.msg, "no-such") &&
+              strstr(e.msg, "cannot open"),
+          "missing file: %s", e.msg);
     expect_load_error("{\"model\": }", 11, "invalid JSON at line 1", "malformed JSON");
     expect_load_error("", 0, "invalid JSON", "empty file");
     expect_load_error("[1, 2]", 6, "model", "JSON that is not an object");
