@@ -13,6 +13,7 @@ typedef struct Command {
 static const Command commands[] = {
     {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling]"},
     {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
+    {"template", cmd_template, "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]"},
 };
 
 static void usage(FILE *f)
