@@ -15,6 +15,7 @@ static const Command commands[] = {
     {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},
+    {"template", cmd_template, "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]"},
 };
 
 static void usage(FILE *f)

@@ -135,6 +135,10 @@ static int exec_for(JRender *r, const JNode *n)
     }
     size_t len = items->u.l.n;
     for (size_t i = 0; i < len && !rc; i++) {
+        if (++r->steps > r->t->lim.max_steps) {
+            rc = jr_err(r, n, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);
+            break;
+        }
         JScope *s = jscope_new(r->scope);
         Jv *loop = loop_obj(i, len, items);
         if (!s || !loop || jscope_set(s, "loop", loop)) {
