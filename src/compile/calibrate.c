@@ -187,9 +187,13 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
     /* all positions' logits asked for, so the lm_head sees every row */
     float *lg = malloc((size_t)maxn * c->vocab_size * sizeof *lg);
     int rc = lg ? 0 : err_set(e, "out of memory");
+    /* pooled over the base and every adapter: one shared quantized base
+     * serves them all, so it should fit the inputs each of them produces */
+    col.stride = (s->tokens * (src->n_adapters + 1)) / CALIB_SAMPLES + 1;
+    for (int run = 0; !rc && run <= src->n_adapters; run++)
     for (int i = 0; !rc && i < s->n; i++) {
         Seq q;
-        if (seq_init(&q, src, s->len[i], KV_F32, NULL, e)) {
+        if (seq_init(&q, src, s->len[i], KV_F32, run ? &src->adapters[run - 1] : NULL, e)) {
             rc = -1;
             break;
         }

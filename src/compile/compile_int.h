@@ -55,7 +55,8 @@ void qmodel_free(QModel *q); /* safe on zeroed */
 int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e);
 void calib_free(CalibSet *s);
 
-/* Runs every prompt through src (base, no adapter) collecting stats. */
+/* Runs every prompt through src, with no adapter and with each of its
+ * adapters, pooling the statistics. */
 int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, Err *e);
 void calib_stats_free(CalibStats *st);
 
