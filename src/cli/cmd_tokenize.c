@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 #include "util/json.h"
 
@@ -15,6 +16,7 @@
  * (a Hugging Face model folder) or a tokenizer.json file itself. Returns the
  * Tokenizer the caller frees with tokenizer_free(); NULL with *e set. */
 Tokenizer *tokenizer_open_model(const char *model_path, Err *e);
+int cli_open_text(const char *model_path, Tokenizer **t, ChatTemplate **ct, Err *e);
 Tokenizer *tokenizer_open_model(const char *model_path, Err *e)
 {
     struct stat st;
@@ -36,8 +38,9 @@ Tokenizer *tokenizer_open_model(const char *model_path, Err *e)
     }
     size_t l = strlen(model_path);
     if (l >= 5 && !strcmp(model_path + l - 5, ".json")) return tokenizer_load_file(model_path, e);
-    err_set(e, "%s: expected a model folder holding tokenizer.json (or a tokenizer.json file)", model_path);
-    return NULL;
+    /* a compiled .duet: the tokenizer.json embedded in it */
+    Tokenizer *t = NULL;
+    return cli_open_text(model_path, &t, NULL, e) ? NULL : t;
 }
 
 int cmd_tokenize(int argc, char **argv)

@@ -16,6 +16,8 @@ static const Command commands[] = {
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},
     {"template", cmd_template, "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]"},
+    {"compile", cmd_compile, "BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--calib FILE] -o OUT.duet"},
+    {"inspect", cmd_inspect, "FILE.duet [--json]"},
 };
 
 static void usage(FILE *f)

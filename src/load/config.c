@@ -199,3 +199,33 @@ int config_load_dir(ModelConfig *c, const char *dir, Err *e)
     cJSON_Delete(g);
     return rc < 0 ? -1 : 0;
 }
+
+int config_check(const ModelConfig *c, const char *name, Err *e)
+{
+    if (c->arch < ARCH_QWEN2 || c->arch > ARCH_QWEN3) return err_set(e, "%s: config: unknown architecture", name);
+#define RANGE(f, lo, hi)                                                                                              \
+    if (c->f < (lo) || c->f > (hi)) return err_set(e, "%s: config: field \"" #f "\" is %d (expected %d .. %d)", name, c->f, lo, hi)
+    RANGE(dim, 1, 1 << 16);
+    RANGE(n_layers, 1, 1024);
+    RANGE(n_heads, 1, 1024);
+    RANGE(n_kv_heads, 1, c->n_heads);
+    RANGE(head_dim, 2, 4096);
+    RANGE(hidden_dim, 1, 1 << 20);
+    RANGE(vocab_size, 1, 1 << 24);
+    RANGE(max_pos, 1, 1 << 30);
+    RANGE(tie_embeddings, 0, 1);
+    RANGE(qkv_bias, 0, 1);
+    RANGE(qk_norm, 0, 1);
+    RANGE(bos_id, -1, c->vocab_size - 1);
+    RANGE(n_eos, 0, CONFIG_MAX_EOS);
+#undef RANGE
+    if (c->n_heads % c->n_kv_heads)
+        return err_set(e, "%s: config: n_kv_heads = %d does not divide n_heads = %d", name, c->n_kv_heads, c->n_heads);
+    if (c->head_dim % 2) return err_set(e, "%s: config: head_dim %d is odd (rotary embeddings need it even)", name, c->head_dim);
+    if (!(c->rope_theta > 0 && c->rope_theta < 1e30f)) return err_set(e, "%s: config: rope_theta must be positive", name);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1)) return err_set(e, "%s: config: norm_eps must be in (0, 1)", name);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
+            return err_set(e, "%s: config: eos id %d is outside the vocabulary", name, c->eos_ids[i]);
+    return 0;
+}

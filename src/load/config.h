@@ -43,6 +43,11 @@ const char *arch_name(Arch a);
  * exactly (sliding windows, rope scaling, activations other than silu). */
 int config_parse(ModelConfig *c, const char *text, size_t len, const char *name, Err *e);
 
+/* Checks a config that did not come from a config.json (a .duet meta):
+ * the same limits config_parse applies, plus token ids inside the
+ * vocabulary. `name` is used in messages. 0 or -1 with *e set. */
+int config_check(const ModelConfig *c, const char *name, Err *e);
+
 /* config_parse on DIR/config.json, then DIR/generation_config.json (if
  * present) for eos ids, which override config.json's eos_token_id. */
 int config_load_dir(ModelConfig *c, const char *dir, Err *e);

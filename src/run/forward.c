@@ -52,7 +52,11 @@ void scratch_free(Scratch *s)
 static int scratch_reserve(Scratch *s, const ModelConfig *c, int n, Err *e)
 {
     if (n <= s->cap_rows) return 0;
+    void (*hook)(void *, int, int, const float *, int, int) = s->on_input;
+    void *hook_ctx = s->on_input_ctx;
     scratch_free(s);
+    s->on_input = hook;
+    s->on_input_ctx = hook_ctx;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t wide = (size_t)c->hidden_dim > qd ? (size_t)c->hidden_dim : qd;
     if ((size_t)c->dim > wide) wide = (size_t)c->dim;
@@ -135,6 +139,7 @@ static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, in
                    const float *x, float *y, Err *e)
 {
     const QMat *W = &m->layers[layer].w[p];
+    if (s->on_input) s->on_input(s->on_input_ctx, layer, p, x, n, W->cols);
     kern_matmul(k, y, W, x, n);
     return apply_lora(m, k, s, rows, n, layer, p, x, W->cols, y, W->rows, e);
 }
@@ -260,6 +265,7 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
         rmsnorm(s->xn + (size_t)g * dim, s->x + (size_t)i * dim, m->final_norm, dim, c->norm_eps);
         s->lrows[g++] = i;
     }
+    if (s->on_input) s->on_input(s->on_input_ctx, -1, P_COUNT, s->xn, g, dim);
     if (g == 1) {
         kern_matmul(k, rows[s->lrows[0]].logits, &m->lm_head, s->xn, 1);
         return 0;

@@ -39,6 +39,11 @@ typedef struct Scratch {
     int cap_rows;
     float *x, *xn, *q, *k, *v, *att, *h1, *h2, *lx, *lt, *lu;
     int *lrows;
+    /* optional (calibration): called with the input of every projection
+     * (layer, proj, n x cols floats) and of the lm_head (layer -1, proj P_COUNT);
+     * kept when the buffers grow */
+    void (*on_input)(void *ctx, int layer, int proj, const float *x, int n, int cols);
+    void *on_input_ctx;
 } Scratch;
 
 void scratch_free(Scratch *s); /* safe on zeroed */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "util/half.h"
@@ -199,6 +200,7 @@ void model_close(Model *m)
     free(m->layers);
     free(m->floats);
     ckpt_close(&m->ckpt);
+    if (m->file_map) munmap(m->file_map, m->file_size);
     memset(m, 0, sizeof *m);
     m->merged = -1;
 }

@@ -40,6 +40,13 @@ typedef struct Model {
     void *file_map;           /* when opened from a .duet file */
     size_t file_size;
     void *duet;               /* the .duet reader state (run/duet_file.h) or NULL */
+    /* embedded in a .duet (pointers into the mapping), NULL for a folder */
+    const char *tokenizer_json;      /* tokenizer.json bytes, not NUL-terminated */
+    size_t tokenizer_json_len;
+    const char *tokenizer_config;    /* tokenizer_config.json bytes */
+    size_t tokenizer_config_len;
+    const char *meta;                /* the .duet's JSON meta section (NUL-padded) */
+    size_t meta_len;
 } Model;
 
 /* Opens `path`: a checkpoint folder or a compiled .duet file. */

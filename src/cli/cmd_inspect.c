@@ -1,0 +1,81 @@
+/* cmd_inspect.c - `duet inspect FILE.duet [--json]`: opens the file (every
+ * check and checksum of the reader runs) and prints its format version,
+ * config, quantization, tensors, adapters and calibration summary; --json
+ * prints the meta section itself. */
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "run/duet_file.h"
+
+int cmd_inspect(int argc, char **argv)
+{
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else if (argv[i][0] == '-') return cli_error("inspect: unknown option \"%s\"", argv[i]);
+        else if (!path) path = argv[i];
+        else return cli_error("inspect: unexpected argument \"%s\"", argv[i]);
+    }
+    if (!path) return cli_error("usage: duet inspect FILE.duet [--json]");
+    Model m;
+    Err e;
+    if (model_open_duet(&m, path, &e)) return cli_error("%s", e.msg);
+    cJSON *j = cJSON_ParseWithLength(m.meta, m.meta_len);
+    if (json) {
+        printf("%.*s\n", (int)m.meta_len, m.meta);
+        cJSON_Delete(j);
+        model_close(&m);
+        return 0;
+    }
+    const ModelConfig *c = &m.cfg;
+    const cJSON *q = cJSON_GetObjectItem(j, "quant"), *ts = cJSON_GetObjectItem(j, "tensors");
+    printf("%s: duet format version %d, %.2f MiB, checksums verified\n", path, DUET_FORMAT_VERSION, m.file_size / 1048576.0);
+    printf("architecture: %s, dim %d, %d layers, %d heads (%d kv, head_dim %d), ffn %d, vocab %d, max_pos %d,\n"
+           "  rope_theta %g, norm_eps %g, tied embeddings %s, bos %d, eos",
+           arch_name(c->arch), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
+           c->max_pos, c->rope_theta, c->norm_eps, c->tie_embeddings ? "yes" : "no", c->bos_id);
+    for (int i = 0; i < c->n_eos; i++) printf(" %d", c->eos_ids[i]);
+    printf("\nquantization: %s\n", cJSON_GetStringValue(q));
+    printf("tokenizer: %zu bytes, tokenizer_config: %zu bytes\n", m.tokenizer_json_len, m.tokenizer_config_len);
+    printf("tensors: %d\n", cJSON_GetArraySize(ts));
+    for (const cJSON *t = ts ? ts->child : NULL; t; t = t->next) {
+        double sz = cJSON_GetObjectItem(t, "data_size")->valuedouble;
+        const cJSON *ss = cJSON_GetObjectItem(t, "scales_size");
+        if (ss) sz += ss->valuedouble;
+        printf("  %-32s %-4s %6d x %-6d %10.0f bytes%s\n", cJSON_GetStringValue(cJSON_GetObjectItem(t, "name")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(t, "type")), cJSON_GetObjectItem(t, "rows")->valueint,
+               cJSON_GetObjectItem(t, "cols")->valueint, sz, cJSON_GetObjectItem(t, "in_scale") ? "  awq in_scale" : "");
+    }
+    const cJSON *ads = cJSON_GetObjectItem(j, "adapters");
+    printf("adapters: %d\n", m.n_adapters);
+    for (const cJSON *a = ads ? ads->child : NULL; a; a = a->next) {
+        char *tg = cJSON_PrintUnformatted(cJSON_GetObjectItem(a, "targets"));
+        printf("  %-16s rank %g alpha %g%s, %d pairs, targets %s, source xxh64 %s\n",
+               cJSON_GetStringValue(cJSON_GetObjectItem(a, "name")), cJSON_GetNumberValue(cJSON_GetObjectItem(a, "rank")),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(a, "alpha")),
+               cJSON_IsTrue(cJSON_GetObjectItem(a, "rslora")) ? " rslora" : "",
+               cJSON_GetArraySize(cJSON_GetObjectItem(a, "pairs")), tg ? tg : "[]",
+               cJSON_GetStringValue(cJSON_GetObjectItem(a, "source_hash")));
+        cJSON_free(tg);
+    }
+    const cJSON *cal = cJSON_GetObjectItem(j, "calibration");
+    if (cal) {
+        printf("calibration: %g prompts, %g tokens, method %s\n", cJSON_GetNumberValue(cJSON_GetObjectItem(cal, "prompts")),
+               cJSON_GetNumberValue(cJSON_GetObjectItem(cal, "tokens")), cJSON_GetStringValue(cJSON_GetObjectItem(cal, "method")));
+        const cJSON *pa = cJSON_GetObjectItem(cal, "per_adapter");
+        for (const cJSON *r = pa ? pa->child : NULL; r; r = r->next)
+            printf("  %-16s top1 %.2f%% (plain %.2f%%), KL %.6f (plain %.6f)\n",
+                   cJSON_GetStringValue(cJSON_GetObjectItem(r, "name")), 100 * cJSON_GetNumberValue(cJSON_GetObjectItem(r, "top1")),
+                   100 * cJSON_GetNumberValue(cJSON_GetObjectItem(r, "top1_plain")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(r, "kl")), cJSON_GetNumberValue(cJSON_GetObjectItem(r, "kl_plain")));
+    } else {
+        printf("calibration: none (round-to-nearest)\n");
+    }
+    cJSON_Delete(j);
+    model_close(&m);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* compile.h - the compile step: a base checkpoint folder + any number of PEFT
+ * LoRA adapters (+ an optional calibration set) -> one self-contained,
+ * mmap-able .duet file (docs/FORMAT.md). The .duet is read back by
+ * model_open_duet() (src/run/duet_file.c). */
+#ifndef DUET_COMPILE_H
+#define DUET_COMPILE_H
+
+#include "kern/kern.h"
+#include "util/err.h"
+
+typedef struct CompileAdapter {
+    const char *name;         /* unique within one compile */
+    const char *dir;          /* PEFT folder */
+} CompileAdapter;
+
+#define COMPILE_MAX_REPORT 33 /* base + 32 adapters */
+
+/* Quality of the quantized model on the calibration prompts, per run
+ * (base, then each adapter): top-1 agreement and mean KL(unquantized ||
+ * quantized) for plain round-to-nearest and for the calibrated choice. */
+typedef struct CompileQuality {
+    char name[64];
+    int positions;
+    double top1, kl;             /* calibrated */
+    double top1_plain, kl_plain; /* round-to-nearest */
+} CompileQuality;
+
+typedef struct CompileReport {
+    int n_tensors;
+    size_t file_bytes, weight_bytes; /* whole file; tensor data + scales */
+    int prompts, tokens;             /* calibration set (0 without --calib) */
+    int n_quality;
+    CompileQuality quality[COMPILE_MAX_REPORT];
+    double seconds;
+} CompileReport;
+
+typedef struct CompileOpts {
+    const char *base_dir;             /* Hugging Face checkpoint folder */
+    const CompileAdapter *adapters;   /* n_adapters of them (may be NULL when 0) */
+    int n_adapters;
+    DType quant;                      /* base weights: DT_F32/F16/BF16/Q8/Q4 */
+    const char *calib_path;           /* JSON lines file, or NULL: plain rounding */
+    const char *out_path;             /* written as OUT.tmp then renamed */
+    int threads;                      /* kernel threads (0: physical cores) */
+    /* optional: called as work proceeds (stage name, done of total) */
+    void (*progress)(void *ctx, const char *stage, int done, int total);
+    void *progress_ctx;
+    CompileReport *report;            /* optional: filled on success */
+} CompileOpts;
+
+/* Compiles o->base_dir with its adapters into o->out_path. 0, or -1 with *e
+ * set (a duplicate adapter name, an adapter that does not fit the base, a
+ * malformed calibration line naming its line number, an I/O error); on
+ * failure no file is left at out_path or OUT.tmp. */
+int duet_compile(const CompileOpts *o, Err *e);
+
+#endif

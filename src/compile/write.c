@@ -1,0 +1,401 @@
+/* write.c - the .duet file layout (docs/FORMAT.md): header, JSON meta,
+ * then the blob section (tokenizer files, then every tensor 64-byte aligned)
+ * hashed in chunks; and duet_compile(), the whole compile step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "compile/compile_int.h"
+#include "util/json.h"
+
+#define DUET_VERSION 1
+#define HASH_CHUNK ((uint64_t)64 << 20)
+
+typedef struct Region {
+    const void *src;
+    size_t size;
+    uint64_t off;       /* file offset, set by layout() */
+} Region;
+
+typedef struct TensorOut {
+    char name[160];
+    DType type;
+    int rows, cols;
+    int data, scales, in_scale; /* region indexes, -1 none */
+} TensorOut;
+
+typedef struct Writer {
+    Region *reg;
+    int n_reg, cap_reg;
+    TensorOut *t;
+    int n_t, cap_t;
+    int tok, tok_cfg;   /* blob regions or -1 */
+    uint64_t blob_off, end;
+} Writer;
+
+static int add_region(Writer *w, const void *src, size_t size)
+{
+    if (w->n_reg == w->cap_reg) {
+        int cap = w->cap_reg ? 2 * w->cap_reg : 256;
+        Region *nr = realloc(w->reg, (size_t)cap * sizeof *nr);
+        if (!nr) return -2;
+        w->reg = nr;
+        w->cap_reg = cap;
+    }
+    w->reg[w->n_reg] = (Region){src, size, 0};
+    return w->n_reg++;
+}
+
+/* Adds tensor `name` over QMat q (data, scales, in_scale). */
+static int add_tensor(Writer *w, const char *name, const QMat *q, Err *e)
+{
+    if (w->n_t == w->cap_t) {
+        int cap = w->cap_t ? 2 * w->cap_t : 256;
+        TensorOut *nt = realloc(w->t, (size_t)cap * sizeof *nt);
+        if (!nt) return err_set(e, "out of memory");
+        w->t = nt;
+        w->cap_t = cap;
+    }
+    TensorOut *t = &w->t[w->n_t];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = q->type;
+    t->rows = q->rows;
+    t->cols = q->cols;
+    t->data = add_region(w, q->data, qmat_data_bytes(q->type, q->rows, q->cols));
+    t->scales = q->scales ? add_region(w, q->scales, qmat_scale_bytes(q->type, q->rows, q->cols)) : -1;
+    t->in_scale = q->in_scale ? add_region(w, q->in_scale, (size_t)q->cols * sizeof(float)) : -1;
+    if (t->data < -1 || t->scales < -1 || t->in_scale < -1) return err_set(e, "out of memory");
+    w->n_t++;
+    return 0;
+}
+
+static int add_vec(Writer *w, const char *name, const float *v, int n, Err *e)
+{
+    QMat q = {.type = DT_F32, .rows = 1, .cols = n, .data = v};
+    return add_tensor(w, name, &q, e);
+}
+
+static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
+
+static void layout(Writer *w, uint64_t meta_size)
+{
+    uint64_t cur = w->blob_off = 64 + meta_size;
+    for (int i = 0; i < w->n_reg; i++) {
+        cur = align64(cur);
+        w->reg[i].off = cur;
+        cur += w->reg[i].size;
+    }
+    w->end = align64(cur);
+}
+
+static cJSON *num(double v) { return cJSON_CreateNumber(v); }
+
+static void hex16(char *out, uint64_t h) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
+
+static cJSON *config_json(const ModelConfig *c)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "arch", arch_name(c->arch));
+    cJSON_AddNumberToObject(j, "dim", c->dim);
+    cJSON_AddNumberToObject(j, "n_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "n_kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(j, "hidden_dim", c->hidden_dim);
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(j, "max_pos", c->max_pos);
+    cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(j, "norm_eps", c->norm_eps);
+    cJSON_AddBoolToObject(j, "tie_embeddings", c->tie_embeddings);
+    cJSON_AddBoolToObject(j, "qkv_bias", c->qkv_bias);
+    cJSON_AddBoolToObject(j, "qk_norm", c->qk_norm);
+    cJSON_AddNumberToObject(j, "bos_id", c->bos_id);
+    cJSON_AddItemToObject(j, "eos_ids", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
+    return j;
+}
+
+/* The adapter table; each adapter's rank / alpha / rslora re-read from its
+ * adapter_config.json (informational: the pairs carry r and scale). */
+static cJSON *adapters_json(const Model *m, const CompileAdapter *ads, Err *e)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char buf[4200];
+    for (int i = 0; i < m->n_adapters; i++) {
+        const Adapter *a = &m->adapters[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "name", a->name);
+        snprintf(buf, sizeof buf, "%s/adapter_config.json", ads[i].dir);
+        cJSON *cfg = json_parse_file(buf, e);
+        if (!cfg) {
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        const cJSON *r = cJSON_GetObjectItem(cfg, "r"), *al = cJSON_GetObjectItem(cfg, "lora_alpha");
+        cJSON_AddNumberToObject(o, "rank", cJSON_IsNumber(r) ? r->valuedouble : 8);
+        cJSON_AddNumberToObject(o, "alpha", cJSON_IsNumber(al) ? al->valuedouble : 8);
+        cJSON_AddBoolToObject(o, "rslora", cJSON_IsTrue(cJSON_GetObjectItem(cfg, "use_rslora")));
+        cJSON_Delete(cfg);
+        hex16(buf, a->hash);
+        cJSON_AddStringToObject(o, "source_hash", buf);
+        cJSON *tg = cJSON_AddArrayToObject(o, "targets"), *pairs = cJSON_AddArrayToObject(o, "pairs");
+        for (int p = 0; p < P_COUNT; p++) {
+            int any = 0;
+            for (int l = 0; l < m->cfg.n_layers; l++) any |= adapter_pair(a, l, (Proj)p) != NULL;
+            if (any) cJSON_AddItemToArray(tg, cJSON_CreateString(proj_name((Proj)p)));
+        }
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int p = 0; p < P_COUNT; p++) {
+                const LoraPair *lp = adapter_pair(a, l, (Proj)p);
+                if (!lp) continue;
+                cJSON *po = cJSON_CreateObject();
+                cJSON_AddItemToArray(pairs, po);
+                cJSON_AddNumberToObject(po, "layer", l);
+                cJSON_AddStringToObject(po, "proj", proj_name((Proj)p));
+                cJSON_AddNumberToObject(po, "r", lp->r);
+                cJSON_AddNumberToObject(po, "scale", lp->scale);
+                snprintf(buf, sizeof buf, "lora.%s.%d.%s.A", a->name, l, proj_name((Proj)p));
+                cJSON_AddStringToObject(po, "A", buf);
+                buf[strlen(buf) - 1] = 'B';
+                cJSON_AddStringToObject(po, "B", buf);
+            }
+    }
+    return arr;
+}
+
+/* The meta JSON for the current layout; hashes NULL: placeholders of the same width. */
+static char *meta_text(const Writer *w, const Model *m, DType quant, const cJSON *adapters, const cJSON *calib,
+                       const uint64_t *hashes)
+{
+    cJSON *j = cJSON_CreateObject();
+    char hx[17] = "0000000000000000";
+    cJSON_AddStringToObject(j, "format", "duet");
+    cJSON_AddNumberToObject(j, "version", DUET_VERSION);
+    cJSON_AddStringToObject(j, "generator", "duet 0.1");
+    cJSON_AddItemToObject(j, "config", config_json(&m->cfg));
+    cJSON_AddStringToObject(j, "quant", dtype_name(quant));
+    cJSON *blobs = cJSON_AddObjectToObject(j, "blobs");
+    const char *bn[2] = {"tokenizer", "tokenizer_config"};
+    int bi[2] = {w->tok, w->tok_cfg};
+    for (int i = 0; i < 2; i++) {
+        if (bi[i] < 0) continue;
+        cJSON *b = cJSON_AddObjectToObject(blobs, bn[i]);
+        cJSON_AddItemToObject(b, "offset", num((double)w->reg[bi[i]].off));
+        cJSON_AddItemToObject(b, "size", num((double)w->reg[bi[i]].size));
+    }
+    cJSON *bh = cJSON_AddArrayToObject(j, "blob_hashes");
+    uint64_t bsize = w->end - w->blob_off;
+    for (uint64_t o = 0, c = 0; o < bsize; o += HASH_CHUNK, c++) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddItemToObject(h, "offset", num((double)(w->blob_off + o)));
+        cJSON_AddItemToObject(h, "size", num((double)(bsize - o < HASH_CHUNK ? bsize - o : HASH_CHUNK)));
+        if (hashes) hex16(hx, hashes[c]);
+        cJSON_AddStringToObject(h, "xxh3", hx);
+        cJSON_AddItemToArray(bh, h);
+    }
+    cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
+    for (int i = 0; i < w->n_t; i++) {
+        const TensorOut *t = &w->t[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "type", dtype_name(t->type));
+        cJSON_AddNumberToObject(o, "rows", t->rows);
+        cJSON_AddNumberToObject(o, "cols", t->cols);
+        cJSON_AddItemToObject(o, "data", num((double)w->reg[t->data].off));
+        cJSON_AddItemToObject(o, "data_size", num((double)w->reg[t->data].size));
+        if (t->scales >= 0) {
+            cJSON_AddItemToObject(o, "scales", num((double)w->reg[t->scales].off));
+            cJSON_AddItemToObject(o, "scales_size", num((double)w->reg[t->scales].size));
+        }
+        if (t->in_scale >= 0) cJSON_AddItemToObject(o, "in_scale", num((double)w->reg[t->in_scale].off));
+        cJSON_AddItemToArray(ts, o);
+    }
+    cJSON_AddItemToObject(j, "adapters", cJSON_Duplicate(adapters, 1));
+    if (calib) cJSON_AddItemToObject(j, "calibration", cJSON_Duplicate(calib, 1));
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* Streams the blob section: to f if non-NULL, and/or into chunk hashes. */
+typedef struct Sink {
+    FILE *f;
+    XXH3_state_t *st;
+    uint64_t *hashes;
+    uint64_t pos;
+    int ci, err;
+} Sink;
+
+static void sink_put(Sink *s, const void *p, size_t n)
+{
+    const char *c = p;
+    if (s->f && fwrite(c, 1, n, s->f) != n) s->err = 1;
+    while (s->hashes && n) {
+        size_t take = (size_t)(HASH_CHUNK - s->pos % HASH_CHUNK);
+        if (take > n) take = n;
+        XXH3_64bits_update(s->st, c, take);
+        s->pos += take;
+        c += take;
+        n -= take;
+        if (s->pos % HASH_CHUNK == 0) {
+            s->hashes[s->ci++] = XXH3_64bits_digest(s->st);
+            XXH3_64bits_reset(s->st);
+        }
+    }
+}
+
+static void emit_blob(const Writer *w, Sink *s)
+{
+    static const char zero[64];
+    uint64_t cur = w->blob_off;
+    for (int i = 0; i <= w->n_reg; i++) {
+        uint64_t to = i < w->n_reg ? w->reg[i].off : w->end;
+        while (cur < to) {
+            size_t n = to - cur > 64 ? 64 : (size_t)(to - cur);
+            sink_put(s, zero, n);
+            cur += n;
+        }
+        if (i < w->n_reg) {
+            sink_put(s, w->reg[i].src, w->reg[i].size);
+            cur += w->reg[i].size;
+        }
+    }
+    if (s->hashes && s->pos % HASH_CHUNK) s->hashes[s->ci++] = XXH3_64bits_digest(s->st);
+}
+
+static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+
+static int collect(Writer *w, const QModel *qm, Err *e)
+{
+    const Model *m = &qm->m;
+    const ModelConfig *c = &m->cfg;
+    char name[160];
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    if (add_tensor(w, "embed", &m->embed, e)) return -1;
+    if (!c->tie_embeddings && add_tensor(w, "lm_head", &m->lm_head, e)) return -1;
+    if (add_vec(w, "final_norm", m->final_norm, c->dim, e)) return -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+#define NM(s) (snprintf(name, sizeof name, "layers.%d.%s", l, s), name)
+        if (add_vec(w, NM("attn_norm"), L->attn_norm, c->dim, e) || add_vec(w, NM("ffn_norm"), L->ffn_norm, c->dim, e))
+            return -1;
+        if (L->bq && (add_vec(w, NM("q_bias"), L->bq, qd, e) || add_vec(w, NM("k_bias"), L->bk, kvd, e) ||
+                      add_vec(w, NM("v_bias"), L->bv, kvd, e)))
+            return -1;
+        if (L->q_norm && (add_vec(w, NM("q_norm"), L->q_norm, hd, e) || add_vec(w, NM("k_norm"), L->k_norm, hd, e)))
+            return -1;
+        for (int p = 0; p < P_COUNT; p++)
+            if (add_tensor(w, NM(proj_name((Proj)p)), &L->w[p], e)) return -1;
+#undef NM
+    }
+    for (int i = 0; i < m->n_adapters; i++) {
+        const Adapter *a = &m->adapters[i];
+        for (int l = 0; l < c->n_layers; l++)
+            for (int p = 0; p < P_COUNT; p++) {
+                const LoraPair *lp = adapter_pair(a, l, (Proj)p);
+                if (!lp) continue;
+                if (lp->A.type != DT_F32 || lp->B.type != DT_F32 || lp->A.in_scale || lp->B.in_scale)
+                    return err_set(e, "adapter \"%s\": expected f32 LoRA matrices", a->name);
+                snprintf(name, sizeof name, "lora.%s.%d.%s.A", a->name, l, proj_name((Proj)p));
+                if (add_tensor(w, name, &lp->A, e)) return -1;
+                name[strlen(name) - 1] = 'B';
+                if (add_tensor(w, name, &lp->B, e)) return -1;
+            }
+    }
+    return 0;
+}
+
+int duet_write(const char *path, const QModel *qm, const char *base_dir, const CompileAdapter *ads, DType quant,
+               const cJSON *calibration, CompileReport *rep, Err *e)
+{
+    Writer w = {0};
+    w.tok = w.tok_cfg = -1;
+    char p[4200];
+    char *tok = NULL, *tcfg = NULL, *meta = NULL;
+    size_t tok_len = 0, tcfg_len = 0;
+    cJSON *adj = NULL;
+    uint64_t *hashes = NULL;
+    FILE *f = NULL;
+    XXH3_state_t *st = XXH3_createState();
+    int rc = -1;
+    Err ignore;
+    snprintf(p, sizeof p, "%s/tokenizer.json", base_dir);
+    tok = file_read(p, &tok_len, &ignore); /* optional: a model may come without one */
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", base_dir);
+    tcfg = file_read(p, &tcfg_len, &ignore);
+    if (tok && (w.tok = add_region(&w, tok, tok_len)) < 0) goto oom;
+    if (tcfg && (w.tok_cfg = add_region(&w, tcfg, tcfg_len)) < 0) goto oom;
+    if (!st || collect(&w, qm, e)) goto out;
+    if (!(adj = adapters_json(&qm->m, ads, e))) goto out;
+    uint64_t meta_size = 4096;
+    for (;;) {
+        layout(&w, meta_size);
+        free(meta);
+        if (!(meta = meta_text(&w, &qm->m, quant, adj, calibration, NULL))) goto oom;
+        uint64_t need = align64(strlen(meta));
+        if (need <= meta_size) break;
+        meta_size = need + 256;
+    }
+    size_t n_chunks = (size_t)((w.end - w.blob_off + HASH_CHUNK - 1) / HASH_CHUNK);
+    if (!(hashes = calloc(n_chunks + 1, sizeof *hashes))) goto oom;
+    Sink hs = {.st = st, .hashes = hashes};
+    XXH3_64bits_reset(st);
+    emit_blob(&w, &hs);
+    free(meta);
+    if (!(meta = meta_text(&w, &qm->m, quant, adj, calibration, hashes))) goto oom;
+    char *mbuf = calloc(1, (size_t)meta_size);
+    if (!mbuf) goto oom;
+    memcpy(mbuf, meta, strlen(meta));
+    unsigned char hdr[64] = "DUETMDL";
+    put_u32(hdr + 8, DUET_VERSION);
+    put_u32(hdr + 12, 0);
+    put_u64(hdr + 16, 64);
+    put_u64(hdr + 24, meta_size);
+    put_u64(hdr + 32, w.blob_off);
+    put_u64(hdr + 40, w.end - w.blob_off);
+    put_u64(hdr + 48, XXH3_64bits(mbuf, (size_t)meta_size));
+    put_u64(hdr + 56, XXH3_64bits(hdr, 56));
+    f = fopen(path, "wb");
+    if (!f) {
+        free(mbuf);
+        rc = err_set(e, "%s: cannot create the file", path);
+        goto out;
+    }
+    Sink ws = {.f = f};
+    int bad = fwrite(hdr, 1, 64, f) != 64 || fwrite(mbuf, 1, (size_t)meta_size, f) != meta_size;
+    free(mbuf);
+    emit_blob(&w, &ws);
+    bad |= ws.err;
+    bad |= fclose(f) != 0;
+    f = NULL;
+    if (bad) {
+        rc = err_set(e, "%s: write failed (disk full?)", path);
+        goto out;
+    }
+    if (rep) {
+        rep->n_tensors = w.n_t;
+        rep->file_bytes = (size_t)w.end;
+        rep->weight_bytes = 0;
+        for (int i = 0; i < w.n_reg; i++)
+            if (i != w.tok && i != w.tok_cfg) rep->weight_bytes += w.reg[i].size;
+    }
+    rc = 0;
+    goto out;
+oom:
+    rc = err_set(e, "out of memory writing %s", path);
+out:
+    if (f) fclose(f);
+    XXH3_freeState(st);
+    free(hashes);
+    free(meta);
+    cJSON_Delete(adj);
+    free(tok);
+    free(tcfg);
+    free(w.reg);
+    free(w.t);
+    return rc;
+}
