@@ -18,7 +18,7 @@ typedef struct JinjaTemplate JinjaTemplate;
 
 /* Limits that guard a render against runaway templates. */
 typedef struct JinjaLimits {
-    size_t max_output;   /* bytes of rendered text */
+    size_t max_output;   /* bytes of rendered text; 0 for no limit */
     int max_depth;       /* nested macro calls / expression evaluation depth */
     long long max_steps; /* evaluated nodes in one render (loops of loops) */
 } JinjaLimits;

@@ -2,6 +2,7 @@
  * raise_exception, strftime_now) and the string/dict methods templates call.
  * Semantics follow Jinja 3.1 and Python 3 (str.split, str.strip, ...); the
  * tojson filter is HF's: json.dumps(ensure_ascii=False). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,7 +346,13 @@ Jv *jinja_call_builtin(JRender *r, const JNode *at, int id, Jv **args, char **kw
             jr_err(r, at, "range() step must not be zero");
             return NULL;
         }
-        long long count = v[2] > 0 ? (v[1] - v[0] + v[2] - 1) / v[2] : (v[0] - v[1] - v[2] - 1) / -v[2];
+        /* in double: the int64 differences may overflow */
+        double span = v[2] > 0 ? ((double)v[1] - (double)v[0]) / (double)v[2] : ((double)v[0] - (double)v[1]) / -(double)v[2];
+        if (span > 1000000) {
+            jr_err(r, at, "range() of more than 1000000 items");
+            return NULL;
+        }
+        long long count = span <= 0 ? 0 : (long long)ceil(span);
         if (count > 1000000) {
             jr_err(r, at, "range() of %lld items is over the limit of 1000000", count);
             return NULL;
@@ -472,7 +479,7 @@ static Jv *str_mod(JRender *r, const JNode *at, const Jv *s, Jv *a)
         else if (*p == 's') jv_write_str(&b, v);
         else if (v->type == JV_INT || v->type == JV_BOOL || v->type == JV_FLOAT) {
             char num[32];
-            snprintf(num, sizeof num, "%lld", v->type == JV_INT ? v->u.i : v->type == JV_BOOL ? v->u.b : (long long)v->u.f);
+            snprintf(num, sizeof num, "%lld", v->type == JV_INT ? v->u.i : v->type == JV_BOOL ? v->u.b : fabs(v->u.f) < 9.2e18 ? (long long)v->u.f : 0);
             jbuf_puts(&b, num);
         } else break;
     }

@@ -182,6 +182,8 @@ static Jv *eval_slice(JRender *r, const JNode *n)
     if (he) stop = step < 0 ? -1 : len;
     else if (stop < 0) stop = stop + len < 0 ? (step < 0 ? -1 : 0) : stop + len;
     else if (stop >= len) stop = step < 0 ? len - 1 : len;
+    if (step > len) step = len + 1; /* one item at most; keeps i += step from overflowing */
+    if (step < -len) step = -len - 1;
     Jv *res = NULL;
     if (obj->type == JV_LIST) {
         res = jv_list();
@@ -309,39 +311,56 @@ static Jv *arith(JRender *r, const JNode *n, JOp op, Jv *a, Jv *b)
         jr_err(r, n, "division by zero");
         return NULL;
     }
+    long long z = 0;
+    int ovf = 0;
     switch (op) {
-    case OP_ADD: return ints ? jv_int(x + y) : jv_float(fx + fy);
-    case OP_SUB: return ints ? jv_int(x - y) : jv_float(fx - fy);
-    case OP_MUL: return ints ? jv_int(x * y) : jv_float(fx * fy);
+    case OP_ADD:
+        if (!ints) return jv_float(fx + fy);
+        ovf = __builtin_add_overflow(x, y, &z);
+        break;
+    case OP_SUB:
+        if (!ints) return jv_float(fx - fy);
+        ovf = __builtin_sub_overflow(x, y, &z);
+        break;
+    case OP_MUL:
+        if (!ints) return jv_float(fx * fy);
+        ovf = __builtin_mul_overflow(x, y, &z);
+        break;
     case OP_DIV: return jv_float(fx / fy);
     case OP_FLOORDIV:
-        if (ints) {
-            long long q = x / y;
-            if ((x % y != 0) && ((x < 0) != (y < 0))) q--;
-            return jv_int(q);
-        }
-        return jv_float(__builtin_floor(fx / fy));
     case OP_MOD:
-        if (ints) {
-            long long m = x % y;
-            if (m != 0 && ((m < 0) != (y < 0))) m += y;
-            return jv_int(m);
-        } else {
+        if (!ints) {
+            if (op == OP_FLOORDIV) return jv_float(__builtin_floor(fx / fy));
             double m = __builtin_fmod(fx, fy);
             if (m != 0 && ((m < 0) != (fy < 0))) m += fy;
             return jv_float(m);
         }
-    case OP_POW:
-        if (ints && y >= 0) {
-            long long p = 1;
-            for (long long i = 0; i < y && i < 64; i++) p *= x;
-            return jv_int(p);
+        if (y == -1) { /* LLONG_MIN / -1 overflows; x % -1 is 0 */
+            if (op == OP_MOD) return jv_int(0);
+            ovf = __builtin_sub_overflow(0LL, x, &z);
+            break;
         }
-        return jv_float(__builtin_pow(fx, fy));
-    default: break;
+        if (op == OP_FLOORDIV) {
+            z = x / y;
+            if ((x % y != 0) && ((x < 0) != (y < 0))) z--;
+        } else {
+            z = x % y;
+            if (z != 0 && ((z < 0) != (y < 0))) z += y;
+        }
+        break;
+    case OP_POW:
+        if (!ints || y < 0) return jv_float(__builtin_pow(fx, fy));
+        z = 1;
+        for (long long i = 0; i < y && !ovf && !(z == 0 || (z == 1 && x == 1)); i++) ovf = __builtin_mul_overflow(z, x, &z);
+        break;
+    default: jr_err(r, n, "bad operator"); return NULL;
     }
-    jr_err(r, n, "bad operator");
-    return NULL;
+    if (ovf) {
+        /* Python's ints are unbounded; ours are 64-bit */
+        jr_err(r, n, "integer overflow");
+        return NULL;
+    }
+    return jv_int(z);
 }
 
 static Jv *eval_binary(JRender *r, const JNode *n)
@@ -619,8 +638,13 @@ Jv *jinja_eval(JRender *r, const JNode *n)
         if (!(o = jinja_eval(r, n->a))) return NULL;
         if (n->op == OP_NOT) v = jv_bool(!jv_truthy(o));
         else if (o->type == JV_INT || o->type == JV_BOOL) {
-            long long x = o->type == JV_INT ? o->u.i : o->u.b;
-            v = jv_int(n->op == OP_NEG ? -x : x);
+            long long x = o->type == JV_INT ? o->u.i : o->u.b, neg;
+            if (n->op == OP_NEG && __builtin_sub_overflow(0LL, x, &neg)) {
+                jv_unref(o);
+                jr_err(r, n, "integer overflow");
+                return NULL;
+            }
+            v = jv_int(n->op == OP_NEG ? neg : x);
         } else if (o->type == JV_FLOAT) v = jv_float(n->op == OP_NEG ? -o->u.f : o->u.f);
         else {
             jr_err(r, n, "bad operand type for unary %c: %s", n->op == OP_NEG ? '-' : '+', jv_type_name(o));

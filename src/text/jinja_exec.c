@@ -19,9 +19,9 @@ int jinja_exec(JRender *r, const JNodeList *body)
 Jv *jinja_render_body(JRender *r, const JNodeList *body, const JNode *at)
 {
     JBuf saved = r->out;
-    size_t left = saved.max > saved.n ? saved.max - saved.n : 0;
     r->out = (JBuf){0};
-    r->out.max = left ? left : 1;
+    /* the captured text counts against what is left of the output limit */
+    if (saved.max) r->out.max = saved.max > saved.n ? saved.max - saved.n : 1;
     int rc = jinja_exec(r, body);
     JBuf got = r->out;
     r->out = saved;

@@ -1,6 +1,7 @@
 /* jinja_filter.c - the filters (value|name(args)) of Jinja 3.1 that chat
  * templates use, with HF's tojson. Names are checked at parse time against
  * the list in jinja_builtin.c, so every name there has a case here. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,11 +161,11 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
                 if (!*end) return jv_int(i);
             }
         } else return def ? jv_ref(def) : is_int ? jv_int(0) : jv_float(0);
-        if (is_int) return v->type == JV_INT ? jv_ref(v) : isfinite(f) ? jv_int((long long)f) : jv_int(0);
+        if (is_int) return v->type == JV_INT ? jv_ref(v) : fabs(f) < 9.2e18 ? jv_int((long long)f) : jv_int(0);
         return jv_float(f);
     }
     if (!strcmp(name, "abs")) {
-        if (v->type == JV_INT) return jv_int(v->u.i < 0 ? -v->u.i : v->u.i);
+        if (v->type == JV_INT && v->u.i != LLONG_MIN) return jv_int(v->u.i < 0 ? -v->u.i : v->u.i);
         if (v->type == JV_FLOAT) return jv_float(fabs(v->u.f));
         jr_err(r, at, "abs: expected a number, got %s", jv_type_name(v));
         return NULL;
