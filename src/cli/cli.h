@@ -49,6 +49,19 @@ typedef struct ModelOpts {
     int chunk;                      /* --chunk N prefill chunk (0: 512) */
 } ModelOpts;
 
+/* Text front-end types (src/text). */
+typedef struct Tokenizer Tokenizer;
+typedef struct ChatTemplate ChatTemplate;
+
+/* The tokenizer and/or chat template (pass NULL for what is not wanted) of
+ * an opened model: from the bytes a .duet embeds, else from the checkpoint
+ * folder `path`. The caller frees them. 0, or -1 with *e set. */
+int cli_model_text(const Model *m, const char *path, Tokenizer **t, ChatTemplate **ct, Err *e);
+
+/* The same from a path alone: a folder, a .duet file, or a tokenizer.json /
+ * tokenizer_config.json named directly. */
+int cli_open_text(const char *path, Tokenizer **t, ChatTemplate **ct, Err *e);
+
 /* If argv[*i] is one of the options above, consumes it (and its value) and
  * returns 1; returns 0 if it is not one; -1 with *e set on a bad value. */
 int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e);

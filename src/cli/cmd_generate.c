@@ -13,20 +13,14 @@
 #include "text/detok.h"
 #include "text/tokenizer.h"
 
-Tokenizer *tokenizer_open_model(const char *model_path, Err *e); /* cmd_tokenize.c */
-
 /* The prompt ids for --prompt TEXT (raw) or --chat TEXT (one user message,
  * optionally after a system message, through the model's chat template with
  * the generation prompt). Returns malloc'd ids; NULL with *e set. */
-static int *text_prompt(const Tokenizer *t, const char *model, const char *text, int chat, const char *system, int *n,
+static int *text_prompt(const Tokenizer *t, const ChatTemplate *ct, const char *text, const char *system, int *n,
                         Err *e)
 {
     char *rendered = NULL;
-    if (chat) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tokenizer_config.json", model);
-        ChatTemplate *ct = chat_template_load_file(path, e);
-        if (!ct) return NULL;
+    if (ct) {
         cJSON *msgs = cJSON_CreateArray();
         if (system) {
             cJSON *sm = cJSON_CreateObject();
@@ -40,7 +34,6 @@ static int *text_prompt(const Tokenizer *t, const char *model, const char *text,
         cJSON_AddItemToArray(msgs, um);
         rendered = chat_template_render(ct, msgs, NULL, 1, e);
         cJSON_Delete(msgs);
-        chat_template_free(ct);
         if (!rendered) return NULL;
         text = rendered;
     }
@@ -121,16 +114,24 @@ int cmd_generate(int argc, char **argv)
     if (!!ids_s + !!prompt_text + !!chat_text != 1)
         return cli_error("generate: give the prompt with one of --ids 1,2,3, --prompt TEXT or --chat TEXT");
     if (!o.path) return cli_error("generate: no MODEL given");
-    int n_prompt;
+    Model m;
+    Kern *k;
+    const Adapter *ad;
+    if (cli_model_open(&o, &m, &k, &ad, &e)) return cli_error("%s", e.msg);
+    int n_prompt = 0;
     int *prompt = NULL;
     Tokenizer *tok = NULL;
+    ChatTemplate *ct = NULL;
     if (ids_s) {
         prompt = cli_parse_ids(ids_s, &n_prompt, &e);
-    } else if ((tok = tokenizer_open_model(o.path, &e))) {
-        prompt = text_prompt(tok, o.path, chat_text ? chat_text : prompt_text, !!chat_text, system, &n_prompt, &e);
+    } else if (!cli_model_text(&m, o.path, &tok, chat_text ? &ct : NULL, &e)) {
+        prompt = text_prompt(tok, ct, chat_text ? chat_text : prompt_text, system, &n_prompt, &e);
+        chat_template_free(ct);
     }
     if (!prompt) {
         tokenizer_free(tok);
+        kern_destroy(k);
+        model_close(&m);
         return cli_error("%s", e.msg);
     }
     /* text is streamed unless the ids were asked for */
@@ -138,13 +139,6 @@ int cmd_generate(int argc, char **argv)
     Detok dt;
     if (tok) detok_init(&dt, tok);
 
-    Model m;
-    Kern *k;
-    const Adapter *ad;
-    if (cli_model_open(&o, &m, &k, &ad, &e)) {
-        free(prompt);
-        return cli_error("%s", e.msg);
-    }
     int rc = 1, vocab = m.cfg.vocab_size;
     int ctx = o.ctx ? o.ctx : n_prompt + (int)max_tokens;
     Seq q = {0};
@@ -190,6 +184,7 @@ int cmd_generate(int argc, char **argv)
         for (int i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
     }
     printf("\n");
+    fflush(stdout);
     if (verbose) {
         double t2 = now_s();
         fprintf(stderr, "prompt %d tokens in %.3f s (%.1f tok/s), generated %d tokens in %.3f s (%.1f tok/s), %s x%d\n",

@@ -11,28 +11,6 @@
 #include "text/chat.h"
 #include "util/json.h"
 
-/* Opens the chat template of a model: today a folder holding
- * tokenizer_config.json (or that file itself). NULL with *e set. */
-ChatTemplate *chat_template_open_model(const char *model_path, Err *e)
-{
-    struct stat st;
-    if (stat(model_path, &st)) {
-        err_set(e, "%s: no such file or folder", model_path);
-        return NULL;
-    }
-    if (!S_ISDIR(st.st_mode)) return chat_template_load_file(model_path, e);
-    size_t n = strlen(model_path) + sizeof "/tokenizer_config.json";
-    char *path = malloc(n);
-    if (!path) {
-        err_set(e, "out of memory");
-        return NULL;
-    }
-    snprintf(path, n, "%s/tokenizer_config.json", model_path);
-    ChatTemplate *t = chat_template_load_file(path, e);
-    free(path);
-    return t;
-}
-
 int cmd_template(int argc, char **argv)
 {
     const char *model = NULL, *msgs_path = NULL, *tools_path = NULL;
@@ -55,8 +33,8 @@ int cmd_template(int argc, char **argv)
     }
     if (!model || !msgs_path)
         return cli_error("usage: duet template MODEL --messages M.json [--tools T.json] [--no-generation-prompt]");
-    ChatTemplate *t = chat_template_open_model(model, &e);
-    if (!t) return cli_error("%s", e.msg);
+    ChatTemplate *t = NULL;
+    if (cli_open_text(model, NULL, &t, &e)) return cli_error("%s", e.msg);
     int rc = 1;
     cJSON *msgs = json_parse_file(msgs_path, &e), *tools = NULL;
     char *out = NULL;

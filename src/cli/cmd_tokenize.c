@@ -12,33 +12,10 @@
 #include "text/tokenizer.h"
 #include "util/json.h"
 
-/* Opens the tokenizer of a model. MODEL is a folder holding tokenizer.json
- * (a Hugging Face model folder) or a tokenizer.json file itself. Returns the
- * Tokenizer the caller frees with tokenizer_free(); NULL with *e set. */
-Tokenizer *tokenizer_open_model(const char *model_path, Err *e);
-int cli_open_text(const char *model_path, Tokenizer **t, ChatTemplate **ct, Err *e);
-Tokenizer *tokenizer_open_model(const char *model_path, Err *e)
+/* The tokenizer of MODEL (a folder, a .duet file or a tokenizer.json);
+ * the caller frees it. NULL with *e set. */
+static Tokenizer *tokenizer_open_model(const char *model_path, Err *e)
 {
-    struct stat st;
-    if (stat(model_path, &st) != 0) {
-        err_set(e, "%s: no such file or folder", model_path);
-        return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        size_t n = strlen(model_path) + sizeof "/tokenizer.json";
-        char *p = malloc(n);
-        if (!p) {
-            err_set(e, "out of memory");
-            return NULL;
-        }
-        snprintf(p, n, "%s/tokenizer.json", model_path);
-        Tokenizer *t = tokenizer_load_file(p, e);
-        free(p);
-        return t;
-    }
-    size_t l = strlen(model_path);
-    if (l >= 5 && !strcmp(model_path + l - 5, ".json")) return tokenizer_load_file(model_path, e);
-    /* a compiled .duet: the tokenizer.json embedded in it */
     Tokenizer *t = NULL;
     return cli_open_text(model_path, &t, NULL, e) ? NULL : t;
 }
