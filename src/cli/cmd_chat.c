@@ -144,6 +144,7 @@ int cmd_chat(int argc, char **argv)
         const char *a = argv[i];
         int r = 0;
         if (!strcmp(a, "--adapter")) r = cli_arg_str(argc, argv, &i, &so.adapter, &e);
+        else if (!strcmp(a, "--ignore-eos")) so.ignore_eos = 1;
         else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
         else if (!strcmp(a, "--lora")) {
             if (n_lora == CLI_MAX_LORAS) return cli_error("chat: at most %d --lora", CLI_MAX_LORAS);
