@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_int.h"
 
@@ -73,12 +74,20 @@ static int any_running(const duet_model *m)
     return 0;
 }
 
+/* Decode rows in a batch: every part but a prefill part of more than one row. */
+static int decode_rows(const Part *parts, int np)
+{
+    int n = 0;
+    for (int i = 0; i < np; i++) n += parts[i].n == 1;
+    return n;
+}
+
 static void *sched_main(void *arg)
 {
     duet_model *m = arg;
     BatchRow *rows = NULL;
     Part *parts = NULL;
-    int cap = 0;
+    int cap = 0, last_nd = 0, waited = 0;
     Err e;
     pthread_mutex_lock(&m->lock);
     for (;;) {
@@ -103,8 +112,25 @@ static void *sched_main(void *arg)
             }
             cap = nc;
         }
-        int np, nr = build_batch(m, rows, parts, &np);
+        int np, nr = build_batch(m, rows, parts, &np), nd = decode_rows(parts, np);
         if (nr == 0) continue;
+        if (nd < last_nd && !waited) {
+            /* sessions that got their token last step are sampling and will be
+             * back in well under a millisecond: wait for them rather than run a
+             * prefill chunk they would then have to wait behind */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 500000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&m->work, &m->lock, &ts);
+            waited = 1;
+            continue;
+        }
+        waited = 0;
+        last_nd = nd;
         pthread_mutex_unlock(&m->lock);
         int rc = forward(&m->m, m->k, &m->scratch, rows, nr, &e);
         pthread_mutex_lock(&m->lock);
