@@ -43,6 +43,7 @@ typedef struct Job {
     int n_prompt, steps;
     int out[64];
     int n_out, rc;
+    duet_stats st;
 } Job;
 
 static int collect_id(void *user, const char *piece, size_t len, int token)
@@ -70,6 +71,7 @@ static void *run_job(void *arg)
     if (j->rc) return NULL;
     j->rc = duet_session_append_tokens(s, j->prompt, j->n_prompt);
     if (!j->rc) j->rc = duet_generate(s, collect_id, j);
+    duet_session_stats(s, &j->st);
     duet_session_close(s);
     return NULL;
 }
@@ -111,7 +113,7 @@ static void test_threads(duet_model *m, const cJSON *g)
     int *prompts[3], np[3];
     for (int p = 0; p < 3; p++) prompts[p] = golden_ids(g, "base", p, "prompt_ids", &np[p]);
     for (int i = 0; i < 8; i++) {
-        alone[i] = (Job){m, i % 3 ? runs[i % 3] : NULL, prompts[(i / 3) % 2], np[(i / 3) % 2], STEPS, {0}, 0, 0};
+        alone[i] = (Job){m, i % 3 ? runs[i % 3] : NULL, prompts[(i / 3) % 2], np[(i / 3) % 2], STEPS, {0}, 0, 0, {0, 0, 0, 0}};
         run_job(&alone[i]);
         CHECK(alone[i].rc == DUET_FINISH_LENGTH && alone[i].n_out == STEPS, "alone %d: rc %d, %d tokens", i,
               alone[i].rc, alone[i].n_out);
@@ -143,12 +145,16 @@ static void test_threads(duet_model *m, const cJSON *g)
             pthread_create(&th[i], NULL, run_job, &jb[i]);
         }
         int tot = 0;
+        double ttft = 0, itl = 0;
         for (int i = 0; i < ns; i++) {
             pthread_join(th[i], NULL);
             tot += jb[i].n_out;
+            ttft += jb[i].st.ttft_s / ns;
+            itl += jb[i].st.gen_s / (jb[i].st.n_gen > 1 ? jb[i].st.n_gen - 1 : 1) / ns;
         }
         double dt = now_s() - t0;
-        printf("throughput: %d sessions, %d tokens in %.3f s: %.0f tok/s aggregate\n", ns, tot, dt, tot / dt);
+        printf("throughput: %d sessions, %d tokens in %.3f s: %.0f tok/s aggregate; mean TTFT %.2f ms, "
+               "mean inter-token %.2f ms\n", ns, tot, dt, tot / dt, ttft * 1e3, itl * 1e3);
     }
     for (int p = 0; p < 3; p++) free(prompts[p]);
 }
