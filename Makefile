@@ -30,7 +30,14 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UOBJ:= $(TEST_UTIL:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/duet $(TEST_BIN)
+all: $(BUILD)/duet $(TEST_BIN) examples
+
+# examples/*.c use include/duet.h only
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libduet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libduet.a: $(LIB_OBJ)
 	@rm -f $@
@@ -64,7 +71,7 @@ asan:
 clean:
 	rm -rf build build-asan build-arm64
 
-.PHONY: all test asan clean
+.PHONY: all test asan clean examples
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # The main job on the model that ships with the tests (random weights: the

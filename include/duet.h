@@ -1,0 +1,222 @@
+/* duet.h - the duet runtime library: run a Qwen2-family model (a compiled
+ * .duet file or a Hugging Face checkpoint folder) with any number of PEFT
+ * LoRA adapters, for many chat sessions at once.
+ *
+ * Handles
+ *   duet_model    one model, its adapters, tokenizer, chat template, kernel
+ *                 threads and the scheduler thread that runs every session.
+ *   duet_session  one conversation: its KV cache, token history, sampler,
+ *                 adapter and (in chat mode) message history.
+ *
+ * Errors: functions return DUET_OK (0) or a negative duet_status; the
+ * message of a session's last failure is duet_session_errmsg(), of a model
+ * call duet_model_errmsg() (or the `err` buffer of duet_model_open). No
+ * function exits or aborts on bad input (bad files, names, UTF-8, sizes).
+ *
+ * Threads: a duet_model may be used from any number of threads at once
+ * (sessions, tokenize, template). A duet_session belongs to one thread at a
+ * time, except duet_session_abort(), which any thread may call while another
+ * generates. Every forward pass runs on the model's scheduler thread, which
+ * batches the sessions' decode tokens (each with its own adapter) with one
+ * bounded chunk of one session's prompt per step, so a long prompt does not
+ * stall other sessions' streams.
+ *
+ * Misuse that is detected: NULL handles (DUET_ERR_ARG), closing a model
+ * with open sessions (DUET_ERR_STATE, nothing is closed). Undefined behaviour:
+ * using a handle after it was closed, and using one session from two threads
+ * at once (other than abort). */
+#ifndef DUET_H
+#define DUET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct duet_model duet_model;
+typedef struct duet_session duet_session;
+
+typedef enum duet_status {
+    DUET_OK = 0,
+    DUET_ERR_ARG = -1,          /* NULL handle, bad option value, bad JSON */
+    DUET_ERR_IO = -2,           /* a file could not be read or written */
+    DUET_ERR_FORMAT = -3,       /* a model, adapter, tokenizer or session file is malformed */
+    DUET_ERR_NOT_FOUND = -4,    /* no adapter of that name, no tokenizer / template */
+    DUET_ERR_CONTEXT_FULL = -5, /* the tokens do not fit the session's context */
+    DUET_ERR_BUDGET = -6,       /* the KV cache would exceed the model's KV budget */
+    DUET_ERR_NOMEM = -7,
+    DUET_ERR_UTF8 = -8,         /* text that is not valid UTF-8 */
+    DUET_ERR_MISMATCH = -9,     /* a session file made by another model */
+    DUET_ERR_STATE = -10,       /* the call does not fit the handle's state */
+    DUET_ERR_INTERNAL = -11,
+} duet_status;
+
+/* Why generation stopped (the non-negative return of duet_generate). */
+typedef enum duet_finish {
+    DUET_FINISH_EOS = 0,        /* an end-of-sequence or stop id was sampled */
+    DUET_FINISH_STOP = 1,       /* a stop string appeared (it is not emitted) */
+    DUET_FINISH_LENGTH = 2,     /* max_tokens were generated */
+    DUET_FINISH_CALLBACK = 3,   /* the callback returned non-zero */
+    DUET_FINISH_ABORT = 4,      /* duet_session_abort() */
+    DUET_FINISH_CONTEXT = 5,    /* the context is full */
+} duet_finish;
+
+typedef enum duet_kv_type { DUET_KV_F16 = 0, DUET_KV_F32 = 1 } duet_kv_type;
+
+typedef struct duet_model_options {
+    int n_threads;              /* kernel threads; 0 = one per physical core */
+    const char *isa;            /* "scalar", "avx2", "avx512", "neon"; NULL = best */
+    size_t kv_budget_bytes;     /* total KV cache of all sessions; 0 = unlimited */
+    int prefill_chunk;          /* prompt tokens per scheduler step; 0 = 64 */
+    const char *tokenizer_dir;  /* folder with tokenizer.json (+ tokenizer_config.json);
+                                   NULL = the model folder, or the .duet file's folder */
+    const char *const *loras;   /* NULL-terminated list of "NAME=DIR" PEFT folders, or NULL */
+} duet_model_options;
+
+/* Fills o with the defaults above (all zero / NULL). */
+void duet_model_options_default(duet_model_options *o);
+
+/* Opens `path` (a checkpoint folder or a .duet file) with the adapters of
+ * o->loras (o may be NULL for defaults), loads the tokenizer and chat
+ * template when present (text functions then work; token functions always
+ * do), starts the kernel threads and the scheduler. On success *out is the
+ * model (free with duet_model_close). On failure returns a negative status,
+ * *out is NULL and err (err_len bytes, may be NULL) receives the message. */
+int duet_model_open(duet_model **out, const char *path, const duet_model_options *o, char *err, size_t err_len);
+
+/* Stops the scheduler and frees everything. DUET_ERR_STATE (and nothing is
+ * freed) while sessions are open. NULL is a no-op returning DUET_OK. */
+int duet_model_close(duet_model *m);
+
+/* The message of this model's last failed call (shared by the threads that
+ * use the model; copy it out at once). Never NULL. */
+const char *duet_model_errmsg(const duet_model *m);
+
+/* Number of adapters and the name of adapter i (borrowed; NULL if out of range). */
+int duet_model_n_adapters(const duet_model *m);
+const char *duet_model_adapter_name(const duet_model *m, int i);
+
+/* Vocabulary size of the model; context positions it was trained for. */
+int duet_model_vocab(const duet_model *m);
+int duet_model_max_context(const duet_model *m);
+
+/* Bytes of KV cache a session of n_ctx positions needs, and the bytes the
+ * open sessions hold now. */
+size_t duet_model_kv_bytes(const duet_model *m, int n_ctx, duet_kv_type t);
+size_t duet_model_kv_in_use(const duet_model *m);
+
+/* Encodes UTF-8 text (len bytes) into *ids (malloc'd, the caller frees; *n
+ * of them). DUET_ERR_UTF8 on invalid text, DUET_ERR_NOT_FOUND without a tokenizer. */
+int duet_tokenize(duet_model *m, const char *text, size_t len, int **ids, int *n);
+
+/* Decodes ids into *text (malloc'd, NUL-terminated, the caller frees). */
+int duet_detokenize(duet_model *m, const int *ids, int n, char **text);
+
+/* Renders messages_json (a JSON array of {"role", "content"}) through the
+ * chat template into *text (malloc'd, the caller frees); add_generation_prompt
+ * appends the assistant header. */
+int duet_apply_template(duet_model *m, const char *messages_json, int add_generation_prompt, char **text);
+
+#define DUET_MAX_STOPS 8
+
+typedef struct duet_session_options {
+    const char *adapter;        /* adapter name, NULL = base model */
+    int n_ctx;                  /* context positions; 0 = min(4096, model max) */
+    duet_kv_type kv_type;       /* default DUET_KV_F16 */
+    float temperature;          /* 0 = greedy (default) */
+    int top_k;                  /* 0 = off */
+    float top_p;                /* 1 = off (default) */
+    float min_p;                /* 0 = off */
+    float repetition_penalty;   /* 1 = off (default) */
+    float frequency_penalty;    /* 0 = off */
+    float presence_penalty;     /* 0 = off */
+    uint64_t seed;
+    int max_tokens;             /* per duet_generate call; 0 = until EOS or the context is full */
+    int ignore_eos;             /* 1: the model's eos ids do not stop generation */
+    const char *stop[DUET_MAX_STOPS]; /* stop strings (copied), NULL-terminated if fewer */
+    int stop_ids[DUET_MAX_STOPS];     /* extra stop token ids */
+    int n_stop_ids;
+} duet_session_options;
+
+/* Fills o with the defaults above. */
+void duet_session_options_default(duet_session_options *o);
+
+/* Creates a session bound to adapter o->adapter (o may be NULL: defaults).
+ * Its whole KV cache is allocated now; DUET_ERR_BUDGET if it would take the
+ * model's sessions over kv_budget_bytes, DUET_ERR_NOT_FOUND for an unknown
+ * adapter, DUET_ERR_ARG for a bad option. On failure *out is NULL and the
+ * message is in duet_model_errmsg(m). */
+int duet_session_create(duet_model *m, const duet_session_options *o, duet_session **out);
+
+/* Frees the session and its KV cache; NULL is a no-op. */
+void duet_session_close(duet_session *s);
+
+/* The message of this session's last failure; never NULL. */
+const char *duet_session_errmsg(const duet_session *s);
+
+/* Switches to adapter `name` (NULL = base). The cached keys and values were
+ * computed with the old adapter, so the cache is dropped and the kept tokens
+ * are prefilled again (with the new adapter) at the next duet_generate. */
+int duet_session_set_adapter(duet_session *s, const char *name);
+
+/* Appends prompt tokens / UTF-8 text (raw mode: no template). They are run
+ * at the next duet_generate. DUET_ERR_CONTEXT_FULL (nothing appended) if they
+ * do not fit n_ctx: duet never truncates silently. DUET_ERR_STATE in chat mode. */
+int duet_session_append_tokens(duet_session *s, const int *ids, int n);
+int duet_session_append_text(duet_session *s, const char *text, size_t len);
+
+/* Appends a chat message (role "system", "user", "assistant" or "tool";
+ * content UTF-8). The session keeps the message history; each generate
+ * renders it through the chat template with the generation prompt and reuses
+ * the cached prefix that did not change. Replies are added to the history as
+ * assistant messages. DUET_ERR_STATE after raw appends (clear first). */
+int duet_session_append_message(duet_session *s, const char *role, const char *content);
+
+/* Called for each generated token with the text that became final (may be
+ * empty: held back for UTF-8 or a possible stop string). Return non-zero to stop. */
+typedef int (*duet_token_cb)(void *user, const char *piece, size_t len, int token);
+
+/* Runs the pending prompt and generates until a stop; streams through cb
+ * (may be NULL). Returns a duet_finish (>= 0) or a negative status. */
+int duet_generate(duet_session *s, duet_token_cb cb, void *user);
+
+/* The same, collecting the text into *text (malloc'd, the caller frees). */
+int duet_generate_all(duet_session *s, char **text);
+
+/* Makes the generation in progress (or the next one) stop within one
+ * scheduler step. Any thread; safe while duet_generate runs. */
+void duet_session_abort(duet_session *s);
+
+/* Forgets every token and message (the cache memory is kept). */
+void duet_session_clear(duet_session *s);
+
+/* Tokens in the context (cached or pending) and the capacity. */
+int duet_session_n_tokens(const duet_session *s);
+int duet_session_n_ctx(const duet_session *s);
+
+/* Timing of the last duet_generate: seconds to the first token, generated
+ * tokens, and seconds from the first token to the last. */
+typedef struct duet_stats {
+    int n_prompt, n_gen;
+    double ttft_s, gen_s;
+} duet_stats;
+void duet_session_stats(const duet_session *s, duet_stats *out);
+
+/* Writes the context to `path`: header with version and model hash, tokens,
+ * messages, KV cache of the cached tokens, sampler state; tokens not yet run
+ * are saved as pending. */
+int duet_session_save(duet_session *s, const char *path);
+
+/* Replaces the context by the one saved at `path`. DUET_ERR_MISMATCH when it
+ * was saved with another model, adapter or KV type; DUET_ERR_CONTEXT_FULL if
+ * it does not fit this session; DUET_ERR_FORMAT on a damaged file. On
+ * failure the session is cleared. */
+int duet_session_load(duet_session *s, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,231 @@
+/* api_model.c - duet_model: opening the weights, adapters, tokenizer and
+ * chat template, the kernel context and the scheduler; the text helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "api/api_int.h"
+
+int api_merr(duet_model *m, int code, const char *fmt, ...)
+{
+    if (!m) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&m->err_lock);
+    vsnprintf(m->err, sizeof m->err, fmt, ap);
+    pthread_mutex_unlock(&m->err_lock);
+    va_end(ap);
+    return code;
+}
+
+const char *duet_model_errmsg(const duet_model *m) { return m ? m->err : "NULL model"; }
+
+void duet_model_options_default(duet_model_options *o) { memset(o, 0, sizeof *o); }
+
+/* Status for a library Err message (the lower layers give text only). */
+static int code_of(const char *msg)
+{
+    if (strstr(msg, "out of memory")) return DUET_ERR_NOMEM;
+    if (strstr(msg, "no such file") || strstr(msg, "cannot open") || strstr(msg, "No such")) return DUET_ERR_IO;
+    return DUET_ERR_FORMAT;
+}
+
+/* XXH64 over the config and a sample of the embedding and output weights:
+ * enough to tell models apart without reading every weight. */
+static uint64_t model_hash(const Model *m)
+{
+    const ModelConfig *c = &m->cfg;
+    int v[] = {c->arch, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
+               (int)m->embed.type, (int)m->lm_head.type, m->merged};
+    XXH64_state_t *st = XXH64_createState();
+    if (!st) return 0;
+    XXH64_reset(st, 0);
+    XXH64_update(st, v, sizeof v);
+    const QMat *w[2] = {&m->embed, &m->lm_head};
+    for (int i = 0; i < 2; i++) {
+        size_t n = qmat_data_bytes(w[i]->type, w[i]->rows, w[i]->cols);
+        size_t k = n < 65536 ? n : 65536;
+        XXH64_update(st, w[i]->data, k);
+        XXH64_update(st, (const char *)w[i]->data + (n - k), k);
+    }
+    uint64_t h = XXH64_digest(st);
+    XXH64_freeState(st);
+    return h;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Loads tokenizer.json and the chat template from dir, when present. */
+static int load_text(duet_model *d, const char *dir, Err *e)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (file_exists(p) && !(d->tok = tokenizer_load_file(p, e))) return -1;
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    if (file_exists(p)) {
+        d->tmpl = chat_template_load_file(p, e);
+        if (!d->tmpl && !strstr(e->msg, "chat_template")) return -1; /* no template is fine */
+    }
+    return 0;
+}
+
+int duet_model_open(duet_model **out, const char *path, const duet_model_options *o, char *err, size_t err_len)
+{
+    duet_model_options def;
+    Err e = {{0}};
+    int code = DUET_ERR_FORMAT;
+    if (out) *out = NULL;
+    if (!out || !path) {
+        if (err && err_len) snprintf(err, err_len, "duet_model_open: NULL %s", out ? "path" : "out");
+        return DUET_ERR_ARG;
+    }
+    if (!o) {
+        duet_model_options_default(&def);
+        o = &def;
+    }
+    duet_model *d = calloc(1, sizeof *d);
+    if (!d) {
+        if (err && err_len) snprintf(err, err_len, "out of memory");
+        return DUET_ERR_NOMEM;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->err_lock, NULL);
+    pthread_cond_init(&d->work, NULL);
+    d->kv_budget = o->kv_budget_bytes;
+    d->chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 64;
+    if (model_open(&d->m, path, &e)) {
+        code = code_of(e.msg);
+        goto fail;
+    }
+    for (int i = 0; o->loras && o->loras[i]; i++) {
+        const char *spec = o->loras[i], *eq = strchr(spec, '=');
+        char name[256];
+        if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name) {
+            err_set(&e, "lora \"%s\": expected NAME=DIR", spec);
+            code = DUET_ERR_ARG;
+            goto fail;
+        }
+        memcpy(name, spec, (size_t)(eq - spec));
+        name[eq - spec] = 0;
+        if (model_add_lora(&d->m, eq + 1, name, &e)) {
+            code = code_of(e.msg);
+            goto fail;
+        }
+    }
+    char dir[4096];
+    struct stat st;
+    if (o->tokenizer_dir) {
+        snprintf(dir, sizeof dir, "%s", o->tokenizer_dir);
+    } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {
+        snprintf(dir, sizeof dir, "%s", path);
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        else snprintf(dir, sizeof dir, ".");
+    }
+    if (load_text(d, dir, &e)) goto fail;
+    d->hash = model_hash(&d->m);
+    if (!(d->k = kern_create(o->n_threads, o->isa, &e))) {
+        code = DUET_ERR_ARG;
+        goto fail;
+    }
+    if (sched_start(d, &e)) {
+        code = DUET_ERR_INTERNAL;
+        goto fail;
+    }
+    *out = d;
+    return DUET_OK;
+fail:
+    if (err && err_len) snprintf(err, err_len, "%s", e.msg);
+    d->n_sess = 0;
+    duet_model_close(d);
+    return code;
+}
+
+int duet_model_close(duet_model *m)
+{
+    if (!m) return DUET_OK;
+    pthread_mutex_lock(&m->lock);
+    int n = m->n_sess;
+    pthread_mutex_unlock(&m->lock);
+    if (n) return api_merr(m, DUET_ERR_STATE, "duet_model_close: %d sessions are still open", n);
+    sched_stop(m);
+    kern_destroy(m->k);
+    tokenizer_free(m->tok);
+    chat_template_free(m->tmpl);
+    scratch_free(&m->scratch);
+    model_close(&m->m);
+    free(m->sess);
+    pthread_cond_destroy(&m->work);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->err_lock);
+    free(m);
+    return DUET_OK;
+}
+
+int duet_model_n_adapters(const duet_model *m) { return m ? m->m.n_adapters : 0; }
+
+const char *duet_model_adapter_name(const duet_model *m, int i)
+{
+    return m && i >= 0 && i < m->m.n_adapters ? m->m.adapters[i].name : NULL;
+}
+
+int duet_model_vocab(const duet_model *m) { return m ? m->m.cfg.vocab_size : 0; }
+int duet_model_max_context(const duet_model *m) { return m ? m->m.cfg.max_pos : 0; }
+
+size_t duet_model_kv_bytes(const duet_model *m, int n_ctx, duet_kv_type t)
+{
+    return m && n_ctx > 0 ? kv_bytes(&m->m.cfg, n_ctx, t == DUET_KV_F32 ? KV_F32 : KV_F16) : 0;
+}
+
+size_t duet_model_kv_in_use(const duet_model *m)
+{
+    if (!m) return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    size_t u = m->kv_used;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+    return u;
+}
+
+int duet_tokenize(duet_model *m, const char *text, size_t len, int **ids, int *n)
+{
+    Err e;
+    if (!m || (!text && len) || !ids || !n) return api_merr(m, DUET_ERR_ARG, "duet_tokenize: NULL argument");
+    if (!m->tok) return api_merr(m, DUET_ERR_NOT_FOUND, "the model has no tokenizer.json");
+    if (tokenizer_encode(m->tok, text ? text : "", len, ids, n, &e))
+        return api_merr(m, strstr(e.msg, "UTF-8") ? DUET_ERR_UTF8 : DUET_ERR_NOMEM, "%s", e.msg);
+    return DUET_OK;
+}
+
+int duet_detokenize(duet_model *m, const int *ids, int n, char **text)
+{
+    Err e;
+    if (!m || (!ids && n) || n < 0 || !text) return api_merr(m, DUET_ERR_ARG, "duet_detokenize: bad argument");
+    if (!m->tok) return api_merr(m, DUET_ERR_NOT_FOUND, "the model has no tokenizer.json");
+    if (!(*text = tokenizer_decode(m->tok, ids, n, NULL, &e))) return api_merr(m, DUET_ERR_ARG, "%s", e.msg);
+    return DUET_OK;
+}
+
+int duet_apply_template(duet_model *m, const char *messages_json, int add_generation_prompt, char **text)
+{
+    Err e;
+    if (!m || !messages_json || !text) return api_merr(m, DUET_ERR_ARG, "duet_apply_template: NULL argument");
+    *text = NULL;
+    if (!m->tmpl) return api_merr(m, DUET_ERR_NOT_FOUND, "the model has no chat template");
+    cJSON *msgs = cJSON_Parse(messages_json);
+    if (!cJSON_IsArray(msgs)) {
+        cJSON_Delete(msgs);
+        return api_merr(m, DUET_ERR_ARG, "messages: expected a JSON array of {role, content}");
+    }
+    *text = chat_template_render(m->tmpl, msgs, NULL, add_generation_prompt, &e);
+    cJSON_Delete(msgs);
+    return *text ? DUET_OK : api_merr(m, DUET_ERR_FORMAT, "%s", e.msg);
+}
