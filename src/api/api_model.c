@@ -76,6 +76,20 @@ static int load_text(duet_model *d, const char *dir, Err *e)
     return 0;
 }
 
+/* The tokenizer.json and tokenizer_config.json bytes a .duet embeds. */
+static int load_text_embedded(duet_model *d, const char *path, Err *e)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s#tokenizer.json", path);
+    if (!(d->tok = tokenizer_load_json(d->m.tokenizer_json, d->m.tokenizer_json_len, p, e))) return -1;
+    if (d->m.tokenizer_config) {
+        snprintf(p, sizeof p, "%s#tokenizer_config.json", path);
+        d->tmpl = chat_template_load_json(d->m.tokenizer_config, d->m.tokenizer_config_len, p, e);
+        if (!d->tmpl && !strstr(e->msg, "chat_template")) return -1; /* no template is fine */
+    }
+    return 0;
+}
+
 int duet_model_open(duet_model **out, const char *path, const duet_model_options *o, char *err, size_t err_len)
 {
     duet_model_options def;
@@ -119,19 +133,14 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
             goto fail;
         }
     }
-    char dir[4096];
     struct stat st;
     if (o->tokenizer_dir) {
-        snprintf(dir, sizeof dir, "%s", o->tokenizer_dir);
+        if (load_text(d, o->tokenizer_dir, &e)) goto fail;
+    } else if (d->m.tokenizer_json) { /* a .duet carries its own */
+        if (load_text_embedded(d, path, &e)) goto fail;
     } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(dir, sizeof dir, "%s", path);
-    } else {
-        snprintf(dir, sizeof dir, "%s", path);
-        char *sl = strrchr(dir, '/');
-        if (sl) *sl = 0;
-        else snprintf(dir, sizeof dir, ".");
+        if (load_text(d, path, &e)) goto fail;
     }
-    if (load_text(d, dir, &e)) goto fail;
     d->hash = model_hash(&d->m);
     if (!(d->k = kern_create(o->n_threads, o->isa, &e))) {
         code = DUET_ERR_ARG;
