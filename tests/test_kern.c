@@ -112,6 +112,34 @@ static double worst_error(const QMat *W, const float *X, int n, const float *got
     return worst;
 }
 
+static void test_f16_helpers(Kern *k)
+{
+    Rng rng = {99};
+    static const int sizes[] = {1, 7, 16, 33, 64, 128, 129};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int n = sizes[s];
+        uint16_t h[130];
+        float x[130], y[130], yr[130];
+        double ref = 0, mag = 0;
+        for (int i = 0; i < n + 1; i++) { /* h + 1: odd alignment */
+            h[i] = f32_to_f16(rng_f(&rng));
+            x[i] = rng_f(&rng);
+            y[i] = yr[i] = rng_f(&rng);
+        }
+        for (int i = 0; i < n; i++) {
+            ref += (double)f16_to_f32(h[i + 1]) * x[i];
+            mag += fabs((double)f16_to_f32(h[i + 1]) * x[i]);
+            yr[i] += 0.37f * f16_to_f32(h[i + 1]);
+        }
+        float got = kern_dot_f16(k, h + 1, x, n);
+        CHECK(fabs(got - ref) <= 1e-5 * mag + 1e-7, "%s dot_f16 n %d: %g vs %g", kern_isa(k), n, got, ref);
+        kern_axpy_f16(k, y, 0.37f, h + 1, n);
+        double worst = 0;
+        for (int i = 0; i < n + 1; i++) worst = fmax(worst, fabs(y[i] - yr[i]));
+        CHECK(worst <= 1e-6, "%s axpy_f16 n %d: error %g (or wrote past n)", kern_isa(k), n, worst);
+    }
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -121,6 +149,7 @@ static void test_backend(const char *isa, int threads)
         return;
     }
     CHECK(!strcmp(kern_isa(k), isa), "kern_isa %s != %s", kern_isa(k), isa);
+    test_f16_helpers(k);
     CHECK(kern_threads(k) == threads, "threads %d", kern_threads(k));
     static const int rows_v[] = {1, 7, 31, 33, 48, 100, 257};
     static const int cols_v[] = {1, 7, 31, 33, 48, 100, 257, 300, 520, 1024};
@@ -157,6 +186,7 @@ static void test_backend(const char *isa, int threads)
                     mat_free(&m);
                 }
         CHECK(fails == 0, "%s %s: %d shapes out of tolerance", isa, dtype_name((DType)t), fails);
+        printf("kern: %s %s (%d threads) checked\n", isa, dtype_name((DType)t), threads);
     }
     kern_destroy(k);
 }
@@ -296,6 +326,7 @@ static void test_quantizers(void)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
     static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};

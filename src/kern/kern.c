@@ -213,6 +213,16 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
 }
 
+float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n)
+{
+    return k->ops->dot_f16(h, x, n);
+}
+
+void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n)
+{
+    k->ops->axpy_f16(y, alpha, h, n);
+}
+
 typedef struct BwJob {
     const KernOps *ops;
     const float *buf;

@@ -277,11 +277,40 @@ static void act_layout(ActQ *A, int t, DType wt)
     }
 }
 
+static float dot_f16(const uint16_t *h, const float *x, int n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(load_w16(h, (size_t)i, DT_F16), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(load_w16(h, (size_t)i + 16, DT_F16), _mm512_loadu_ps(x + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        s0 = _mm512_fmadd_ps(load_w16_mask(h, (size_t)i, DT_F16, m), _mm512_maskz_loadu_ps(m, x + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
+{
+    __m512 a = _mm512_set1_ps(alpha);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_fmadd_ps(a, load_w16_mask(h, (size_t)i, DT_F16, m), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
 static float read_sum(const float *p, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(p + i) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 192, _MM_HINT_T0);
         s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
         s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
         s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
@@ -296,5 +325,7 @@ const KernOps kern_ops_avx512 = {
     .name = "avx512",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = act_layout,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
 };

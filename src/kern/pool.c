@@ -131,12 +131,14 @@ void pool_run(Pool *p, int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
     p->ctx = ctx;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n_workers, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with sleepers++ in worker */
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    /* The bump happens under the mutex so a worker deciding to sleep cannot
+     * miss it; an uncontended lock is ~20 ns. (A lock-free store/load
+     * handshake on gen and sleepers also works on real hardware, but not
+     * under qemu-user, which does not order a store before a later load.) */
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
     take_tasks(p);
     for (int i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
         cpu_relax();
