@@ -147,6 +147,10 @@ static void prep_task(void *ctx, int t)
     const float *x = j->X_in + (size_t)t * W->cols;
     if (j->A) {
         ActQ *A = j->A;
+        if (j->ops->act_quant) {
+            j->ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
+            return;
+        }
         size_t o = (size_t)t * A->nb;
         act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
         if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);

@@ -284,6 +284,49 @@ static void act_layout(ActQ *A, int t, DType wt)
     }
 }
 
+/* act_quantize_row + act_layout in one pass: same arithmetic (x * (127 /
+ * amax), round to nearest even, clamp), so the same bytes. */
+static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
+{
+    (void)wt;
+    int nb = A->nb, ng = nb / 8;
+    int8_t *q = A->q + (size_t)t * nb * 32;
+    float *d = A->d + (size_t)t * nb, *m = A->m + (size_t)t * nb;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int b = 0; b < nb; b++) {
+        int c = b * 32, left = cols - c;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, x + c), v1 = _mm512_maskz_loadu_ps(m1, x + c + 16);
+        if (in_scale) {
+            v0 = _mm512_mul_ps(v0, _mm512_maskz_loadu_ps(m0, in_scale + c));
+            v1 = _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(m1, in_scale + c + 16));
+        }
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        __m512 vi = _mm512_set1_ps(inv);
+        __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vi));
+        q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), nlim);
+        q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), nlim);
+        d[b] = amax / 127.0f;
+        m[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        int8_t *lo, *hi;
+        if (b < 8 * ng) { /* see load_wunit: per 4 blocks, first halves then second halves */
+            int8_t *grp = q + (size_t)(b / 8) * 256 + (size_t)((b % 8) / 4) * 128 + (b % 4) * 16;
+            lo = grp;
+            hi = grp + 64;
+            float *pat = A->pat + ((size_t)t * ng + b / 8) * 32 + (b % 8) * 4;
+            _mm_storeu_ps(pat, _mm_set1_ps(d[b]));
+        } else {
+            lo = q + (size_t)b * 32;
+            hi = lo + 16;
+        }
+        _mm_storeu_si128((__m128i *)lo, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)hi, _mm512_cvtepi32_epi8(q1));
+    }
+}
+
 static float dot_f16(const uint16_t *h, const float *x, int n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0;
@@ -332,6 +375,7 @@ const KernOps kern_ops_avx512 = {
     .name = "avx512",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = act_layout,
+    .act_quant = act_quant,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
