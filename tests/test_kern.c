@@ -29,21 +29,28 @@ static float rng_f(Rng *r) { return (float)(rng_u32(r) % 2000001) / 1000000.0f -
 /* A random rows x cols matrix of type t; the buffers are malloc'd into m. */
 typedef struct TestMat {
     QMat q;
+    void *raw;      /* allocation; data = raw + 0 or an odd offset */
     void *data;
     uint16_t *scales;
     float *in_scale;
 } TestMat;
 
-static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with_in_scale)
+/* misalign: place data at the worst offset the format allows (2 bytes for
+ * float types straight from a safetensors mapping, 1 byte for q8/q4). */
+static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with_in_scale, int misalign)
 {
     size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
-    m->data = malloc(db + 1);
+    m->raw = malloc(db + 8);
+    m->data = (char *)m->raw + (misalign ? (t == DT_Q8 || t == DT_Q4 ? 1 : 2) : 0);
     m->scales = sb ? malloc(sb) : NULL;
     m->in_scale = NULL;
     size_t n = (size_t)rows * cols;
     switch (t) {
     case DT_F32:
-        for (size_t i = 0; i < n; i++) ((float *)m->data)[i] = rng_f(r);
+        for (size_t i = 0; i < n; i++) {
+            float f = rng_f(r);
+            memcpy((char *)m->data + 4 * i, &f, 4);
+        }
         break;
     case DT_F16:
         for (size_t i = 0; i < n; i++) ((uint16_t *)m->data)[i] = f32_to_f16(rng_f(r));
@@ -69,7 +76,7 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
 
 static void mat_free(TestMat *m)
 {
-    free(m->data);
+    free(m->raw);
     free(m->scales);
     free(m->in_scale);
 }
@@ -163,7 +170,8 @@ static void test_backend(const char *isa, int threads)
                 for (size_t ni = 0; ni < sizeof n_v / sizeof *n_v; ni++) {
                     int rows = rows_v[ri], cols = cols_v[ci], n = n_v[ni];
                     TestMat m;
-                    mat_random(&m, &rng, (DType)t, rows, cols, combo++ % 3 == 1);
+                    mat_random(&m, &rng, (DType)t, rows, cols, combo % 3 == 1, combo % 2 == 1);
+                    combo++;
                     float *X = malloc((size_t)n * cols * sizeof(float));
                     float *Y = malloc((size_t)n * rows * sizeof(float));
                     float *R = malloc((size_t)n * rows * sizeof(float));

@@ -23,7 +23,11 @@ INLINE __m256 load_w8(const void *base, size_t i, DType t)
 
 INLINE float load_w1(const void *base, size_t i, DType t)
 {
-    if (t == DT_F32) return ((const float *)base)[i];
+    if (t == DT_F32) { /* the mapping may leave f32 data only 2-byte aligned */
+        float f;
+        memcpy(&f, (const char *)base + 4 * i, 4);
+        return f;
+    }
     uint16_t h;
     memcpy(&h, (const uint16_t *)base + i, 2);
     if (t == DT_F16) return _cvtsh_ss(h);

@@ -16,7 +16,11 @@ static float load_w(const void *data, DType t, size_t i)
     switch (t) {
     case DT_F16: memcpy(&h, (const char *)data + 2 * i, 2); return f16_to_f32(h);
     case DT_BF16: memcpy(&h, (const char *)data + 2 * i, 2); return bf16_to_f32(h);
-    default: return ((const float *)data)[i];
+    default: { /* the mapping may leave f32 data only 2-byte aligned */
+        float f;
+        memcpy(&f, (const char *)data + 4 * i, 4);
+        return f;
+    }
     }
 }
 
