@@ -29,21 +29,28 @@ static float rng_f(Rng *r) { return (float)(rng_u32(r) % 2000001) / 1000000.0f -
 /* A random rows x cols matrix of type t; the buffers are malloc'd into m. */
 typedef struct TestMat {
     QMat q;
+    void *raw;      /* allocation; data = raw + 0 or an odd offset */
     void *data;
     uint16_t *scales;
     float *in_scale;
 } TestMat;
 
-static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with_in_scale)
+/* misalign: place data at the worst offset the format allows (2 bytes for
+ * float types straight from a safetensors mapping, 1 byte for q8/q4). */
+static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with_in_scale, int misalign)
 {
     size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
-    m->data = malloc(db + 1);
+    m->raw = malloc(db + 8);
+    m->data = (char *)m->raw + (misalign ? (t == DT_Q8 || t == DT_Q4 ? 1 : 2) : 0);
     m->scales = sb ? malloc(sb) : NULL;
     m->in_scale = NULL;
     size_t n = (size_t)rows * cols;
     switch (t) {
     case DT_F32:
-        for (size_t i = 0; i < n; i++) ((float *)m->data)[i] = rng_f(r);
+        for (size_t i = 0; i < n; i++) {
+            float f = rng_f(r);
+            memcpy((char *)m->data + 4 * i, &f, 4);
+        }
         break;
     case DT_F16:
         for (size_t i = 0; i < n; i++) ((uint16_t *)m->data)[i] = f32_to_f16(rng_f(r));
@@ -69,7 +76,7 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
 
 static void mat_free(TestMat *m)
 {
-    free(m->data);
+    free(m->raw);
     free(m->scales);
     free(m->in_scale);
 }
@@ -112,6 +119,34 @@ static double worst_error(const QMat *W, const float *X, int n, const float *got
     return worst;
 }
 
+static void test_f16_helpers(Kern *k)
+{
+    Rng rng = {99};
+    static const int sizes[] = {1, 7, 16, 33, 64, 128, 129};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int n = sizes[s];
+        uint16_t h[130];
+        float x[130], y[130], yr[130];
+        double ref = 0, mag = 0;
+        for (int i = 0; i < n + 1; i++) { /* h + 1: odd alignment */
+            h[i] = f32_to_f16(rng_f(&rng));
+            x[i] = rng_f(&rng);
+            y[i] = yr[i] = rng_f(&rng);
+        }
+        for (int i = 0; i < n; i++) {
+            ref += (double)f16_to_f32(h[i + 1]) * x[i];
+            mag += fabs((double)f16_to_f32(h[i + 1]) * x[i]);
+            yr[i] += 0.37f * f16_to_f32(h[i + 1]);
+        }
+        float got = kern_dot_f16(k, h + 1, x, n);
+        CHECK(fabs(got - ref) <= 1e-5 * mag + 1e-7, "%s dot_f16 n %d: %g vs %g", kern_isa(k), n, got, ref);
+        kern_axpy_f16(k, y, 0.37f, h + 1, n);
+        double worst = 0;
+        for (int i = 0; i < n + 1; i++) worst = fmax(worst, fabs(y[i] - yr[i]));
+        CHECK(worst <= 1e-6, "%s axpy_f16 n %d: error %g (or wrote past n)", kern_isa(k), n, worst);
+    }
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -121,6 +156,7 @@ static void test_backend(const char *isa, int threads)
         return;
     }
     CHECK(!strcmp(kern_isa(k), isa), "kern_isa %s != %s", kern_isa(k), isa);
+    test_f16_helpers(k);
     CHECK(kern_threads(k) == threads, "threads %d", kern_threads(k));
     static const int rows_v[] = {1, 7, 31, 33, 48, 100, 257};
     static const int cols_v[] = {1, 7, 31, 33, 48, 100, 257, 300, 520, 1024};
@@ -134,7 +170,8 @@ static void test_backend(const char *isa, int threads)
                 for (size_t ni = 0; ni < sizeof n_v / sizeof *n_v; ni++) {
                     int rows = rows_v[ri], cols = cols_v[ci], n = n_v[ni];
                     TestMat m;
-                    mat_random(&m, &rng, (DType)t, rows, cols, combo++ % 3 == 1);
+                    mat_random(&m, &rng, (DType)t, rows, cols, combo % 3 == 1, combo % 2 == 1);
+                    combo++;
                     float *X = malloc((size_t)n * cols * sizeof(float));
                     float *Y = malloc((size_t)n * rows * sizeof(float));
                     float *R = malloc((size_t)n * rows * sizeof(float));
@@ -157,6 +194,7 @@ static void test_backend(const char *isa, int threads)
                     mat_free(&m);
                 }
         CHECK(fails == 0, "%s %s: %d shapes out of tolerance", isa, dtype_name((DType)t), fails);
+        printf("kern: %s %s (%d threads) checked\n", isa, dtype_name((DType)t), threads);
     }
     kern_destroy(k);
 }
@@ -296,6 +334,7 @@ static void test_quantizers(void)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
     static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};

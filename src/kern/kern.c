@@ -147,6 +147,10 @@ static void prep_task(void *ctx, int t)
     const float *x = j->X_in + (size_t)t * W->cols;
     if (j->A) {
         ActQ *A = j->A;
+        if (j->ops->act_quant) {
+            j->ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
+            return;
+        }
         size_t o = (size_t)t * A->nb;
         act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
         if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);
@@ -177,7 +181,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     if (quant) {
         int nb = kern_nblocks(W->cols);
         size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
-        size_t npat = (size_t)n * (nb / 8) * 64;
+        size_t npat = (size_t)n * (nb / 8) * 32;
         char *s = scratch(k, nq + 4 * (2 * ns + npat) + 64);
         if (!s) { /* out of memory: the slow path needs none */
             kern_matmul_ref(Y, W, X, n);
@@ -211,6 +215,16 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     if (chunk < 16) chunk = 16;
     j.chunk = chunk;
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
+}
+
+float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n)
+{
+    return k->ops->dot_f16(h, x, n);
+}
+
+void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n)
+{
+    k->ops->axpy_f16(y, alpha, h, n);
 }
 
 typedef struct BwJob {

@@ -74,8 +74,17 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
  * over the pool. -1 if bytes < 16 KiB, reps < 1 or out of memory. */
 double kern_read_bandwidth(Kern *k, size_t bytes, int reps);
 
-/* Runs fn(ctx, task) for task = 0 .. n_tasks-1 on the pool; returns when all
- * are done. For work the kernels do not cover (attention over heads). */
+/* Attention helpers over an f16 KV cache (h: n IEEE halves, any 2-byte
+ * alignment): the dot product sum_i h[i] * x[i] (a score) and y += alpha * h
+ * (accumulating a value row). Run on the calling thread with the Kern's SIMD
+ * backend; safe to call from inside kern_parallel tasks. */
+float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n);
+void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n);
+
+/* Runs fn(ctx, task) for task = 0 .. n_tasks-1 on the pool (the caller's
+ * thread takes tasks too; tasks are handed out dynamically); returns when all
+ * are done. For work the kernels do not cover (attention over heads). fn must
+ * not call kern_parallel or kern_matmul on the same Kern. */
 void kern_parallel(Kern *k, int n_tasks, void (*fn)(void *ctx, int task), void *ctx);
 
 /* The scalar twin of kern_matmul: the oracle tests compare every backend to. */

@@ -23,7 +23,11 @@ INLINE __m256 load_w8(const void *base, size_t i, DType t)
 
 INLINE float load_w1(const void *base, size_t i, DType t)
 {
-    if (t == DT_F32) return ((const float *)base)[i];
+    if (t == DT_F32) { /* the mapping may leave f32 data only 2-byte aligned */
+        float f;
+        memcpy(&f, (const char *)base + 4 * i, 4);
+        return f;
+    }
     uint16_t h;
     memcpy(&h, (const uint16_t *)base + i, 2);
     if (t == DT_F16) return _cvtsh_ss(h);
@@ -184,6 +188,29 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
+static float dot_f16(const uint16_t *h, const float *x, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(load_w8(h, (size_t)i, DT_F16), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(load_w8(h, (size_t)i + 8, DT_F16), _mm256_loadu_ps(x + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_w8(h, (size_t)i, DT_F16), _mm256_loadu_ps(x + i), s0);
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += load_w1(h, (size_t)i, DT_F16) * x[i];
+    return s;
+}
+
+static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
+{
+    __m256 a = _mm256_set1_ps(alpha);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, load_w8(h, (size_t)i, DT_F16), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += alpha * load_w1(h, (size_t)i, DT_F16);
+}
+
 static float read_sum(const float *p, size_t n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -203,5 +230,7 @@ const KernOps kern_ops_avx2 = {
     .name = "avx2",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = NULL,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
 };

@@ -14,6 +14,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+#ifndef PREFETCH
+#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
+#endif
+
 /* ---- float weights ---- */
 
 INLINE __m512 load_w16(const void *base, size_t i, DType t)
@@ -47,7 +51,12 @@ INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, con
     for (; c + 16 <= cols; c += 16) {
         __m512 w[4];
 #pragma GCC unroll 4
-        for (int i = 0; i < NR; i++) w[i] = load_w16(W->data, (size_t)(r + i) * cols + c, T);
+        for (int i = 0; i < NR; i++) {
+            size_t at = (size_t)(r + i) * cols + c;
+            if (NT == 1) /* decode streams from DRAM: run ahead of the hardware prefetcher */
+                _mm_prefetch((const char *)W->data + at * (T == DT_F32 ? 4 : 2) + PREFETCH, _MM_HINT_T0);
+            w[i] = load_w16(W->data, at, T);
+        }
 #pragma GCC unroll 8
         for (int j = 0; j < NT; j++) {
             __m512 x = _mm512_loadu_ps(x0 + (size_t)j * cols + c);
@@ -100,12 +109,13 @@ static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF
 
 /* ---- Q8 / Q4 weights ---- */
 
-/* The kernels walk a row in groups of 8 blocks, split in units: Q8 has 4
- * units of 2 blocks (one zmm of weights), Q4 2 units of 4 blocks (64 bytes of
- * nibbles -> a zmm of low nibbles, lane k = block k elements 0..15, and one of
- * high nibbles, elements 16..31). act_layout arranges the activations to
- * match, so in both cases int32 lane l of the dot belongs to block
- * unit_first + l / (Q4 ? 4 : 8) and the two Q4 halves share one dot. */
+/* The kernels walk a row in groups of 8 blocks, as 2 units of 4 blocks, each
+ * unit giving two zmm of u8 weights: w0 lane k (16 bytes) = block k elements
+ * 0..15, w1 lane k = elements 16..31. Q4: 64 bytes of nibbles -> low / high
+ * nibbles. Q8: 128 bytes -> two qword permutes, then the sign flip.
+ * act_layout arranges the activations to match, so int32 lane l of
+ * dpbusd(dpbusd(0, w0, a0), w1, a1) belongs to block 4u + l / 4 and one
+ * float conversion and scaling serves 4 blocks. */
 INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, const int Q4)
 {
     if (Q4) {
@@ -114,29 +124,26 @@ INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, cons
         *w0 = _mm512_and_si512(z, m);
         *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
     } else {
-        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
-        *w0 = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
-        *w1 = *w0;
+        __m512i a = _mm512_loadu_si512(grp + (size_t)u * 128);
+        __m512i b = _mm512_loadu_si512(grp + (size_t)u * 128 + 64);
+        __m512i flip = _mm512_set1_epi8((char)0x80);
+        *w0 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), b), flip);
+        *w1 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2), b), flip);
     }
 }
 
 /* Lane -> block-in-group index for unit u. */
-INLINE __m512i lane_blocks(int u, const int Q4)
+INLINE __m512i lane_blocks(int u)
 {
     __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    return Q4 ? _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * u))
-              : _mm512_add_epi32(_mm512_srli_epi32(lane, 3), _mm512_set1_epi32(2 * u));
+    return _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * u));
 }
-
-#ifndef PREFETCH
-#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
-#endif
 
 INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
-    const int U = Q4 ? 2 : 4;
+    const int U = 2;
     int nb = A->nb, ng = nb / 8;
     size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wgrp = Q4 ? 128 : 256;
     const uint8_t *wd = (const uint8_t *)W->data;
@@ -149,8 +156,8 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             acc[i][j] = _mm512_setzero_ps();
             off[i][j] = _mm256_setzero_ps();
         }
-    __m512i idx[4];
-    for (int u = 0; u < U; u++) idx[u] = lane_blocks(u, Q4);
+    __m512i idx[2];
+    for (int u = 0; u < U; u++) idx[u] = lane_blocks(u);
     for (int g = 0; g < ng; g++) {
         __m512 s8[4];
 #pragma GCC unroll 4
@@ -164,20 +171,22 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
                 const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)g * wgrp;
-                if (NT == 1) _mm_prefetch((const char *)wp + u * 64 + PREFETCH, _MM_HINT_T0);
+                if (NT == 1) {
+                    _mm_prefetch((const char *)wp + u * (Q4 ? 64 : 128) + PREFETCH, _MM_HINT_T0);
+                    if (!Q4) _mm_prefetch((const char *)wp + u * 128 + 64 + PREFETCH, _MM_HINT_T0);
+                }
                 load_wunit(&w0[i], &w1[i], wp, u, Q4);
                 ws[i] = _mm512_permutexvar_ps(idx[u], s8[i]);
             }
 #pragma GCC unroll 8
             for (int j = 0; j < NT; j++) {
-                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)g * 256 + (size_t)u * (Q4 ? 128 : 64);
-                __m512i a0 = _mm512_loadu_si512(q);
-                __m512i a1 = Q4 ? _mm512_loadu_si512(q + 64) : a0;
-                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 64 + u * 16);
+                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)g * 256 + (size_t)u * 128;
+                __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
+                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 32 + u * 16);
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
                     __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
-                    if (Q4) dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
+                    dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
                     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
                     acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
                 }
@@ -253,27 +262,93 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-/* Arranges token t's full groups for Q4 (see load_wunit) and writes the
- * per-lane activation scale patterns for both quantized types. */
+/* Arranges token t's full groups to match load_wunit (per 4 blocks: all
+ * first halves, then all second halves) and writes the per-lane activation
+ * scale patterns. Same layout for Q8 and Q4 weights. */
 static void act_layout(ActQ *A, int t, DType wt)
 {
-    int nb = A->nb, ng = nb / 8, q4 = wt == DT_Q4;
+    (void)wt;
+    int nb = A->nb, ng = nb / 8;
     int8_t *q = A->q + (size_t)t * nb * 32;
     const float *d = A->d + (size_t)t * nb;
     for (int g = 0; g < ng; g++) {
-        float *pat = A->pat + ((size_t)t * ng + g) * 64;
-        for (int u = 0; u < (q4 ? 2 : 4); u++)
-            for (int l = 0; l < 16; l++)
-                pat[u * 16 + l] = d[8 * g + (q4 ? 4 * u + l / 4 : 2 * u + l / 8)];
-        if (q4) { /* per 4 blocks: all first halves, then all second halves */
-            int8_t tmp[256], *src = q + (size_t)g * 256;
-            for (int k = 0; k < 8; k++) {
-                int u = k / 4, bk = k % 4;
-                memcpy(tmp + u * 128 + bk * 16, src + k * 32, 16);
-                memcpy(tmp + u * 128 + 64 + bk * 16, src + k * 32 + 16, 16);
-            }
-            memcpy(src, tmp, 256);
+        float *pat = A->pat + ((size_t)t * ng + g) * 32;
+        for (int l = 0; l < 32; l++) pat[l] = d[8 * g + l / 4];
+        int8_t tmp[256], *src = q + (size_t)g * 256;
+        for (int k = 0; k < 8; k++) {
+            int u = k / 4, bk = k % 4;
+            memcpy(tmp + u * 128 + bk * 16, src + k * 32, 16);
+            memcpy(tmp + u * 128 + 64 + bk * 16, src + k * 32 + 16, 16);
         }
+        memcpy(src, tmp, 256);
+    }
+}
+
+/* act_quantize_row + act_layout in one pass: same arithmetic (x * (127 /
+ * amax), round to nearest even, clamp), so the same bytes. */
+static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
+{
+    (void)wt;
+    int nb = A->nb, ng = nb / 8;
+    int8_t *q = A->q + (size_t)t * nb * 32;
+    float *d = A->d + (size_t)t * nb, *m = A->m + (size_t)t * nb;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int b = 0; b < nb; b++) {
+        int c = b * 32, left = cols - c;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, x + c), v1 = _mm512_maskz_loadu_ps(m1, x + c + 16);
+        if (in_scale) {
+            v0 = _mm512_mul_ps(v0, _mm512_maskz_loadu_ps(m0, in_scale + c));
+            v1 = _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(m1, in_scale + c + 16));
+        }
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        __m512 vi = _mm512_set1_ps(inv);
+        __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vi));
+        q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), nlim);
+        q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), nlim);
+        d[b] = amax / 127.0f;
+        m[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        int8_t *lo, *hi;
+        if (b < 8 * ng) { /* see load_wunit: per 4 blocks, first halves then second halves */
+            int8_t *grp = q + (size_t)(b / 8) * 256 + (size_t)((b % 8) / 4) * 128 + (b % 4) * 16;
+            lo = grp;
+            hi = grp + 64;
+            float *pat = A->pat + ((size_t)t * ng + b / 8) * 32 + (b % 8) * 4;
+            _mm_storeu_ps(pat, _mm_set1_ps(d[b]));
+        } else {
+            lo = q + (size_t)b * 32;
+            hi = lo + 16;
+        }
+        _mm_storeu_si128((__m128i *)lo, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)hi, _mm512_cvtepi32_epi8(q1));
+    }
+}
+
+static float dot_f16(const uint16_t *h, const float *x, int n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(load_w16(h, (size_t)i, DT_F16), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(load_w16(h, (size_t)i + 16, DT_F16), _mm512_loadu_ps(x + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        s0 = _mm512_fmadd_ps(load_w16_mask(h, (size_t)i, DT_F16, m), _mm512_maskz_loadu_ps(m, x + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
+{
+    __m512 a = _mm512_set1_ps(alpha);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_fmadd_ps(a, load_w16_mask(h, (size_t)i, DT_F16, m), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
     }
 }
 
@@ -282,6 +357,10 @@ static float read_sum(const float *p, size_t n)
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(p + i) + PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + i) + PREFETCH + 192, _MM_HINT_T0);
         s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
         s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
         s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
@@ -296,5 +375,8 @@ const KernOps kern_ops_avx512 = {
     .name = "avx512",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = act_layout,
+    .act_quant = act_quant,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
 };

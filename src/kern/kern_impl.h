@@ -23,7 +23,7 @@ typedef struct ActQ {
     float *d;     /* (n, nb) block scale */
     float *m;     /* (n, nb) d * sum(q of the block): offset term for
                    * unsigned-weight dot products */
-    float *pat;   /* (n, nb / 8 * 64) per-lane scale patterns, AVX-512 only */
+    float *pat;   /* (n, nb / 8 * 32) per-lane scale patterns, AVX-512 only */
 } ActQ;
 
 typedef struct MMArgs {
@@ -43,6 +43,12 @@ typedef struct KernOps {
     /* Optional: rearranges token t of A in place for weights of type wt
      * after the natural-order quantization (NULL = keep natural order). */
     void (*act_layout)(ActQ *A, int t, DType wt);
+    /* Optional: does act_quantize_row + act_layout for token t in one SIMD
+     * pass, with identical results (NULL = the portable pair). */
+    void (*act_quant)(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt);
+    /* Attention over an f16 KV cache: sum_i h[i] * x[i], and y += alpha * h. */
+    float (*dot_f16)(const uint16_t *h, const float *x, int n);
+    void (*axpy_f16)(float *y, float alpha, const uint16_t *h, int n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
 } KernOps;

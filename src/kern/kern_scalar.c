@@ -16,7 +16,11 @@ static float load_w(const void *data, DType t, size_t i)
     switch (t) {
     case DT_F16: memcpy(&h, (const char *)data + 2 * i, 2); return f16_to_f32(h);
     case DT_BF16: memcpy(&h, (const char *)data + 2 * i, 2); return bf16_to_f32(h);
-    default: return ((const float *)data)[i];
+    default: { /* the mapping may leave f32 data only 2-byte aligned */
+        float f;
+        memcpy(&f, (const char *)data + 4 * i, 4);
+        return f;
+    }
     }
 }
 
@@ -85,6 +89,18 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
     }
 }
 
+static float dot_f16(const uint16_t *h, const float *x, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++) s += load_w(h, DT_F16, (size_t)i) * x[i];
+    return s;
+}
+
+static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
+{
+    for (int i = 0; i < n; i++) y[i] += alpha * load_w(h, DT_F16, (size_t)i);
+}
+
 static float read_sum(const float *p, size_t n)
 {
     float s[8] = {0};
@@ -99,5 +115,7 @@ const KernOps kern_ops_scalar = {
     .name = "scalar",
     .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4},
     .act_layout = NULL,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
 };

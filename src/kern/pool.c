@@ -1,8 +1,11 @@
-/* pool.c - see pool.h. Dispatch is a generation counter: the caller writes the
- * job, bumps `gen`, wakes sleepers if any, takes tasks itself, then spins
- * until every worker has checked out. Decode issues ~200 jobs per token, so a
- * job must cost a few microseconds at most: workers spin ~100 us before they
- * sleep. */
+/* pool.c - see pool.h. A job is published under the mutex (fields, then
+ * open = 1, then gen++); workers spin ~100 us on gen, then sleep on the
+ * condition variable. A worker joins a job only while it is open, and the
+ * caller waits for the job's tasks to be done, not for the workers: on a
+ * busy machine a descheduled worker costs nothing, the caller just takes more
+ * tasks. Before the next job's fields are written the caller waits until no
+ * worker is still inside the previous job (`active`). Decode issues ~200 jobs
+ * per token, so a job must cost a few microseconds at most. */
 #include "kern/pool.h"
 
 #include <pthread.h>
@@ -23,14 +26,16 @@ static inline void cpu_relax(void) {}
 struct Pool {
     int n_workers;
     pthread_t *threads;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;       /* guards publishing a job, joining it, sleeping */
     pthread_cond_t cv;
     _Atomic unsigned gen;     /* bumped once per job */
-    atomic_int sleepers;      /* workers blocked (or about to block) on cv */
-    atomic_int pending;       /* workers that have not finished this job */
+    atomic_int open;          /* the current job may be joined */
+    atomic_int active;        /* workers inside a job */
+    atomic_int sleepers;      /* workers blocked on cv */
     atomic_int next;          /* next task index to hand out */
+    atomic_int done;          /* tasks finished */
     atomic_int stop;
-    /* the current job: written before gen is bumped */
+    /* the current job: written under mu while no worker is active */
     int n_tasks;
     void (*fn)(void *ctx, int task);
     void *ctx;
@@ -46,8 +51,10 @@ static double now_us(void)
 static void take_tasks(Pool *p)
 {
     int n = p->n_tasks;
-    for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < n;)
+    for (int t; (t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed)) < n;) {
         p->fn(p->ctx, t);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
 }
 
 static void *worker(void *arg)
@@ -66,18 +73,24 @@ static void *worker(void *arg)
                 if ((i & 63) == 0 && now_us() - t0 > 100) break;
             }
         }
+        pthread_mutex_lock(&p->mu);
         if (g == seen && !atomic_load(&p->stop)) {
-            pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
-            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop))
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->cv, &p->mu);
             atomic_fetch_sub(&p->sleepers, 1);
-            pthread_mutex_unlock(&p->mu);
         }
-        if (atomic_load(&p->stop)) return NULL;
-        seen = g;
+        if (atomic_load(&p->stop)) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = atomic_load(&p->gen);
+        int join = atomic_load(&p->open);
+        if (join) atomic_fetch_add(&p->active, 1);
+        pthread_mutex_unlock(&p->mu);
+        if (!join) continue;
         take_tasks(p);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
     }
 }
 
@@ -126,20 +139,28 @@ void pool_run(Pool *p, int n_tasks, void (*fn)(void *ctx, int task), void *ctx)
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
+    /* a worker still inside the previous job reads its fields: let it leave
+     * (joining needs mu and open, so none can enter while we hold mu) */
+    for (int i = 1;; i++) {
+        pthread_mutex_lock(&p->mu);
+        if (atomic_load_explicit(&p->active, memory_order_acquire) == 0) break;
+        pthread_mutex_unlock(&p->mu);
+        cpu_relax();
+        if ((i & 255) == 0) sched_yield();
+    }
     p->n_tasks = n_tasks;
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->pending, p->n_workers, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with sleepers++ in worker */
-    if (atomic_load(&p->sleepers) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store(&p->open, 1);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
     take_tasks(p);
-    for (int i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+    for (int i = 1; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
         cpu_relax();
-        if ((i & 1023) == 0) sched_yield(); /* a worker may have been preempted */
+        if ((i & 1023) == 0) sched_yield(); /* the worker running a task was preempted */
     }
+    atomic_store(&p->open, 0);
 }

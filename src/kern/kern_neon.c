@@ -1,0 +1,226 @@
+/* kern_neon.c - aarch64 NEON + dot-product backend (Cortex-A76 / Raspberry Pi
+ * 5). Float weights: converted to f32 in registers (f16 by fcvtl, bf16 by a
+ * 16-bit shift) and FMA'd in tiles of rows x tokens. Q8/Q4 weights: SDOT
+ * (s8 x s8 -> s32) per 32-block against int8 activations; Q4 nibbles are
+ * re-centred to -8..7 first, so no offset term is needed. Only called after
+ * cpu_detect saw asimddp. */
+#include <arm_neon.h>
+#include <string.h>
+
+#include "kern/kern_impl.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- float weights ---- */
+
+INLINE float32x4_t load_w4(const void *base, size_t i, DType t)
+{
+    if (t == DT_F32) return vld1q_f32((const float *)base + i);
+    uint16x4_t h = vld1_u16((const uint16_t *)base + i);
+    if (t == DT_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+INLINE float load_w1(const void *base, size_t i, DType t)
+{
+    if (t == DT_F32) { /* the mapping may leave f32 data only 2-byte aligned */
+        float f;
+        memcpy(&f, (const char *)base + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const uint16_t *)base + i, 2);
+    if (t == DT_F16) {
+        __fp16 v;
+        memcpy(&v, &h, 2);
+        return (float)v;
+    }
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType T)
+{
+    const QMat *W = a->W;
+    int cols = W->cols;
+    float32x4_t acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) acc[i][j] = vdupq_n_f32(0);
+    const float *x0 = a->X + (size_t)t * cols;
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+        float32x4_t w[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) w[i] = load_w4(W->data, (size_t)(r + i) * cols + c, T);
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            float32x4_t x = vld1q_f32(x0 + (size_t)j * cols + c);
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) acc[i][j] = vfmaq_f32(acc[i][j], w[i], x);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            float y = vaddvq_f32(acc[i][j]);
+            for (int k = c; k < cols; k++)
+                y += load_w1(W->data, (size_t)(r + i) * cols + k, T) * x0[(size_t)j * cols + k];
+            a->Y[(size_t)(t + j) * W->rows + r + i] = y;
+        }
+}
+
+enum { TOK_BLOCK = 32 };
+
+INLINE void mm_float(const MMArgs *a, int r0, int r1, const DType T)
+{
+    for (int tb = 0; tb < a->n; tb += TOK_BLOCK) {
+        int te = tb + TOK_BLOCK < a->n ? tb + TOK_BLOCK : a->n;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) ftile(a, r, t, 4, 4, T);
+            for (; t < te; t++) ftile(a, r, t, 4, 1, T);
+        }
+        for (; r < r1; r++)
+            for (int t = tb; t < te; t++) ftile(a, r, t, 1, 1, T);
+    }
+}
+
+static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32); }
+static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
+static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
+
+/* ---- Q8 / Q4 weights ---- */
+
+/* Block b of a weight row as two s8 vectors (elements 0..15, 16..31). */
+INLINE void load_wblock(int8x16_t *w0, int8x16_t *w1, const uint8_t *row, int b, const int Q4)
+{
+    if (Q4) {
+        uint8x16_t x = vld1q_u8(row + (size_t)b * 16);
+        int8x16_t eight = vdupq_n_s8(8);
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(x, vdupq_n_u8(0x0F))), eight);
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(x, 4)), eight);
+    } else {
+        *w0 = vld1q_s8((const int8_t *)row + (size_t)b * 32);
+        *w1 = vld1q_s8((const int8_t *)row + (size_t)b * 32 + 16);
+    }
+}
+
+INLINE float f16_scale(const uint16_t *s, size_t i)
+{
+    __fp16 v;
+    memcpy(&v, s + i, 2);
+    return (float)v;
+}
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
+{
+    const QMat *W = a->W;
+    const ActQ *A = a->A;
+    int nb = A->nb;
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
+    const uint8_t *wd = (const uint8_t *)W->data;
+    float32x4_t acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) acc[i][j] = vdupq_n_f32(0);
+    for (int b = 0; b < nb; b++) {
+        int8x16_t w0[4], w1[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            load_wblock(&w0[i], &w1[i], wd + (size_t)(r + i) * wrow, b, Q4);
+            dw[i] = f16_scale(W->scales, (size_t)(r + i) * nb + b);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) {
+            size_t ab = (size_t)(t + j) * nb + b;
+            int8x16_t a0 = vld1q_s8(A->q + ab * 32), a1 = vld1q_s8(A->q + ab * 32 + 16);
+            float d = A->d[ab];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                int32x4_t s = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0[i], a0), w1[i], a1);
+                acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(s), dw[i] * d);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NT; j++) a->Y[(size_t)(t + j) * W->rows + r + i] = vaddvq_f32(acc[i][j]);
+}
+
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+{
+    enum { TB = 64 };
+    for (int tb = 0; tb < a->n; tb += TB) {
+        int te = tb + TB < a->n ? tb + TB : a->n;
+        int r = r0;
+        if (te - tb >= 4) {
+            for (; r + 2 <= r1; r += 2) {
+                int t = tb;
+                for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4);
+                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
+            }
+        } else {
+            for (; r + 4 <= r1; r += 4)
+                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+        }
+        for (; r < r1; r++)
+            for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+    }
+}
+
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+
+static float dot_f16(const uint16_t *h, const float *x, int n)
+{
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, load_w4(h, (size_t)i, DT_F16), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, load_w4(h, (size_t)i + 4, DT_F16), vld1q_f32(x + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += load_w1(h, (size_t)i, DT_F16) * x[i];
+    return s;
+}
+
+static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_w4(h, (size_t)i, DT_F16), alpha));
+    for (; i < n; i++) y[i] += alpha * load_w1(h, (size_t)i, DT_F16);
+}
+
+static float read_sum(const float *p, size_t n)
+{
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vaddq_f32(s0, vld1q_f32(p + i));
+        s1 = vaddq_f32(s1, vld1q_f32(p + i + 4));
+        s2 = vaddq_f32(s2, vld1q_f32(p + i + 8));
+        s3 = vaddq_f32(s3, vld1q_f32(p + i + 12));
+    }
+    float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+const KernOps kern_ops_neon = {
+    .name = "neon",
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .act_layout = NULL,
+    .dot_f16 = dot_f16,
+    .axpy_f16 = axpy_f16,
+    .read_sum = read_sum,
+};
