@@ -15,6 +15,8 @@ static const Command commands[] = {
     {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},
+    {"synth", cmd_synth, "--like qwen2-0.5b|qwen2-1.5b|qwen2.5-3b -o DIR [--lora NAME=RANK]... [--seed S]"},
+    {"bench", cmd_bench, "MODEL [--lora NAME=DIR] [--prompt-tokens N] [--gen-tokens N] [--reps R] [--json] | --memory"},
 };
 
 static void usage(FILE *f)
