@@ -9,6 +9,51 @@
 #include "cli/cli.h"
 #include "run/sample.h"
 #include "run/seq.h"
+#include "text/chat.h"
+#include "text/detok.h"
+#include "text/tokenizer.h"
+
+Tokenizer *tokenizer_open_model(const char *model_path, Err *e); /* cmd_tokenize.c */
+
+/* The prompt ids for --prompt TEXT (raw) or --chat TEXT (one user message,
+ * optionally after a system message, through the model's chat template with
+ * the generation prompt). Returns malloc'd ids; NULL with *e set. */
+static int *text_prompt(const Tokenizer *t, const char *model, const char *text, int chat, const char *system, int *n,
+                        Err *e)
+{
+    char *rendered = NULL;
+    if (chat) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", model);
+        ChatTemplate *ct = chat_template_load_file(path, e);
+        if (!ct) return NULL;
+        cJSON *msgs = cJSON_CreateArray();
+        if (system) {
+            cJSON *sm = cJSON_CreateObject();
+            cJSON_AddStringToObject(sm, "role", "system");
+            cJSON_AddStringToObject(sm, "content", system);
+            cJSON_AddItemToArray(msgs, sm);
+        }
+        cJSON *um = cJSON_CreateObject();
+        cJSON_AddStringToObject(um, "role", "user");
+        cJSON_AddStringToObject(um, "content", text);
+        cJSON_AddItemToArray(msgs, um);
+        rendered = chat_template_render(ct, msgs, NULL, 1, e);
+        cJSON_Delete(msgs);
+        chat_template_free(ct);
+        if (!rendered) return NULL;
+        text = rendered;
+    }
+    int *ids = NULL;
+    if (tokenizer_encode(t, text, strlen(text), &ids, n, e)) ids = NULL;
+    else if (*n == 0) {
+        free(ids);
+        ids = NULL;
+        err_set(e, "the prompt is empty");
+    }
+    free(rendered);
+    return ids;
+}
 
 static double now_s(void)
 {
@@ -28,7 +73,7 @@ int cmd_generate(int argc, char **argv)
 {
     ModelOpts o = {0};
     SampleParams sp = sample_defaults();
-    const char *ids_s = NULL;
+    const char *ids_s = NULL, *prompt_text = NULL, *chat_text = NULL, *system = NULL;
     long max_tokens = 128;
     int print_ids = 0, greedy = 0, ignore_eos = 0, verbose = 0;
     double d;
@@ -40,6 +85,9 @@ int cmd_generate(int argc, char **argv)
         if (r) continue;
         const char *a = argv[i];
         if (!strcmp(a, "--ids")) r = cli_arg_str(argc, argv, &i, &ids_s, &e);
+        else if (!strcmp(a, "--prompt")) r = cli_arg_str(argc, argv, &i, &prompt_text, &e);
+        else if (!strcmp(a, "--chat")) r = cli_arg_str(argc, argv, &i, &chat_text, &e);
+        else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
         else if (!strcmp(a, "--max-tokens")) r = cli_arg_int(argc, argv, &i, &max_tokens, 0, 1 << 24, &e);
         else if (!strcmp(a, "--greedy")) greedy = 1;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
@@ -70,10 +118,25 @@ int cmd_generate(int argc, char **argv)
     }
     if (greedy) sp.temperature = 0;
     else if (sp.temperature == 0 && (sp.top_k || sp.top_p < 1)) sp.temperature = 1.0f;
-    if (!ids_s) return cli_error("generate: give the prompt with --ids 1,2,3");
+    if (!!ids_s + !!prompt_text + !!chat_text != 1)
+        return cli_error("generate: give the prompt with one of --ids 1,2,3, --prompt TEXT or --chat TEXT");
+    if (!o.path) return cli_error("generate: no MODEL given");
     int n_prompt;
-    int *prompt = cli_parse_ids(ids_s, &n_prompt, &e);
-    if (!prompt) return cli_error("%s", e.msg);
+    int *prompt = NULL;
+    Tokenizer *tok = NULL;
+    if (ids_s) {
+        prompt = cli_parse_ids(ids_s, &n_prompt, &e);
+    } else if ((tok = tokenizer_open_model(o.path, &e))) {
+        prompt = text_prompt(tok, o.path, chat_text ? chat_text : prompt_text, !!chat_text, system, &n_prompt, &e);
+    }
+    if (!prompt) {
+        tokenizer_free(tok);
+        return cli_error("%s", e.msg);
+    }
+    /* text is streamed unless the ids were asked for */
+    int stream_text = tok && !print_ids;
+    Detok dt;
+    if (tok) detok_init(&dt, tok);
 
     Model m;
     Kern *k;
@@ -100,16 +163,28 @@ int cmd_generate(int argc, char **argv)
         if (seq_prefill(&q, k, prompt, n_prompt, o.chunk ? o.chunk : 512, lg, NULL, &e)) goto fail;
         t1 = now_s();
         for (;;) {
-            int tok = sampler_sample(&smp, lg);
-            out[n_out++] = tok;
-            sampler_accept(&smp, tok);
-            if (!print_ids) {
-                printf("%s%d", n_out > 1 ? " " : "", tok);
+            int t = sampler_sample(&smp, lg);
+            out[n_out++] = t;
+            sampler_accept(&smp, t);
+            int stop = n_out >= max_tokens || (!ignore_eos && is_eos(&m.cfg, t));
+            if (stream_text && !(stop && is_eos(&m.cfg, t))) {
+                size_t len;
+                const char *piece = detok_push(&dt, t, &len, &e);
+                if (!piece) goto fail;
+                fwrite(piece, 1, len, stdout);
+                fflush(stdout);
+            } else if (!print_ids && !stream_text) {
+                printf("%s%d", n_out > 1 ? " " : "", t);
                 fflush(stdout);
             }
-            if (n_out >= max_tokens || (!ignore_eos && is_eos(&m.cfg, tok))) break;
-            if (seq_decode(&q, k, tok, lg, &e)) goto fail;
+            if (stop) break;
+            if (seq_decode(&q, k, t, lg, &e)) goto fail;
         }
+    }
+    if (stream_text) {
+        size_t len;
+        const char *rest = detok_flush(&dt, &len, &e);
+        if (rest) fwrite(rest, 1, len, stdout);
     }
     if (print_ids) {
         for (int i = 0; i < n_out; i++) printf("%s%d", i ? " " : "", out[i]);
@@ -130,6 +205,10 @@ done:
     free(out);
     free(prompt);
     sampler_free(&smp);
+    if (tok) {
+        detok_free(&dt);
+        tokenizer_free(tok);
+    }
     seq_free(&q);
     kern_destroy(k);
     model_close(&m);

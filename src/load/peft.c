@@ -168,7 +168,7 @@ int peft_config_check(const char *text, size_t len, const char *name, const Mode
 /* ------------------------------------------------------------------ tensor names */
 
 typedef struct Slot {
-    const StTensor *A, *B;
+    const StTensor *A, *B, *M; /* M: DoRA's lora_magnitude_vector */
 } Slot;
 
 static int starts(const char *s, const char *pre) { return !strncmp(s, pre, strlen(pre)); }
@@ -208,16 +208,15 @@ static int place_tensor(Slot *slots, const StTensor *t, const ModelConfig *cfg, 
         return err_set(e, "%s: tensor \"%s\": LoRA on lm_head (the output head) is not supported", file, tn);
     if (is_module(module, "embed_tokens"))
         return err_set(e, "%s: tensor \"%s\": LoRA on embed_tokens (the input embedding) is not supported", file, tn);
-    if (starts(rest, "lora_magnitude_vector"))
-        return err_set(e, "%s: tensor \"%s\" is a DoRA magnitude vector: use_dora is not supported", file, tn);
     if (starts(rest, "lora_embedding_"))
         return err_set(e, "%s: tensor \"%s\": LoRA on an embedding is not supported", file, tn);
 
-    int isB;
-    if (starts(rest, "lora_A.")) isB = 0;
+    int isB, isM = 0;
+    if (!strcmp(rest, "lora_magnitude_vector") || !strcmp(rest, "lora_magnitude_vector.weight")) isM = 1, isB = 0;
+    else if (starts(rest, "lora_A.")) isB = 0;
     else if (starts(rest, "lora_B.")) isB = 1;
     else return err_set(e, "%s: tensor \"%s\" is not a lora_A or lora_B weight", file, tn);
-    const char *tail = rest + strlen("lora_A.");
+    const char *tail = isM ? "weight" : rest + strlen("lora_A.");
     const char *dot = strrchr(tail, '.');
     const char *what = dot ? dot + 1 : tail;
     if (!strcmp(what, "bias"))
@@ -254,7 +253,7 @@ static int place_tensor(Slot *slots, const StTensor *t, const ModelConfig *cfg, 
         return err_set(e, "%s: tensor \"%s\": layer %d, but the base model has %d layers (0..%d)", file, tn, layer,
                        cfg->n_layers, cfg->n_layers - 1);
     Slot *sl = &slots[layer * P_COUNT + p];
-    const StTensor **dst = isB ? &sl->B : &sl->A;
+    const StTensor **dst = isM ? &sl->M : isB ? &sl->B : &sl->A;
     if (*dst) return err_set(e, "%s: tensors \"%s\" and \"%s\" are the same weight", file, (*dst)->name, tn);
     *dst = t;
     return 0;
@@ -277,13 +276,13 @@ static void to_f32(float *out, const StTensor *t)
 }
 
 /* Checks slot (l, p) against what the config wants and the base's shapes. */
-static int check_slot(const Slot *sl, const Want *w, int l, Proj p, const ModelConfig *cfg, const char *cfile,
-                      const char *sfile, Err *e)
+static int check_slot(const Slot *sl, const Want *w, int l, Proj p, const ModelConfig *cfg, int dora,
+                      const char *cfile, const char *sfile, Err *e)
 {
     char key[128];
     module_key(key, sizeof key, l, p);
     if (!w->r) {
-        const StTensor *t = sl->A ? sl->A : sl->B;
+        const StTensor *t = sl->A ? sl->A : sl->B ? sl->B : sl->M;
         if (t)
             return err_set(e, "%s: tensor \"%s\" is for %s, which %s does not select (target_modules, exclude_modules, "
                            "layers_to_transform): adapter and config disagree",
@@ -312,6 +311,13 @@ static int check_slot(const Slot *sl, const Want *w, int l, Proj p, const ModelC
                        "gives rank %d (r / rank_pattern)",
                        sfile, key, (long long)A->shape[0], (long long)A->shape[1], (long long)B->shape[0],
                        (long long)B->shape[1], cfile, w->r);
+    if (!dora && sl->M)
+        return err_set(e, "%s: tensor \"%s\" is a DoRA magnitude vector but %s has no \"use_dora\": true", sfile,
+                       sl->M->name, cfile);
+    if (dora && !sl->M)
+        return err_set(e, "%s: no lora_magnitude_vector (DoRA) for %s, which \"use_dora\" in %s needs", sfile, key, cfile);
+    if (dora && (sl->M->ndim != 1 || sl->M->shape[0] != out))
+        return err_set(e, "%s: tensor \"%s\" must have shape [%d] (the out-features of %s)", sfile, sl->M->name, out, key);
     return 0;
 }
 
@@ -352,6 +358,7 @@ static int load(Adapter *a, const char *dir, const ModelConfig *cfg, const char 
     if (!want || !slots) rc = err_set(e, "out of memory");
     rc = rc ? rc : check_entries(&ru, cfg, cpath, e);
     rc = rc ? rc : select_modules(want, &ru, cfg, cpath, e);
+    int ru_dora = ru.use_dora;
     peft_rules_free(&ru);
     if (!rc && !file_exists(spath)) {
         char *bin = path_join(dir, "adapter_model.bin");
@@ -369,8 +376,9 @@ static int load(Adapter *a, const char *dir, const ModelConfig *cfg, const char 
     for (int i = 0; !rc && i < st.n; i++) rc = place_tensor(slots, &st.t[i], cfg, infix, sizeof infix, spath, e);
     size_t total = 0;
     for (size_t i = 0; !rc && i < nslots; i++) {
-        rc = check_slot(&slots[i], &want[i], (int)(i / P_COUNT), (Proj)(i % P_COUNT), cfg, cpath, spath, e);
-        if (!rc && want[i].r) total += (size_t)st_numel(slots[i].A) + (size_t)st_numel(slots[i].B);
+        rc = check_slot(&slots[i], &want[i], (int)(i / P_COUNT), (Proj)(i % P_COUNT), cfg, ru_dora, cpath, spath, e);
+        if (!rc && want[i].r)
+            total += (size_t)st_numel(slots[i].A) + (size_t)st_numel(slots[i].B) + (slots[i].M ? (size_t)st_numel(slots[i].M) : 0);
     }
     if (!rc) {
         a->pairs = calloc(nslots, sizeof *a->pairs);
@@ -391,6 +399,11 @@ static int load(Adapter *a, const char *dir, const ModelConfig *cfg, const char 
         lp->B = (QMat){.type = DT_F32, .rows = proj_out(cfg, p), .cols = r, .data = buf};
         to_f32(buf, slots[i].B);
         buf += st_numel(slots[i].B);
+        if (slots[i].M) {
+            to_f32(buf, slots[i].M);
+            lp->dora = buf;
+            buf += st_numel(slots[i].M);
+        }
     }
     if (!rc) {
         XXH64_state_t *h = XXH64_createState();

@@ -29,6 +29,9 @@ typedef struct LoraPair {
     float scale;      /* lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
     QMat A;           /* (r, in) */
     QMat B;           /* (out, r) */
+    const float *dora;/* (out) or NULL: DoRA. As read from the file, the magnitude m; once the
+                         adapter is attached to its base (model_add_lora), m / ||W + scale B A||
+                         per output row, so that y = dora * (W x + scale B A x) */
 } LoraPair;
 
 typedef struct Adapter {
@@ -42,7 +45,9 @@ typedef struct Adapter {
 
 /* Reads the PEFT folder `dir` as adapter `name` for a base with config `cfg`.
  * Honours r, lora_alpha, use_rslora, target_modules (list or regex),
- * rank_pattern, alpha_pattern, layers_to_transform, fan_in_fan_out; refuses
+ * rank_pattern, alpha_pattern, layers_to_transform, fan_in_fan_out, use_dora
+ * (the magnitude vectors are read; the base-dependent norms are computed by
+ * model_add_lora, which owns the base weights); refuses
  * with a clear error what it cannot apply exactly (DoRA, biases, embedding or
  * lm_head LoRA, modules_to_save, ...), adapters whose shapes or layers do not
  * fit the base, and pickled adapter_model.bin files. */

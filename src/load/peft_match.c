@@ -386,7 +386,10 @@ int peft_rules_parse(PeftRules *r, const cJSON *j, const char *file, Err *e)
      * changes nothing for Qwen2's projections; it only has to be a bool. */
     if (json_get_bool(j, "fan_in_fan_out", 0, &b, file, e) < 0) return -1;
 
-    if (want_false(j, "use_dora", "DoRA (weight-decomposed LoRA)", file, e)) return -1;
+    /* DoRA: applied exactly (run/forward.c), its magnitude vectors checked below */
+    b = 0;
+    if (json_get_bool(j, "use_dora", 0, &b, file, e) < 0) return -1;
+    r->use_dora = b;
     if (want_false(j, "lora_bias", "a bias on lora_B", file, e)) return -1;
     if (want_false(j, "use_qalora", "QALoRA", file, e)) return -1;
     if (json_get_str(j, "bias", 0, &s, file, e) < 0) return -1;

@@ -29,6 +29,7 @@ typedef struct PeftRules {
     int r;                 /* default rank, > 0 */
     double alpha;          /* default lora_alpha */
     int use_rslora;        /* scale = alpha / sqrt(r) instead of alpha / r */
+    int use_dora;          /* DoRA: a magnitude vector per module rescales W + scale B A row-wise */
     TargetKind tm_kind;
     char **tm_list;        /* (n_tm) entries when tm_kind == TM_LIST */
     int n_tm;

@@ -122,7 +122,10 @@ static int apply_lora(const Model *m, Kern *k, Scratch *s, const BatchRow *rows,
         for (int i = 0; i < g; i++) {
             float *yr = y + (size_t)s->lrows[i] * out;
             const float *u = s->lu + (size_t)i * out;
-            for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
+            if (lp->dora) /* DoRA rescales the whole product, base part included */
+                for (int j = 0; j < out; j++) yr[j] = lp->dora[j] * (yr[j] + lp->scale * u[j]);
+            else
+                for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
         }
     }
     return 0;

@@ -1,5 +1,6 @@
 #include "run/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,13 +103,58 @@ int model_find_adapter(const Model *m, const char *name)
     return -1;
 }
 
+/* W + scale * B A, row r, into row (cols floats). */
+static void merged_row(float *row, const QMat *W, const LoraPair *lp, int r)
+{
+    qmat_row_f32(row, W, r);
+    const float *A = lp->A.data, *B = lp->B.data;
+    for (int k = 0; k < lp->r; k++) {
+        float s = lp->scale * B[(size_t)r * lp->r + k];
+        const float *ak = A + (size_t)k * W->cols;
+        for (int j = 0; j < W->cols; j++) row[j] += s * ak[j];
+    }
+}
+
+/* DoRA (PEFT's DoraLinearLayer): y = m / ||W + s B A||_row * (W x + s B A x).
+ * The norm depends on the base weights, so it is computed here, once, and
+ * the magnitude vector is replaced by the whole per-row factor. */
+static int dora_attach(const Model *m, Adapter *a, Err *e)
+{
+    int cols = m->cfg.dim;
+    for (int p = 0; p < P_COUNT; p++)
+        if (proj_in(&m->cfg, (Proj)p) > cols) cols = proj_in(&m->cfg, (Proj)p);
+    float *row = malloc((size_t)cols * sizeof *row);
+    if (!row) return err_set(e, "out of memory");
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        for (int p = 0; p < P_COUNT; p++) {
+            const LoraPair *lp = adapter_pair(a, l, (Proj)p);
+            if (!lp || !lp->dora) continue;
+            const QMat *W = &m->layers[l].w[p];
+            float *d = (float *)lp->dora; /* owned by the adapter: see peft.h */
+            for (int r = 0; r < W->rows; r++) {
+                merged_row(row, W, lp, r);
+                double ss = 0;
+                for (int j = 0; j < W->cols; j++) ss += (double)row[j] * row[j];
+                d[r] = ss > 0 ? (float)(d[r] / sqrt(ss)) : 0.0f;
+            }
+        }
+    }
+    free(row);
+    return 0;
+}
+
 int model_add_lora(Model *m, const char *dir, const char *name, Err *e)
 {
     if (model_find_adapter(m, name) >= 0) return err_set(e, "adapter name \"%s\" is used twice", name);
     Adapter *na = realloc(m->adapters, (size_t)(m->n_adapters + 1) * sizeof *na);
     if (!na) return err_set(e, "out of memory");
     m->adapters = na;
-    if (peft_load(&m->adapters[m->n_adapters], dir, name, &m->cfg, e)) return -1;
+    Adapter *a = &m->adapters[m->n_adapters];
+    if (peft_load(a, dir, name, &m->cfg, e)) return -1;
+    if (dora_attach(m, a, e)) {
+        adapter_free(a);
+        return -1;
+    }
     m->n_adapters++;
     return 0;
 }
@@ -129,15 +175,11 @@ int model_merge_adapter(Model *m, int idx, Err *e)
             float *w = malloc((size_t)W->rows * W->cols * sizeof *w);
             if (!w) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
             m->owned[m->n_owned++] = w;
-            const float *A = lp->A.data, *B = lp->B.data;
             for (int r = 0; r < W->rows; r++) {
                 float *row = w + (size_t)r * W->cols;
-                qmat_row_f32(row, W, r);
-                for (int k = 0; k < lp->r; k++) {
-                    float s = lp->scale * B[(size_t)r * lp->r + k];
-                    const float *ak = A + (size_t)k * W->cols;
-                    for (int j = 0; j < W->cols; j++) row[j] += s * ak[j];
-                }
+                merged_row(row, W, lp, r);
+                if (lp->dora)
+                    for (int j = 0; j < W->cols; j++) row[j] *= lp->dora[r];
             }
             QMat nw = {.type = DT_F32, .rows = W->rows, .cols = W->cols, .data = w};
             *W = nw;
