@@ -1,6 +1,7 @@
 /* duet synth --like SHAPE -o DIR [--lora NAME=RANK]... [--seed S] [--tokenizer DIR]
  * Writes a synthetic Hugging Face checkpoint with the shapes of a real model
- * (compile/synth.h) and, per --lora, a PEFT adapter folder DIR-lora-NAME.
+ * (compile/synth.h), in safetensors shards of at most --shard-mb MB (default
+ * 2000, as the Hub's ~2 GB shards), and, per --lora, a PEFT adapter folder DIR-lora-NAME.
  * The tokenizer files are copied from --tokenizer DIR, by default from the
  * repository's tests/fixtures/tokenizer (found from the binary's path or the
  * working directory). One line per folder written goes to stdout. */
@@ -79,7 +80,8 @@ int cmd_synth(int argc, char **argv)
     const char *like = NULL, *dir = NULL, *tok_dir = NULL;
     const char *lora[MAX_SYNTH_LORAS];
     int n_lora = 0;
-    long seed = 1, shard_mb = 2000;
+    long seed = 1;
+    double shard_mb = 2000;
     Err e = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -88,7 +90,7 @@ int cmd_synth(int argc, char **argv)
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) r = cli_arg_str(argc, argv, &i, &dir, &e);
         else if (!strcmp(a, "--tokenizer")) r = cli_arg_str(argc, argv, &i, &tok_dir, &e);
         else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
-        else if (!strcmp(a, "--shard-mb")) r = cli_arg_int(argc, argv, &i, &shard_mb, 1, 1 << 20, &e);
+        else if (!strcmp(a, "--shard-mb")) r = cli_arg_float(argc, argv, &i, &shard_mb, 0.001, 1 << 20, &e);
         else if (!strcmp(a, "--lora")) {
             if (n_lora == MAX_SYNTH_LORAS) return cli_error("--lora: at most %d adapters", MAX_SYNTH_LORAS);
             r = cli_arg_str(argc, argv, &i, &lora[n_lora++], &e);
@@ -124,7 +126,7 @@ int cmd_synth(int argc, char **argv)
 
     double t0 = now_s();
     size_t total = 0;
-    if (synth_checkpoint(base, s, (uint64_t)seed, (size_t)shard_mb << 20, &total, &e)) return cli_error("%s", e.msg);
+    if (synth_checkpoint(base, s, (uint64_t)seed, (size_t)(shard_mb * 1048576), &total, &e)) return cli_error("%s", e.msg);
     printf("%s: %s, %.2f GB of bf16 weights in %.1f s\n", base, s->name, total * 1e-9, now_s() - t0);
 
     char tdir[4096], from[4200], to[4200];

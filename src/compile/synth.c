@@ -138,8 +138,9 @@ static int write_st(const char *path, const TSpec *t, int n, uint64_t seed, Err 
     fwrite(le, 1, 8, f);
     fwrite(hdr, 1, len, f);
     for (int i = 0; i < n; i++) {
-        uint64_t st = seed ^ (0x51ed270b27a3f0c5ull * (uint64_t)(i + 1));
-        for (int j = 0; t[i].name[j]; j++) st = st * 131 + (unsigned char)t[i].name[j];
+        /* the stream depends on the seed and the name only, so sharding does not change the values */
+        uint64_t st = seed * 0x51ed270b27a3f0c5ull;
+        for (int j = 0; t[i].name[j]; j++) st = (st ^ (unsigned char)t[i].name[j]) * 0x100000001b3ull;
         size_t esz = t[i].f32 ? 4 : 2, left = tspec_bytes(&t[i]) / esz, per = chunk / esz;
         float mean = t[i].mean, sd = t[i].std;
         while (left) {
@@ -305,7 +306,7 @@ int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t
         while (j < nt && shard_of[j] == sh) j++;
         if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", dir);
         else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, sh + 1, n_shards);
-        if (write_st(path, t + i, j - i, seed + (uint64_t)sh * 0x1000193u, e)) goto out;
+        if (write_st(path, t + i, j - i, seed, e)) goto out;
         i = j;
     }
     if (n_shards > 1) {
