@@ -15,7 +15,9 @@
  * decode steps. Times decode tok/s, it is the memory bandwidth decode
  * implies; --memory measures what the machine can read (kern_read_bandwidth
  * over a buffer far larger than the caches). With --json, one JSON object on
- * stdout and nothing else there. */
+ * stdout and nothing else there. cpu_util_pct = process CPU time / (wall time
+ * x threads) over the timed runs: well under 100 means other work shared the
+ * cores and the figures are low. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -144,7 +153,8 @@ static double measure_bandwidth(Kern *k, long mb, int reps)
 
 static void json_num(const char *key, double v, int last)
 {
-    if (isfinite(v)) printf("  \"%s\": %.6g%s\n", key, v, last ? "" : ",");
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e15) printf("  \"%s\": %.0f%s\n", key, v, last ? "" : ","); /* counts, bytes */
+    else if (isfinite(v)) printf("  \"%s\": %.6g%s\n", key, v, last ? "" : ",");
     else printf("  \"%s\": null%s\n", key, last ? "" : ",");
 }
 
@@ -238,11 +248,14 @@ int cmd_bench(int argc, char **argv)
     int nw = n_prompt < 8 ? (int)n_prompt : 8;
     if (run_once(&qb, k, prompt, nw, 1, chunk, lg, NULL, 0, &e)) goto fail;
     if (ad && run_once(&qa, k, prompt, nw, 1, chunk, lg, NULL, 0, &e)) goto fail;
+    /* CPU time / (wall time x threads): below ~90% the machine was busy with other work */
+    double w0 = now_s(), c0 = cpu_s();
     for (int r = 0; r < reps; r++) {
         if (!json && isatty(2)) fprintf(stderr, "rep %d/%ld...\r", r + 1, reps);
         if (run_once(&qb, k, prompt, (int)n_prompt, (int)n_gen, chunk, lg, tb, r, &e)) goto fail;
         if (ad && run_once(&qa, k, prompt, (int)n_prompt, (int)n_gen, chunk, lg, ta, r, &e)) goto fail;
     }
+    double util = (cpu_s() - c0) / ((now_s() - w0) * kern_threads(k)) * 100;
     double bw = memory ? measure_bandwidth(k, mb, (int)reps) : NAN;
 
     int R = (int)reps;
@@ -275,6 +288,7 @@ int cmd_bench(int argc, char **argv)
         json_num("gen_tokens", (double)n_gen, 0);
         json_num("chunk", chunk, 0);
         json_num("reps", R, 0);
+        json_num("cpu_util_pct", util, 0);
         json_num("prefill_tok_s", pf, 0);
         json_num("ttft_ms", tt, 0);
         json_num("decode_tok_s", dc, 0);
@@ -297,8 +311,8 @@ int cmd_bench(int argc, char **argv)
         printf("}\n");
     } else {
         if (isatty(2)) fprintf(stderr, "%20s\r", "");
-        printf("%s: %s, %s x%d, kv %s; prompt %ld tokens (chunk %d), %ld generated; median of %d\n", o.path, quant,
-               kern_isa(k), kern_threads(k), kvname, n_prompt, chunk, n_gen, R);
+        printf("%s: %s, %s x%d, kv %s; prompt %ld tokens (chunk %d), %ld generated; median of %d; cpu %.0f%%\n",
+               o.path, quant, kern_isa(k), kern_threads(k), kvname, n_prompt, chunk, n_gen, R, util);
         printf("%-18s %12s %10s %12s %14s %10s\n", "", "prefill t/s", "TTFT ms", "decode t/s", "bytes/token",
                "GB/s");
         printf("%-18s %12.1f %10.1f %12.2f %14.0f %10.1f\n", "base", pf, tt, dc, bpt, gbs);
