@@ -259,12 +259,13 @@ int cmd_bench(int argc, char **argv)
     double bw = memory ? measure_bandwidth(k, mb, (int)reps) : NAN;
 
     int R = (int)reps;
-    double pf = median(tb->prefill_tok_s, R), tt = median(tb->ttft_ms, R), dc = median(tb->decode_tok_s, R);
+    double pf = median(tb->prefill_tok_s, R), tt = median(tb->ttft_ms, R);
+    double dc = n_gen ? median(tb->decode_tok_s, R) : NAN;
     double pfa = NAN, tta = NAN, dca = NAN, slow = NAN, slow_pf = NAN;
     if (ad) {
         pfa = median(ta->prefill_tok_s, R);
         tta = median(ta->ttft_ms, R);
-        dca = median(ta->decode_tok_s, R);
+        dca = n_gen ? median(ta->decode_tok_s, R) : NAN;
         slow = n_gen ? (dc - dca) / dc * 100 : NAN;
         slow_pf = (pf - pfa) / pf * 100;
     }
