@@ -5,7 +5,8 @@
  * Runs a prompt of random token ids through prefill (in --chunk pieces,
  * default 512), takes the greedy token (time to first token), then decodes
  * --gen-tokens more, greedily. With an adapter, base rows and adapter rows of
- * the same model are run alternately, rep by rep, so both see the same noise.
+ * the same model are run alternately, rep by rep (odd reps adapter first), so
+ * both see the same noise.
  * Every figure is the median over --reps runs, after one untimed warm-up that
  * faults the weights in.
  *
@@ -252,8 +253,14 @@ int cmd_bench(int argc, char **argv)
     double w0 = now_s(), c0 = cpu_s();
     for (int r = 0; r < reps; r++) {
         if (!json && isatty(2)) fprintf(stderr, "rep %d/%ld...\r", r + 1, reps);
-        if (run_once(&qb, k, prompt, (int)n_prompt, (int)n_gen, chunk, lg, tb, r, &e)) goto fail;
-        if (ad && run_once(&qa, k, prompt, (int)n_prompt, (int)n_gen, chunk, lg, ta, r, &e)) goto fail;
+        /* odd reps run the adapter first, so neither side always follows the other */
+        for (int side = 0; side < 2; side++) {
+            int adapter_side = side ^ (r & 1);
+            if (adapter_side && !ad) continue;
+            if (run_once(adapter_side ? &qa : &qb, k, prompt, (int)n_prompt, (int)n_gen, chunk, lg,
+                         adapter_side ? ta : tb, r, &e))
+                goto fail;
+        }
     }
     double util = (cpu_s() - c0) / ((now_s() - w0) * kern_threads(k)) * 100;
     double bw = memory ? measure_bandwidth(k, mb, (int)reps) : NAN;
