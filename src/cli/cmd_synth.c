@@ -1,0 +1,159 @@
+/* duet synth --like SHAPE -o DIR [--lora NAME=RANK]... [--seed S] [--tokenizer DIR]
+ * Writes a synthetic Hugging Face checkpoint with the shapes of a real model
+ * (compile/synth.h), in safetensors shards of at most --shard-mb MB (default
+ * 2000, as the Hub's ~2 GB shards), and, per --lora, a PEFT adapter folder DIR-lora-NAME.
+ * The tokenizer files are copied from --tokenizer DIR, by default from the
+ * repository's tests/fixtures/tokenizer (found from the binary's path or the
+ * working directory). One line per folder written goes to stdout. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "compile/synth.h"
+
+#define MAX_SYNTH_LORAS 16
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* DIR/tests/fixtures/tokenizer for the repository the binary was built in
+ * (BIN = REPO/build/duet), else the working directory's; 0 if neither has one. */
+static int default_tokenizer(char *out, size_t cap)
+{
+    char exe[4096], probe[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) { /* strip "duet", then "build" */
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+        }
+        snprintf(probe, sizeof probe, "%s/tests/fixtures/tokenizer/tokenizer.json", exe);
+        if (file_exists(probe)) {
+            snprintf(out, cap, "%.3000s/tests/fixtures/tokenizer", exe);
+            return 1;
+        }
+    }
+    if (file_exists("tests/fixtures/tokenizer/tokenizer.json")) {
+        snprintf(out, cap, "tests/fixtures/tokenizer");
+        return 1;
+    }
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to, Err *e)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in) return err_set(e, "%s: cannot open: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wb");
+    if (!out) {
+        fclose(in);
+        return err_set(e, "%s: cannot create: %s", to, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) bad = 1;
+    bad |= ferror(in);
+    fclose(in);
+    if (fclose(out) || bad) return err_set(e, "%s: copy failed", to);
+    return 0;
+}
+
+int cmd_synth(int argc, char **argv)
+{
+    const char *like = NULL, *dir = NULL, *tok_dir = NULL;
+    const char *lora[MAX_SYNTH_LORAS];
+    int n_lora = 0;
+    long seed = 1;
+    double shard_mb = 2000;
+    Err e = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = 0;
+        if (!strcmp(a, "--like")) r = cli_arg_str(argc, argv, &i, &like, &e);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) r = cli_arg_str(argc, argv, &i, &dir, &e);
+        else if (!strcmp(a, "--tokenizer")) r = cli_arg_str(argc, argv, &i, &tok_dir, &e);
+        else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
+        else if (!strcmp(a, "--shard-mb")) r = cli_arg_float(argc, argv, &i, &shard_mb, 0.001, 1 << 20, &e);
+        else if (!strcmp(a, "--lora")) {
+            if (n_lora == MAX_SYNTH_LORAS) return cli_error("--lora: at most %d adapters", MAX_SYNTH_LORAS);
+            r = cli_arg_str(argc, argv, &i, &lora[n_lora++], &e);
+        } else return cli_error("synth: unknown argument \"%s\"", a);
+        if (r < 0) return cli_error("%s", e.msg);
+    }
+    if (!like) return cli_error("synth: give the shape with --like %s", synth_shape_names());
+    const SynthShape *s = synth_shape(like);
+    if (!s) return cli_error("--like: unknown shape \"%s\" (expected %s)", like, synth_shape_names());
+    if (!dir) return cli_error("synth: give the output folder with -o DIR");
+
+    /* check every --lora before writing gigabytes */
+    char names[MAX_SYNTH_LORAS][64];
+    int ranks[MAX_SYNTH_LORAS];
+    for (int i = 0; i < n_lora; i++) {
+        const char *eq = strchr(lora[i], '=');
+        char *end;
+        long r = eq ? strtol(eq + 1, &end, 10) : 0;
+        if (!eq || eq == lora[i] || (size_t)(eq - lora[i]) >= sizeof names[i] || !eq[1] || *end || r < 1 ||
+            r > 4096)
+            return cli_error("--lora: expected NAME=RANK with a rank from 1 to 4096, got \"%s\"", lora[i]);
+        memcpy(names[i], lora[i], (size_t)(eq - lora[i]));
+        names[i][eq - lora[i]] = 0;
+        if (strchr(names[i], '/')) return cli_error("--lora: the name \"%s\" may not contain '/'", names[i]);
+        ranks[i] = (int)r;
+    }
+    char base[4096];
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    if (len >= sizeof base - 80) return cli_error("-o: path too long");
+    memcpy(base, dir, len);
+    base[len] = 0;
+
+    double t0 = now_s();
+    size_t total = 0;
+    if (synth_checkpoint(base, s, (uint64_t)seed, (size_t)(shard_mb * 1048576), &total, &e)) return cli_error("%s", e.msg);
+    printf("%s: %s, %.2f GB of bf16 weights in %.1f s\n", base, s->name, total * 1e-9, now_s() - t0);
+
+    char tdir[4096], from[4200], to[4200];
+    if (tok_dir || strcmp(s->name, "tiny")) {
+        if (tok_dir) snprintf(tdir, sizeof tdir, "%s", tok_dir);
+        if (!tok_dir && !default_tokenizer(tdir, sizeof tdir)) {
+            fprintf(stderr, "duet: note: no tokenizer found (give --tokenizer DIR): %s has none\n", base);
+        } else {
+            static const char *const files[] = {"tokenizer.json", "tokenizer_config.json"};
+            for (int i = 0; i < 2; i++) {
+                snprintf(from, sizeof from, "%s/%s", tdir, files[i]);
+                snprintf(to, sizeof to, "%s/%s", base, files[i]);
+                if (!file_exists(from)) {
+                    if (i == 0) return cli_error("--tokenizer: %s not found", from);
+                    continue;
+                }
+                if (copy_file(from, to, &e)) return cli_error("%s", e.msg);
+            }
+            printf("%s: tokenizer from %s\n", base, tdir);
+        }
+    }
+    for (int i = 0; i < n_lora; i++) {
+        char ldir[4200];
+        snprintf(ldir, sizeof ldir, "%s-lora-%s", base, names[i]);
+        if (synth_lora(ldir, s, ranks[i], (uint64_t)seed * 1000003u + (uint64_t)i + 7, &e))
+            return cli_error("%s", e.msg);
+        printf("%s: LoRA rank %d on all 7 projections (use --lora %s=%s)\n", ldir, ranks[i], names[i], ldir);
+    }
+    return 0;
+}
