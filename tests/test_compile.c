@@ -154,19 +154,23 @@ static void check_quant(Kern *k, const cJSON *g)
      * calibration text) calibrated q4 is not better than plain yet; printed above, not asserted */
 }
 
-/* qwen2-s2 (untied, GQA, f16) with the rank/alpha-pattern adapter. */
-static void check_shapes(Kern *k)
+/* qwen2-s2 (untied, GQA, f16) with one of its adapters (rank/alpha patterns; DoRA). */
+static void check_shapes(Kern *k, const char *adapter)
 {
     Err e;
     Model m;
-    CompileAdapter ad = {"pattern", SHAPES "qwen2-s2-lora-pattern"};
+    char dir[256], gpath[300], lpath[300];
+    snprintf(dir, sizeof dir, SHAPES "qwen2-s2-lora-%s", adapter);
+    snprintf(gpath, sizeof gpath, "%s/golden.json", dir);
+    snprintf(lpath, sizeof lpath, "%s/logits.f32", dir);
+    CompileAdapter ad = {adapter, dir};
     const char *out = tmp("s2.duet");
     int ok = !compile(SHAPES "qwen2-s2", &ad, 1, DT_F32, NULL, out, NULL, &e) && !model_open(&m, out, &e);
     CHECK(ok, "qwen2-s2: %s", e.msg);
     if (!ok) return;
     size_t len;
-    cJSON *g = json_parse_file(SHAPES "qwen2-s2-lora-pattern/golden.json", &e);
-    char *raw = file_read(SHAPES "qwen2-s2-lora-pattern/logits.f32", &len, &e);
+    cJSON *g = json_parse_file(gpath, &e);
+    char *raw = file_read(lpath, &len, &e);
     int V = m.cfg.vocab_size;
     size_t off = 0;
     float maxd = 0;
@@ -192,8 +196,8 @@ static void check_shapes(Kern *k)
         off += (size_t)n * V;
         free(p), free(out_ids), free(all);
     }
-    CHECK(runs > 0 && maxd < 1e-3f, "qwen2-s2 + pattern from .duet: logits max |diff| %g over %d prompts", maxd, runs);
-    CHECK(greedy_ok, "qwen2-s2 + pattern from .duet: greedy ids");
+    CHECK(runs > 0 && maxd < 1e-3f, "qwen2-s2 + %s from .duet: logits max |diff| %g over %d prompts", adapter, maxd, runs);
+    CHECK(greedy_ok, "qwen2-s2 + %s from .duet: greedy ids", adapter);
     free(raw);
     cJSON_Delete(g);
     model_close(&m);
@@ -353,7 +357,8 @@ int main(void)
     }
     check_bad_inputs();
     check_bad_files();
-    check_shapes(k);
+    check_shapes(k, "pattern");
+    check_shapes(k, "dora");
     check_exact(k, g, DT_F32);
     check_exact(k, g, DT_BF16);
     check_quant(k, g);

@@ -161,6 +161,10 @@ static cJSON *adapters_json(const Model *m, const CompileAdapter *ads, Err *e)
                 cJSON_AddStringToObject(po, "A", buf);
                 buf[strlen(buf) - 1] = 'B';
                 cJSON_AddStringToObject(po, "B", buf);
+                if (lp->dora) {
+                    snprintf(buf, sizeof buf, "lora.%s.%d.%s.dora", a->name, l, proj_name((Proj)p));
+                    cJSON_AddStringToObject(po, "dora", buf);
+                }
             }
     }
     return arr;
@@ -304,6 +308,11 @@ static int collect(Writer *w, const QModel *qm, Err *e)
                 if (add_tensor(w, name, &lp->A, e)) return -1;
                 name[strlen(name) - 1] = 'B';
                 if (add_tensor(w, name, &lp->B, e)) return -1;
+                if (lp->dora) { /* DoRA's per-row factor, computed against the unquantized base */
+                    QMat d = {.type = DT_F32, .rows = 1, .cols = lp->B.rows, .data = lp->dora};
+                    snprintf(name, sizeof name, "lora.%s.%d.%s.dora", a->name, l, proj_name((Proj)p));
+                    if (add_tensor(w, name, &d, e)) return -1;
+                }
             }
     }
     return 0;

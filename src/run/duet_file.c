@@ -325,6 +325,10 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
         const QMat *qa = want(P, A->valuestring, r, proj_in(c, (Proj)p), 1, e);
         const QMat *qb = qa ? want(P, B->valuestring, proj_out(c, (Proj)p), r, 1, e) : NULL;
         if (!qb) return -1;
+        const cJSON *dn = cJSON_GetObjectItemCaseSensitive(po, "dora");
+        if (dn && !cJSON_IsString(dn))
+            return err_set(e, "%s: %s: field \"dora\": expected a tensor name", P->name, what);
+        if (dn && !(lp->dora = wantv(P, dn->valuestring, proj_out(c, (Proj)p), e))) return -1;
         lp->r = r;
         lp->scale = (float)sc->valuedouble;
         lp->A = *qa;
