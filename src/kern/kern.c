@@ -181,7 +181,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     if (quant) {
         int nb = kern_nblocks(W->cols);
         size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
-        size_t npat = (size_t)n * (nb / 8) * 32;
+        size_t npat = (size_t)n * (nb / 4) * 16;
         char *s = scratch(k, nq + 4 * (2 * ns + npat) + 64);
         if (!s) { /* out of memory: the slow path needs none */
             kern_matmul_ref(Y, W, X, n);

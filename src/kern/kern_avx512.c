@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "kern/kern_impl.h"
-#include "util/half.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -109,12 +108,12 @@ static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF
 
 /* ---- Q8 / Q4 weights ---- */
 
-/* The kernels walk a row in groups of 8 blocks, as 2 units of 4 blocks, each
- * unit giving two zmm of u8 weights: w0 lane k (16 bytes) = block k elements
+/* The kernels walk a row in units of 4 blocks, each giving two zmm of u8
+ * weights: w0 lane k (16 bytes) = block k elements
  * 0..15, w1 lane k = elements 16..31. Q4: 64 bytes of nibbles -> low / high
  * nibbles. Q8: 128 bytes -> two qword permutes, then the sign flip.
  * act_layout arranges the activations to match, so int32 lane l of
- * dpbusd(dpbusd(0, w0, a0), w1, a1) belongs to block 4u + l / 4 and one
+ * dpbusd(dpbusd(0, w0, a0), w1, a1) belongs to block l / 4 of the unit: one
  * float conversion and scaling serves 4 blocks. */
 INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, const int Q4)
 {
@@ -132,75 +131,80 @@ INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, cons
     }
 }
 
-/* Lane -> block-in-group index for unit u. */
-INLINE __m512i lane_blocks(int u)
+INLINE float f16_scalar(const uint16_t *s, size_t i) { return _cvtsh_ss(s[i]); }
+
+/* Unit u (blocks 4u..4u+3) of rows r.., tokens t.. into acc. */
+INLINE void qunit(const MMArgs *a, int r, int t, int u, __m512 acc[4][8], const int NR, const int NT,
+                  const int Q4)
 {
-    __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    return _mm512_add_epi32(_mm512_srli_epi32(lane, 2), _mm512_set1_epi32(4 * u));
+    const QMat *W = a->W;
+    const ActQ *A = a->A;
+    int nb = A->nb, nu = nb / 4;
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wunit = Q4 ? 64 : 128;
+    const uint8_t *wd = (const uint8_t *)W->data;
+    /* int32 lane l of a unit's dot belongs to block l / 4 of the unit */
+    const __m512i idx = _mm512_srli_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
+    __m512i w0[4], w1[4];
+    __m512 ws[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++) {
+        const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)u * wunit;
+        if (NT == 1) { /* decode streams from DRAM: run ahead of the hardware prefetcher */
+            _mm_prefetch((const char *)wp + PREFETCH, _MM_HINT_T0);
+            if (!Q4) _mm_prefetch((const char *)wp + 64 + PREFETCH, _MM_HINT_T0);
+        }
+        load_wunit(&w0[i], &w1[i], wp, 0, Q4);
+        __m128 s4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(W->scales + (size_t)(r + i) * nb + 4 * u)));
+        ws[i] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NT; j++) {
+        const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)u * 128;
+        __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
+        __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * nu + u) * 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
+            dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
+            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
+            acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
+        }
+    }
 }
 
+/* Y for rows r..r+NR-1, tokens t..t+NT-1: units of 4 blocks with VNNI, the
+ * last nb % 4 blocks (natural order) in plain C. */
 INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
-    const int U = 2;
-    int nb = A->nb, ng = nb / 8;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wgrp = Q4 ? 128 : 256;
+    int nb = A->nb, nu = nb / 4;
+    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
     const uint8_t *wd = (const uint8_t *)W->data;
     __m512 acc[4][8];
-    __m256 off[4][8];
+    __m128 off[4][8];
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < NT; j++) {
             acc[i][j] = _mm512_setzero_ps();
-            off[i][j] = _mm256_setzero_ps();
+            off[i][j] = _mm_setzero_ps();
         }
-    __m512i idx[2];
-    for (int u = 0; u < U; u++) idx[u] = lane_blocks(u);
-    for (int g = 0; g < ng; g++) {
-        __m512 s8[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < NR; i++)
-            s8[i] = _mm512_castps256_ps512(_mm256_cvtph_ps(
-                _mm_loadu_si128((const __m128i *)(W->scales + (size_t)(r + i) * nb + 8 * g))));
-#pragma GCC unroll 4
-        for (int u = 0; u < U; u++) {
-            __m512i w0[4], w1[4];
-            __m512 ws[4];
-#pragma GCC unroll 4
-            for (int i = 0; i < NR; i++) {
-                const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)g * wgrp;
-                if (NT == 1) {
-                    _mm_prefetch((const char *)wp + u * (Q4 ? 64 : 128) + PREFETCH, _MM_HINT_T0);
-                    if (!Q4) _mm_prefetch((const char *)wp + u * 128 + 64 + PREFETCH, _MM_HINT_T0);
-                }
-                load_wunit(&w0[i], &w1[i], wp, u, Q4);
-                ws[i] = _mm512_permutexvar_ps(idx[u], s8[i]);
-            }
-#pragma GCC unroll 8
-            for (int j = 0; j < NT; j++) {
-                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)g * 256 + (size_t)u * 128;
-                __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
-                __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * ng + g) * 32 + u * 16);
-#pragma GCC unroll 4
-                for (int i = 0; i < NR; i++) {
-                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
-                    dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
-                    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
-                    acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
-                }
-            }
-        }
+    int u = 0;
+    for (; u + 2 <= nu; u += 2) { /* two units per pass: more independent work */
+        qunit(a, r, t, u, acc, NR, NT, Q4);
+        qunit(a, r, t, u + 1, acc, NR, NT, Q4);
     }
+    if (u < nu) qunit(a, r, t, u, acc, NR, NT, Q4);
     /* offset term: K * sum_b dw_b * d_b * sum(a_b) */
-    for (int g = 0; g < ng; g++) {
+    for (int u = 0; u < nu; u++) {
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(W->scales + (size_t)(r + i) * nb + 8 * g)));
+            __m128 s4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(W->scales + (size_t)(r + i) * nb + 4 * u)));
 #pragma GCC unroll 8
             for (int j = 0; j < NT; j++)
-                off[i][j] = _mm256_fmadd_ps(s, _mm256_loadu_ps(A->m + (size_t)(t + j) * nb + 8 * g), off[i][j]);
+                off[i][j] = _mm_fmadd_ps(s4, _mm_loadu_ps(A->m + (size_t)(t + j) * nb + 4 * u), off[i][j]);
         }
     }
     const float K = Q4 ? 8.0f : 128.0f;
@@ -208,14 +212,12 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < NT; j++) {
-            __m256 o = off[i][j];
-            __m128 o4 = _mm_add_ps(_mm256_castps256_ps128(o), _mm256_extractf128_ps(o, 1));
+            __m128 o4 = off[i][j];
             o4 = _mm_add_ps(o4, _mm_movehl_ps(o4, o4));
             o4 = _mm_add_ss(o4, _mm_movehdup_ps(o4));
             float y = _mm512_reduce_add_ps(acc[i][j]) - K * _mm_cvtss_f32(o4);
-            /* blocks past the last full group: natural order, plain C */
             const int8_t *x = A->q + (size_t)(t + j) * nb * 32;
-            for (int b = 8 * ng; b < nb; b++) {
+            for (int b = 4 * nu; b < nb; b++) {
                 int s = 0;
                 if (Q4) {
                     const uint8_t *wb = wd + (size_t)(r + i) * wrow + (size_t)b * 16;
@@ -225,7 +227,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                     const int8_t *wb = (const int8_t *)wd + (size_t)(r + i) * wrow + (size_t)b * 32;
                     for (int k = 0; k < 32; k++) s += wb[k] * x[b * 32 + k];
                 }
-                y += f16_to_f32(W->scales[(size_t)(r + i) * nb + b]) * A->d[(size_t)(t + j) * nb + b] * (float)s;
+                y += f16_scalar(W->scales, (size_t)(r + i) * nb + b) * A->d[(size_t)(t + j) * nb + b] * (float)s;
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = y;
         }
@@ -262,25 +264,24 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-/* Arranges token t's full groups to match load_wunit (per 4 blocks: all
- * first halves, then all second halves) and writes the per-lane activation
- * scale patterns. Same layout for Q8 and Q4 weights. */
+/* Arranges token t's full units of 4 blocks to match load_wunit (all first
+ * halves, then all second halves) and writes the per-lane activation scale
+ * patterns. Same layout for Q8 and Q4 weights. */
 static void act_layout(ActQ *A, int t, DType wt)
 {
     (void)wt;
-    int nb = A->nb, ng = nb / 8;
+    int nb = A->nb, nu = nb / 4;
     int8_t *q = A->q + (size_t)t * nb * 32;
     const float *d = A->d + (size_t)t * nb;
-    for (int g = 0; g < ng; g++) {
-        float *pat = A->pat + ((size_t)t * ng + g) * 32;
-        for (int l = 0; l < 32; l++) pat[l] = d[8 * g + l / 4];
-        int8_t tmp[256], *src = q + (size_t)g * 256;
-        for (int k = 0; k < 8; k++) {
-            int u = k / 4, bk = k % 4;
-            memcpy(tmp + u * 128 + bk * 16, src + k * 32, 16);
-            memcpy(tmp + u * 128 + 64 + bk * 16, src + k * 32 + 16, 16);
+    for (int u = 0; u < nu; u++) {
+        float *pat = A->pat + ((size_t)t * nu + u) * 16;
+        for (int l = 0; l < 16; l++) pat[l] = d[4 * u + l / 4];
+        int8_t tmp[128], *src = q + (size_t)u * 128;
+        for (int k = 0; k < 4; k++) {
+            memcpy(tmp + k * 16, src + k * 32, 16);
+            memcpy(tmp + 64 + k * 16, src + k * 32 + 16, 16);
         }
-        memcpy(src, tmp, 256);
+        memcpy(src, tmp, 128);
     }
 }
 
@@ -289,7 +290,7 @@ static void act_layout(ActQ *A, int t, DType wt)
 static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
 {
     (void)wt;
-    int nb = A->nb, ng = nb / 8;
+    int nb = A->nb, nu = nb / 4;
     int8_t *q = A->q + (size_t)t * nb * 32;
     float *d = A->d + (size_t)t * nb, *m = A->m + (size_t)t * nb;
     const __m512 sign = _mm512_set1_ps(-0.0f);
@@ -312,11 +313,10 @@ static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int
         d[b] = amax / 127.0f;
         m[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         int8_t *lo, *hi;
-        if (b < 8 * ng) { /* see load_wunit: per 4 blocks, first halves then second halves */
-            int8_t *grp = q + (size_t)(b / 8) * 256 + (size_t)((b % 8) / 4) * 128 + (b % 4) * 16;
-            lo = grp;
-            hi = grp + 64;
-            float *pat = A->pat + ((size_t)t * ng + b / 8) * 32 + (b % 8) * 4;
+        if (b < 4 * nu) { /* see load_wunit: per 4 blocks, first halves then second halves */
+            lo = q + (size_t)(b / 4) * 128 + (b % 4) * 16;
+            hi = lo + 64;
+            float *pat = A->pat + ((size_t)t * nu + b / 4) * 16 + (b % 4) * 4;
             _mm_storeu_ps(pat, _mm_set1_ps(d[b]));
         } else {
             lo = q + (size_t)b * 32;

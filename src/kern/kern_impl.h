@@ -23,7 +23,7 @@ typedef struct ActQ {
     float *d;     /* (n, nb) block scale */
     float *m;     /* (n, nb) d * sum(q of the block): offset term for
                    * unsigned-weight dot products */
-    float *pat;   /* (n, nb / 8 * 32) per-lane scale patterns, AVX-512 only */
+    float *pat;   /* (n, nb / 4 * 16) per-lane scale patterns, AVX-512 only */
 } ActQ;
 
 typedef struct MMArgs {
