@@ -46,7 +46,12 @@ $(BUILD)/libduet.a: $(LIB_OBJ)
 $(BUILD)/duet: $(CLI_OBJ) $(BUILD)/libduet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UOBJ) $(BUILD)/libduet.a
+# test helpers go in an archive so each test links only what it uses
+$(BUILD)/tests/libtestutil.a: $(TEST_UOBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/libtestutil.a $(BUILD)/libduet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%_avx2.o: %_avx2.c
