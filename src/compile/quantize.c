@@ -151,6 +151,41 @@ out:
     return rc;
 }
 
+/* One LoRA matrix (f32 from the loader) as f16 in q's storage. */
+static int lora_f16(QModel *q, QMat *m)
+{
+    size_t n = (size_t)m->rows * m->cols;
+    uint16_t *h = qalloc(q, n * sizeof *h);
+    if (!h) return -1;
+    for (int r = 0; r < m->rows; r++) qmat_row_f32_to_f16(h + (size_t)r * m->cols, m, r);
+    m->type = DT_F16;
+    m->data = h;
+    return 0;
+}
+
+/* For q8/q4 builds the adapters' A and B are stored in f16 ("16-bit or
+ * better"): they are read for every token, so halving them halves what an
+ * unmerged adapter adds to decode's memory traffic. The copies live in q. */
+static int adapters_f16(QModel *q, const Model *src, Err *e)
+{
+    if (!src->n_adapters) return 0;
+    Adapter *ads = qalloc(q, (size_t)src->n_adapters * sizeof *ads);
+    if (!ads) return err_set(e, "out of memory");
+    size_t np = (size_t)src->cfg.n_layers * P_COUNT;
+    for (int i = 0; i < src->n_adapters; i++) {
+        ads[i] = src->adapters[i];
+        ads[i].owned = NULL;
+        LoraPair *pairs = qalloc(q, np * sizeof *pairs);
+        if (!pairs) return err_set(e, "out of memory");
+        memcpy(pairs, src->adapters[i].pairs, np * sizeof *pairs);
+        for (size_t j = 0; j < np; j++)
+            if (pairs[j].r && (lora_f16(q, &pairs[j].A) || lora_f16(q, &pairs[j].B))) return err_set(e, "out of memory");
+        ads[i].pairs = pairs;
+    }
+    q->m.adapters = ads;
+    return 0;
+}
+
 int qmodel_build(QModel *q, const Model *src, DType t, const CalibStats *stats, Kern *k,
                  void (*progress)(void *, const char *, int, int), void *pctx, Err *e)
 {
@@ -180,6 +215,7 @@ int qmodel_build(QModel *q, const Model *src, DType t, const CalibStats *stats, 
         }
         if (progress) progress(pctx, stage, l + 2, total);
     }
+    if ((t == DT_Q8 || t == DT_Q4) && adapters_f16(q, src, e)) goto fail;
     return 0;
 fail:
     qmodel_free(q);

@@ -302,8 +302,9 @@ static int collect(Writer *w, const QModel *qm, Err *e)
             for (int p = 0; p < P_COUNT; p++) {
                 const LoraPair *lp = adapter_pair(a, l, (Proj)p);
                 if (!lp) continue;
-                if (lp->A.type != DT_F32 || lp->B.type != DT_F32 || lp->A.in_scale || lp->B.in_scale)
-                    return err_set(e, "adapter \"%s\": expected f32 LoRA matrices", a->name);
+                if ((lp->A.type != DT_F32 && lp->A.type != DT_F16) || lp->B.type != lp->A.type || lp->A.in_scale ||
+                    lp->B.in_scale)
+                    return err_set(e, "adapter \"%s\": expected f32 or f16 LoRA matrices", a->name);
                 snprintf(name, sizeof name, "lora.%s.%d.%s.A", a->name, l, proj_name((Proj)p));
                 if (add_tensor(w, name, &lp->A, e)) return -1;
                 name[strlen(name) - 1] = 'B';

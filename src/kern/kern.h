@@ -93,4 +93,7 @@ void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n);
 /* One row of W as float32 (cols values): embedding lookup, merges, checks. */
 void qmat_row_f32(float *out, const QMat *W, int row);
 
+/* One row of W as f16 (cols values, round to nearest even). */
+void qmat_row_f32_to_f16(uint16_t *out, const QMat *W, int row);
+
 #endif

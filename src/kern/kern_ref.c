@@ -90,3 +90,10 @@ void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n)
         }
     }
 }
+
+void qmat_row_f32_to_f16(uint16_t *out, const QMat *W, int row)
+{
+    float tmp[W->cols > 0 ? W->cols : 1];
+    qmat_row_f32(tmp, W, row);
+    for (int j = 0; j < W->cols; j++) out[j] = f32_to_f16(tmp[j]);
+}

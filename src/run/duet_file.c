@@ -194,16 +194,22 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
     return 0;
 }
 
-/* The tensor `name` with shape rows x cols; f32only: norms, biases, LoRA. */
-static const QMat *want(Parse *P, const char *name, int rows, int cols, int f32only, Err *e)
+/* What a tensor's type may be: any weight type, f32 alone (norms, biases,
+ * DoRA factors), or f32/f16 (LoRA A and B). */
+enum { ANY_TYPE = 0, F32_ONLY = 1, F32_OR_F16 = 2 };
+
+/* The tensor `name` with shape rows x cols and a type allowed by `types`. */
+static const QMat *want(Parse *P, const char *name, int rows, int cols, int types, Err *e)
 {
     for (int i = 0; i < P->n_t; i++) {
         TEnt *t = &P->t[i];
         if (strcmp(t->name, name)) continue;
         if (t->q.rows != rows || t->q.cols != cols)
             return err_set(e, "%s: tensor \"%s\" is %d x %d (expected %d x %d)", P->name, name, t->q.rows, t->q.cols, rows, cols), NULL;
-        if (f32only && (t->q.type != DT_F32 || t->q.in_scale))
-            return err_set(e, "%s: tensor \"%s\" is %s (expected plain f32)", P->name, name, dtype_name(t->q.type)), NULL;
+        if ((types == F32_ONLY && (t->q.type != DT_F32 || t->q.in_scale)) ||
+            (types == F32_OR_F16 && ((t->q.type != DT_F32 && t->q.type != DT_F16) || t->q.in_scale)))
+            return err_set(e, "%s: tensor \"%s\" is %s (expected plain %s)", P->name, name, dtype_name(t->q.type),
+                           types == F32_ONLY ? "f32" : "f32 or f16"), NULL;
         t->used = 1;
         return &t->q;
     }
@@ -213,7 +219,7 @@ static const QMat *want(Parse *P, const char *name, int rows, int cols, int f32o
 
 static const float *wantv(Parse *P, const char *name, int n, Err *e)
 {
-    const QMat *q = want(P, name, 1, n, 1, e);
+    const QMat *q = want(P, name, 1, n, F32_ONLY, e);
     return q ? q->data : NULL;
 }
 
@@ -322,8 +328,8 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
             return err_set(e, "%s: %s: expected a finite \"scale\" and tensor names \"A\", \"B\"", P->name, what);
         LoraPair *lp = &a->pairs[layer * P_COUNT + p];
         if (lp->r) return err_set(e, "%s: %s: layer %d %s appears twice", P->name, what, layer, proj_name((Proj)p));
-        const QMat *qa = want(P, A->valuestring, r, proj_in(c, (Proj)p), 1, e);
-        const QMat *qb = qa ? want(P, B->valuestring, proj_out(c, (Proj)p), r, 1, e) : NULL;
+        const QMat *qa = want(P, A->valuestring, r, proj_in(c, (Proj)p), F32_OR_F16, e);
+        const QMat *qb = qa ? want(P, B->valuestring, proj_out(c, (Proj)p), r, F32_OR_F16, e) : NULL;
         if (!qb) return -1;
         const cJSON *dn = cJSON_GetObjectItemCaseSensitive(po, "dora");
         if (dn && !cJSON_IsString(dn))

@@ -104,13 +104,26 @@ int model_find_adapter(const Model *m, const char *name)
     return -1;
 }
 
-/* W + scale * B A, row r, into row (cols floats). */
-static void merged_row(float *row, const QMat *W, const LoraPair *lp, int r)
+/* A of a LoRA pair as float32 (r x in): the data itself when it is f32,
+ * else a malloc'd conversion; *tofree receives what the caller frees. */
+static const float *lora_a_f32(const LoraPair *lp, float **tofree)
 {
+    *tofree = NULL;
+    if (lp->A.type == DT_F32) return lp->A.data;
+    float *a = malloc((size_t)lp->A.rows * lp->A.cols * sizeof *a);
+    if (!a) return NULL;
+    for (int k = 0; k < lp->A.rows; k++) qmat_row_f32(a + (size_t)k * lp->A.cols, &lp->A, k);
+    return *tofree = a;
+}
+
+/* W + scale * B A, row r, into row (cols floats); A as from lora_a_f32. */
+static void merged_row(float *row, const QMat *W, const LoraPair *lp, const float *A, int r)
+{
+    float b[lp->r];
     qmat_row_f32(row, W, r);
-    const float *A = lp->A.data, *B = lp->B.data;
+    qmat_row_f32(b, &lp->B, r);
     for (int k = 0; k < lp->r; k++) {
-        float s = lp->scale * B[(size_t)r * lp->r + k];
+        float s = lp->scale * b[k];
         const float *ak = A + (size_t)k * W->cols;
         for (int j = 0; j < W->cols; j++) row[j] += s * ak[j];
     }
@@ -132,12 +145,19 @@ static int dora_attach(const Model *m, Adapter *a, Err *e)
             if (!lp || !lp->dora) continue;
             const QMat *W = &m->layers[l].w[p];
             float *d = (float *)lp->dora; /* owned by the adapter: see peft.h */
+            float *tmp;
+            const float *A = lora_a_f32(lp, &tmp);
+            if (!A) {
+                free(row);
+                return err_set(e, "out of memory");
+            }
             for (int r = 0; r < W->rows; r++) {
-                merged_row(row, W, lp, r);
+                merged_row(row, W, lp, A, r);
                 double ss = 0;
                 for (int j = 0; j < W->cols; j++) ss += (double)row[j] * row[j];
                 d[r] = ss > 0 ? (float)(d[r] / sqrt(ss)) : 0.0f;
             }
+            free(tmp);
         }
     }
     free(row);
@@ -176,12 +196,16 @@ int model_merge_adapter(Model *m, int idx, Err *e)
             float *w = malloc((size_t)W->rows * W->cols * sizeof *w);
             if (!w) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
             m->owned[m->n_owned++] = w;
+            float *tmp;
+            const float *A = lora_a_f32(lp, &tmp);
+            if (!A) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
             for (int r = 0; r < W->rows; r++) {
                 float *row = w + (size_t)r * W->cols;
-                merged_row(row, W, lp, r);
+                merged_row(row, W, lp, A, r);
                 if (lp->dora)
                     for (int j = 0; j < W->cols; j++) row[j] *= lp->dora[r];
             }
+            free(tmp);
             QMat nw = {.type = DT_F32, .rows = W->rows, .cols = W->cols, .data = w};
             *W = nw;
         }
