@@ -121,47 +121,75 @@ INLINE __m256i block_dot(__m256i w, __m256i a, const int Q4)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
+/* Y for rows r..r+NR-1, tokens t..t+NT-1. Per group of 8 blocks the
+ * combined scales dw * d are formed 8 at a time and read back with
+ * broadcast loads; the Q4 offset term is summed in a second vector pass. */
 INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
-    int nb = A->nb;
+    int nb = A->nb, ng = nb / 8;
     size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
     const uint8_t *wd = (const uint8_t *)W->data;
     __m256 acc[4][4];
-    float off[4][4] = {{0}};
+    float sc[4][4][8] __attribute__((aligned(32)));
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m256i w[4];
-        float dw[4];
+    for (int g = 0; g <= ng; g++) {
+        int b0 = 8 * g, nk = g < ng ? 8 : nb - 8 * ng;
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            const uint8_t *row = wd + (size_t)(r + i) * wrow;
-            if (NT == 1) _mm_prefetch((const char *)row + (size_t)b * (Q4 ? 16 : 32) + 2048, _MM_HINT_T0);
-            w[i] = load_wblock(row, b, Q4);
-            dw[i] = _cvtsh_ss(W->scales[(size_t)(r + i) * nb + b]);
-        }
+            const uint16_t *ws = W->scales + (size_t)(r + i) * nb + b0;
+            if (nk == 8) {
+                __m256 s8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++) {
-            size_t ab = (size_t)(t + j) * nb + b;
-            __m256i av = _mm256_loadu_si256((const __m256i *)(A->q + ab * 32));
-            float d = A->d[ab];
+                for (int j = 0; j < NT; j++)
+                    _mm256_store_ps(sc[i][j], _mm256_mul_ps(s8, _mm256_loadu_ps(A->d + (size_t)(t + j) * nb + b0)));
+            } else {
+                for (int j = 0; j < NT; j++)
+                    for (int k = 0; k < nk; k++) sc[i][j][k] = _cvtsh_ss(ws[k]) * A->d[(size_t)(t + j) * nb + b0 + k];
+            }
+        }
+        for (int k = 0; k < nk; k++) {
+            int b = b0 + k;
+            __m256i w[4];
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                __m256 f = _mm256_cvtepi32_ps(block_dot(w[i], av, Q4));
-                acc[i][j] = _mm256_fmadd_ps(f, _mm256_set1_ps(dw[i] * d), acc[i][j]);
-                if (Q4) off[i][j] += dw[i] * A->m[ab];
+                const uint8_t *row = wd + (size_t)(r + i) * wrow;
+                if (NT == 1) _mm_prefetch((const char *)row + (size_t)b * (Q4 ? 16 : 32) + 2048, _MM_HINT_T0);
+                w[i] = load_wblock(row, b, Q4);
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < NT; j++) {
+                __m256i av = _mm256_loadu_si256((const __m256i *)(A->q + ((size_t)(t + j) * nb + b) * 32));
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    __m256 f = _mm256_cvtepi32_ps(block_dot(w[i], av, Q4));
+                    acc[i][j] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&sc[i][j][k]), acc[i][j]);
+                }
             }
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++)
-            a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - 8.0f * off[i][j];
+        for (int j = 0; j < NT; j++) {
+            float off = 0;
+            if (Q4) { /* sum_b dw_b * d_b * sum(a_b) */
+                const uint16_t *ws = W->scales + (size_t)(r + i) * nb;
+                const float *m = A->m + (size_t)(t + j) * nb;
+                __m256 o = _mm256_setzero_ps();
+                int b = 0;
+                for (; b + 8 <= nb; b += 8)
+                    o = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b))),
+                                        _mm256_loadu_ps(m + b), o);
+                off = hsum8(o);
+                for (; b < nb; b++) off += _cvtsh_ss(ws[b]) * m[b];
+            }
+            a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - 8.0f * off;
+        }
 }
 
 INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)

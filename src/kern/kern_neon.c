@@ -118,35 +118,51 @@ INLINE float f16_scale(const uint16_t *s, size_t i)
     return (float)v;
 }
 
+/* Y for rows r..r+NR-1, tokens t..t+NT-1. Per group of 4 blocks the
+ * combined scales dw * d are formed 4 at a time (fcvtl + fmul), then each
+ * block's SDOT result is scaled by one of them. */
 INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
-    int nb = A->nb;
+    int nb = A->nb, ng = nb / 4;
     size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
     const uint8_t *wd = (const uint8_t *)W->data;
     float32x4_t acc[4][4];
+    float sc[4][4][4];
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) acc[i][j] = vdupq_n_f32(0);
-    for (int b = 0; b < nb; b++) {
-        int8x16_t w0[4], w1[4];
-        float dw[4];
+    for (int g = 0; g <= ng; g++) {
+        int b0 = 4 * g, nk = g < ng ? 4 : nb - 4 * ng;
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            load_wblock(&w0[i], &w1[i], wd + (size_t)(r + i) * wrow, b, Q4);
-            dw[i] = f16_scale(W->scales, (size_t)(r + i) * nb + b);
+            const uint16_t *ws = W->scales + (size_t)(r + i) * nb + b0;
+            if (nk == 4) {
+                float32x4_t s4 = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(ws)));
+#pragma GCC unroll 4
+                for (int j = 0; j < NT; j++)
+                    vst1q_f32(sc[i][j], vmulq_f32(s4, vld1q_f32(A->d + (size_t)(t + j) * nb + b0)));
+            } else {
+                for (int j = 0; j < NT; j++)
+                    for (int k = 0; k < nk; k++) sc[i][j][k] = f16_scale(ws, (size_t)k) * A->d[(size_t)(t + j) * nb + b0 + k];
+            }
         }
+        for (int k = 0; k < nk; k++) {
+            int b = b0 + k;
+            int8x16_t w0[4], w1[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NT; j++) {
-            size_t ab = (size_t)(t + j) * nb + b;
-            int8x16_t a0 = vld1q_s8(A->q + ab * 32), a1 = vld1q_s8(A->q + ab * 32 + 16);
-            float d = A->d[ab];
+            for (int i = 0; i < NR; i++) load_wblock(&w0[i], &w1[i], wd + (size_t)(r + i) * wrow, b, Q4);
 #pragma GCC unroll 4
-            for (int i = 0; i < NR; i++) {
-                int32x4_t s = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0[i], a0), w1[i], a1);
-                acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(s), dw[i] * d);
+            for (int j = 0; j < NT; j++) {
+                const int8_t *q = A->q + ((size_t)(t + j) * nb + b) * 32;
+                int8x16_t a0 = vld1q_s8(q), a1 = vld1q_s8(q + 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    int32x4_t s = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0[i], a0), w1[i], a1);
+                    acc[i][j] = vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(s), sc[i][j][k]);
+                }
             }
         }
     }
