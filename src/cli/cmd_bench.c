@@ -200,6 +200,7 @@ static int bench_memory(const ModelOpts *o, int reps, long mb, int json)
 int cmd_bench(int argc, char **argv)
 {
     ModelOpts o = {0};
+    o.kv_type = KV_F16; /* what a deployment runs (and llama.cpp's default); --kv f32 to compare */
     long n_prompt = 512, n_gen = 128, reps = 3, seed = 1, mb = 1024;
     int json = 0, memory = 0;
     Err e = {{0}};

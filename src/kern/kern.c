@@ -210,6 +210,11 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     /* ~8 tasks per thread balance a noisy machine; multiples of 16 rows keep
      * the backends on their fast multi-row tiles */
     int nt = k->n_threads, rows = W->rows;
+    if ((size_t)rows * W->cols * n <= (1u << 16)) { /* a LoRA-sized product: waking the pool costs more */
+        j.chunk = rows;
+        mm_task(&j, 0);
+        return;
+    }
     int chunk = (rows + nt * 8 - 1) / (nt * 8);
     chunk = (chunk + 15) & ~15;
     if (chunk < 16) chunk = 16;

@@ -194,6 +194,7 @@ static void attn_task(void *ctx, int task)
                 d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
             } else {
                 const float *kr = (const float *)kv->k + off;
+#pragma omp simd reduction(+ : d)
                 for (int i = 0; i < hd; i++) d += q[i] * kr[i];
             }
             sc[b] = d * scale;
@@ -213,6 +214,7 @@ static void attn_task(void *ctx, int task)
                 kern_axpy_f16(j->k, acc, p, (const uint16_t *)kv->v + off, hd);
             } else {
                 const float *vr = (const float *)kv->v + off;
+#pragma omp simd
                 for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
             }
         }
