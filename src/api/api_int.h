@@ -63,6 +63,7 @@ struct duet_session {
     int failed;                /* (lock) a forward error, message in err */
     pthread_cond_t done;       /* the client waits here */
     atomic_int abort;
+    atomic_int generating;     /* inside duet_generate: between tokens it is sampling, not idle */
 
     duet_stats stats;
     char err[512];

@@ -67,6 +67,27 @@ static int build_batch(duet_model *m, BatchRow *rows, Part *parts, int *np)
     return nr;
 }
 
+/* Sessions inside duet_generate that are between two tokens (sampling):
+ * they will submit a decode row within a fraction of a millisecond. */
+static int sampling(const duet_model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->n_sess; i++)
+        if (m->sess[i]->state != S_RUN && atomic_load(&m->sess[i]->generating)) n++;
+    return n;
+}
+
+/* How long a step may be held back for sampling sessions, so that their
+ * decode rows share one pass over the weights instead of taking turns. */
+#define BATCH_WAIT_S 0.002
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static int any_running(const duet_model *m)
 {
     for (int i = 0; i < m->n_sess; i++)
@@ -74,20 +95,13 @@ static int any_running(const duet_model *m)
     return 0;
 }
 
-/* Decode rows in a batch: every part but a prefill part of more than one row. */
-static int decode_rows(const Part *parts, int np)
-{
-    int n = 0;
-    for (int i = 0; i < np; i++) n += parts[i].n == 1;
-    return n;
-}
-
 static void *sched_main(void *arg)
 {
     duet_model *m = arg;
     BatchRow *rows = NULL;
     Part *parts = NULL;
-    int cap = 0, last_nd = 0, waited = 0;
+    int cap = 0;
+    double hold_since = 0;
     Err e;
     pthread_mutex_lock(&m->lock);
     for (;;) {
@@ -112,25 +126,26 @@ static void *sched_main(void *arg)
             }
             cap = nc;
         }
-        int np, nr = build_batch(m, rows, parts, &np), nd = decode_rows(parts, np);
+        int np, nr = build_batch(m, rows, parts, &np);
         if (nr == 0) continue;
-        if (nd < last_nd && !waited) {
-            /* sessions that got their token last step are sampling and will be
-             * back in well under a millisecond: wait for them rather than run a
-             * prefill chunk they would then have to wait behind */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 500000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
+        if (sampling(m)) {
+            /* a session that just got its token is sampling the next one: hold
+             * the step a little so its row joins this pass over the weights */
+            double t = mono_s();
+            if (hold_since == 0) hold_since = t;
+            if (t - hold_since < BATCH_WAIT_S) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 200000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&m->work, &m->lock, &ts);
+                continue;
             }
-            pthread_cond_timedwait(&m->work, &m->lock, &ts);
-            waited = 1;
-            continue;
         }
-        waited = 0;
-        last_nd = nd;
+        hold_since = 0;
         pthread_mutex_unlock(&m->lock);
         int rc = forward(&m->m, m->k, &m->scratch, rows, nr, &e);
         pthread_mutex_lock(&m->lock);

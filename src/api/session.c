@@ -322,6 +322,7 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
     Gen g = {0};
     Detok d;
     detok_init(&d, s->md->tok);
+    atomic_store(&s->generating, 1); /* the scheduler waits briefly for our next token */
     int finish = -1, rc = sched_run(s);
     while (finish < 0) {
         if (rc == DUET_ERR_STATE || atomic_load(&s->abort)) {
@@ -387,6 +388,8 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
     }
     free(g.buf);
     atomic_store(&s->abort, 0);
+    atomic_store(&s->generating, 0);
+    pthread_cond_broadcast(&s->md->work); /* the scheduler need not wait for us any more */
     double t2 = now_s();
     s->stats.ttft_s = (s->stats.n_gen ? t1 : t2) - t0;
     s->stats.gen_s = s->stats.n_gen ? t2 - t1 : 0;
