@@ -150,7 +150,7 @@ INLINE void qunit(const MMArgs *a, int r, int t, int u, __m512 acc[4][8], const 
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++) {
         const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)u * wunit;
-        if (NT == 1) { /* decode streams from DRAM: run ahead of the hardware prefetcher */
+        if (NT <= 4 || a->n <= 8) { /* decode (one token per session) streams from DRAM: run ahead of the prefetcher */
             _mm_prefetch((const char *)wp + PREFETCH, _MM_HINT_T0);
             if (!Q4) _mm_prefetch((const char *)wp + 64 + PREFETCH, _MM_HINT_T0);
         }
@@ -252,9 +252,16 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
                 for (; t < te; t++) qtile(a, r, t, 1, 1, Q4);
             }
         } else {
-            int r = r0;
-            for (; r + 4 <= r1; r += 4)
-                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+            /* a few tokens (several sessions decoding together): all of them
+             * in one tile, so each weight unit is loaded and unpacked once */
+            int r = r0, nt = te - tb;
+            for (; r + 4 <= r1; r += 4) {
+                if (nt == 2) qtile(a, r, tb, 4, 2, Q4);
+                else if (nt == 3) qtile(a, r, tb, 4, 3, Q4);
+                else if (nt == 4) qtile(a, r, tb, 4, 4, Q4);
+                else
+                    for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+            }
             for (; r < r1; r++)
                 for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
         }
