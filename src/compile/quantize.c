@@ -36,29 +36,51 @@ void qmodel_free(QModel *q)
     memset(q, 0, sizeof *q);
 }
 
-/* Quantizes rows x cols of src into (data, scales) of type t, multiplying
- * column j by s[j] first (s NULL: 1) and weighting Q4 block errors by imp. */
-static void quant_into(void *data, uint16_t *scales, DType t, const QMat *src, const float *s, const float *imp,
-                       float *row)
+typedef struct QuantJob {
+    void *data;
+    uint16_t *scales;
+    DType t;
+    const QMat *src;
+    const float *s, *imp;
+} QuantJob;
+
+/* Rows per task of the parallel quantization. */
+#define QUANT_ROWS 64
+
+static void quant_task(void *ctx, int task)
 {
-    int cols = src->cols;
-    size_t rb = qmat_data_bytes(t, 1, cols), sb = qmat_scale_bytes(t, 1, cols) / 2;
-    for (int r = 0; r < src->rows; r++) {
-        qmat_row_f32(row, src, r);
-        if (s)
-            for (int j = 0; j < cols; j++) row[j] *= s[j];
-        char *d = (char *)data + (size_t)r * rb;
-        switch (t) {
+    const QuantJob *j = ctx;
+    int cols = j->src->cols, r1 = (task + 1) * QUANT_ROWS;
+    if (r1 > j->src->rows) r1 = j->src->rows;
+    size_t rb = qmat_data_bytes(j->t, 1, cols), sb = qmat_scale_bytes(j->t, 1, cols) / 2;
+    float row[cols];
+    for (int r = task * QUANT_ROWS; r < r1; r++) {
+        qmat_row_f32(row, j->src, r);
+        if (j->s)
+            for (int c = 0; c < cols; c++) row[c] *= j->s[c];
+        char *d = (char *)j->data + (size_t)r * rb;
+        uint16_t *sc = j->scales ? j->scales + (size_t)r * sb : NULL;
+        switch (j->t) {
         case DT_F32: memcpy(d, row, (size_t)cols * 4); break;
         case DT_F16: quant_f32_to_f16((uint16_t *)d, row, (size_t)cols); break;
         case DT_BF16: quant_f32_to_bf16((uint16_t *)d, row, (size_t)cols); break;
-        case DT_Q8: quant_row_q8((int8_t *)d, scales + (size_t)r * sb, row, cols); break;
+        case DT_Q8: quant_row_q8((int8_t *)d, sc, row, cols); break;
         case DT_Q4:
-            if (imp) quant_row_q4_weighted((uint8_t *)d, scales + (size_t)r * sb, row, cols, imp);
-            else quant_row_q4((uint8_t *)d, scales + (size_t)r * sb, row, cols);
+            if (j->imp) quant_row_q4_weighted((uint8_t *)d, sc, row, cols, j->imp);
+            else quant_row_q4((uint8_t *)d, sc, row, cols);
             break;
         }
     }
+}
+
+/* Quantizes rows x cols of src into (data, scales) of type t, multiplying
+ * column j by s[j] first (s NULL: 1) and weighting Q4 block errors by imp.
+ * Rows are split over k's threads. */
+static void quant_into(Kern *k, void *data, uint16_t *scales, DType t, const QMat *src, const float *s,
+                       const float *imp)
+{
+    QuantJob j = {data, scales, t, src, s, imp};
+    kern_parallel(k, (src->rows + QUANT_ROWS - 1) / QUANT_ROWS, quant_task, &j);
 }
 
 /* Sum of squared differences between W's and V's products with X (n rows). */
@@ -82,29 +104,26 @@ static int quant_mat(QModel *q, QMat *dst, const QMat *src, DType t, const LinSt
     size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
     void *data = qalloc(q, db);
     uint16_t *scales = sb ? qalloc(q, sb) : NULL;
-    float *row = malloc((size_t)cols * sizeof *row);
-    if (!data || (sb && !scales) || !row) {
-        free(row);
+    if (!data || (sb && !scales)) {
         return err_set(e, "out of memory quantizing a %d x %d matrix", rows, cols);
     }
     memset(dst, 0, sizeof *dst);
     *dst = (QMat){.type = t, .rows = rows, .cols = cols, .data = data, .scales = sb ? scales : NULL};
     int quantized = t == DT_Q8 || t == DT_Q4;
     if (!quantized || !st || st->count == 0) {
-        quant_into(data, scales, t, src, NULL, NULL, row);
-        free(row);
+        quant_into(k, data, scales, t, src, NULL, NULL);
         return 0;
     }
     float *imp = malloc((size_t)cols * sizeof *imp), *s = malloc((size_t)cols * sizeof *s);
     float *simp = malloc((size_t)cols * sizeof *simp);
     if (!imp || !s || !simp) {
-        free(row), free(imp), free(s), free(simp);
+        free(imp), free(s), free(simp);
         return err_set(e, "out of memory");
     }
     for (int j = 0; j < cols; j++) imp[j] = (float)(st->sum_sq[j] / st->count) + 1e-12f;
     if (!awq || st->n_x == 0) {
-        quant_into(data, scales, t, src, NULL, imp, row);
-        free(row), free(imp), free(s), free(simp);
+        quant_into(k, data, scales, t, src, NULL, imp);
+        free(imp), free(s), free(simp);
         return 0;
     }
     /* alpha grid search: candidate quantized into (cdata, cscales, cin) */
@@ -134,7 +153,7 @@ static int quant_mat(QModel *q, QMat *dst, const QMat *src, DType t, const LinSt
             cin[j] = 1.0f / s[j];
             simp[j] = imp[j] * cin[j] * cin[j]; /* the stored matrix sees x / s */
         }
-        quant_into(cdata, cscales, t, src, ai ? s : NULL, simp, row);
+        quant_into(k, cdata, cscales, t, src, ai ? s : NULL, simp);
         QMat cand = {.type = t, .rows = rows, .cols = cols, .data = cdata, .scales = cscales, .in_scale = ai ? cin : NULL};
         double err = out_error(k, src, &cand, st->x, n, y1, y2);
         if (err < best) {
@@ -147,7 +166,7 @@ static int quant_mat(QModel *q, QMat *dst, const QMat *src, DType t, const LinSt
     }
     dst->in_scale = best_alpha > 0 ? bin : NULL;
 out:
-    free(row), free(imp), free(s), free(simp), free(cdata), free(cscales), free(cin), free(y1), free(y2);
+    free(imp), free(s), free(simp), free(cdata), free(cscales), free(cin), free(y1), free(y2);
     return rc;
 }
 
