@@ -73,6 +73,8 @@ typedef struct duet_model_options {
     const char *tokenizer_dir;  /* folder with tokenizer.json (+ tokenizer_config.json);
                                    NULL = the model folder, or the .duet file's folder */
     const char *const *loras;   /* NULL-terminated list of "NAME=DIR" PEFT folders, or NULL */
+    int load_to_ram;            /* .duet only: copy the file into 2 MB huge pages instead of
+                                   mapping it: ~10% faster decode, an open that reads it all */
 } duet_model_options;
 
 /* Fills o with the defaults above (all zero / NULL). */

@@ -44,11 +44,12 @@ static int compile(const char *base, const CompileAdapter *ads, int n, DType t, 
 
 static const CompileAdapter AB[2] = {{"alpha", MODELS "tiny-qwen2-lora-alpha"}, {"beta", MODELS "tiny-qwen2-lora-beta"}};
 
-/* Golden-exact: compile, move the file elsewhere, open it alone. */
-static void check_exact(Kern *k, const cJSON *g, DType t)
+/* Golden-exact: compile, move the file elsewhere, open it alone (mapped, or
+ * read into huge pages with MODEL_OPEN_RAM). */
+static void check_exact(Kern *k, const cJSON *g, DType t, int flags)
 {
     char label[64];
-    snprintf(label, sizeof label, "duet %s", dtype_name(t));
+    snprintf(label, sizeof label, "duet %s%s", dtype_name(t), flags & MODEL_OPEN_RAM ? " (ram)" : "");
     Err e;
     const char *out = tmp("build.duet"), *moved = tmp("moved.duet");
     int ok = !compile(GOLDEN_DIR, AB, 2, t, NULL, out, NULL, &e);
@@ -56,7 +57,7 @@ static void check_exact(Kern *k, const cJSON *g, DType t)
     if (!ok) return;
     CHECK(rename(out, moved) == 0, "%s: move", label);
     Model m;
-    ok = !model_open(&m, moved, &e);
+    ok = !model_open_flags(&m, moved, flags, &e);
     CHECK(ok, "%s: open: %s", label, e.msg);
     if (!ok) return;
     CHECK(m.n_adapters == 2 && model_find_adapter(&m, "beta") == 1, "%s: adapters alpha, beta", label);
@@ -359,8 +360,8 @@ int main(void)
     check_bad_files();
     check_shapes(k, "pattern");
     check_shapes(k, "dora");
-    check_exact(k, g, DT_F32);
-    check_exact(k, g, DT_BF16);
+    check_exact(k, g, DT_F32, 0);
+    check_exact(k, g, DT_BF16, MODEL_OPEN_RAM);
     check_quant(k, g);
     rmdir(tmpdir);
     cJSON_Delete(g);

@@ -114,7 +114,7 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
     pthread_cond_init(&d->work, NULL);
     d->kv_budget = o->kv_budget_bytes;
     d->chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 64;
-    if (model_open(&d->m, path, &e)) {
+    if (model_open_flags(&d->m, path, o->load_to_ram ? MODEL_OPEN_RAM : 0, &e)) {
         code = code_of(e.msg);
         goto fail;
     }

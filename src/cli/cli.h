@@ -50,6 +50,7 @@ typedef struct ModelOpts {
     KvType kv_type;                 /* --kv f16|f32 */
     int ctx;                        /* --ctx N (0: prompt + output) */
     int chunk;                      /* --chunk N prefill chunk (0: 512) */
+    int ram;                        /* --ram: .duet weights copied to huge pages (MODEL_OPEN_RAM) */
 } ModelOpts;
 
 /* Text front-end types (src/text). */

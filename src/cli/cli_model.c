@@ -19,6 +19,10 @@ int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e)
         o->merge = 1;
         return 1;
     }
+    if (!strcmp(a, "--ram")) {
+        o->ram = 1;
+        return 1;
+    }
     if (!strcmp(a, "--threads")) {
         if (cli_arg_int(argc, argv, i, &n, 0, 1024, e)) return -1;
         o->threads = (int)n;
@@ -70,7 +74,7 @@ int cli_model_open(const ModelOpts *o, Model *m, Kern **k, const Adapter **adapt
     *k = NULL;
     *adapter = NULL;
     if (!o->path) return err_set(e, "no MODEL given (a checkpoint folder or a .duet file)");
-    if (model_open(m, o->path, e)) return -1;
+    if (model_open_flags(m, o->path, o->ram ? MODEL_OPEN_RAM : 0, e)) return -1;
     for (int i = 0; i < o->n_lora; i++) {
         char name[128];
         const char *dir;

@@ -59,7 +59,7 @@ int cli_open_text(const char *path, Tokenizer **t, ChatTemplate **ct, Err *e)
         return cli_model_text(&none, path, t, ct, e);
     }
     Model m;
-    if (model_open_duet(&m, path, e)) return -1;
+    if (model_open_duet(&m, path, 0, e)) return -1;
     if ((t && !m.tokenizer_json) || (ct && !m.tokenizer_config)) {
         model_close(&m);
         return err_set(e, "%s: no %s embedded (compile from a folder that has it)", path,

@@ -23,7 +23,7 @@ int cmd_inspect(int argc, char **argv)
     if (!path) return cli_error("usage: duet inspect FILE.duet [--json]");
     Model m;
     Err e;
-    if (model_open_duet(&m, path, &e)) return cli_error("%s", e.msg);
+    if (model_open_duet(&m, path, 0, &e)) return cli_error("%s", e.msg);
     cJSON *j = cJSON_ParseWithLength(m.meta, m.meta_len);
     if (json) {
         printf("%.*s\n", (int)m.meta_len, m.meta);

@@ -435,7 +435,33 @@ int duet_parse(Model *m, const void *buf, size_t len, const char *name, Err *e)
     return rc;
 }
 
-int model_open_duet(Model *m, const char *path, Err *e)
+/* The whole file in anonymous memory on 2 MB pages (see MODEL_OPEN_RAM).
+ * *base / *size describe the mapping to unmap; returns the file's first
+ * byte (2 MB aligned), or NULL. */
+static void *read_huge(int fd, size_t len, void **base, size_t *size)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t tot = (len + 2 * huge) & ~(huge - 1);
+    char *raw = mmap(NULL, tot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *b = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    madvise(b, (len + huge - 1) & ~(huge - 1), MADV_HUGEPAGE); /* a hint: 4 KB pages if refused */
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, b + got, len - got, (off_t)got);
+        if (r <= 0) {
+            munmap(raw, tot);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    mprotect(raw, tot, PROT_READ); /* the weights are read-only from here on */
+    *base = raw;
+    *size = tot;
+    return b;
+}
+
+int model_open_duet(Model *m, const char *path, int flags, Err *e)
 {
     memset(m, 0, sizeof *m);
     m->merged = -1;
@@ -446,15 +472,22 @@ int model_open_duet(Model *m, const char *path, Err *e)
         close(fd);
         return err_set(e, "%s: truncated: %lld bytes, the header alone is 64", path, (long long)sb.st_size);
     }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd); /* the mapping keeps the file alive */
-    if (map == MAP_FAILED) return err_set(e, "%s: cannot map %zu bytes", path, len);
+    size_t len = (size_t)sb.st_size, maplen = len;
+    void *base = NULL, *map;
+    if (flags & MODEL_OPEN_RAM) {
+        map = read_huge(fd, len, &base, &maplen);
+        close(fd);
+        if (!map) return err_set(e, "%s: cannot read %zu bytes into memory", path, len);
+    } else {
+        map = base = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd); /* the mapping keeps the file alive */
+        if (map == MAP_FAILED) return err_set(e, "%s: cannot map %zu bytes", path, len);
+    }
     if (duet_parse(m, map, len, path, e)) {
-        munmap(map, len);
+        munmap(base, maplen);
         return -1;
     }
-    m->file_map = map;
-    m->file_size = len;
+    m->file_map = base;
+    m->file_size = maplen;
     return 0;
 }

@@ -229,7 +229,9 @@ void model_close(Model *m)
     m->merged = -1;
 }
 
-int model_open(Model *m, const char *path, Err *e)
+int model_open(Model *m, const char *path, Err *e) { return model_open_flags(m, path, 0, e); }
+
+int model_open_flags(Model *m, const char *path, int flags, Err *e)
 {
     struct stat sb;
     if (stat(path, &sb)) {
@@ -237,5 +239,5 @@ int model_open(Model *m, const char *path, Err *e)
         return err_set(e, "%s: no such file or folder", path);
     }
     if (S_ISDIR(sb.st_mode)) return model_open_dir(m, path, e);
-    return model_open_duet(m, path, e);
+    return model_open_duet(m, path, flags, e);
 }

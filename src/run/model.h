@@ -52,8 +52,15 @@ typedef struct Model {
 /* Opens `path`: a checkpoint folder or a compiled .duet file. */
 int model_open(Model *m, const char *path, Err *e);
 
-/* Opens a compiled .duet file (run/duet_file.c). */
-int model_open_duet(Model *m, const char *path, Err *e);
+/* model_open with flags: MODEL_OPEN_RAM copies a .duet file into anonymous
+ * memory backed by 2 MB huge pages instead of mapping it: decode reads every
+ * weight per token, and with 4 KB pages the TLB misses cost ~10% of decode
+ * speed; the price is an open that reads the whole file (~1-2 s for 1 GB). */
+#define MODEL_OPEN_RAM 1
+int model_open_flags(Model *m, const char *path, int flags, Err *e);
+
+/* Opens a compiled .duet file (run/duet_file.c); flags as above. */
+int model_open_duet(Model *m, const char *path, int flags, Err *e);
 
 /* Opens a checkpoint folder. The weights stay in the safetensors mappings. */
 int model_open_dir(Model *m, const char *dir, Err *e);
