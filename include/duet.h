@@ -71,7 +71,7 @@ typedef struct duet_model_options {
     size_t kv_budget_bytes;     /* total KV cache of all sessions; 0 = unlimited */
     int prefill_chunk;          /* prompt tokens per scheduler step; 0 = 64 */
     const char *tokenizer_dir;  /* folder with tokenizer.json (+ tokenizer_config.json);
-                                   NULL = the model folder, or the .duet file's folder */
+                                   NULL = what a .duet embeds, or the model folder's */
     const char *const *loras;   /* NULL-terminated list of "NAME=DIR" PEFT folders, or NULL */
     int load_to_ram;            /* .duet only: copy the file into 2 MB huge pages instead of
                                    mapping it: ~10% faster decode, an open that reads it all */
