@@ -28,6 +28,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: duet COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nMODEL is a checkpoint folder or a .duet file. Options for the commands that run one:\n"
+               "  --lora [NAME=]DIR (PEFT folder, repeatable)  --adapter NAME  --merge  --threads N\n"
+               "  --kv f16|f32  --ctx N  --chunk N  --isa scalar|avx2|avx512|neon  --ram\n"
+               "Sampling: --greedy --temperature T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n");
 }
 
 int main(int argc, char **argv)
