@@ -308,11 +308,23 @@ static void check_bad_files(void)
     if (rows) rows[7] = '2';
     rehash(w);
     expect_bad(w, len, "data_size", "data size vs shape");
-    /* duplicate adapter names inside a file */
-    memcpy(w, b, len);
-    char *an = strstr((char *)w + 64, "\"adapters\":[");
-    (void)an;
     free(w);
+    free(b);
+    unlink(good);
+
+    /* duplicate adapter names inside a file: compile the adapter twice under
+     * two names of one length, then rename the second in the meta JSON */
+    CompileAdapter two[2] = {{"pattern", SHAPES "qwen2-s2-lora-pattern"}, {"patterx", SHAPES "qwen2-s2-lora-pattern"}};
+    if (compile(SHAPES "qwen2-s2", two, 2, DT_F32, NULL, good, NULL, &e)) {
+        CHECK(0, "compile qwen2-s2 with two adapters: %s", e.msg);
+        return;
+    }
+    if (!(b = slurp(good, &len))) return;
+    char *an = strstr((char *)b + 64, "\"name\":\"patterx\"");
+    CHECK(an != NULL, "meta names the second adapter");
+    if (an) memcpy(an, "\"name\":\"pattern\"", 16);
+    rehash(b);
+    expect_bad(b, len, "adapter name \"pattern\" appears twice", "duplicate adapter names in a file");
     free(b);
     unlink(good);
 }
