@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "util/clock.h"
 
 typedef struct Part {
     duet_session *s;
@@ -81,13 +82,6 @@ static int sampling(const duet_model *m)
  * decode rows share one pass over the weights instead of taking turns. */
 #define BATCH_WAIT_S 0.002
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int any_running(const duet_model *m)
 {
     for (int i = 0; i < m->n_sess; i++)
@@ -131,7 +125,7 @@ static void *sched_main(void *arg)
         if (sampling(m)) {
             /* a session that just got its token is sampling the next one: hold
              * the step a little so its row joins this pass over the weights */
-            double t = mono_s();
+            double t = now_s();
             if (hold_since == 0) hold_since = t;
             if (t - hold_since < BATCH_WAIT_S) {
                 struct timespec ts;

@@ -10,6 +10,7 @@
 #include "api/api_int.h"
 #include "text/detok.h"
 #include "text/utf8.h"
+#include "util/clock.h"
 
 int api_serr(duet_session *s, int code, const char *fmt, ...)
 {
@@ -22,13 +23,6 @@ int api_serr(duet_session *s, int code, const char *fmt, ...)
 }
 
 const char *duet_session_errmsg(const duet_session *s) { return s ? s->err : "NULL session"; }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void duet_session_options_default(duet_session_options *o)
 {

@@ -28,15 +28,9 @@
 
 #include "cli/cli.h"
 #include "run/seq.h"
+#include "util/clock.h"
 
 #define MAX_REPS 100
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double cpu_s(void)
 {

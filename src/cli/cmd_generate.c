@@ -12,6 +12,7 @@
 #include "text/chat.h"
 #include "text/detok.h"
 #include "text/tokenizer.h"
+#include "util/clock.h"
 
 /* The prompt ids for --prompt TEXT (raw) or --chat TEXT (one user message,
  * optionally after a system message, through the model's chat template with
@@ -46,13 +47,6 @@ static int *text_prompt(const Tokenizer *t, const ChatTemplate *ct, const char *
     }
     free(rendered);
     return ids;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int is_eos(const ModelConfig *c, int tok)

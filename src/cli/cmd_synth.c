@@ -14,15 +14,9 @@
 
 #include "cli/cli.h"
 #include "compile/synth.h"
+#include "util/clock.h"
 
 #define MAX_SYNTH_LORAS 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int file_exists(const char *path)
 {

@@ -7,13 +7,7 @@
 #include <unistd.h>
 
 #include "compile/compile_int.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "util/clock.h"
 
 /* Opens the base folder and every adapter, with errors naming the adapter. */
 static int open_all(Model *m, const CompileOpts *o, Err *e)
