@@ -113,3 +113,48 @@ void golden_check_run(const Model *m, Kern *k, const Adapter *lora, const cJSON 
         free(greedy);
     }
 }
+
+void golden_check_dir(const Model *m, Kern *k, const Adapter *lora, const char *gdir, const char *label)
+{
+    char path[512];
+    Err e;
+    snprintf(path, sizeof path, "%s/golden.json", gdir);
+    cJSON *g = json_parse_file(path, &e);
+    CHECK(g != NULL, "%s: %s", label, g ? "" : e.msg);
+    if (!g) return;
+    snprintf(path, sizeof path, "%s/logits.f32", gdir);
+    size_t len;
+    char *raw = file_read(path, &len, &e);
+    const float *ref = (const float *)raw;
+    int vocab = m->cfg.vocab_size;
+    size_t off = 0;
+    const cJSON *runs = cJSON_GetObjectItem(g, "runs");
+    for (const cJSON *r = runs ? runs->child : NULL; r && raw; r = r->next) {
+        const cJSON *ids = cJSON_GetObjectItem(r, "prompt_ids"), *gr = cJSON_GetObjectItem(r, "greedy_ids");
+        int n = cJSON_GetArraySize(ids), ng = cJSON_GetArraySize(gr);
+        int *prompt = malloc((size_t)n * sizeof *prompt);
+        for (int i = 0; i < n; i++) prompt[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        float *all = malloc((size_t)n * vocab * sizeof *all), *lg = malloc((size_t)vocab * sizeof *lg);
+        Seq q;
+        int ok = (off + (size_t)n * vocab) * 4 <= len && !seq_init(&q, m, n + ng, KV_F32, lora, &e) &&
+                 !seq_prefill(&q, k, prompt, n, 9, lg, all, &e);
+        CHECK(ok, "%s: prefill of %d tokens: %s", label, n, e.msg);
+        float maxd = 0;
+        for (size_t i = 0; ok && i < (size_t)n * vocab; i++) maxd = fmaxf(maxd, fabsf(all[i] - ref[off + i]));
+        CHECK(ok && maxd < 1e-3f, "%s: prompt of %d tokens: logits max |diff| %g", label, n, maxd);
+        int same = ok;
+        for (int i = 0; same && i < ng; i++) {
+            int t = argmax(lg, vocab);
+            same = t == cJSON_GetArrayItem(gr, i)->valueint;
+            if (same && i + 1 < ng && seq_decode(&q, k, t, lg, &e)) same = 0;
+        }
+        CHECK(same, "%s: prompt of %d tokens: greedy ids differ", label, n);
+        if (ok) seq_free(&q);
+        off += (size_t)n * vocab;
+        free(prompt);
+        free(all);
+        free(lg);
+    }
+    free(raw);
+    cJSON_Delete(g);
+}

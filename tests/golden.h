@@ -27,4 +27,9 @@ void golden_check_run(const Model *m, Kern *k, const Adapter *lora, const cJSON 
 /* 24 greedy ids for prompt p of `run` through model m into out; returns count. */
 int golden_greedy(const Model *m, Kern *k, const Adapter *lora, const int *prompt, int n, int steps, int *out);
 
+/* Checks model m with adapter `lora` against a golden folder made by
+ * tests/fixtures/gen/make_shapes.py (golden.json + logits.f32): every
+ * position's logits within 1e-3 and the greedy ids, for every prompt. */
+void golden_check_dir(const Model *m, Kern *k, const Adapter *lora, const char *gdir, const char *label);
+
 #endif

@@ -160,47 +160,16 @@ static void check_shapes(Kern *k, const char *adapter)
 {
     Err e;
     Model m;
-    char dir[256], gpath[300], lpath[300];
+    char dir[256];
     snprintf(dir, sizeof dir, SHAPES "qwen2-s2-lora-%s", adapter);
-    snprintf(gpath, sizeof gpath, "%s/golden.json", dir);
-    snprintf(lpath, sizeof lpath, "%s/logits.f32", dir);
     CompileAdapter ad = {adapter, dir};
     const char *out = tmp("s2.duet");
     int ok = !compile(SHAPES "qwen2-s2", &ad, 1, DT_F32, NULL, out, NULL, &e) && !model_open(&m, out, &e);
     CHECK(ok, "qwen2-s2: %s", e.msg);
     if (!ok) return;
-    size_t len;
-    cJSON *g = json_parse_file(gpath, &e);
-    char *raw = file_read(lpath, &len, &e);
-    int V = m.cfg.vocab_size;
-    size_t off = 0;
-    float maxd = 0;
-    int runs = 0, greedy_ok = 1;
-    const cJSON *rs = cJSON_GetObjectItem(g, "runs");
-    for (const cJSON *r = rs ? rs->child : NULL; r && raw; r = r->next, runs++) {
-        const cJSON *ids = cJSON_GetObjectItem(r, "prompt_ids"), *gr = cJSON_GetObjectItem(r, "greedy_ids");
-        int n = cJSON_GetArraySize(ids), ng = cJSON_GetArraySize(gr);
-        int *p = malloc((size_t)n * sizeof *p);
-        for (int i = 0; i < n; i++) p[i] = cJSON_GetArrayItem(ids, i)->valueint;
-        int *out_ids = malloc((size_t)ng * sizeof *out_ids);
-        float *all = malloc((size_t)n * V * sizeof *all);
-        Seq q;
-        if ((off + (size_t)n * V) * 4 <= len && !seq_init(&q, &m, n, KV_F32, &m.adapters[0], &e) &&
-            !seq_prefill(&q, k, p, n, 4, NULL, all, &e)) {
-            for (size_t i = 0; i < (size_t)n * V; i++) maxd = fmaxf(maxd, fabsf(all[i] - ((float *)raw)[off + i]));
-        } else {
-            maxd = INFINITY;
-        }
-        seq_free(&q);
-        int got = golden_greedy(&m, k, &m.adapters[0], p, n, ng, out_ids);
-        for (int i = 0; i < ng; i++) greedy_ok &= got == ng && out_ids[i] == cJSON_GetArrayItem(gr, i)->valueint;
-        off += (size_t)n * V;
-        free(p), free(out_ids), free(all);
-    }
-    CHECK(runs > 0 && maxd < 1e-3f, "qwen2-s2 + %s from .duet: logits max |diff| %g over %d prompts", adapter, maxd, runs);
-    CHECK(greedy_ok, "qwen2-s2 + %s from .duet: greedy ids", adapter);
-    free(raw);
-    cJSON_Delete(g);
+    char label[96];
+    snprintf(label, sizeof label, "qwen2-s2 + %s from .duet", adapter);
+    golden_check_dir(&m, k, &m.adapters[0], dir, label);
     model_close(&m);
 }
 
