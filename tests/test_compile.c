@@ -296,6 +296,21 @@ static void check_bad_files(void)
     expect_bad(b, len, "adapter name \"pattern\" appears twice", "duplicate adapter names in a file");
     free(b);
     unlink(good);
+
+    /* a DoRA pair whose factor names a tensor the file does not have */
+    CompileAdapter dora = {"dora", SHAPES "qwen2-s2-lora-dora"};
+    if (compile(SHAPES "qwen2-s2", &dora, 1, DT_F32, NULL, good, NULL, &e)) {
+        CHECK(0, "compile qwen2-s2 + dora: %s", e.msg);
+        return;
+    }
+    if (!(b = slurp(good, &len))) return;
+    char *dn = strstr((char *)b + 64, "\"dora\":\"lora.dora.0.q_proj.dora\"");
+    CHECK(dn != NULL, "meta names the DoRA factor");
+    if (dn) memcpy(dn + 8, "lora.dora.0.q_proj.xxxx", 23);
+    rehash(b);
+    expect_bad(b, len, "lora.dora.0.q_proj.xxxx\" is missing", "DoRA factor tensor missing");
+    free(b);
+    unlink(good);
 }
 
 static void check_bad_inputs(void)
