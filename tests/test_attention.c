@@ -72,13 +72,14 @@ int main(void)
     const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
     static int prefill[300][2], mixed[64][2], decode[3][2];
     for (int i = 0; i < 300; i++) prefill[i][0] = 0, prefill[i][1] = 7 + i; /* a chunk after 7 cached */
-    /* three sequences interleaved, each in position order, one run cut by another */
-    int pos[3] = {0, 40, 90}, nm = 0;
-    for (int i = 0; i < 64; i++) {
-        int s = (i * 7 / 5) % 3;
-        mixed[nm][0] = s;
-        mixed[nm++][1] = pos[s]++;
-    }
+    /* three sequences interleaved in runs of 1..6 rows (both task kinds),
+     * each sequence in position order */
+    int pos[3] = {0, 40, 90}, runs[] = {1, 5, 2, 6, 3, 4, 1, 1, 7, 2}, nm = 0;
+    for (int ri = 0; nm < 64; ri++)
+        for (int i = 0; i < runs[ri % 10] && nm < 64; i++) {
+            mixed[nm][0] = ri % 3;
+            mixed[nm++][1] = pos[ri % 3]++;
+        }
     decode[0][0] = 0, decode[0][1] = 33;
     decode[1][0] = 1, decode[1][1] = 0;
     decode[2][0] = 2, decode[2][1] = 70;

@@ -7,15 +7,19 @@
 #include "util/half.h"
 
 /* cached positions per block: one block of keys (and of values, transposed)
- * in f32 is 2 * ATT_NB * head_dim floats, 32 KB at head_dim 128 */
-#define ATT_NB 32
+ * in f32 is 2 * ATT_NB * head_dim floats, 64 KB at head_dim 128 */
+#define ATT_NB 64
 /* bound on the queries (rows x heads) x head_dim of one task, so the task's
  * working set (query tile, accumulators, product) stays small on the stack */
 #define ATT_QFLOATS 8192
 
+/* runs shorter than this (decode) go position by position per (row, head):
+ * converting a block of keys and values once only pays off over many queries */
+#define ATT_MIN_RUN 4
+
 typedef struct AttnTask {
     int r0, nr; /* rows r0 .. r0+nr-1: one sequence, consecutive positions */
-    int kvh;    /* the KV head */
+    int head;   /* nr >= ATT_MIN_RUN: the KV head; otherwise a query head */
 } AttnTask;
 
 typedef struct AttnJob {
@@ -40,11 +44,66 @@ static void kv_row(Kern *k, float *dst, const KVCache *kv, const void *half, int
     }
 }
 
+/* One (row, query head), position by position with the backend's f16 dot and
+ * axpy, as an online softmax over blocks of positions. */
+static void attn_row(const AttnJob *j, int r, int h)
+{
+    const ModelConfig *c = j->c;
+    int hd = c->head_dim, nh = c->n_heads, kvh = h / (nh / c->n_kv_heads);
+    const BatchRow *row = &j->rows[r];
+    const KVCache *kv = row->kv;
+    const float *q = j->q + ((size_t)r * nh + h) * hd;
+    float *o = j->out + ((size_t)r * nh + h) * hd;
+    size_t base = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd, stride = (size_t)kv->kv_dim;
+    float acc[hd], sc[ATT_NB], kf[hd], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < hd; i++) acc[i] = 0;
+    for (int t0 = 0; t0 <= row->pos; t0 += ATT_NB) {
+        int nb = row->pos + 1 - t0 < ATT_NB ? row->pos + 1 - t0 : ATT_NB;
+        float bm = -INFINITY;
+        for (int b = 0; b < nb; b++) {
+            size_t off = base + (size_t)(t0 + b) * stride;
+            float d = 0;
+            if (kv->type == KV_F16) {
+                d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
+            } else {
+                memcpy(kf, (const float *)kv->k + off, hd * sizeof(float));
+#pragma omp simd reduction(+ : d)
+                for (int i = 0; i < hd; i++) d += q[i] * kf[i];
+            }
+            sc[b] = d * scale;
+            bm = sc[b] > bm ? sc[b] : bm;
+        }
+        if (bm > mx) {
+            float corr = expf(mx - bm);
+            sum *= corr;
+            for (int i = 0; i < hd; i++) acc[i] *= corr;
+            mx = bm;
+        }
+        for (int b = 0; b < nb; b++) {
+            size_t off = base + (size_t)(t0 + b) * stride;
+            float p = expf(sc[b] - mx);
+            sum += p;
+            if (kv->type == KV_F16) {
+                kern_axpy_f16(j->k, acc, p, (const uint16_t *)kv->v + off, hd);
+            } else {
+                const float *vr = (const float *)kv->v + off;
+#pragma omp simd
+                for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
+            }
+        }
+    }
+    for (int i = 0; i < hd; i++) o[i] = acc[i] / sum;
+}
+
 static void attn_run(void *ctx, int ti)
 {
     const AttnJob *j = ctx;
     const ModelConfig *c = j->c;
     const AttnTask *t = &j->tasks[ti];
+    if (t->nr < ATT_MIN_RUN) {
+        for (int r = t->r0; r < t->r0 + t->nr; r++) attn_row(j, r, t->head);
+        return;
+    }
     int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
     int m = t->nr * G; /* queries: row-major over (row, head of the group) */
     const BatchRow *rows = j->rows + t->r0;
@@ -55,7 +114,7 @@ static void attn_run(void *ctx, int ti)
     float Q[m * hd], acc[m * hd], pv[m * hd], S[m * ATT_NB], mx[m], sum[m];
     float Kb[ATT_NB * hd], Vt[hd * ATT_NB], tmp[hd];
     for (int i = 0; i < m; i++) {
-        const float *src = j->q + ((size_t)(t->r0 + i / G) * nh + t->kvh * G + i % G) * hd;
+        const float *src = j->q + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
         for (int d = 0; d < hd; d++) Q[i * hd + d] = src[d] * scale;
         mx[i] = -INFINITY;
         sum[i] = 0;
@@ -64,8 +123,8 @@ static void attn_run(void *ctx, int ti)
     for (int p0 = 0; p0 <= last; p0 += ATT_NB) {
         int nb = last + 1 - p0 < ATT_NB ? last + 1 - p0 : ATT_NB;
         for (int b = 0; b < nb; b++) {
-            kv_row(j->k, Kb + b * hd, kv, kv->k, j->layer, p0 + b, t->kvh, hd);
-            kv_row(j->k, tmp, kv, kv->v, j->layer, p0 + b, t->kvh, hd);
+            kv_row(j->k, Kb + b * hd, kv, kv->k, j->layer, p0 + b, t->head, hd);
+            kv_row(j->k, tmp, kv, kv->v, j->layer, p0 + b, t->head, hd);
             for (int d = 0; d < hd; d++) Vt[d * nb + b] = tmp[d];
         }
         QMat Km = {.type = DT_F32, .rows = nb, .cols = hd, .data = Kb};
@@ -100,7 +159,7 @@ static void attn_run(void *ctx, int ti)
         for (int i = 0; i < m * hd; i++) acc[i] += pv[i];
     }
     for (int i = 0; i < m; i++) {
-        float *o = j->out + ((size_t)(t->r0 + i / G) * nh + t->kvh * G + i % G) * hd;
+        float *o = j->out + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
         for (int d = 0; d < hd; d++) o[d] = acc[i * hd + d] / sum[i];
     }
 }
@@ -115,7 +174,7 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
     for (int r = 0; r < n;) {
         int e = r + 1;
         while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
-        n_tasks += c->n_kv_heads;
+        n_tasks += e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
         r = e;
     }
     AttnTask *tasks = malloc((size_t)n_tasks * sizeof *tasks);
@@ -124,7 +183,8 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
     for (int r = 0; r < n;) {
         int e = r + 1;
         while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
-        for (int h = 0; h < c->n_kv_heads; h++) tasks[n_tasks++] = (AttnTask){r, e - r, h};
+        int heads = e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
+        for (int h = 0; h < heads; h++) tasks[n_tasks++] = (AttnTask){r, e - r, h};
         r = e;
     }
     AttnJob job = {c, k, rows, q, out, layer, tasks};

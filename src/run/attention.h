@@ -7,7 +7,8 @@
  * prefill chunk all read the same keys and values, so each block of cached
  * positions is converted to f32 once and used by every query of the task, as
  * two small matrix products (scores = Q K^T, out += P V) on the calling
- * thread's kernels, with an online softmax across blocks. */
+ * thread's kernels, with an online softmax across blocks. Decode rows (runs
+ * of fewer than 4) go per (row, query head), position by position. */
 #ifndef DUET_ATTENTION_H
 #define DUET_ATTENTION_H
 
