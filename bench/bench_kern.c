@@ -4,7 +4,7 @@
  *
  *   make build/libduet.a && cc -std=c11 -O2 -D_GNU_SOURCE -Isrc -pthread \
  *       -o build/bench_kern bench/bench_kern.c build/libduet.a -lm
- *   build/bench_kern [isa|all] [dtype|all] [threads] [seconds per case] [cold[=MiB]]
+ *   build/bench_kern [isa|all] [dtype|all] [threads] [seconds per case] [hot|cold[=MiB]] [ROWSxCOLS]
  * threads = 1 times with the thread's CPU clock (per-core kernel speed,
  * robust to a busy machine); otherwise wall clock. Times are medians.
  *
@@ -114,6 +114,7 @@ int main(int argc, char **argv)
     size_t window = 0;
     if (argc > 5 && !strncmp(argv[5], "cold", 4))
         window = (size_t)(argv[5][4] == '=' ? atol(argv[5] + 5) : 1024) << 20;
+    const char *shape_sel = argc > 6 ? argv[6] : NULL;
     /* q/o, k/v, gate/up, down, lm_head, and the fused q+k+v and gate+up */
     static const int shapes[][2] = {{1536, 1536}, {256, 1536}, {8960, 1536}, {1536, 8960},
                                     {151936, 1536}, {2048, 1536}, {17920, 1536}};
@@ -154,6 +155,9 @@ int main(int argc, char **argv)
             if (strcmp(dt_sel, "all") && strcmp(dt_sel, dtype_name((DType)t))) continue;
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                 int rows = shapes[s][0], cols = shapes[s][1];
+                char name[32];
+                snprintf(name, sizeof name, "%dx%d", rows, cols);
+                if (shape_sel && strcmp(shape_sel, name)) continue;
                 size_t bytes = qmat_data_bytes((DType)t, rows, cols) + qmat_scale_bytes((DType)t, rows, cols);
                 Mats m;
                 if (mats_make(&m, (DType)t, rows, cols, window)) return 1;

@@ -182,14 +182,15 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         int nb = kern_nblocks(W->cols);
         size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
         size_t npat = (size_t)n * (nb / 4) * 16;
-        char *s = scratch(k, nq + 4 * (2 * ns + npat) + 64);
+        char *s = scratch(k, nq + 4 * (2 * ns + 2 * npat) + 64);
         if (!s) { /* out of memory: the slow path needs none */
             kern_matmul_ref(Y, W, X, n);
             return;
         }
         A = (ActQ){.n = n, .nb = nb};
         A.pat = (float *)s;
-        A.d = A.pat + npat;
+        A.off = (int32_t *)(A.pat + npat);
+        A.d = (float *)(A.off + npat);
         A.m = A.d + ns;
         A.q = (int8_t *)(A.m + ns);
         j.A = &A;

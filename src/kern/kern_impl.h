@@ -24,6 +24,7 @@ typedef struct ActQ {
     float *m;     /* (n, nb) d * sum(q of the block): offset term for
                    * unsigned-weight dot products */
     float *pat;   /* (n, nb / 4 * 16) per-lane scale patterns, AVX-512 only */
+    int32_t *off; /* (n, nb / 4 * 16) per-lane dot offsets, AVX-512 only */
 } ActQ;
 
 typedef struct MMArgs {
