@@ -337,8 +337,8 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
-    static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
-    for (int i = 0; i < 4; i++) test_backend(isas[i], i == 0 ? 1 : 2);
+    static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
+    for (int i = 0; i < 5; i++) test_backend(isas[i], i == 0 ? 1 : 2);
     test_backend("scalar", 3);
     test_quant_accuracy();
     return check_summary("kern");

@@ -26,7 +26,7 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     const KernOps *ops = NULL;
     const char *have =
 #if defined(__x86_64__)
-        f.avx512 ? "scalar, avx2, avx512" : f.avx2 ? "scalar, avx2" : "scalar";
+        f.amx ? "scalar, avx2, avx512, amx" : f.avx512 ? "scalar, avx2, avx512" : f.avx2 ? "scalar, avx2" : "scalar";
 #elif defined(__aarch64__)
         f.dotprod ? "scalar, neon" : "scalar";
 #else
@@ -35,7 +35,8 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     if (!isa) {
         ops = &kern_ops_scalar;
 #if defined(__x86_64__)
-        if (f.avx512) ops = &kern_ops_avx512;
+        if (f.amx && !cpu_amx_request()) ops = &kern_ops_amx;
+        else if (f.avx512) ops = &kern_ops_avx512;
         else if (f.avx2) ops = &kern_ops_avx2;
 #elif defined(__aarch64__)
         if (f.dotprod) ops = &kern_ops_neon;
@@ -47,6 +48,8 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
         ops = &kern_ops_avx2;
     } else if (!strcmp(isa, "avx512") && f.avx512) {
         ops = &kern_ops_avx512;
+    } else if (!strcmp(isa, "amx") && f.amx && !cpu_amx_request()) {
+        ops = &kern_ops_amx;
 #elif defined(__aarch64__)
     } else if (!strcmp(isa, "neon") && f.dotprod) {
         ops = &kern_ops_neon;
@@ -54,7 +57,7 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     }
     if (ops && !ops->name) ops = isa ? NULL : &kern_ops_scalar; /* table without kernels */
     if (!ops) {
-        int known = !strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "neon");
+        int known = !strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "amx") || !strcmp(isa, "neon");
         err_set(e, "kernel backend \"%s\" is %s (this CPU has: %s)", isa,
                 known ? "not supported on this CPU or build" : "unknown", have);
         return NULL;
@@ -179,8 +182,10 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     ActQ A;
     int quant = W->type == DT_Q8 || W->type == DT_Q4;
     if (quant) {
-        int nb = kern_nblocks(W->cols);
-        size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
+        /* from KERN_TILE_MIN_N tokens on, q and d are padded to a multiple of
+         * 16 tokens, the padding zero: AMX tiles take 16 tokens at a time */
+        int nb = kern_nblocks(W->cols), n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
+        size_t nq = (size_t)n16 * nb * QBLOCK, ns = (size_t)n16 * nb;
         size_t npat = (size_t)n * (nb / 4) * 16;
         char *s = scratch(k, nq + 4 * (2 * ns + 2 * npat) + 64);
         if (!s) { /* out of memory: the slow path needs none */
@@ -193,6 +198,10 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         A.d = (float *)(A.off + npat);
         A.m = A.d + ns;
         A.q = (int8_t *)(A.m + ns);
+        if (n16 > n) {
+            memset(A.q + (size_t)(n16 - 16) * nb * QBLOCK, 0, (size_t)16 * nb * QBLOCK);
+            memset(A.d + (size_t)(n16 - 16) * nb, 0, (size_t)16 * nb * sizeof(float));
+        }
         j.A = &A;
         j.a.A = &A;
     } else if (W->in_scale) {

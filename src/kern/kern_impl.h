@@ -19,8 +19,8 @@
 typedef struct ActQ {
     int n, nb;    /* tokens, blocks per token */
     int8_t *q;    /* (n, nb * 32); natural order unless the backend's
-                   * act_layout hook permuted it */
-    float *d;     /* (n, nb) block scale */
+                   * act_layout / act_quant hook arranged it otherwise */
+    float *d;     /* (n, nb) block scale (same caveat) */
     float *m;     /* (n, nb) d * sum(q of the block): offset term for
                    * unsigned-weight dot products */
     float *pat;   /* (n, nb / 4 * 16) per-lane scale patterns, AVX-512 only */
@@ -34,6 +34,10 @@ typedef struct MMArgs {
     const ActQ *A;     /* quantized activations; Q8/Q4 types */
     int n;
 } MMArgs;
+
+/* From this many tokens on, the AMX backend runs Q8/Q4 products on tiles and
+ * kern_matmul pads the quantized activations to a multiple of 16 tokens. */
+enum { KERN_TILE_MIN_N = 8 };
 
 /* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
@@ -58,6 +62,7 @@ extern const KernOps kern_ops_scalar;
 #if defined(__x86_64__)
 extern const KernOps kern_ops_avx2;
 extern const KernOps kern_ops_avx512;
+extern const KernOps kern_ops_amx;
 #endif
 #if defined(__aarch64__)
 extern const KernOps kern_ops_neon;
@@ -67,11 +72,16 @@ extern const KernOps kern_ops_neon;
 typedef struct CpuFeatures {
     int avx2;     /* AVX2 + FMA + F16C, OS saves ymm */
     int avx512;   /* F/BW/VL/DQ/VNNI/BF16, OS saves zmm */
+    int amx;      /* avx512 + AMX-TILE/INT8/BF16, OS saves the tiles */
     int neon;     /* aarch64 Advanced SIMD */
     int dotprod;  /* aarch64 SDOT/UDOT (asimddp) */
 } CpuFeatures;
 
 void cpu_detect(CpuFeatures *f);
+
+/* Asks the OS for the AMX tile state (Linux arch_prctl; once per process).
+ * 0 if AMX instructions may now be used, -1 if not. */
+int cpu_amx_request(void);
 
 /* Number of physical cores this process may run on (>= 1). */
 int cpu_physical_cores(void);
