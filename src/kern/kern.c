@@ -140,8 +140,16 @@ typedef struct Job {
     ActQ *A;
     const float *X_in;    /* caller's activations */
     float *X_scaled;      /* in_scale applied, float types */
+    void *Xt;             /* activations packed for tiles */
     int chunk;            /* rows per task */
 } Job;
+
+static void pack_task(void *ctx, int g)
+{
+    Job *j = ctx;
+    const QMat *W = j->a.W;
+    j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, W->type);
+}
 
 static void prep_task(void *ctx, int t)
 {
@@ -181,7 +189,17 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X};
     ActQ A;
     int quant = W->type == DT_Q8 || W->type == DT_Q4;
-    if (quant) {
+    size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(W->type, n, W->cols) : 0;
+    if (tile) {
+        j.Xt = scratch(k, tile);
+        if (!j.Xt) {
+            kern_matmul_ref(Y, W, X, n);
+            return;
+        }
+        pool_run(k->pool, kern_tile_groups(n), pack_task, &j);
+        j.a = (MMArgs){.W = W, .Y = Y, .Xt = j.Xt, .n = n};
+        quant = 0;
+    } else if (quant) {
         /* from KERN_TILE_MIN_N tokens on, q and d are padded to a multiple of
          * 16 tokens, the padding zero: AMX tiles take 16 tokens at a time */
         int nb = kern_nblocks(W->cols), n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
@@ -212,7 +230,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         }
         j.a.X = j.X_scaled;
     }
-    if (quant || W->in_scale) {
+    if (!tile && (quant || W->in_scale)) {
         if (n >= 8) pool_run(k->pool, n, prep_task, &j);
         else
             for (int t = 0; t < n; t++) prep_task(&j, t);
@@ -225,9 +243,8 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         mm_task(&j, 0);
         return;
     }
-    int chunk = (rows + nt * 8 - 1) / (nt * 8);
-    chunk = (chunk + 15) & ~15;
-    if (chunk < 16) chunk = 16;
+    int chunk = (rows + nt * 8 - 1) / (nt * 8), align = tile ? 32 : 16; /* tiles: pairs of 16-row panels */
+    chunk = (chunk + align - 1) & ~(align - 1);
     j.chunk = chunk;
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
 }

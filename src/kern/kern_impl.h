@@ -32,6 +32,8 @@ typedef struct MMArgs {
     float *Y;          /* (n, W->rows) */
     const float *X;    /* (n, W->cols) with in_scale applied; float types */
     const ActQ *A;     /* quantized activations; Q8/Q4 types */
+    const void *Xt;    /* activations packed by the backend's tile_pack
+                        * (then X and A are unset), or NULL */
     int n;
 } MMArgs;
 
@@ -56,7 +58,17 @@ typedef struct KernOps {
     void (*axpy_f16)(float *y, float alpha, const uint16_t *h, int n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
+    /* Optional, for backends with matrix tiles: the bytes of packed
+     * activations a product of n tokens x cols with weights of type wt
+     * takes, 0 if it does not use tiles; and the packing of token group g
+     * (tokens 16g..16g+15 of X, in_scale applied; zeros past n). kern_matmul
+     * packs groups 0 .. tile_groups(n) - 1 and passes the result as Xt. */
+    size_t (*tile_bytes)(DType wt, int n, int cols);
+    void (*tile_pack)(void *dst, int g, const float *X, int n, int cols, const float *in_scale, DType wt);
 } KernOps;
+
+/* Token groups of 16 that tile_pack fills for n tokens: an even number. */
+static inline int kern_tile_groups(int n) { return ((n + 15) / 16 + 1) & ~1; }
 
 extern const KernOps kern_ops_scalar;
 #if defined(__x86_64__)
