@@ -247,8 +247,11 @@ static void mm_tiles(const MMArgs *a, int r0, int r1)
         for (int r = r0; r < r1; r += 32) {
             int nr0 = r1 - r < 16 ? r1 - r : 16, nr1 = r1 - r - 16 < 16 ? r1 - r - 16 : 16;
             if (nr1 < 0) nr1 = 0;
-            for (int s0 = 0; s0 < steps; s0 += KCH) {
-                int ns = steps - s0 < KCH ? steps - s0 : KCH;
+            /* BF16 in place needs no buffer: all steps at once, so the sums
+             * stay in the tiles (each chunk ends in a stall on them) */
+            int kch = direct && nr0 == 16 && nr1 == 16 ? steps : KCH;
+            for (int s0 = 0; s0 < steps; s0 += kch) {
+                int ns = steps - s0 < kch ? steps - s0 : kch;
                 const char *a0, *a1;
                 size_t astep = 1024, astride = 64;
                 if (direct && nr0 == 16 && nr1 == 16) {
