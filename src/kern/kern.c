@@ -4,6 +4,7 @@
 #include "kern/kern.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,6 +135,16 @@ void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
     }
 }
 
+/* Decode splits W's rows in one region per thread; a region's rows are
+ * handed out from its front to its owner and from its back to threads that
+ * ran out of their own, so each thread streams one long run of rows (the
+ * backends' prefetch runs ahead across the pieces) and the ends still
+ * balance. span = first | end << 32, in units of REGION_ROWS rows. */
+enum { REGION_ROWS = 16, MAX_REGIONS = 64 };
+typedef struct Region {
+    _Alignas(64) _Atomic uint64_t span;
+} Region;
+
 typedef struct Job {
     const KernOps *ops;
     MMArgs a;
@@ -141,7 +152,9 @@ typedef struct Job {
     const float *X_in;    /* caller's activations */
     float *X_scaled;      /* in_scale applied, float types */
     void *Xt;             /* activations packed for tiles */
-    int chunk;            /* rows per task */
+    int chunk;            /* rows per task (tasks of fixed size) */
+    Region *reg;          /* n_reg regions (decode) */
+    int n_reg;
 } Job;
 
 static void pack_task(void *ctx, int g)
@@ -177,6 +190,48 @@ static void mm_task(void *ctx, int t)
     int r0 = t * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->a.W->rows) r1 = j->a.W->rows;
     j->ops->mm[j->a.W->type](&j->a, r0, r1);
+}
+
+/* Takes up to `want` units from the front (or back) of g; 0 when empty. */
+static int region_take(Region *g, int want, int back, int *u0)
+{
+    uint64_t s = atomic_load_explicit(&g->span, memory_order_relaxed);
+    for (;;) {
+        uint32_t lo = (uint32_t)s, hi = (uint32_t)(s >> 32);
+        if (lo >= hi) return 0;
+        uint32_t take = (uint32_t)want < hi - lo ? (uint32_t)want : hi - lo;
+        uint64_t next = back ? lo | (uint64_t)(hi - take) << 32 : (lo + take) | (uint64_t)hi << 32;
+        if (atomic_compare_exchange_weak_explicit(&g->span, &s, next, memory_order_relaxed, memory_order_relaxed)) {
+            *u0 = back ? (int)(hi - take) : (int)lo;
+            return (int)take;
+        }
+    }
+}
+
+static int region_left(Region *g)
+{
+    uint64_t s = atomic_load_explicit(&g->span, memory_order_relaxed);
+    uint32_t lo = (uint32_t)s, hi = (uint32_t)(s >> 32);
+    return lo < hi ? (int)(hi - lo) : 0;
+}
+
+/* Task t owns region t: a quarter of what is left at a time (so a thief
+ * still finds some), then helps the other regions from their backs, half of
+ * what is left at a time. */
+static void region_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    int rows = j->a.W->rows, u0, got;
+    MMFn fn = j->ops->mm[j->a.W->type];
+    for (int d = 0; d < j->n_reg; d++) {
+        Region *g = &j->reg[(t + d) % j->n_reg];
+        for (;;) {
+            int left = region_left(g), want = d ? (left + 1) / 2 : (left + 3) / 4;
+            if (!(got = region_take(g, want > 64 ? 64 : want, d != 0, &u0))) break;
+            int r0 = u0 * REGION_ROWS, r1 = (u0 + got) * REGION_ROWS;
+            fn(&j->a, r0, r1 < rows ? r1 : rows);
+        }
+    }
 }
 
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
@@ -235,12 +290,25 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         else
             for (int t = 0; t < n; t++) prep_task(&j, t);
     }
-    /* ~8 tasks per thread balance a noisy machine; multiples of 16 rows keep
-     * the backends on their fast multi-row tiles */
+    /* prefill: ~8 tasks per thread balance a noisy machine; multiples of 16
+     * rows keep the backends on their fast multi-row tiles */
     int nt = k->n_threads, rows = W->rows;
     if ((size_t)rows * W->cols * n <= (1u << 16)) { /* a LoRA-sized product: waking the pool costs more */
         j.chunk = rows;
         mm_task(&j, 0);
+        return;
+    }
+    if (n < KERN_TILE_MIN_N) {
+        Region reg[MAX_REGIONS];
+        int units = (rows + REGION_ROWS - 1) / REGION_ROWS, nr = nt < MAX_REGIONS ? nt : MAX_REGIONS;
+        if (nr > units) nr = units;
+        for (int i = 0; i < nr; i++) {
+            uint64_t lo = (uint64_t)units * i / nr, hi = (uint64_t)units * (i + 1) / nr;
+            atomic_init(&reg[i].span, lo | hi << 32);
+        }
+        j.reg = reg;
+        j.n_reg = nr;
+        pool_run(k->pool, nr, region_task, &j);
         return;
     }
     int chunk = (rows + nt * 8 - 1) / (nt * 8), align = tile ? 32 : 16; /* tiles: pairs of 16-row panels */
