@@ -202,11 +202,13 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
     for (int u0 = 0; u0 < nu; u0 += 4) {
         int left = nu - u0;
         __m512 s16[4];
+        __mmask16 lm = left >= 4 ? (__mmask16)0xFFFF : (__mmask16)((1u << (4 * left)) - 1);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             const uint16_t *sp = sd + (size_t)i * nb + 4 * u0;
-            s16[i] = _mm512_cvtph_ps(left >= 4 ? _mm256_loadu_si256((const __m256i *)sp)
-                                               : _mm256_maskz_loadu_epi16((__mmask16)((1u << (4 * left)) - 1), sp));
+            s16[i] = _mm512_cvtph_ps(left >= 4 ? _mm256_loadu_si256((const __m256i *)sp) : _mm256_maskz_loadu_epi16(lm, sp));
+            if (NT == 1) /* one token: fold its block scales in, one multiply per 16 blocks */
+                s16[i] = _mm512_mul_ps(s16[i], _mm512_maskz_loadu_ps(lm, A->d + (size_t)t * nb + 4 * u0));
         }
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
@@ -233,14 +235,16 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                 const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)u * 128;
                 __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
                 __m512i off = _mm512_loadu_si512(A->off + tu * 16);
-                __m512 ap = _mm512_loadu_ps(A->pat + tu * 16);
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
                     __m512i dot = _mm512_dpbusd_epi32(off, w0[i], a0);
                     dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
-                    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
-                    int jj = NT == 1 ? (k & 1) : j;
-                    acc[i][jj] = _mm512_fmadd_ps(f, ap, acc[i][jj]);
+                    if (NT == 1) {
+                        acc[i][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ws[i], acc[i][k & 1]);
+                    } else {
+                        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
+                        acc[i][j] = _mm512_fmadd_ps(f, _mm512_loadu_ps(A->pat + tu * 16), acc[i][j]);
+                    }
                 }
             }
         }
