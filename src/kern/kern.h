@@ -53,8 +53,9 @@ size_t qmat_scale_bytes(DType t, int rows, int cols);
 typedef struct Kern Kern;
 
 /* Creates the kernel context: `n_threads` workers (0 = one per physical core),
- * backend `isa` ("scalar", "avx2", "avx512", "neon", or NULL for the best
- * this CPU supports). NULL with *e set if the ISA is unknown or unsupported. */
+ * backend `isa` ("scalar", "avx2", "avx512", "amx" = AVX-512 plus AMX tiles
+ * for products of 8+ tokens, "neon", or NULL for the best this CPU
+ * supports). NULL with *e set if the ISA is unknown or unsupported. */
 Kern *kern_create(int n_threads, const char *isa, Err *e);
 void kern_destroy(Kern *k); /* safe on NULL */
 const char *kern_isa(const Kern *k);
@@ -64,7 +65,9 @@ int kern_threads(const Kern *k);
  * n = 1 is the decode (matrix-vector) case. Threads split W's rows.
  * Float weights use f32 activations; for Q8/Q4 weights the activations are
  * first quantized to int8 blocks of 32 with an f32 scale per block (the error
- * per element is at most half a step, max|x_block| / 254). Not reentrant: one
+ * per element is at most half a step, max|x_block| / 254; the amx backend's
+ * tiles round them to bf16 instead, within the same bound, and BF16 weights
+ * there see ~f32 activations as three bf16 parts). Not reentrant: one
  * call per Kern at a time. Falls back to kern_matmul_ref if scratch memory
  * cannot be allocated. */
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);

@@ -2,10 +2,12 @@
  * converted to f32 in registers (f16 by vcvtph2ps, bf16 by a 16-bit shift)
  * and FMA'd with f32 activations, in tiles of rows x tokens so one weight
  * load serves several tokens. Q8/Q4 weights: vpdpbusd (u8 x s8) against int8
- * activations (see load_wunit for the lane layout); Q8 weights get their sign bit
- * flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot is
- * sum(w' a) - K sum(a) with K = 128 or 8, the K term applied in float via the
- * activations' per-block d * sum(q). Only called after cpu_detect saw AVX-512. */
+ * activations (see load_wunit for the lane layout); Q8 weights get their sign
+ * bit flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot
+ * is sum(w' a) - K sum(a) with K = 128 or 8, the K term folded into the
+ * dot's starting value. Decode (fewer than 8 tokens) streams the weights
+ * from DRAM with software prefetch into L2. Only called after cpu_detect saw
+ * AVX-512. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -14,7 +16,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 #ifndef PREFETCH
-#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
+#define PREFETCH 4096 /* bytes ahead of read_sum's loads */
 #endif
 
 /* ---- float weights ---- */
