@@ -17,8 +17,10 @@
 #include "check.h"
 #include "compile/compile.h"
 #include "golden.h"
+#include "kern/quant.h"
 #include "run/duet_file.h"
 #include "run/sample.h"
+#include "util/half.h"
 #include "util/json.h"
 
 #define MODELS "tests/fixtures/models/"
@@ -68,6 +70,104 @@ static void check_exact(Kern *k, const cJSON *g, DType t, int flags)
     golden_check_run(&m, k, &m.adapters[1], g, "beta", 0, KV_F32, 1e-3f, label);
     model_close(&m);
     unlink(moved);
+}
+
+/* A small deterministic generator for the qrow checks. */
+static float rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+}
+
+/* qrow.c: round-to-nearest is llama.cpp's rounding (Q8 byte for byte the
+ * kernels' quant_row_q8, Q4's largest element exactly on -8 or +7); the
+ * searched scales never do worse than it on the block error; GPTQ's factor
+ * satisfies U^T U (H + damp) = I; and GPTQ's rows are closer than plain
+ * rounding to the unquantized product on the inputs H came from. */
+static void check_qrow(void)
+{
+    enum { C = 80, R = 24, N = 200 };
+    uint64_t seed = 42;
+    float w[R][C], x[C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) w[r][c] = rnd(&seed) * (c % 7 == 0 ? 4.0f : 1.0f);
+    int nb = (C + 31) / 32, same = 1, exact = 1;
+    for (int r = 0; r < R; r++) {
+        int8_t qa[3 * 32], qb[3 * 32];
+        uint16_t sa[3], sb[3];
+        quant_row_q8(qa, sa, w[r], C);
+        memcpy(x, w[r], sizeof x);
+        qrow_quantize(qb, sb, DT_Q8, QROUND_NEAREST, x, C, NULL, NULL);
+        same &= !memcmp(qa, qb, sizeof qa) && !memcmp(sa, sb, sizeof sa);
+        uint8_t q4[3 * 16];
+        uint16_t s4[3];
+        memcpy(x, w[r], sizeof x);
+        qrow_quantize(q4, s4, DT_Q4, QROUND_NEAREST, x, C, NULL, NULL);
+        for (int b = 0; b < nb; b++) { /* the block's largest element: level -8 if negative, +7 if positive */
+            int bi = b * 32;
+            for (int i = b * 32; i < C && i < b * 32 + 32; i++) bi = fabsf(w[r][i]) > fabsf(w[r][bi]) ? i : bi;
+            int o = bi - b * 32, nib = o < 16 ? q4[b * 16 + o] & 15 : q4[b * 16 + o - 16] >> 4;
+            exact &= nib == (w[r][bi] < 0 ? 0 : 15);
+        }
+    }
+    CHECK(same, "q8 round-to-nearest is byte for byte quant_row_q8");
+    CHECK(exact, "q4 round-to-nearest puts each block's largest element on -8 or +7");
+    /* correlated inputs: x = A z, so H is far from diagonal */
+    static float X[N][C];
+    static double H[C * C];
+    static float U[C * C];
+    float A[C][8];
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < 8; j++) A[i][j] = rnd(&seed);
+    for (int n = 0; n < N; n++) {
+        float z[8];
+        for (int j = 0; j < 8; j++) z[j] = rnd(&seed);
+        for (int i = 0; i < C; i++) {
+            X[n][i] = 0.1f * rnd(&seed);
+            for (int j = 0; j < 8; j++) X[n][i] += A[i][j] * z[j];
+        }
+    }
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < C; j++) {
+            double h = 0;
+            for (int n = 0; n < N; n++) h += (double)X[n][i] * X[n][j];
+            H[i * C + j] = h / N;
+        }
+    CHECK(qrow_gptq_factor(U, H, C, 0.01) == 0, "GPTQ factor of a positive definite H");
+    double mean = 0, worst = 0;
+    for (int i = 0; i < C; i++) mean += H[i * C + i] / C;
+    for (int i = 0; i < C; i++) /* (U^T U)(H + damp I) = I */
+        for (int j = 0; j < C; j++) {
+            double v = 0;
+            for (int k = 0; k < C; k++) {
+                double utu = 0;
+                for (int m = 0; m <= (i < k ? i : k); m++) utu += (double)U[m * C + i] * U[m * C + k];
+                v += utu * (H[k * C + j] + (k == j ? 0.01 * mean : 0));
+            }
+            worst = fmax(worst, fabs(v - (i == j)));
+        }
+    CHECK(worst < 1e-3, "GPTQ factor: |U^T U (H + damp) - I| = %g", worst);
+    double err[3] = {0, 0, 0}; /* nearest, search, GPTQ */
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < 3; v++) {
+            uint8_t q[3 * 16];
+            uint16_t sc[3];
+            memcpy(x, w[r], sizeof x);
+            qrow_quantize(q, sc, DT_Q4, v ? QROUND_SEARCH : QROUND_NEAREST, x, C, NULL, v == 2 ? U : NULL);
+            float dq[C];
+            for (int c = 0; c < C; c++) {
+                int b = c / 32, o = c % 32, nib = o < 16 ? q[b * 16 + o] & 15 : q[b * 16 + o - 16] >> 4;
+                dq[c] = (float)(nib - 8) * f16_to_f32(sc[b]);
+            }
+            for (int n = 0; n < N; n++) {
+                double d = 0;
+                for (int c = 0; c < C; c++) d += (double)(w[r][c] - dq[c]) * X[n][c];
+                err[v] += d * d;
+            }
+        }
+    printf("qrow: factor residual %g; q4 output error nearest %.4g search %.4g gptq %.4g\n", worst, err[0], err[1], err[2]);
+    CHECK(err[1] <= err[0] && err[2] < 0.7 * err[1], "q4 output error on the fitted inputs: nearest %.4g, search %.4g, GPTQ %.4g",
+          err[0], err[1], err[2]);
 }
 
 /* log(sum(exp(x))) of n logits. */
@@ -414,6 +514,7 @@ int main(void)
         CHECK(0, "setup");
         return check_summary("compile");
     }
+    check_qrow();
     check_bad_inputs();
     check_bad_files();
     check_shapes(k, "pattern");

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "compile/compile_int.h"
-#include "run/sample.h"
 #include "run/seq.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
@@ -238,14 +237,27 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
     return rc;
 }
 
-/* log(sum(exp(x))) of n logits. */
+/* log(sum(exp(x))) of n logits (expf: the terms are at most 1, summed in
+ * double). */
 static double log_sum_exp(const float *x, int n)
 {
     float mx = x[0];
     for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
     return mx + log(sum);
+}
+
+/* Index of the largest of n values (the first on ties), like argmax()
+ * but keeping the best value in a register: the quality report runs it on
+ * every position of every model over the whole vocabulary. */
+static int top_id(const float *x, int n)
+{
+    int best = 0;
+    float bv = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > bv) bv = x[i], best = i;
+    return best;
 }
 
 /* All-position logits (n x vocab) of prompt ids through m with adapter lora. */
@@ -286,12 +298,12 @@ int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int 
          * aside: then KL = sum p log p - sum p * logit_q + lse(logit_q) */
         for (int t = 0; t < n; t++) {
             float *ra = a + (size_t)t * V;
-            ref_top[t] = argmax(ra, V);
+            ref_top[t] = top_id(ra, V);
             double la = log_sum_exp(ra, V), ne = 0;
             for (int j = 0; j < V; j++) {
-                double lp = (double)ra[j] - la, pj = exp(lp);
-                ne += pj * lp;
-                ra[j] = (float)pj;
+                float lp = (float)((double)ra[j] - la), pj = expf(lp);
+                ne += (double)pj * lp;
+                ra[j] = pj;
             }
             negent[t] = ne;
         }
@@ -304,7 +316,7 @@ int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int 
                 const float *pa = a + (size_t)t * V, *rb = b + (size_t)t * V;
                 double dot = 0;
                 for (int j = 0; j < V; j++) dot += (double)pa[j] * rb[j];
-                agree[m] += ref_top[t] == argmax(rb, V);
+                agree[m] += ref_top[t] == top_id(rb, V);
                 klsum[m] += negent[t] - dot + log_sum_exp(rb, V);
             }
         }
