@@ -15,6 +15,7 @@
 
 #include "compile/compile_int.h"
 #include "kern/quant.h"
+
 static void *qalloc(QModel *q, size_t bytes)
 {
     if (q->n_bufs == q->cap_bufs) {
@@ -64,8 +65,7 @@ static void row_task(void *ctx, int task)
     int cols = j->src->cols, r1 = (task + 1) * QUANT_ROWS;
     if (r1 > j->src->rows) r1 = j->src->rows;
     size_t rb = qmat_data_bytes(j->t, 1, cols), sb = qmat_scale_bytes(j->t, 1, cols) / 2;
-    float *row = malloc((size_t)cols * sizeof *row);
-    if (!row) return; /* cannot happen for sane sizes; the caller checked a bigger allocation */
+    float row[cols];
     for (int r = task * QUANT_ROWS; r < r1; r++) {
         qmat_row_f32(row, j->src, r);
         if (j->s)
@@ -79,7 +79,6 @@ static void row_task(void *ctx, int task)
         case DT_Q4: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
         }
     }
-    free(row);
 }
 
 /* Quantizes all rows of j->src as j says, split over k's threads. */
@@ -276,9 +275,11 @@ static int group_calibrated(QModel *q, const Group *g, const QuantCfg *cfg, Kern
     }
     /* candidate 0 is the uncalibrated quantization: the others must beat it */
     Cand best = {0, 0, 0}, cands[2 * (AWQ_STEPS + 1) + 2];
+    /* weights only steer the scale search: round-to-nearest ignores them */
     int nc = 0, n_alpha = g->methods & QCAL_AWQ ? AWQ_STEPS : 0;
+    int n_w = (g->methods & QCAL_WEIGHTED) && cfg->round == QROUND_SEARCH;
     for (int a = 0; a <= n_alpha; a++)
-        for (int w = 0; w <= ((g->methods & QCAL_WEIGHTED) != 0); w++) cands[nc++] = (Cand){a, w, 0};
+        for (int w = 0; w <= n_w; w++) cands[nc++] = (Cand){a, w, 0};
     double best_err = INFINITY;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) { /* GPTQ at the exponent and weighting the first pass found */
