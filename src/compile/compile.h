@@ -32,7 +32,7 @@ typedef struct CompileReport {
     int prompts, tokens;             /* calibration set (0 without --calib) */
     int n_quality;
     CompileQuality quality[COMPILE_MAX_REPORT];
-    char method[256];                /* what the calibrated choice used, e.g. "gptq 5, awq 2, plain 1 of 9 groups" */
+    char method[256];                /* what calibration kept, e.g. "gptq kept, +awq dropped; gptq 7, ... held-out KL ..." */
     double seconds;
 } CompileReport;
 
@@ -42,7 +42,7 @@ typedef struct CompileOpts {
     int n_adapters;
     DType quant;                      /* base weights: DT_F32/F16/BF16/Q8/Q4 */
     QRound round;                     /* Q8/Q4 block scales (default QROUND_SEARCH) */
-    const char *calib_path;           /* JSON lines file, or NULL: plain rounding */
+    const char *calib_path;           /* JSON lines file, or NULL: no calibration */
     const char *out_path;             /* written as OUT.tmp then renamed */
     int threads;                      /* kernel threads (0: physical cores) */
     /* optional: called as work proceeds (stage name, done of total) */
