@@ -200,6 +200,27 @@ static int one_case(Kern *k, Rng *rng, DType wt, int rows, int cols, int n, int 
     return ok;
 }
 
+static int slow_a_case(Kern *k, Rng *rng)
+{
+    int rows = 1000, cols = 3000, r = KERN_LORA_MAX_RANK;
+    void *wb, *ab, *bb;
+    QMat W = mat_random(rng, DT_Q4, rows, cols, &wb, NULL);
+    QMat A = mat_random(rng, DT_F32, r, cols, &ab, NULL), B = mat_random(rng, DT_F16, 100, r, &bb, NULL);
+    int tok = 0;
+    KernLora lo = {.r0 = 0, .r1 = 100, .A = &A, .B = &B, .scale = 0.3f, .tok = &tok, .n_tok = 1};
+    float *X = malloc((size_t)cols * sizeof(float)), *F = malloc((size_t)rows * sizeof(float));
+    float *U = malloc((size_t)rows * sizeof(float));
+    for (int i = 0; i < cols; i++) X[i] = rng_f(rng);
+    unfused(k, U, &W, X, 1, &lo, 1);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) { /* back to back, so that the workers are awake for most */
+        kern_matmul_lora(k, F, &W, X, 1, &lo, 1);
+        ok &= !memcmp(F, U, (size_t)rows * sizeof(float));
+    }
+    free(X), free(F), free(U), free(wb), free(ab), free(bb);
+    return ok;
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -224,6 +245,13 @@ static void test_backend(const char *isa, int threads)
         for (int rep = 0; rep < 6; rep++)
             if (!one_case(k, &rng, (DType)t, 1000 + 16 * rep + rep, 300 + rep, 1 + rep % 3, rep % 2, fails >= 5)) fails++;
         CHECK(fails == 0, "%s %s: %d cases out of tolerance", isa, dtype_name((DType)t), fails);
+    }
+    /* a slow A product (rank 256, long rows) beside quick row tasks: with
+     * several threads the row tasks finish first and leave their LoRA part
+     * to the caller */
+    for (int rep = 0; rep < 3; rep++) {
+        Rng r2 = {77 + (uint64_t)rep};
+        CHECK(slow_a_case(k, &r2), "%s: slow A product, rep %d", isa, rep);
     }
     printf("kern_lora: %s (%d threads) checked\n", isa, threads);
     kern_destroy(k);

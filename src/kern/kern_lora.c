@@ -6,12 +6,13 @@
  * compute a range of W's rows and then add, for every product overlapping
  * that range, B's matching rows times t. The pool hands tasks out in index
  * order, so every A task has been taken by a running thread before the first
- * row task starts, and a row task waits for the A results only after its own
- * (much larger) W rows: the wait is short, and it cannot deadlock, even on a
- * single thread (which simply runs the A tasks first). */
+ * row task starts, and a row task needs the A results only after its own
+ * (much larger) W rows: they are almost always there. When one is not (its
+ * thread was preempted), the row task does not wait: it leaves its LoRA part
+ * to the caller, who runs the left-over parts after the job, when every A is
+ * done. A single thread runs the A tasks first and never leaves anything. */
 #include "kern/kern.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,15 +20,6 @@
 #include "kern/kern_impl.h"
 #include "kern/pool.h"
 #include "util/half.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-static inline void cpu_relax(void) { _mm_pause(); }
-#elif defined(__aarch64__)
-static inline void cpu_relax(void) { __asm__ volatile("yield"); }
-#else
-static inline void cpu_relax(void) {}
-#endif
 
 enum { A_TOK = 16 }; /* tokens per A task: prefill-sized batches spread over the pool */
 
@@ -38,6 +30,7 @@ typedef struct Seg {
     float *t;         /* (n_tok, r) = A x */
     float *u;         /* (n_tok, r1 - r0) = B t, each row task filling its rows */
     int n_chunks;     /* A tasks: ceil(n_tok / A_TOK) */
+    atomic_int done;  /* A tasks finished */
 } Seg;
 
 typedef struct LJob {
@@ -50,7 +43,8 @@ typedef struct LJob {
     int n_seg;
     int n_a;           /* A tasks, numbered first */
     int chunk;         /* W rows per row task */
-    atomic_int a_done; /* A tasks finished */
+    int *left;         /* (row tasks) the row tasks whose LoRA part is left to the caller */
+    atomic_int n_left;
 } LJob;
 
 static int is_float(DType t) { return t == DT_F32 || t == DT_F16 || t == DT_BF16; }
@@ -129,34 +123,52 @@ static void a_task(LJob *j, int t)
     int r = lo->A->rows, t0 = t * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
     MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
     j->ops->mm[lo->A->type](&a, 0, r);
-    atomic_fetch_add_explicit(&j->a_done, 1, memory_order_release);
+    atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+}
+
+/* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. */
+static void lora_rows(LJob *j, int r0, int r1)
+{
+    int rows = j->w.W->rows;
+    for (int si = 0; si < j->n_seg; si++) {
+        Seg *s = &j->seg[si];
+        const KernLora *lo = s->lo;
+        int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0;
+        if (a >= b) continue;
+        MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
+        j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
+        float sc = lo->scale;
+        for (int i = 0; i < lo->n_tok; i++) {
+            float *restrict y = j->w.Y + (size_t)lo->tok[i] * rows + a;
+            const float *restrict u = s->u + (size_t)i * br + (a - lo->r0);
+            if (lo->dora) {
+                const float *restrict d = lo->dora + (a - lo->r0);
+                for (int c = 0; c < b - a; c++) y[c] = d[c] * (y[c] + sc * u[c]);
+            } else {
+                for (int c = 0; c < b - a; c++) y[c] += sc * u[c];
+            }
+        }
+    }
+}
+
+/* 1 if every A product that W's rows [r0, r1) need is done. */
+static int a_ready(LJob *j, int r0, int r1)
+{
+    for (int si = 0; si < j->n_seg; si++) {
+        Seg *s = &j->seg[si];
+        if (r0 < s->lo->r1 && s->lo->r0 < r1 && atomic_load_explicit(&s->done, memory_order_acquire) < s->n_chunks)
+            return 0;
+    }
+    return 1;
 }
 
 static void row_task(LJob *j, int t)
 {
     int rows = j->w.W->rows, r0 = t * j->chunk, r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
     j->ops->mm[j->w.W->type](&j->w, r0, r1);
-    int waited = 0;
-    for (int si = 0; si < j->n_seg; si++) {
-        const Seg *s = &j->seg[si];
-        const KernLora *lo = s->lo;
-        int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1;
-        if (a >= b) continue;
-        /* an A task still running is on another thread (it was taken first) */
-        for (int i = 1; !waited && atomic_load_explicit(&j->a_done, memory_order_acquire) < j->n_a; i++) {
-            cpu_relax();
-            if ((i & 1023) == 0) sched_yield(); /* its thread was preempted */
-        }
-        waited = 1;
-        int br = lo->r1 - lo->r0;
-        MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
-        j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
-        for (int i = 0; i < lo->n_tok; i++) {
-            float *y = j->w.Y + (size_t)lo->tok[i] * rows;
-            const float *u = s->u + (size_t)i * br;
-            for (int c = a; c < b; c++) y[c] = lora_out(y[c], u[c - lo->r0], lo, c - lo->r0);
-        }
-    }
+    if (!j->n_seg) return;
+    if (a_ready(j, r0, r1)) lora_rows(j, r0, r1);
+    else j->left[atomic_fetch_add_explicit(&j->n_left, 1, memory_order_relaxed)] = t;
 }
 
 static void job_task(void *ctx, int t)
@@ -182,8 +194,17 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     }
     int quant = W->type == DT_Q8 || W->type == DT_Q4, nb = kern_nblocks(W->cols);
     size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb, npat = (size_t)n * (nb / 4) * 16;
-    /* scratch: the Seg table, then the activations for W, then per product t, u and gathered x */
-    size_t need = up64((size_t)n_lo * sizeof(Seg)), act = need;
+    int nt = kern_threads(k), rows = W->rows, chunk;
+    if ((size_t)rows * W->cols * n <= (1u << 16)) { /* too small to be worth waking the pool */
+        chunk = rows;
+    } else { /* as kern_matmul: ~8 row tasks per thread, multiples of 16 rows */
+        chunk = (rows + nt * 8 - 1) / (nt * 8);
+        chunk = (chunk + 15) & ~15;
+        if (chunk < 16) chunk = 16;
+    }
+    int n_rt = (rows + chunk - 1) / chunk;
+    /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
+    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * sizeof(int)), act = need;
     need += quant ? up64(nq + 4 * (2 * ns + npat)) : W->in_scale ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
         int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
@@ -195,7 +216,8 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
         return;
     }
-    LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo};
+    LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo,
+              .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
     ActQ A;
     if (quant) {
         A = (ActQ){.n = n, .nb = nb};
@@ -229,6 +251,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
             act += up64((size_t)L->n_tok * W->cols * sizeof(float));
         }
         g->n_chunks = L->n_tok > 0 ? (L->n_tok + A_TOK - 1) / A_TOK : 0;
+        atomic_init(&g->done, 0);
         j.n_a += g->n_chunks;
     }
     if (quant || W->in_scale) {
@@ -236,17 +259,13 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         else
             for (int t = 0; t < n; t++) prep_token(&j, t);
     }
-    int nt = kern_threads(k), rows = W->rows, n_tasks;
-    if ((size_t)rows * W->cols * n <= (1u << 16)) { /* too small to be worth waking the pool */
-        j.chunk = rows;
+    if (n_rt == 1) { /* on this thread alone: the A tasks first */
         for (int t = 0; t < j.n_a + 1; t++) job_task(&j, t);
         return;
     }
-    /* as kern_matmul: ~8 row tasks per thread, multiples of 16 rows */
-    int chunk = (rows + nt * 8 - 1) / (nt * 8);
-    chunk = (chunk + 15) & ~15;
-    if (chunk < 16) chunk = 16;
-    j.chunk = chunk;
-    n_tasks = j.n_a + (rows + chunk - 1) / chunk;
-    pool_run(kern_pool(k), n_tasks, job_task, &j);
+    pool_run(kern_pool(k), j.n_a + n_rt, job_task, &j);
+    for (int i = 0; i < atomic_load(&j.n_left); i++) { /* every A is done now */
+        int r0 = j.left[i] * chunk;
+        lora_rows(&j, r0, r0 + chunk < rows ? r0 + chunk : rows);
+    }
 }
