@@ -1,6 +1,7 @@
 /* test_kern_lora.c - kern_matmul_lora (the base product with its LoRA
  * products in one pool job) against the unfused sequence on the same backend
- * (kern_matmul of W, of A, of B, then the adds: must agree bit for bit), and
+ * (kern_matmul of W, of A, of B, then the adds: bit for bit, except where the
+ * backend has its own kernel for f16 B products, AVX-512), and
  * against its scalar twin kern_matmul_lora_ref and a double-precision
  * application of the contract, on random odd shapes: every weight type,
  * several products per call (overlapping rows too), mixed token subsets,
@@ -168,7 +169,9 @@ static int one_case(Kern *k, Rng *rng, DType wt, int rows, int cols, int n, int 
     for (size_t i = 0; i < ny; i++) F[i] = NAN;
     kern_matmul_lora(k, F, &W, X, n, lo, n_lo);
     unfused(k, U, &W, X, n, lo, n_lo);
-    int same = !memcmp(F, U, ny * sizeof(float));
+    /* AVX-512's own f16 B kernel sums in another order than mm[DT_F16]:
+     * there only the comparison with the contract below applies */
+    int same = strcmp(kern_isa(k), "avx512") ? !memcmp(F, U, ny * sizeof(float)) : 1;
     /* against the contract in double, on this backend's base product */
     kern_matmul(k, Y0, &W, X, n);
     lora_expect(E, M, Y0, &W, X, n, lo, n_lo);
@@ -209,15 +212,17 @@ static int slow_a_case(Kern *k, Rng *rng)
     int tok = 0;
     KernLora lo = {.r0 = 0, .r1 = 100, .A = &A, .B = &B, .scale = 0.3f, .tok = &tok, .n_tok = 1};
     float *X = malloc((size_t)cols * sizeof(float)), *F = malloc((size_t)rows * sizeof(float));
-    float *U = malloc((size_t)rows * sizeof(float));
+    float *Y0 = malloc((size_t)rows * sizeof(float)), *E = malloc((size_t)rows * sizeof(float));
+    double *M = malloc((size_t)rows * sizeof(double));
     for (int i = 0; i < cols; i++) X[i] = rng_f(rng);
-    unfused(k, U, &W, X, 1, &lo, 1);
+    kern_matmul(k, Y0, &W, X, 1);
+    lora_expect(E, M, Y0, &W, X, 1, &lo, 1);
     int ok = 1;
     for (int i = 0; i < 4; i++) { /* back to back, so that the workers are awake for most */
         kern_matmul_lora(k, F, &W, X, 1, &lo, 1);
-        ok &= !memcmp(F, U, (size_t)rows * sizeof(float));
+        for (int j = 0; j < rows; j++) ok &= fabs((double)F[j] - E[j]) <= 3e-5 * M[j] + 1e-6;
     }
-    free(X), free(F), free(U), free(wb), free(ab), free(bb);
+    free(X), free(F), free(Y0), free(E), free(M), free(wb), free(ab), free(bb);
     return ok;
 }
 
