@@ -12,6 +12,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+#ifndef LORA_PREFETCH
+#define LORA_PREFETCH 4096 /* bytes ahead in B: decode streams it from DRAM */
+#endif
+
 /* Lane i of the result = the sum of the 16 lanes of v[i]. */
 INLINE __m512 sum16(const __m512 v[16])
 {
@@ -38,6 +42,8 @@ void lora_b_f16_avx512(float *u, const uint16_t *B, int r, const float *t, int j
 {
     int j = j0;
     for (; j + 16 <= j1; j += 16) {
+        const char *ahead = (const char *)(B + (size_t)j * r) + LORA_PREFETCH;
+        for (int b = 0; b < 32 * r; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0); /* the 16 rows' bytes */
         __m512 v[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) v[i] = _mm512_setzero_ps();
