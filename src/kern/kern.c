@@ -226,6 +226,17 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
 }
 
+void kern_matmul_local(const Kern *k, float *Y, const QMat *W, const float *X, int n)
+{
+    if (n <= 0 || W->rows <= 0) return;
+    if ((unsigned)W->type > DT_BF16 || W->in_scale || W->cols <= 0) {
+        kern_matmul_ref(Y, W, X, n);
+        return;
+    }
+    MMArgs a = {.W = W, .Y = Y, .X = X, .n = n};
+    k->ops->mm[W->type](&a, 0, W->rows);
+}
+
 float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n)
 {
     return k->ops->dot_f16(h, x, n);

@@ -102,6 +102,12 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
  * row by row in float); needs no heap memory. */
 void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo);
 
+/* kern_matmul for float weights (F32/F16/BF16, in_scale NULL) on the calling
+ * thread only, with no scratch: reentrant, and safe inside kern_parallel
+ * tasks (attention uses it for its small per-head products). Other types,
+ * or an in_scale, take the scalar reference path. */
+void kern_matmul_local(const Kern *k, float *Y, const QMat *W, const float *X, int n);
+
 /* Multi-threaded read bandwidth in GB/s: the best of `reps` passes summing a
  * freshly allocated buffer of `bytes` with the backend's widest loads, split
  * over the pool. -1 if bytes < 16 KiB, reps < 1 or out of memory. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run/attention.h"
 #include "util/half.h"
 
 /* LoRA ranks above this are refused when the adapter is loaded as well */
@@ -198,73 +199,6 @@ static void kv_store(KVCache *kv, void *base, int layer, int pos, const float *s
     }
 }
 
-typedef struct AttnJob {
-    const Model *m;
-    Kern *k;
-    const BatchRow *rows;
-    const float *q;
-    float *out;
-    int layer;
-} AttnJob;
-
-/* Positions are scored in blocks of this many, so the running softmax is
- * rescaled once per block rather than once per position. */
-#define ATTN_BLOCK 64
-
-/* One (row, head): softmax(q K^T / sqrt(hd)) V over positions 0..pos, as an
- * online softmax over blocks of positions, so no buffer of pos scores is needed. */
-static void attn_task(void *ctx, int task)
-{
-    const AttnJob *j = ctx;
-    const ModelConfig *c = &j->m->cfg;
-    int hd = c->head_dim, nh = c->n_heads;
-    int r = task / nh, h = task % nh, kvh = h / (nh / c->n_kv_heads);
-    const BatchRow *row = &j->rows[r];
-    const KVCache *kv = row->kv;
-    const float *q = j->q + ((size_t)r * nh + h) * hd;
-    float *o = j->out + ((size_t)r * nh + h) * hd;
-    size_t base = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd, stride = (size_t)kv->kv_dim;
-    float acc[hd], sc[ATTN_BLOCK];
-    float mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
-    for (int i = 0; i < hd; i++) acc[i] = 0;
-    for (int t0 = 0; t0 <= row->pos; t0 += ATTN_BLOCK) {
-        int nb = row->pos + 1 - t0 < ATTN_BLOCK ? row->pos + 1 - t0 : ATTN_BLOCK;
-        float bm = -INFINITY;
-        for (int b = 0; b < nb; b++) {
-            size_t off = base + (size_t)(t0 + b) * stride;
-            float d = 0;
-            if (kv->type == KV_F16) {
-                d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
-            } else {
-                const float *kr = (const float *)kv->k + off;
-#pragma omp simd reduction(+ : d)
-                for (int i = 0; i < hd; i++) d += q[i] * kr[i];
-            }
-            sc[b] = d * scale;
-            if (sc[b] > bm) bm = sc[b];
-        }
-        if (bm > mx) {
-            float corr = expf(mx - bm);
-            sum *= corr;
-            for (int i = 0; i < hd; i++) acc[i] *= corr;
-            mx = bm;
-        }
-        for (int b = 0; b < nb; b++) {
-            size_t off = base + (size_t)(t0 + b) * stride;
-            float p = expf(sc[b] - mx);
-            sum += p;
-            if (kv->type == KV_F16) {
-                kern_axpy_f16(j->k, acc, p, (const uint16_t *)kv->v + off, hd);
-            } else {
-                const float *vr = (const float *)kv->v + off;
-#pragma omp simd
-                for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
-            }
-        }
-    }
-    for (int i = 0; i < hd; i++) o[i] = acc[i] / sum;
-}
-
 int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Err *e)
 {
     const ModelConfig *c = &m->cfg;
@@ -317,8 +251,7 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
             kv_store(rows[i].kv, rows[i].kv->k, l, rows[i].pos, kk);
             kv_store(rows[i].kv, rows[i].kv->v, l, rows[i].pos, v);
         }
-        AttnJob job = {m, k, rows, s->q, s->att, l};
-        kern_parallel(k, n * c->n_heads, attn_task, &job);
+        if (attention(c, k, rows, n, l, s->q, s->att, e)) return -1;
         if (project(m, k, s, rows, n, l, o_ps, 1, &L->w[P_O], s->att, s->xn, e)) return -1;
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
 

@@ -1,0 +1,225 @@
+#include "run/attention.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/half.h"
+
+/* cached positions per block: one block of keys (and of values, transposed)
+ * in f32 is 2 * ATT_NB * head_dim floats, 64 KB at head_dim 128 */
+#define ATT_NB 64
+/* bound on the queries (rows x heads) x head_dim of one task, so the task's
+ * working set (query tile, accumulators, product) stays small on the stack */
+#define ATT_QFLOATS 8192
+
+/* runs shorter than this (decode) go position by position per (row, head):
+ * converting a block of keys and values once only pays off over many queries */
+#define ATT_MIN_RUN 4
+
+typedef struct AttnTask {
+    int r0, nr; /* rows r0 .. r0+nr-1: one sequence, consecutive positions */
+    int head;   /* nr >= ATT_MIN_RUN: the KV head; otherwise a query head */
+} AttnTask;
+
+typedef struct AttnJob {
+    const ModelConfig *c;
+    Kern *k;
+    const BatchRow *rows;
+    const float *q;
+    float *out;
+    int layer;
+    const AttnTask *tasks;
+} AttnJob;
+
+/* Row `pos` of head `kvh` of a cache half (k or v) as f32 in dst (hd floats). */
+static void kv_row(Kern *k, float *dst, const KVCache *kv, const void *half, int layer, int pos, int kvh, int hd)
+{
+    size_t off = ((size_t)layer * kv->n_ctx + pos) * kv->kv_dim + (size_t)kvh * hd;
+    if (kv->type == KV_F32) {
+        memcpy(dst, (const float *)half + off, hd * sizeof(float));
+    } else {
+        memset(dst, 0, hd * sizeof(float));
+        kern_axpy_f16(k, dst, 1.0f, (const uint16_t *)half + off, hd);
+    }
+}
+
+/* One (row, query head), position by position with the backend's f16 dot and
+ * axpy, as an online softmax over blocks of positions. */
+static void attn_row(const AttnJob *j, int r, int h)
+{
+    const ModelConfig *c = j->c;
+    int hd = c->head_dim, nh = c->n_heads, kvh = h / (nh / c->n_kv_heads);
+    const BatchRow *row = &j->rows[r];
+    const KVCache *kv = row->kv;
+    const float *q = j->q + ((size_t)r * nh + h) * hd;
+    float *o = j->out + ((size_t)r * nh + h) * hd;
+    size_t base = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd, stride = (size_t)kv->kv_dim;
+    float acc[hd], sc[ATT_NB], kf[hd], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < hd; i++) acc[i] = 0;
+    for (int t0 = 0; t0 <= row->pos; t0 += ATT_NB) {
+        int nb = row->pos + 1 - t0 < ATT_NB ? row->pos + 1 - t0 : ATT_NB;
+        float bm = -INFINITY;
+        for (int b = 0; b < nb; b++) {
+            size_t off = base + (size_t)(t0 + b) * stride;
+            float d = 0;
+            if (kv->type == KV_F16) {
+                d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
+            } else {
+                memcpy(kf, (const float *)kv->k + off, hd * sizeof(float));
+#pragma omp simd reduction(+ : d)
+                for (int i = 0; i < hd; i++) d += q[i] * kf[i];
+            }
+            sc[b] = d * scale;
+            bm = sc[b] > bm ? sc[b] : bm;
+        }
+        if (bm > mx) {
+            float corr = expf(mx - bm);
+            sum *= corr;
+            for (int i = 0; i < hd; i++) acc[i] *= corr;
+            mx = bm;
+        }
+        for (int b = 0; b < nb; b++) {
+            size_t off = base + (size_t)(t0 + b) * stride;
+            float p = expf(sc[b] - mx);
+            sum += p;
+            if (kv->type == KV_F16) {
+                kern_axpy_f16(j->k, acc, p, (const uint16_t *)kv->v + off, hd);
+            } else {
+                const float *vr = (const float *)kv->v + off;
+#pragma omp simd
+                for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
+            }
+        }
+    }
+    for (int i = 0; i < hd; i++) o[i] = acc[i] / sum;
+}
+
+static void attn_run(void *ctx, int ti)
+{
+    const AttnJob *j = ctx;
+    const ModelConfig *c = j->c;
+    const AttnTask *t = &j->tasks[ti];
+    if (t->nr < ATT_MIN_RUN) {
+        for (int r = t->r0; r < t->r0 + t->nr; r++) attn_row(j, r, t->head);
+        return;
+    }
+    int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
+    int m = t->nr * G; /* queries: row-major over (row, head of the group) */
+    const BatchRow *rows = j->rows + t->r0;
+    const KVCache *kv = rows[0].kv;
+    int last = rows[t->nr - 1].pos; /* rows are in increasing position order */
+    float scale = 1.0f / sqrtf((float)hd);
+
+    float Q[m * hd], acc[m * hd], pv[m * hd], S[m * ATT_NB], mx[m], sum[m];
+    float Kb[ATT_NB * hd], Vt[hd * ATT_NB], tmp[hd];
+    for (int i = 0; i < m; i++) {
+        const float *src = j->q + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
+        for (int d = 0; d < hd; d++) Q[i * hd + d] = src[d] * scale;
+        mx[i] = -INFINITY;
+        sum[i] = 0;
+    }
+    memset(acc, 0, sizeof acc);
+    for (int p0 = 0; p0 <= last; p0 += ATT_NB) {
+        int nb = last + 1 - p0 < ATT_NB ? last + 1 - p0 : ATT_NB;
+        for (int b = 0; b < nb; b++) {
+            kv_row(j->k, Kb + b * hd, kv, kv->k, j->layer, p0 + b, t->head, hd);
+            kv_row(j->k, tmp, kv, kv->v, j->layer, p0 + b, t->head, hd);
+            for (int d = 0; d < hd; d++) Vt[d * nb + b] = tmp[d];
+        }
+        QMat Km = {.type = DT_F32, .rows = nb, .cols = hd, .data = Kb};
+        kern_matmul_local(j->k, S, &Km, Q, m); /* S (m, nb) */
+        int any = 0;
+        for (int i = 0; i < m; i++) {
+            float *s = S + (size_t)i * nb;
+            int vis = rows[i / G].pos - p0 + 1; /* causal: positions <= the row's own */
+            if (vis > nb) vis = nb;
+            if (vis <= 0) { /* nothing visible in this block: contributes 0 */
+                for (int b = 0; b < nb; b++) s[b] = 0;
+                continue;
+            }
+            any = 1;
+            float bm = -INFINITY;
+            for (int b = 0; b < vis; b++) bm = s[b] > bm ? s[b] : bm;
+            if (bm > mx[i]) {
+                float corr = expf(mx[i] - bm);
+                sum[i] *= corr;
+                for (int d = 0; d < hd; d++) acc[i * hd + d] *= corr;
+                mx[i] = bm;
+            }
+            for (int b = 0; b < vis; b++) {
+                s[b] = expf(s[b] - mx[i]);
+                sum[i] += s[b];
+            }
+            for (int b = vis; b < nb; b++) s[b] = 0;
+        }
+        if (!any) continue;
+        QMat Vm = {.type = DT_F32, .rows = hd, .cols = nb, .data = Vt};
+        kern_matmul_local(j->k, pv, &Vm, S, m); /* pv (m, hd) = P V */
+        for (int i = 0; i < m * hd; i++) acc[i] += pv[i];
+    }
+    for (int i = 0; i < m; i++) {
+        float *o = j->out + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
+        for (int d = 0; d < hd; d++) o[d] = acc[i * hd + d] / sum[i];
+    }
+}
+
+int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int layer, const float *q, float *out, Err *e)
+{
+    int G = c->n_heads / c->n_kv_heads;
+    int max_rows = ATT_QFLOATS / (G * c->head_dim);
+    if (max_rows < 1) max_rows = 1;
+    /* runs of consecutive rows of one sequence, cut at max_rows, times KV heads */
+    int n_tasks = 0;
+    for (int r = 0; r < n;) {
+        int e = r + 1;
+        while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
+        n_tasks += e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
+        r = e;
+    }
+    AttnTask *tasks = malloc((size_t)n_tasks * sizeof *tasks);
+    if (!tasks) return err_set(e, "out of memory for %d attention tasks", n_tasks);
+    n_tasks = 0;
+    for (int r = 0; r < n;) {
+        int e = r + 1;
+        while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
+        int heads = e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
+        for (int h = 0; h < heads; h++) tasks[n_tasks++] = (AttnTask){r, e - r, h};
+        r = e;
+    }
+    AttnJob job = {c, k, rows, q, out, layer, tasks};
+    kern_parallel(k, n_tasks, attn_run, &job);
+    free(tasks);
+    return 0;
+}
+
+void attention_ref(const ModelConfig *c, const BatchRow *rows, int n, int layer, const float *q, float *out)
+{
+    int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
+    for (int r = 0; r < n; r++) {
+        const KVCache *kv = rows[r].kv;
+        for (int h = 0; h < nh; h++) {
+            const float *qh = q + ((size_t)r * nh + h) * hd;
+            double acc[hd], mx = -INFINITY, sum = 0, sc[rows[r].pos + 1];
+            for (int p = 0; p <= rows[r].pos; p++) {
+                size_t off = ((size_t)layer * kv->n_ctx + p) * kv->kv_dim + (size_t)(h / G) * hd;
+                double d = 0;
+                for (int i = 0; i < hd; i++)
+                    d += (double)qh[i] * (kv->type == KV_F32 ? ((const float *)kv->k)[off + i]
+                                                             : f16_to_f32(((const uint16_t *)kv->k)[off + i]));
+                sc[p] = d / sqrt((double)hd);
+                if (sc[p] > mx) mx = sc[p];
+            }
+            for (int i = 0; i < hd; i++) acc[i] = 0;
+            for (int p = 0; p <= rows[r].pos; p++) {
+                size_t off = ((size_t)layer * kv->n_ctx + p) * kv->kv_dim + (size_t)(h / G) * hd;
+                double w = exp(sc[p] - mx);
+                sum += w;
+                for (int i = 0; i < hd; i++)
+                    acc[i] += w * (kv->type == KV_F32 ? ((const float *)kv->v)[off + i]
+                                                      : f16_to_f32(((const uint16_t *)kv->v)[off + i]));
+            }
+            for (int i = 0; i < hd; i++) out[((size_t)r * nh + h) * hd + i] = (float)(acc[i] / sum);
+        }
+    }
+}
