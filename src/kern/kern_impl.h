@@ -70,12 +70,6 @@ const KernOps *kern_ops(const Kern *k);
 struct Pool *kern_pool(Kern *k);
 void *kern_scratch(Kern *k, size_t bytes);
 
-/* LoRA's B product for an f16 B (rows x r, row-major, any 2-byte
- * alignment): u[j] = sum_k B[j][k] t[k] for j in [j0, j1). kern_lora.c uses
- * it on AVX-512 backends instead of mm[DT_F16], which sums each short row
- * across lanes on its own (kern_lora_avx512.c). */
-void lora_b_f16_avx512(float *u, const uint16_t *B, int r, const float *t, int j0, int j1);
-
 /* CPU features that matter to the backends; cpu.c. */
 typedef struct CpuFeatures {
     int avx2;     /* AVX2 + FMA + F16C, OS saves ymm */

@@ -44,8 +44,6 @@ typedef struct LJob {
     int n_a;           /* A tasks, numbered first */
     int chunk;         /* W rows per row task */
     int *left;         /* (row tasks) the row tasks whose LoRA part is left to the caller */
-    /* f16 B products: a backend's own kernel for them, or NULL for mm[DT_F16] */
-    void (*lora_b)(float *u, const uint16_t *B, int r, const float *t, int j0, int j1);
     atomic_int n_left;
 } LJob;
 
@@ -137,14 +135,8 @@ static void lora_rows(LJob *j, int r0, int r1)
         const KernLora *lo = s->lo;
         int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0;
         if (a >= b) continue;
-        int r = lo->A->rows;
-        if (j->lora_b && lo->B->type == DT_F16) {
-            for (int i = 0; i < lo->n_tok; i++)
-                j->lora_b(s->u + (size_t)i * br, lo->B->data, r, s->t + (size_t)i * r, a - lo->r0, b - lo->r0);
-        } else {
-            MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
-            j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
-        }
+        MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
+        j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
         float sc = lo->scale;
         for (int i = 0; i < lo->n_tok; i++) {
             float *restrict y = j->w.Y + (size_t)lo->tok[i] * rows + a;
@@ -226,9 +218,6 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     }
     LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo,
               .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
-#if defined(__x86_64__)
-    if (!strcmp(kern_isa(k), "avx512")) j.lora_b = lora_b_f16_avx512;
-#endif
     ActQ A;
     if (quant) {
         A = (ActQ){.n = n, .nb = nb};
