@@ -49,27 +49,43 @@ static int add_region(Writer *w, const void *src, size_t size)
     return w->n_reg++;
 }
 
-/* Adds tensor `name` over QMat q (data, scales, in_scale). */
-static int add_tensor(Writer *w, const char *name, const QMat *q, Err *e)
+/* Adds tensors names[i] over qs[i], i < n: first all their data, then all
+ * their scales, then all their in_scales, so that matrices with the same
+ * input that are written together can be read as one stacked matrix (see
+ * model_fuse in src/run/model.c and docs/FORMAT.md). */
+static int add_group(Writer *w, const char *const *names, const QMat *const *qs, int n, Err *e)
 {
-    if (w->n_t == w->cap_t) {
+    if (w->n_t + n > w->cap_t) {
         int cap = w->cap_t ? 2 * w->cap_t : 256;
+        while (cap < w->n_t + n) cap *= 2;
         TensorOut *nt = realloc(w->t, (size_t)cap * sizeof *nt);
         if (!nt) return err_set(e, "out of memory");
         w->t = nt;
         w->cap_t = cap;
     }
     TensorOut *t = &w->t[w->n_t];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->type = q->type;
-    t->rows = q->rows;
-    t->cols = q->cols;
-    t->data = add_region(w, q->data, qmat_data_bytes(q->type, q->rows, q->cols));
-    t->scales = q->scales ? add_region(w, q->scales, qmat_scale_bytes(q->type, q->rows, q->cols)) : -1;
-    t->in_scale = q->in_scale ? add_region(w, q->in_scale, (size_t)q->cols * sizeof(float)) : -1;
-    if (t->data < -1 || t->scales < -1 || t->in_scale < -1) return err_set(e, "out of memory");
-    w->n_t++;
+    for (int i = 0; i < n; i++) {
+        const QMat *q = qs[i];
+        snprintf(t[i].name, sizeof t[i].name, "%s", names[i]);
+        t[i].type = q->type;
+        t[i].rows = q->rows;
+        t[i].cols = q->cols;
+        t[i].data = add_region(w, q->data, qmat_data_bytes(q->type, q->rows, q->cols));
+    }
+    for (int i = 0; i < n; i++)
+        t[i].scales = qs[i]->scales ? add_region(w, qs[i]->scales, qmat_scale_bytes(qs[i]->type, qs[i]->rows, qs[i]->cols)) : -1;
+    for (int i = 0; i < n; i++)
+        t[i].in_scale = qs[i]->in_scale ? add_region(w, qs[i]->in_scale, (size_t)qs[i]->cols * sizeof(float)) : -1;
+    for (int i = 0; i < n; i++)
+        if (t[i].data < -1 || t[i].scales < -1 || t[i].in_scale < -1) return err_set(e, "out of memory");
+    w->n_t += n;
     return 0;
+}
+
+/* Adds tensor `name` over QMat q (data, scales, in_scale). */
+static int add_tensor(Writer *w, const char *name, const QMat *q, Err *e)
+{
+    return add_group(w, &name, &q, 1, e);
 }
 
 static int add_vec(Writer *w, const char *name, const float *v, int n, Err *e)
@@ -292,8 +308,19 @@ static int collect(Writer *w, const QModel *qm, Err *e)
             return -1;
         if (L->q_norm && (add_vec(w, NM("q_norm"), L->q_norm, hd, e) || add_vec(w, NM("k_norm"), L->k_norm, hd, e)))
             return -1;
-        for (int p = 0; p < P_COUNT; p++)
-            if (add_tensor(w, NM(proj_name((Proj)p)), &L->w[p], e)) return -1;
+        /* q, k, v and gate, up share their input: written as groups (add_group) */
+        static const int first[] = {P_Q, P_O, P_GATE, P_DOWN}, count[] = {3, 1, 2, 1};
+        for (int g = 0; g < 4; g++) {
+            char names[3][160];
+            const char *np[3];
+            const QMat *qp[3];
+            for (int i = 0; i < count[g]; i++) {
+                snprintf(names[i], sizeof names[i], "layers.%d.%s", l, proj_name((Proj)(first[g] + i)));
+                np[i] = names[i];
+                qp[i] = &L->w[first[g] + i];
+            }
+            if (add_group(w, np, qp, count[g], e)) return -1;
+        }
 #undef NM
     }
     for (int i = 0; i < m->n_adapters; i++) {

@@ -110,6 +110,10 @@ static void *scratch(Kern *k, size_t bytes)
     return k->scratch;
 }
 
+const KernOps *kern_ops(const Kern *k) { return k->ops; }
+Pool *kern_pool(Kern *k) { return k->pool; }
+void *kern_scratch(Kern *k, size_t bytes) { return scratch(k, bytes); }
+
 void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
                       const float *in_scale, int cols)
 {

@@ -72,6 +72,39 @@ int kern_threads(const Kern *k);
  * cannot be allocated. */
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
 
+/* One LoRA product riding along a kern_matmul_lora: for each token t in
+ * tok[0..n_tok) and each output row j in [r0, r1),
+ *     u = B (A x_t),  Y[t][j] = (Y[t][j] + scale * u[j - r0]) * (dora ? dora[j - r0] : 1).
+ * A and B are float matrices (f32, f16 or bf16) without in_scale; A sees the
+ * activations as given (W's in_scale is W's own). */
+typedef struct KernLora {
+    int r0, r1;            /* output rows of W it adds to: 0 <= r0 < r1 <= W->rows */
+    const QMat *A;         /* (r, W->cols), 1 <= r <= KERN_LORA_MAX_RANK */
+    const QMat *B;         /* (r1 - r0, r) */
+    float scale;
+    const float *dora;     /* (r1 - r0) or NULL: DoRA's per-row factor */
+    const int *tok;        /* indices into X's n rows, increasing and distinct */
+    int n_tok;
+} KernLora;
+
+#define KERN_LORA_MAX_RANK 256
+
+/* Y (n x W->rows) = X W^T as kern_matmul, plus the LoRA products lo[0..n_lo)
+ * applied in order (so a DoRA factor scales what the earlier ones added to
+ * its rows), in ONE pass over the pool: the A products (t = A x) are the
+ * first tasks, then each task that computes a range of W's rows also adds
+ * B's matching rows times t. Decode (small n) is what it is for: the small
+ * LoRA products no longer run as separate, single-threaded calls. Allocates
+ * n_tok * (r + r1 - r0) floats per product (plus n_tok * W->cols when tok is
+ * not simply 0 .. n-1) in the Kern's scratch. Falls back to
+ * kern_matmul_lora_ref if that memory or a backend kernel is missing.
+ * Not reentrant, like kern_matmul. */
+void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo);
+
+/* The scalar twin of kern_matmul_lora (kern_matmul_ref, then each LoRA term
+ * row by row in float); needs no heap memory. */
+void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo);
+
 /* kern_matmul for float weights (F32/F16/BF16, in_scale NULL) on the calling
  * thread only, with no scratch: reentrant, and safe inside kern_parallel
  * tasks (attention uses it for its small per-head products). Other types,

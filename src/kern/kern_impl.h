@@ -80,6 +80,14 @@ extern const KernOps kern_ops_amx;
 extern const KernOps kern_ops_neon;
 #endif
 
+/* kern.c's internals for the other drivers (kern_lora.c): the backend
+ * table, the pool, and the per-call scratch (64-byte aligned, grown on
+ * demand, NULL if out of memory; valid until the next call on the Kern). */
+struct Pool;
+const KernOps *kern_ops(const Kern *k);
+struct Pool *kern_pool(Kern *k);
+void *kern_scratch(Kern *k, size_t bytes);
+
 /* CPU features that matter to the backends; cpu.c. */
 typedef struct CpuFeatures {
     int avx2;     /* AVX2 + FMA + F16C, OS saves ymm */

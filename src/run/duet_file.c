@@ -292,6 +292,7 @@ static int build_weights(Parse *P, Model *m, Err *e)
         }
 #undef NM
     }
+    model_fuse(m);
     return 0;
 }
 

@@ -10,6 +10,11 @@
 /* LoRA ranks above this are refused when the adapter is loaded as well */
 #define LORA_MAX_RANK 256
 
+/* Batches of up to this many rows (decode) run their LoRA products inside the
+ * base product's pool job (kern_matmul_lora); larger ones (prefill) run them
+ * as separate products after it, which are big enough to use the pool. */
+#define LORA_FUSE_ROWS 16
+
 size_t kv_bytes(const ModelConfig *c, int n_ctx, KvType type)
 {
     return 2 * (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim * (type == KV_F16 ? 2 : 4);
@@ -44,9 +49,11 @@ void kv_free(KVCache *kv)
 void scratch_free(Scratch *s)
 {
     if (!s) return;
-    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1, &s->h2, &s->lx, &s->lt, &s->lu};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1, &s->lx, &s->lt, &s->lu};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]); /* h2 lies inside h1 */
     free(s->lrows);
+    free(s->ltok);
+    free(s->lseg);
     memset(s, 0, sizeof *s);
 }
 
@@ -67,14 +74,17 @@ static int scratch_reserve(Scratch *s, const ModelConfig *c, int n, Err *e)
     s->k = malloc(n * kvd * sizeof(float));
     s->v = malloc(n * kvd * sizeof(float));
     s->att = malloc(n * qd * sizeof(float));
-    s->h1 = malloc(n * (size_t)c->hidden_dim * sizeof(float));
-    s->h2 = malloc(n * (size_t)c->hidden_dim * sizeof(float));
+    size_t stack = 2 * (size_t)c->hidden_dim > qd + 2 * kvd ? 2 * (size_t)c->hidden_dim : qd + 2 * kvd;
+    s->h1 = malloc(n * stack * sizeof(float));
+    s->h2 = s->h1 ? s->h1 + n * (size_t)c->hidden_dim : NULL;
     s->lx = malloc(n * wide * sizeof(float));
     s->lt = malloc(n * (size_t)LORA_MAX_RANK * sizeof(float));
     s->lu = malloc(n * wide * sizeof(float));
     s->lrows = malloc(n * sizeof(int));
-    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->h2 || !s->lx || !s->lt || !s->lu ||
-        !s->lrows) {
+    s->ltok = malloc(n * sizeof(int));
+    s->lseg = malloc(3 * (size_t)n * sizeof *s->lseg);
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->lx || !s->lt || !s->lu || !s->lrows ||
+        !s->ltok || !s->lseg) {
         scratch_free(s);
         return err_set(e, "out of memory for the scratch of a %d-row batch", n);
     }
@@ -106,43 +116,76 @@ static void rope(float *x, int hd, int pos, float theta)
     }
 }
 
-/* y (n x out) += scale * B (A x) for the rows whose adapter has a pair here. */
-static int apply_lora(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, Proj p,
-                      const float *x, int in, float *y, int out, Err *e)
+/* For the rows whose adapter has a pair on projection ps[pi]: y's columns
+ * off_pi .. off_pi + out_pi (the rows of that projection inside W, the
+ * projections ps[0..np) stacked) += scale * B (A x), DoRA applied; y has ld
+ * floats per row. The separate-products path, for large batches. */
+static int apply_lora(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, const Proj *ps,
+                      int np, const float *x, int in, float *y, int ld, Err *e)
 {
     for (int ai = 0; ai < m->n_adapters; ai++) {
         const Adapter *a = &m->adapters[ai];
         if (ai == m->merged) continue;
-        const LoraPair *lp = adapter_pair(a, layer, p);
-        if (!lp) continue;
         int g = 0;
         for (int i = 0; i < n; i++)
             if (rows[i].lora == a) s->lrows[g++] = i;
         if (!g) continue;
-        if (lp->r > LORA_MAX_RANK)
-            return err_set(e, "adapter \"%s\": rank %d above the supported %d", a->name, lp->r, LORA_MAX_RANK);
-        for (int i = 0; i < g; i++) memcpy(s->lx + (size_t)i * in, x + (size_t)s->lrows[i] * in, in * sizeof(float));
-        kern_matmul(k, s->lt, &lp->A, s->lx, g);
-        kern_matmul(k, s->lu, &lp->B, s->lt, g);
-        for (int i = 0; i < g; i++) {
-            float *yr = y + (size_t)s->lrows[i] * out;
-            const float *u = s->lu + (size_t)i * out;
-            if (lp->dora) /* DoRA rescales the whole product, base part included */
-                for (int j = 0; j < out; j++) yr[j] = lp->dora[j] * (yr[j] + lp->scale * u[j]);
-            else
-                for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
+        for (int pi = 0, off = 0; pi < np; off += m->layers[layer].w[ps[pi]].rows, pi++) {
+            const LoraPair *lp = adapter_pair(a, layer, ps[pi]);
+            if (!lp) continue;
+            int out = m->layers[layer].w[ps[pi]].rows;
+            if (lp->r > LORA_MAX_RANK)
+                return err_set(e, "adapter \"%s\": rank %d above the supported %d", a->name, lp->r, LORA_MAX_RANK);
+            for (int i = 0; i < g; i++) memcpy(s->lx + (size_t)i * in, x + (size_t)s->lrows[i] * in, in * sizeof(float));
+            kern_matmul(k, s->lt, &lp->A, s->lx, g);
+            kern_matmul(k, s->lu, &lp->B, s->lt, g);
+            for (int i = 0; i < g; i++) {
+                float *yr = y + (size_t)s->lrows[i] * ld + off;
+                const float *u = s->lu + (size_t)i * out;
+                if (lp->dora) /* DoRA rescales the whole product, base part included */
+                    for (int j = 0; j < out; j++) yr[j] = lp->dora[j] * (yr[j] + lp->scale * u[j]);
+                else
+                    for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
+            }
         }
     }
     return 0;
 }
 
-static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, Proj p,
-                   const float *x, float *y, Err *e)
+/* y (n x W->rows) = x W^T plus each row's LoRA, where W is the projections
+ * ps[0..np) of the layer stacked by rows (np = 1: W is that projection; np > 1:
+ * a fused view, Layer.qkv or Layer.gate_up). */
+static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, const Proj *ps,
+                   int np, const QMat *W, const float *x, float *y, Err *e)
 {
-    const QMat *W = &m->layers[layer].w[p];
-    if (s->on_input) s->on_input(s->on_input_ctx, layer, p, x, n, W->cols);
-    kern_matmul(k, y, W, x, n);
-    return apply_lora(m, k, s, rows, n, layer, p, x, W->cols, y, W->rows, e);
+    if (s->on_input)
+        for (int pi = 0; pi < np; pi++) s->on_input(s->on_input_ctx, layer, ps[pi], x, n, W->cols);
+    if (n > LORA_FUSE_ROWS) {
+        kern_matmul(k, y, W, x, n);
+        return apply_lora(m, k, s, rows, n, layer, ps, np, x, W->cols, y, W->rows, e);
+    }
+    /* one KernLora per (adapter in the batch, projection it has a pair on);
+     * the token lists of the adapters share ltok (n entries in all) */
+    int n_seg = 0, used = 0;
+    for (int ai = 0; ai < m->n_adapters; ai++) {
+        const Adapter *a = &m->adapters[ai];
+        if (ai == m->merged) continue;
+        int *tok = s->ltok + used, g = 0;
+        for (int i = 0; i < n; i++)
+            if (rows[i].lora == a) tok[g++] = i;
+        if (!g) continue;
+        used += g;
+        for (int pi = 0, off = 0; pi < np; off += m->layers[layer].w[ps[pi]].rows, pi++) {
+            const LoraPair *lp = adapter_pair(a, layer, ps[pi]);
+            if (!lp) continue;
+            if (lp->r > LORA_MAX_RANK)
+                return err_set(e, "adapter \"%s\": rank %d above the supported %d", a->name, lp->r, LORA_MAX_RANK);
+            s->lseg[n_seg++] = (KernLora){.r0 = off, .r1 = off + m->layers[layer].w[ps[pi]].rows, .A = &lp->A,
+                                          .B = &lp->B, .scale = lp->scale, .dora = lp->dora, .tok = tok, .n_tok = g};
+        }
+    }
+    kern_matmul_lora(k, y, W, x, n, s->lseg, n_seg);
+    return 0;
 }
 
 static void kv_store(KVCache *kv, void *base, int layer, int pos, const float *src)
@@ -168,16 +211,30 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
     }
     if (scratch_reserve(s, c, n, e)) return -1;
     int dim = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
+    static const Proj qkv_ps[3] = {P_Q, P_K, P_V}, o_ps[1] = {P_O}, gu_ps[2] = {P_GATE, P_UP}, down_ps[1] = {P_DOWN};
     for (int i = 0; i < n; i++) qmat_row_f32(s->x + (size_t)i * dim, &m->embed, rows[i].token);
 
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
         for (int i = 0; i < n; i++) rmsnorm(s->xn + (size_t)i * dim, s->x + (size_t)i * dim, L->attn_norm, dim, c->norm_eps);
-        if (project(m, k, s, rows, n, l, P_Q, s->xn, s->q, e) || project(m, k, s, rows, n, l, P_K, s->xn, s->k, e) ||
-            project(m, k, s, rows, n, l, P_V, s->xn, s->v, e))
+        /* q, k, v: one product over the stacked weights when the file allows
+         * it (k and v alone are too small to stream at full bandwidth) */
+        int qkvd = qd + 2 * kvd;
+        if (L->qkv.rows) {
+            if (project(m, k, s, rows, n, l, qkv_ps, 3, &L->qkv, s->xn, s->h1, e)) return -1;
+        } else if (project(m, k, s, rows, n, l, qkv_ps, 1, &L->w[P_Q], s->xn, s->q, e) ||
+                   project(m, k, s, rows, n, l, qkv_ps + 1, 1, &L->w[P_K], s->xn, s->k, e) ||
+                   project(m, k, s, rows, n, l, qkv_ps + 2, 1, &L->w[P_V], s->xn, s->v, e)) {
             return -1;
+        }
         for (int i = 0; i < n; i++) {
             float *q = s->q + (size_t)i * qd, *kk = s->k + (size_t)i * kvd, *v = s->v + (size_t)i * kvd;
+            if (L->qkv.rows) { /* attention reads q from s->q; k and v go to the cache from here */
+                const float *f = s->h1 + (size_t)i * qkvd;
+                memcpy(q, f, qd * sizeof(float));
+                kk = s->h1 + (size_t)i * qkvd + qd;
+                v = kk + kvd;
+            }
             if (L->bq) {
                 for (int j = 0; j < qd; j++) q[j] += L->bq[j];
                 for (int j = 0; j < kvd; j++) kk[j] += L->bk[j];
@@ -195,17 +252,30 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
             kv_store(rows[i].kv, rows[i].kv->v, l, rows[i].pos, v);
         }
         if (attention(c, k, rows, n, l, s->q, s->att, e)) return -1;
-        if (project(m, k, s, rows, n, l, P_O, s->att, s->xn, e)) return -1;
+        if (project(m, k, s, rows, n, l, o_ps, 1, &L->w[P_O], s->att, s->xn, e)) return -1;
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
 
         for (int i = 0; i < n; i++) rmsnorm(s->xn + (size_t)i * dim, s->x + (size_t)i * dim, L->ffn_norm, dim, c->norm_eps);
-        if (project(m, k, s, rows, n, l, P_GATE, s->xn, s->h1, e) || project(m, k, s, rows, n, l, P_UP, s->xn, s->h2, e))
-            return -1;
-        for (size_t i = 0; i < (size_t)n * hid; i++) {
-            float g = s->h1[i];
-            s->h1[i] = g / (1.0f + expf(-g)) * s->h2[i];
+        if (L->gate_up.rows) {
+            /* (n, 2 * hid) across h1 and h2, gate then up in each row; silu(g) * u is
+             * written to row i of h1 in place: it overwrites only values of rows
+             * before i, or the very gate value just read */
+            if (project(m, k, s, rows, n, l, gu_ps, 2, &L->gate_up, s->xn, s->h1, e)) return -1;
+            for (size_t i = 0; i < (size_t)n; i++) {
+                const float *g = s->h1 + i * 2 * hid, *u = g + hid;
+                float *h = s->h1 + i * hid;
+                for (int j = 0; j < hid; j++) h[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+            }
+        } else {
+            if (project(m, k, s, rows, n, l, gu_ps, 1, &L->w[P_GATE], s->xn, s->h1, e) ||
+                project(m, k, s, rows, n, l, gu_ps + 1, 1, &L->w[P_UP], s->xn, s->h2, e))
+                return -1;
+            for (size_t i = 0; i < (size_t)n * hid; i++) {
+                float g = s->h1[i];
+                s->h1[i] = g / (1.0f + expf(-g)) * s->h2[i];
+            }
         }
-        if (project(m, k, s, rows, n, l, P_DOWN, s->h1, s->xn, e)) return -1;
+        if (project(m, k, s, rows, n, l, down_ps, 1, &L->w[P_DOWN], s->h1, s->xn, e)) return -1;
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
     }
     /* logits only for the rows that want them: the lm_head is the biggest matrix */

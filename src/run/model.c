@@ -180,11 +180,40 @@ int model_add_lora(Model *m, const char *dir, const char *name, Err *e)
     return 0;
 }
 
+/* ws[0..n) stacked by rows when their layout allows it (see model_fuse),
+ * else a view with rows = 0. */
+static QMat stacked(const QMat *ws, int n)
+{
+    QMat v = ws[0], none = {0};
+    for (int i = 1; i < n; i++) {
+        const QMat *a = &ws[i - 1], *b = &ws[i];
+        if (b->type != v.type || b->cols != v.cols || !b->in_scale != !v.in_scale) return none;
+        if ((const char *)a->data + qmat_data_bytes(a->type, a->rows, a->cols) != (const char *)b->data) return none;
+        if (a->scales && (const char *)a->scales + qmat_scale_bytes(a->type, a->rows, a->cols) != (const char *)b->scales)
+            return none;
+        if (b->in_scale && b->in_scale != v.in_scale && memcmp(b->in_scale, v.in_scale, (size_t)v.cols * sizeof(float)))
+            return none;
+        v.rows += b->rows;
+    }
+    return v;
+}
+
+void model_fuse(Model *m)
+{
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        Layer *L = &m->layers[l];
+        L->qkv = stacked(&L->w[P_Q], 3);
+        L->gate_up = stacked(&L->w[P_GATE], 2);
+    }
+}
+
 int model_merge_adapter(Model *m, int idx, Err *e)
 {
     if (idx < 0 || idx >= m->n_adapters) return err_set(e, "no adapter %d to merge", idx);
     if (m->merged >= 0) return err_set(e, "adapter \"%s\" is merged already", m->adapters[m->merged].name);
     const Adapter *a = &m->adapters[idx];
+    for (int l = 0; l < m->cfg.n_layers; l++) /* no stale views, even if a merge fails half-way */
+        m->layers[l].qkv.rows = m->layers[l].gate_up.rows = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         for (int p = 0; p < P_COUNT; p++) {
             const LoraPair *lp = adapter_pair(a, l, (Proj)p);
@@ -211,6 +240,7 @@ int model_merge_adapter(Model *m, int idx, Err *e)
         }
     }
     m->merged = idx;
+    model_fuse(m); /* the merged weights are separate allocations now */
     return 0;
 }
 

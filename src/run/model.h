@@ -20,6 +20,11 @@ typedef struct Layer {
     const float *k_norm;      /* (head_dim) or NULL */
     QMat w[P_COUNT];          /* q (n_heads*hd, dim), k/v (kv_dim, dim), o (dim, n_heads*hd),
                                  gate/up (hidden, dim), down (dim, hidden) */
+    /* The same weights stacked by rows, so that one product serves the
+     * projections that share an input (model_fuse); rows == 0 when the
+     * weights do not allow it, and then the w[] are used one by one. */
+    QMat qkv;                 /* (n_heads*hd + 2*kv_dim, dim): q, k, v */
+    QMat gate_up;             /* (2*hidden, dim): gate, up */
 } Layer;
 
 typedef struct Model {
@@ -74,6 +79,14 @@ int model_find_adapter(const Model *m, const char *name);
 /* Folds adapter `idx` into the weights it touches (W += scale * B A, in f32):
  * afterwards the base weights ARE that adapter and it must not be applied again. */
 int model_merge_adapter(Model *m, int idx, Err *e);
+
+/* Sets every layer's qkv and gate_up views (see Layer) where the weights
+ * allow it: same type and cols, the data (and q8/q4 scales) of q, k, v (and
+ * of gate, up) back to back in memory, as `duet compile` writes them, and no
+ * in_scale or the same values on all. Clears them elsewhere. The .duet
+ * opener calls it, and model_merge_adapter after replacing weights; call it
+ * again after changing any w[] by hand. */
+void model_fuse(Model *m);
 
 void model_close(Model *m); /* safe on a zeroed Model */
 

@@ -1,0 +1,271 @@
+/* kern_lora.c - kern_matmul_lora (kern.h): a base product and the LoRA
+ * products that add to its rows, run as ONE pool job.
+ *
+ * The task order is the schedule. Tasks 0 .. n_a-1 compute the A products
+ * (t = A x, per product and chunk of tokens); the tasks after them each
+ * compute a range of W's rows and then add, for every product overlapping
+ * that range, B's matching rows times t. The pool hands tasks out in index
+ * order, so every A task has been taken by a running thread before the first
+ * row task starts, and a row task needs the A results only after its own
+ * (much larger) W rows: they are almost always there. When one is not (its
+ * thread was preempted), the row task does not wait: it leaves its LoRA part
+ * to the caller, who runs the left-over parts after the job, when every A is
+ * done. A single thread runs the A tasks first and never leaves anything. */
+#include "kern/kern.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kern/kern_impl.h"
+#include "kern/pool.h"
+#include "util/half.h"
+
+enum { A_TOK = 16 }; /* tokens per A task: prefill-sized batches spread over the pool */
+
+/* One LoRA product's buffers inside the Kern's scratch. */
+typedef struct Seg {
+    const KernLora *lo;
+    const float *x;   /* (n_tok, cols): its tokens' activations (X itself when tok is 0 .. n-1) */
+    float *t;         /* (n_tok, r) = A x */
+    float *u;         /* (n_tok, r1 - r0) = B t, each row task filling its rows */
+    int n_chunks;     /* A tasks: ceil(n_tok / A_TOK) */
+    atomic_int done;  /* A tasks finished */
+} Seg;
+
+typedef struct LJob {
+    const KernOps *ops;
+    MMArgs w;          /* the base product */
+    const float *X_in; /* the caller's activations */
+    float *X_scaled;   /* in_scale applied (float W with in_scale) */
+    ActQ *A;           /* quantized activations (Q8/Q4 W) */
+    Seg *seg;
+    int n_seg;
+    int n_a;           /* A tasks, numbered first */
+    int chunk;         /* W rows per row task */
+    int *left;         /* (row tasks) the row tasks whose LoRA part is left to the caller */
+    atomic_int n_left;
+} LJob;
+
+static int is_float(DType t) { return t == DT_F32 || t == DT_F16 || t == DT_BF16; }
+
+/* Element (r, c) of a float matrix (f32, f16, bf16; any 2-byte alignment). */
+static float elem(const QMat *M, int r, int c)
+{
+    size_t i = (size_t)r * M->cols + c;
+    if (M->type == DT_F32) {
+        float f;
+        memcpy(&f, (const char *)M->data + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)M->data + 2 * i, 2);
+    return M->type == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+/* y = dora * (y + scale * u) or y + scale * u, as the contract in kern.h. */
+static inline float lora_out(float y, float u, const KernLora *lo, int j)
+{
+    float v = y + lo->scale * u;
+    return lo->dora ? lo->dora[j] * v : v;
+}
+
+void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo)
+{
+    kern_matmul_ref(Y, W, X, n);
+    for (int l = 0; l < n_lo; l++) {
+        const KernLora *L = &lo[l];
+        int r = L->A->rows;
+        float t[KERN_LORA_MAX_RANK];
+        for (int i = 0; i < L->n_tok; i++) {
+            const float *x = X + (size_t)L->tok[i] * W->cols;
+            float *y = Y + (size_t)L->tok[i] * W->rows;
+            for (int k = 0; k < r; k++) {
+                double s = 0;
+                for (int c = 0; c < W->cols; c++) s += (double)elem(L->A, k, c) * x[c];
+                t[k] = (float)s;
+            }
+            for (int j = L->r0; j < L->r1; j++) {
+                double s = 0;
+                for (int k = 0; k < r; k++) s += (double)elem(L->B, j - L->r0, k) * t[k];
+                y[j] = lora_out(y[j], (float)s, L, j - L->r0);
+            }
+        }
+    }
+}
+
+static void prep_token(LJob *j, int t)
+{
+    const QMat *W = j->w.W;
+    const float *x = j->X_in + (size_t)t * W->cols;
+    if (j->A) {
+        ActQ *A = j->A;
+        if (j->ops->act_quant) {
+            j->ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
+            return;
+        }
+        size_t o = (size_t)t * A->nb;
+        act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
+        if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);
+    } else if (j->X_scaled) {
+        float *y = j->X_scaled + (size_t)t * W->cols;
+        for (int c = 0; c < W->cols; c++) y[c] = x[c] * W->in_scale[c];
+    }
+}
+
+static void prep_task(void *ctx, int t) { prep_token(ctx, t); }
+
+static void a_task(LJob *j, int t)
+{
+    Seg *s = j->seg;
+    while (t >= s->n_chunks) t -= s++->n_chunks;
+    const KernLora *lo = s->lo;
+    int r = lo->A->rows, t0 = t * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
+    MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
+    j->ops->mm[lo->A->type](&a, 0, r);
+    atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+}
+
+/* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. */
+static void lora_rows(LJob *j, int r0, int r1)
+{
+    int rows = j->w.W->rows;
+    for (int si = 0; si < j->n_seg; si++) {
+        Seg *s = &j->seg[si];
+        const KernLora *lo = s->lo;
+        int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0;
+        if (a >= b) continue;
+        MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
+        j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
+        float sc = lo->scale;
+        for (int i = 0; i < lo->n_tok; i++) {
+            float *restrict y = j->w.Y + (size_t)lo->tok[i] * rows + a;
+            const float *restrict u = s->u + (size_t)i * br + (a - lo->r0);
+            if (lo->dora) {
+                const float *restrict d = lo->dora + (a - lo->r0);
+                for (int c = 0; c < b - a; c++) y[c] = d[c] * (y[c] + sc * u[c]);
+            } else {
+                for (int c = 0; c < b - a; c++) y[c] += sc * u[c];
+            }
+        }
+    }
+}
+
+/* 1 if every A product that W's rows [r0, r1) need is done. */
+static int a_ready(LJob *j, int r0, int r1)
+{
+    for (int si = 0; si < j->n_seg; si++) {
+        Seg *s = &j->seg[si];
+        if (r0 < s->lo->r1 && s->lo->r0 < r1 && atomic_load_explicit(&s->done, memory_order_acquire) < s->n_chunks)
+            return 0;
+    }
+    return 1;
+}
+
+static void row_task(LJob *j, int t)
+{
+    int rows = j->w.W->rows, r0 = t * j->chunk, r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
+    j->ops->mm[j->w.W->type](&j->w, r0, r1);
+    if (!j->n_seg) return;
+    if (a_ready(j, r0, r1)) lora_rows(j, r0, r1);
+    else j->left[atomic_fetch_add_explicit(&j->n_left, 1, memory_order_relaxed)] = t;
+}
+
+static void job_task(void *ctx, int t)
+{
+    LJob *j = ctx;
+    if (t < j->n_a) a_task(j, t);
+    else row_task(j, t - j->n_a);
+}
+
+static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo)
+{
+    if (n <= 0 || W->rows <= 0) return;
+    int ok = (unsigned)W->type <= DT_Q4 && W->cols > 0;
+    for (int l = 0; l < n_lo && ok; l++)
+        ok = is_float(lo[l].A->type) && is_float(lo[l].B->type) && !lo[l].A->in_scale && !lo[l].B->in_scale &&
+             lo[l].A->rows >= 1 && lo[l].A->rows <= KERN_LORA_MAX_RANK;
+    const KernOps *ops = kern_ops(k);
+    if (!ok) {
+        kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
+        return;
+    }
+    int quant = W->type == DT_Q8 || W->type == DT_Q4, nb = kern_nblocks(W->cols);
+    size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb, npat = (size_t)n * (nb / 4) * 16;
+    int nt = kern_threads(k), rows = W->rows, chunk;
+    if ((size_t)rows * W->cols * n <= (1u << 16)) { /* too small to be worth waking the pool */
+        chunk = rows;
+    } else { /* as kern_matmul: ~8 row tasks per thread, multiples of 16 rows */
+        chunk = (rows + nt * 8 - 1) / (nt * 8);
+        chunk = (chunk + 15) & ~15;
+        if (chunk < 16) chunk = 16;
+    }
+    int n_rt = (rows + chunk - 1) / chunk;
+    /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
+    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * sizeof(int)), act = need;
+    need += quant ? up64(nq + 4 * (2 * ns + npat)) : W->in_scale ? up64((size_t)n * W->cols * sizeof(float)) : 0;
+    for (int l = 0; l < n_lo; l++) {
+        int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
+        need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + (lo[l].r1 - lo[l].r0)) * sizeof(float));
+        if (!ident) need += up64((size_t)lo[l].n_tok * W->cols * sizeof(float));
+    }
+    char *s = kern_scratch(k, need);
+    if (!s) {
+        kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
+        return;
+    }
+    LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo,
+              .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
+    ActQ A;
+    if (quant) {
+        A = (ActQ){.n = n, .nb = nb};
+        A.pat = (float *)(s + act);
+        A.d = A.pat + npat;
+        A.m = A.d + ns;
+        A.q = (int8_t *)(A.m + ns);
+        j.A = &A;
+        j.w.A = &A;
+        act += up64(nq + 4 * (2 * ns + npat));
+    } else if (W->in_scale) {
+        j.X_scaled = (float *)(s + act);
+        j.w.X = j.X_scaled;
+        act += up64((size_t)n * W->cols * sizeof(float));
+    }
+    for (int l = 0; l < n_lo; l++) {
+        const KernLora *L = &lo[l];
+        Seg *g = &j.seg[l];
+        int ident = L->n_tok == n && L->tok[0] == 0 && L->tok[n - 1] == n - 1;
+        g->lo = L;
+        g->t = (float *)(s + act);
+        g->u = g->t + (size_t)L->n_tok * L->A->rows;
+        act += up64((size_t)L->n_tok * (L->A->rows + (L->r1 - L->r0)) * sizeof(float));
+        if (ident) {
+            g->x = X;
+        } else {
+            float *xg = (float *)(s + act);
+            for (int i = 0; i < L->n_tok; i++)
+                memcpy(xg + (size_t)i * W->cols, X + (size_t)L->tok[i] * W->cols, (size_t)W->cols * sizeof(float));
+            g->x = xg;
+            act += up64((size_t)L->n_tok * W->cols * sizeof(float));
+        }
+        g->n_chunks = L->n_tok > 0 ? (L->n_tok + A_TOK - 1) / A_TOK : 0;
+        atomic_init(&g->done, 0);
+        j.n_a += g->n_chunks;
+    }
+    if (quant || W->in_scale) {
+        if (n >= 8) pool_run(kern_pool(k), n, prep_task, &j);
+        else
+            for (int t = 0; t < n; t++) prep_token(&j, t);
+    }
+    if (n_rt == 1) { /* on this thread alone: the A tasks first */
+        for (int t = 0; t < j.n_a + 1; t++) job_task(&j, t);
+        return;
+    }
+    pool_run(kern_pool(k), j.n_a + n_rt, job_task, &j);
+    for (int i = 0; i < atomic_load(&j.n_left); i++) { /* every A is done now */
+        int r0 = j.left[i] * chunk;
+        lora_rows(&j, r0, r0 + chunk < rows ? r0 + chunk : rows);
+    }
+}
