@@ -13,7 +13,7 @@
 /* Batches of up to this many rows (decode) run their LoRA products inside the
  * base product's pool job (kern_matmul_lora); larger ones (prefill) run them
  * as separate products after it, which are big enough to use the pool. */
-#define LORA_FUSE_ROWS 16
+#define LORA_FUSE_ROWS 7
 
 size_t kv_bytes(const ModelConfig *c, int n_ctx, KvType type)
 {
@@ -184,7 +184,8 @@ static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, in
                                           .B = &lp->B, .scale = lp->scale, .dora = lp->dora, .tok = tok, .n_tok = g};
         }
     }
-    kern_matmul_lora(k, y, W, x, n, s->lseg, n_seg);
+    if (n_seg) kern_matmul_lora(k, y, W, x, n, s->lseg, n_seg);
+    else kern_matmul(k, y, W, x, n); /* no adapter rows: the base product's own split */
     return 0;
 }
 
