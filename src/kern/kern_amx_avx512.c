@@ -19,7 +19,12 @@
 
 #include "kern/kern_impl.h"
 
+/* the Makefile's AVX-512 flags, plus AMX for this file only */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("amx-tile,amx-int8,amx-bf16"))), apply_to = function)
+#else
 #pragma GCC target("amx-tile,amx-int8,amx-bf16")
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -502,6 +507,10 @@ static void mm_f16(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F16]
 static float dot_f16(const uint16_t *h, const float *x, int n) { return kern_ops_avx512.dot_f16(h, x, n); }
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n) { kern_ops_avx512.axpy_f16(y, alpha, h, n); }
 static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_sum(p, n); }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 const KernOps kern_ops_amx = {
     .name = "amx",
