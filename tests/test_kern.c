@@ -199,6 +199,38 @@ static void test_backend(const char *isa, int threads)
     kern_destroy(k);
 }
 
+/* Prefill-sized products: more tokens than a tile backend takes in one pass
+ * (256) and more columns than one chunk of weights (512), rows not a
+ * multiple of 32, every weight type, on every backend this CPU runs. */
+static void test_large(void)
+{
+    static const char *isas[] = {"avx512", "amx", "avx2", "neon"};
+    Rng rng = {4242};
+    for (int ii = 0; ii < 4; ii++) {
+        Kern *k = kern_create(2, isas[ii], NULL);
+        if (!k) continue;
+        for (int t = DT_F16; t <= DT_Q4; t++) {
+            int rows = 83, cols = 1100, n = 300;
+            TestMat m;
+            mat_random(&m, &rng, (DType)t, rows, cols, t == DT_Q8, t == DT_BF16);
+            float *X = malloc((size_t)n * cols * sizeof(float));
+            float *Y = malloc((size_t)n * rows * sizeof(float));
+            float *R = malloc((size_t)n * rows * sizeof(float));
+            for (size_t i = 0; i < (size_t)n * cols; i++) X[i] = rng_f(&rng);
+            for (size_t i = 0; i < (size_t)n * rows; i++) Y[i] = NAN;
+            kern_matmul(k, Y, &m.q, X, n);
+            kern_matmul_ref(R, &m.q, X, n);
+            double w = worst_error(&m.q, X, n, Y, R);
+            CHECK(w <= 1, "%s %s rows %d cols %d n %d: error %.3g x allowed", isas[ii], dtype_name((DType)t), rows, cols, n, w);
+            free(X);
+            free(Y);
+            free(R);
+            mat_free(&m);
+        }
+        kern_destroy(k);
+    }
+}
+
 /* The int8 activation path must be close to the float answer, not just within
  * the bound: on a long random row the relative error stays well under 1%. */
 static void test_quant_accuracy(void)
@@ -337,9 +369,10 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
-    static const char *isas[] = {"scalar", "avx2", "avx512", "neon"};
-    for (int i = 0; i < 4; i++) test_backend(isas[i], i == 0 ? 1 : 2);
+    static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
+    for (int i = 0; i < 5; i++) test_backend(isas[i], i == 0 ? 1 : 2);
     test_backend("scalar", 3);
+    test_large();
     test_quant_accuracy();
     return check_summary("kern");
 }

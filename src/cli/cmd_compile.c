@@ -1,6 +1,7 @@
 /* cmd_compile.c - `duet compile BASE_DIR [--lora NAME=DIR]... [--quant T]
- * [--calib FILE] [--threads N] -o OUT.duet`: one .duet from a checkpoint
- * folder and its adapters, with a progress bar on a terminal and a summary. */
+ * [--round search|nearest] [--calib FILE] [--threads N] -o OUT.duet`: one
+ * .duet from a checkpoint folder and its adapters, with a progress bar on a
+ * terminal and a summary. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +43,11 @@ int cmd_compile(int argc, char **argv)
             int t = dtype_from_name(v);
             if (t < 0) return cli_error("--quant: expected f32, bf16, f16, q8 or q4, got \"%s\"", v);
             o.quant = (DType)t;
+        } else if (!strcmp(argv[i], "--round")) {
+            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
+            if (!strcmp(v, "search")) o.round = QROUND_SEARCH;
+            else if (!strcmp(v, "nearest")) o.round = QROUND_NEAREST;
+            else return cli_error("--round: expected search or nearest, got \"%s\"", v);
         } else if (!strcmp(argv[i], "--calib")) {
             if (cli_arg_str(argc, argv, &i, &o.calib_path, &e)) return cli_error("%s", e.msg);
         } else if (!strcmp(argv[i], "-o")) {
@@ -59,7 +65,8 @@ int cmd_compile(int argc, char **argv)
         }
     }
     if (!o.base_dir || !o.out_path)
-        return cli_error("usage: duet compile BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--calib FILE] -o OUT.duet");
+        return cli_error("usage: duet compile BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--round search|nearest] "
+                         "[--calib FILE] -o OUT.duet");
     int tty = isatty(2);
     CompileReport rep;
     o.progress = progress;
@@ -70,11 +77,12 @@ int cmd_compile(int argc, char **argv)
            rep.file_bytes / 1048576.0, rep.n_tensors, rep.weight_bytes / 1048576.0, dtype_name(o.quant), o.n_adapters,
            o.n_adapters == 1 ? "" : "s", rep.seconds);
     if (rep.n_quality) {
-        printf("calibration: %d prompts, %d tokens\n", rep.prompts, rep.tokens);
-        printf("  %-16s %10s %10s %12s %12s\n", "run", "top1", "top1 plain", "KL", "KL plain");
+        printf("calibration: %d prompts, %d tokens; %s\n", rep.prompts, rep.tokens, rep.method);
+        printf("  on the calibration prompts: top-1 agreement and mean KL against the unquantized model\n");
+        printf("  %-16s %10s %14s %12s %14s\n", "run", "top1", "top1 nearest", "KL", "KL nearest");
         for (int i = 0; i < rep.n_quality; i++) {
             const CompileQuality *q = &rep.quality[i];
-            printf("  %-16s %9.2f%% %9.2f%% %12.6f %12.6f\n", q->name, 100 * q->top1, 100 * q->top1_plain, q->kl, q->kl_plain);
+            printf("  %-16s %9.2f%% %13.2f%% %12.6f %14.6f\n", q->name, 100 * q->top1, 100 * q->top1_plain, q->kl, q->kl_plain);
         }
     }
     return 0;

@@ -17,7 +17,7 @@ static const Command commands[] = {
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},
     {"template", cmd_template, "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]"},
-    {"compile", cmd_compile, "BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--calib FILE] -o OUT.duet"},
+    {"compile", cmd_compile, "BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--round search|nearest] [--calib FILE] -o OUT.duet"},
     {"inspect", cmd_inspect, "FILE.duet [--json]"},
     {"synth", cmd_synth, "--like qwen2-0.5b|qwen2-1.5b|qwen2.5-3b -o DIR [--lora NAME=RANK]... [--seed S]"},
     {"bench", cmd_bench, "MODEL [--lora NAME=DIR] [--prompt-tokens N] [--gen-tokens N] [--reps R] [--json] | --memory"},

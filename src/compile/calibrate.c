@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "compile/compile_int.h"
-#include "run/sample.h"
 #include "run/seq.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
@@ -119,20 +118,30 @@ int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e)
     return rc;
 }
 
-static int lin_init(LinStats *l, int cols)
+int calib_held_out(int i, int n) { return n >= CALIB_HOLDOUT && i % CALIB_HOLDOUT == CALIB_HOLDOUT - 1; }
+
+static int lin_init(LinStats *l, int cols, const int cap[2])
 {
     l->cols = cols;
-    l->sum_sq = calloc((size_t)cols, sizeof *l->sum_sq);
-    l->sum_abs = calloc((size_t)cols, sizeof *l->sum_abs);
-    l->x = malloc((size_t)CALIB_SAMPLES * cols * sizeof *l->x);
-    return l->sum_sq && l->sum_abs && l->x ? 0 : -1;
+    int bad = 0;
+    for (int h = 0; h < 2; h++) {
+        LinSplit *s = &l->s[h];
+        s->sum_sq = calloc((size_t)cols, sizeof *s->sum_sq);
+        s->sum_abs = calloc((size_t)cols, sizeof *s->sum_abs);
+        s->cap = cap[h];
+        s->x = cap[h] ? malloc((size_t)cap[h] * cols * sizeof *s->x) : NULL;
+        bad |= !s->sum_sq || !s->sum_abs || (cap[h] && !s->x);
+    }
+    return bad ? -1 : 0;
 }
 
 static void lin_free(LinStats *l)
 {
-    free(l->sum_sq);
-    free(l->sum_abs);
-    free(l->x);
+    for (int h = 0; h < 2; h++) {
+        free(l->s[h].sum_sq);
+        free(l->s[h].sum_abs);
+        free(l->s[h].x);
+    }
     memset(l, 0, sizeof *l);
 }
 
@@ -145,25 +154,35 @@ void calib_stats_free(CalibStats *st)
     memset(st, 0, sizeof *st);
 }
 
+/* The projection whose statistics stand for p's input. */
+static Proj input_owner(Proj p) { return p == P_K || p == P_V ? P_Q : p == P_UP ? P_GATE : p; }
+
+const LinStats *calib_input(const CalibStats *st, int layer, Proj p)
+{
+    return &st->lin[layer * P_COUNT + input_owner(p)];
+}
+
 typedef struct Collect {
     CalibStats *st;
-    int stride;       /* keep every stride-th row seen */
+    int split;        /* of the prompt being run */
 } Collect;
 
 static void on_input(void *ctx, int layer, int proj, const float *x, int n, int cols)
 {
     Collect *c = ctx;
+    if (layer >= 0 && (int)input_owner((Proj)proj) != proj) return; /* same input as q / gate */
     LinStats *l = layer < 0 ? &c->st->head : &c->st->lin[layer * P_COUNT + proj];
+    LinSplit *s = &l->s[c->split];
     if (l->cols != cols) return;
     for (int i = 0; i < n; i++) {
         const float *r = x + (size_t)i * cols;
         for (int j = 0; j < cols; j++) {
-            l->sum_sq[j] += (double)r[j] * r[j];
-            l->sum_abs[j] += fabs(r[j]);
+            s->sum_sq[j] += (double)r[j] * r[j];
+            s->sum_abs[j] += fabs(r[j]);
         }
-        if (l->n_x < CALIB_SAMPLES && l->count % c->stride == 0)
-            memcpy(l->x + (size_t)l->n_x++ * cols, r, (size_t)cols * sizeof *r);
-        l->count++;
+        if (s->n_x < s->cap && s->count % s->stride == 0)
+            memcpy(s->x + (size_t)s->n_x++ * cols, r, (size_t)cols * sizeof *r);
+        s->count++;
     }
 }
 
@@ -171,17 +190,28 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
 {
     memset(st, 0, sizeof *st);
     const ModelConfig *c = &src->cfg;
+    /* rows per split (every prompt runs once per adapter and once bare) and
+     * the kept rows' budget: a quarter for the held-out split */
+    long long rows[2] = {0, 0};
+    for (int i = 0; i < s->n; i++) rows[calib_held_out(i, s->n)] += (long long)s->len[i] * (src->n_adapters + 1);
+    int cap[2] = {rows[1] ? CALIB_SAMPLES - CALIB_SAMPLES / 4 : CALIB_SAMPLES, rows[1] ? CALIB_SAMPLES / 4 : 0};
     st->n_layers = c->n_layers;
     st->lin = calloc((size_t)c->n_layers * P_COUNT, sizeof *st->lin);
-    int bad = !st->lin || lin_init(&st->head, c->dim);
+    int bad = !st->lin || lin_init(&st->head, c->dim, cap);
     for (int l = 0; !bad && l < c->n_layers; l++)
-        for (int p = 0; !bad && p < P_COUNT; p++) bad = lin_init(&st->lin[l * P_COUNT + p], proj_in(c, (Proj)p));
+        for (int p = 0; !bad && p < P_COUNT; p++)
+            if ((int)input_owner((Proj)p) == p) bad = lin_init(&st->lin[l * P_COUNT + p], proj_in(c, (Proj)p), cap);
     if (bad) {
         calib_stats_free(st);
         return err_set(e, "out of memory for calibration statistics");
     }
-    /* spread the kept rows over the whole set */
-    Collect col = {st, s->tokens / CALIB_SAMPLES + 1};
+    /* keep every stride-th row, spreading the kept rows over the split */
+    for (int h = 0; h < 2; h++) {
+        int stride = cap[h] ? (int)(rows[h] / cap[h]) + 1 : 1;
+        st->head.s[h].stride = stride;
+        for (int i = 0; i < c->n_layers * P_COUNT; i++) st->lin[i].s[h].stride = stride;
+    }
+    Collect col = {st, 0};
     int maxn = 0;
     for (int i = 0; i < s->n; i++) maxn = s->len[i] > maxn ? s->len[i] : maxn;
     /* all positions' logits asked for, so the lm_head sees every row */
@@ -189,7 +219,6 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
     int rc = lg ? 0 : err_set(e, "out of memory");
     /* pooled over the base and every adapter: one shared quantized base
      * serves them all, so it should fit the inputs each of them produces */
-    col.stride = (s->tokens * (src->n_adapters + 1)) / CALIB_SAMPLES + 1;
     for (int run = 0; !rc && run <= src->n_adapters; run++)
     for (int i = 0; !rc && i < s->n; i++) {
         Seq q;
@@ -197,6 +226,7 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
             rc = -1;
             break;
         }
+        col.split = calib_held_out(i, s->n);
         q.s.on_input = on_input;
         q.s.on_input_ctx = &col;
         rc = seq_prefill(&q, k, s->ids[i], s->len[i], 0, NULL, lg, e);
@@ -207,15 +237,27 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
     return rc;
 }
 
-/* log-softmax of n logits into out. */
-static void log_softmax(double *out, const float *x, int n)
+/* log(sum(exp(x))) of n logits (expf: the terms are at most 1, summed in
+ * double). */
+static double log_sum_exp(const float *x, int n)
 {
     float mx = x[0];
     for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
-    double lse = mx + log(sum);
-    for (int i = 0; i < n; i++) out[i] = x[i] - lse;
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    return mx + log(sum);
+}
+
+/* Index of the largest of n values (the first on ties), like argmax()
+ * but keeping the best value in a register: the quality report runs it on
+ * every position of every model over the whole vocabulary. */
+static int top_id(const float *x, int n)
+{
+    int best = 0;
+    float bv = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > bv) bv = x[i], best = i;
+    return best;
 }
 
 /* All-position logits (n x vocab) of prompt ids through m with adapter lora. */
@@ -228,39 +270,66 @@ static int run_all(const Model *m, Kern *k, const Adapter *lora, const int *ids,
     return rc;
 }
 
-int calib_quality(const Model *ref, const Model *q, int ai, Kern *k, const CalibSet *s, double *top1, double *kl,
-                  int *positions, Err *e)
+int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int split, Kern *k, const CalibSet *s,
+                  double *top1, double *kl, int *positions, Err *e)
 {
     int V = ref->cfg.vocab_size, maxn = 0;
     for (int i = 0; i < s->n; i++) maxn = s->len[i] > maxn ? s->len[i] : maxn;
     float *a = malloc((size_t)maxn * V * sizeof *a), *b = malloc((size_t)maxn * V * sizeof *b);
-    double *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
-    const Adapter *lr = ai >= 0 ? &ref->adapters[ai] : NULL, *lq = ai >= 0 ? &q->adapters[ai] : NULL;
-    int rc = a && b && la && lb ? 0 : err_set(e, "out of memory for the quality report");
-    long agree = 0, npos = 0;
-    double klsum = 0;
+    long *agree = calloc((size_t)nq, sizeof *agree), npos = 0;
+    double *klsum = calloc((size_t)nq, sizeof *klsum);
+    const Adapter *lr = ai >= 0 ? &ref->adapters[ai] : NULL;
+    int rc = a && b && agree && klsum ? 0 : err_set(e, "out of memory for the quality report");
     for (int i = 0; !rc && i < s->n; i++) {
         int n = s->len[i];
-        if (run_all(ref, k, lr, s->ids[i], n, a, e) || run_all(q, k, lq, s->ids[i], n, b, e)) {
+        if (split >= 0 && calib_held_out(i, s->n) != split) continue;
+        if (run_all(ref, k, lr, s->ids[i], n, a, e)) {
             rc = -1;
             break;
         }
-        for (int t = 0; t < n; t++) {
-            const float *ra = a + (size_t)t * V, *rb = b + (size_t)t * V;
-            agree += argmax(ra, V) == argmax(rb, V);
-            log_softmax(la, ra, V);
-            log_softmax(lb, rb, V);
-            double d = 0;
-            for (int j = 0; j < V; j++) d += exp(la[j]) * (la[j] - lb[j]);
-            klsum += d;
-            npos++;
+        int *ref_top = malloc((size_t)n * sizeof *ref_top);
+        double *negent = malloc((size_t)n * sizeof *negent);
+        if (!ref_top || !negent) {
+            free(ref_top), free(negent);
+            rc = err_set(e, "out of memory for the quality report");
+            break;
         }
+        /* the reference's probabilities replace its logits, with sum p log p
+         * aside: then KL = sum p log p - sum p * logit_q + lse(logit_q) */
+        for (int t = 0; t < n; t++) {
+            float *ra = a + (size_t)t * V;
+            ref_top[t] = top_id(ra, V);
+            double la = log_sum_exp(ra, V), ne = 0;
+            for (int j = 0; j < V; j++) {
+                float lp = (float)((double)ra[j] - la), pj = expf(lp);
+                ne += (double)pj * lp;
+                ra[j] = pj;
+            }
+            negent[t] = ne;
+        }
+        for (int m = 0; !rc && m < nq; m++) {
+            if (run_all(qs[m], k, ai >= 0 ? &qs[m]->adapters[ai] : NULL, s->ids[i], n, b, e)) {
+                rc = -1;
+                break;
+            }
+            for (int t = 0; t < n; t++) {
+                const float *pa = a + (size_t)t * V, *rb = b + (size_t)t * V;
+                double dot = 0;
+                for (int j = 0; j < V; j++) dot += (double)pa[j] * rb[j];
+                agree[m] += ref_top[t] == top_id(rb, V);
+                klsum[m] += negent[t] - dot + log_sum_exp(rb, V);
+            }
+        }
+        npos += n;
+        free(ref_top), free(negent);
     }
     if (!rc) {
-        *top1 = npos ? (double)agree / npos : 0;
-        *kl = npos ? klsum / npos : 0;
+        for (int m = 0; m < nq; m++) {
+            top1[m] = npos ? (double)agree[m] / npos : 0;
+            kl[m] = npos ? klsum[m] / npos : 0;
+        }
         *positions = (int)npos;
     }
-    free(a), free(b), free(la), free(lb);
+    free(a), free(b), free(agree), free(klsum);
     return rc;
 }

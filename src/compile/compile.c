@@ -34,7 +34,7 @@ static cJSON *quality_json(const CompileReport *r)
     cJSON *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "prompts", r->prompts);
     cJSON_AddNumberToObject(c, "tokens", r->tokens);
-    cJSON_AddStringToObject(c, "method", "awq+weighted");
+    cJSON_AddStringToObject(c, "method", r->method);
     cJSON *pa = cJSON_AddArrayToObject(c, "per_adapter");
     for (int i = 0; i < r->n_quality; i++) {
         const CompileQuality *q = &r->quality[i];
@@ -50,6 +50,93 @@ static cJSON *quality_json(const CompileReport *r)
     return c;
 }
 
+/* Mean KL(unquantized || q) over the held-out calibration prompts, pooled
+ * over the base and every adapter. */
+static int held_kl(const Model *src, const Model *q, Kern *k, const CalibSet *cs, double *kl, Err *e)
+{
+    double sum = 0;
+    long n = 0;
+    for (int a = -1; a < src->n_adapters; a++) {
+        double t1, k1;
+        int np;
+        if (calib_quality(src, &q, 1, a, 1, k, cs, &t1, &k1, &np, e)) return -1;
+        sum += k1 * np;
+        n += np;
+    }
+    *kl = n ? sum / n : 0;
+    return 0;
+}
+
+/* A calibrated step must lower the held-out KL by this fraction to be kept:
+ * a few held-out prompts make the KL a noisy measure, and a smaller gain
+ * is as likely noise as not. */
+#define CALIB_MIN_GAIN 0.02
+
+/* The calibrated quantization, in steps that each must lower the KL on the
+ * held-out prompts (which the per-group choices never fit on) to be kept:
+ * the projections with GPTQ and weighted block scales, then AWQ added,
+ * then an untied lm_head calibrated too (a tied one is also the embedding
+ * table, whose lookup errors no lm_head statistic weighs: on tiny-qwen2
+ * GPTQ on it always lost on the held-out prompts). With fewer
+ * than CALIB_HOLDOUT prompts nothing can be checked: the first step is
+ * taken as is. Returns 1 with the chosen model in *out, 0 when nothing beat
+ * plain (*out zeroed), -1 on error. */
+static int calibrated(QModel *out, const QModel *plain, const Model *src, QuantCfg qc, Kern *k, const CalibSet *cs,
+                      const CompileOpts *o, char *method, size_t mlen, Err *e)
+{
+    int checked = cs->n >= CALIB_HOLDOUT;
+    double best_kl = 0, plain_kl = 0;
+    if (checked && held_kl(src, &plain->m, k, cs, &plain_kl, e)) return -1;
+    best_kl = plain_kl;
+    QModel best = {0}, cand;
+    QuantChoices best_ch = {0}, ch;
+    unsigned lay = 0, head = 0;
+    static const struct { unsigned lay, head; const char *what; } steps[3] = {
+        {QCAL_GPTQ | QCAL_WEIGHTED, 0, "gptq"},
+        {QCAL_GPTQ | QCAL_WEIGHTED | QCAL_AWQ, 0, "+awq"},
+        {0, QCAL_GPTQ | QCAL_WEIGHTED, "+lm_head"},
+    };
+    char tried[96] = "";
+    int n_steps = !checked ? 1 : src->cfg.tie_embeddings ? 2 : 3;
+    for (int i = 0; i < n_steps; i++) {
+        qc.methods = steps[i].lay ? steps[i].lay : lay;
+        qc.head_methods = steps[i].head ? steps[i].head : head;
+        if (qmodel_build(&cand, src, &qc, k, o->progress, o->progress_ctx, &ch, e)) {
+            qmodel_free(&best);
+            return -1;
+        }
+        double kl = 0;
+        if (checked && held_kl(src, &cand.m, k, cs, &kl, e)) {
+            qmodel_free(&cand);
+            qmodel_free(&best);
+            return -1;
+        }
+        int keep = !checked || kl < best_kl * (1 - CALIB_MIN_GAIN);
+        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s %s", i ? ", " : "", steps[i].what,
+                 keep ? "kept" : "dropped");
+        if (keep) {
+            qmodel_free(&best);
+            best = cand;
+            best_kl = kl;
+            best_ch = ch;
+            lay = qc.methods;
+            head = qc.head_methods;
+        } else {
+            qmodel_free(&cand);
+        }
+    }
+    *out = best; /* zeroed when nothing was kept */
+    if (checked && !lay && !head)
+        snprintf(method, mlen, "%s: uncalibrated kept; held-out KL %.4f", tried, plain_kl);
+    else if (checked)
+        snprintf(method, mlen, "%s; gptq %d, awq %d, weighted %d, plain %d of %d groups; held-out KL %.4f (uncalibrated %.4f)",
+                 tried, best_ch.gptq, best_ch.awq, best_ch.weighted, best_ch.plain, best_ch.groups, best_kl, plain_kl);
+    else
+        snprintf(method, mlen, "gptq unchecked (fewer than %d prompts); gptq %d, weighted %d, plain %d of %d groups",
+                 CALIB_HOLDOUT, best_ch.gptq, best_ch.weighted, best_ch.plain, best_ch.groups);
+    return lay || head;
+}
+
 int duet_compile(const CompileOpts *o, Err *e)
 {
     double t0 = now_s();
@@ -59,7 +146,7 @@ int duet_compile(const CompileOpts *o, Err *e)
     if (o->n_adapters > COMPILE_MAX_REPORT - 1) return err_set(e, "compile: at most %d adapters", COMPILE_MAX_REPORT - 1);
     if (o->quant < DT_F32 || o->quant > DT_Q4) return err_set(e, "compile: unknown quant type %d", (int)o->quant);
     Model src;
-    QModel plain = {0}, cal = {0};
+    QModel plain = {0}, rtn = {0}, cal = {0};
     CalibSet cs = {0};
     CalibStats st = {0};
     cJSON *cj = NULL;
@@ -79,24 +166,35 @@ int duet_compile(const CompileOpts *o, Err *e)
         if (calib_collect(&st, &src, k, &cs, e)) goto out;
         if (o->progress) o->progress(o->progress_ctx, "calibration", 1, 1);
     }
-    if (qmodel_build(&plain, &src, o->quant, NULL, k, o->progress, o->progress_ctx, e)) goto out;
-    const QModel *final = &plain;
+    QuantCfg qc = {.t = o->quant, .round = o->round};
+    if (qmodel_build(&plain, &src, &qc, k, o->progress, o->progress_ctx, NULL, e)) goto out;
+    const QModel *final = &plain, *nearest = &plain;
+    if (o->calib_path && quantized && o->round != QROUND_NEAREST) { /* the report's baseline */
+        QuantCfg nc = {.t = o->quant, .round = QROUND_NEAREST};
+        if (qmodel_build(&rtn, &src, &nc, k, NULL, NULL, NULL, e)) goto out;
+        nearest = &rtn;
+    }
     if (o->calib_path && quantized) {
-        if (qmodel_build(&cal, &src, o->quant, &st, k, o->progress, o->progress_ctx, e)) goto out;
-        final = &cal;
+        qc.stats = &st;
+        int kept = calibrated(&cal, &plain, &src, qc, k, &cs, o, rep->method, sizeof rep->method, e);
+        if (kept < 0) goto out;
+        if (kept) final = &cal;
+    } else if (o->calib_path) {
+        snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
     }
     if (o->calib_path) {
         rep->n_quality = src.n_adapters + 1;
         for (int i = 0; i < rep->n_quality; i++) {
             CompileQuality *q = &rep->quality[i];
             snprintf(q->name, sizeof q->name, "%s", i ? src.adapters[i - 1].name : "base");
-            if (calib_quality(&src, &plain.m, i - 1, k, &cs, &q->top1_plain, &q->kl_plain, &q->positions, e)) goto out;
-            if (final == &plain) {
-                q->top1 = q->top1_plain;
-                q->kl = q->kl_plain;
-            } else if (calib_quality(&src, &cal.m, i - 1, k, &cs, &q->top1, &q->kl, &q->positions, e)) {
-                goto out;
-            }
+            /* the written model against plain round-to-nearest (once when
+             * they are the same) */
+            const Model *ms[2] = {&final->m, &nearest->m};
+            double t1[2], k1[2];
+            int nm = final == nearest ? 1 : 2;
+            if (calib_quality(&src, ms, nm, i - 1, -1, k, &cs, t1, k1, &q->positions, e)) goto out;
+            q->top1 = t1[0], q->kl = k1[0];
+            q->top1_plain = t1[nm - 1], q->kl_plain = k1[nm - 1];
             if (o->progress) o->progress(o->progress_ctx, "quality report", i + 1, rep->n_quality);
         }
         if (!(cj = quality_json(rep))) {
@@ -119,6 +217,7 @@ out:
     calib_stats_free(&st);
     calib_free(&cs);
     qmodel_free(&cal);
+    qmodel_free(&rtn);
     qmodel_free(&plain);
     kern_destroy(k);
     model_close(&src);

@@ -5,6 +5,7 @@
 #ifndef DUET_COMPILE_H
 #define DUET_COMPILE_H
 
+#include "compile/qrow.h"
 #include "kern/kern.h"
 #include "util/err.h"
 
@@ -17,12 +18,12 @@ typedef struct CompileAdapter {
 
 /* Quality of the quantized model on the calibration prompts, per run
  * (base, then each adapter): top-1 agreement and mean KL(unquantized ||
- * quantized) for plain round-to-nearest and for the calibrated choice. */
+ * quantized) of the model written and of plain round-to-nearest. */
 typedef struct CompileQuality {
     char name[64];
     int positions;
-    double top1, kl;             /* calibrated */
-    double top1_plain, kl_plain; /* round-to-nearest */
+    double top1, kl;             /* the model written (calibrated, or uncalibrated when nothing helped) */
+    double top1_plain, kl_plain; /* uncalibrated, round-to-nearest block scales */
 } CompileQuality;
 
 typedef struct CompileReport {
@@ -31,6 +32,7 @@ typedef struct CompileReport {
     int prompts, tokens;             /* calibration set (0 without --calib) */
     int n_quality;
     CompileQuality quality[COMPILE_MAX_REPORT];
+    char method[256];                /* what calibration kept, e.g. "gptq kept, +awq dropped; gptq 7, ... held-out KL ..." */
     double seconds;
 } CompileReport;
 
@@ -39,7 +41,8 @@ typedef struct CompileOpts {
     const CompileAdapter *adapters;   /* n_adapters of them (may be NULL when 0) */
     int n_adapters;
     DType quant;                      /* base weights: DT_F32/F16/BF16/Q8/Q4 */
-    const char *calib_path;           /* JSON lines file, or NULL: plain rounding */
+    QRound round;                     /* Q8/Q4 block scales (default QROUND_SEARCH) */
+    const char *calib_path;           /* JSON lines file, or NULL: no calibration */
     const char *out_path;             /* written as OUT.tmp then renamed */
     int threads;                      /* kernel threads (0: physical cores) */
     /* optional: called as work proceeds (stage name, done of total) */

@@ -6,26 +6,41 @@
 #include <cjson/cJSON.h>
 
 #include "compile/compile.h"
+#include "compile/qrow.h"
 #include "run/model.h"
 
 /* Activation statistics of one linear layer's input over the calibration
- * set: per input column the mean of x^2 and of |x|, and up to CALIB_SAMPLES
- * input rows kept for the output-error search. */
-#define CALIB_SAMPLES 128
-typedef struct LinStats {
-    int cols;
-    long long count;    /* rows seen */
+ * set, in two splits: [0] the fitting prompts, [1] the held-out prompts
+ * (every CALIB_HOLDOUT-th prompt, when there are at least two) on which a
+ * calibrated choice must beat the uncalibrated one. Per split: rows seen,
+ * per input column the sums of x^2 and |x|, and up to `cap` input rows kept
+ * (spread over the split) for the output-error measurements and GPTQ's
+ * second moments. Projections that read the same input (q/k/v, gate/up)
+ * share one LinStats: calib_input() finds it. */
+#define CALIB_SAMPLES 256 /* kept rows per input, both splits together */
+#define CALIB_HOLDOUT 4
+typedef struct LinSplit {
+    long long count;
     double *sum_sq;     /* (cols) */
     double *sum_abs;    /* (cols) */
-    float *x;           /* (n_x, cols) kept rows */
-    int n_x;
+    float *x;           /* (cap, cols) kept rows, n_x of them */
+    int n_x, cap, stride;
+} LinSplit;
+
+typedef struct LinStats {
+    int cols;
+    LinSplit s[2];
 } LinStats;
 
 typedef struct CalibStats {
     int n_layers;
-    LinStats *lin;      /* (n_layers * P_COUNT), [layer * P_COUNT + proj] */
+    LinStats *lin;      /* (n_layers * P_COUNT), [layer * P_COUNT + proj]; only q, o, gate, down used */
     LinStats head;      /* lm_head input (final-normed hidden state) */
 } CalibStats;
+
+/* The statistics of projection p's input in layer l (shared by q/k/v and
+ * by gate/up). */
+const LinStats *calib_input(const CalibStats *st, int layer, Proj p);
 
 typedef struct CalibSet {
     int n;              /* prompts */
@@ -43,11 +58,33 @@ typedef struct QModel {
     int n_bufs, cap_bufs;
 } QModel;
 
-/* Builds q from src in type t. stats NULL: round-to-nearest; else
- * activation-aware (weighted block scales, AWQ in_scale with alpha searched
- * per layer on the kept activations). k runs the products of the search. */
-int qmodel_build(QModel *q, const Model *src, DType t, const CalibStats *stats, Kern *k,
-                 void (*progress)(void *, const char *, int, int), void *pctx, Err *e);
+/* What the calibrated choice may use, per group of projections that read
+ * one input (q/k/v, o, gate/up, down) and for the lm_head. */
+enum {
+    QCAL_WEIGHTED = 1, /* block-scale search weighted by the columns' mean x^2 */
+    QCAL_AWQ = 2,      /* per-channel scales s = mean|x|^alpha, one in_scale per group */
+    QCAL_GPTQ = 4,     /* error compensation with the inputs' second moments */
+};
+
+typedef struct QuantCfg {
+    DType t;                 /* base weights' type */
+    QRound round;
+    const CalibStats *stats; /* NULL: no calibration */
+    unsigned methods;        /* QCAL_* the projections' calibrated choice may try */
+    unsigned head_methods;   /* the same for the lm_head (the embedding when tied; never AWQ) */
+} QuantCfg;
+
+/* What the calibrated choices were, counted over matrix groups (the
+ * lm_head one of them when calibrated). */
+typedef struct QuantChoices {
+    int groups, plain, weighted, awq, gptq;
+} QuantChoices;
+
+/* Builds q from src as cfg says. k runs the products of the search;
+ * progress (may be NULL) is told per layer; ch (may be NULL) gets the
+ * choices made. */
+int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
+                 void (*progress)(void *, const char *, int, int), void *pctx, QuantChoices *ch, Err *e);
 void qmodel_free(QModel *q); /* safe on zeroed */
 
 /* Reads the JSON lines calibration file at path: {"text": ...} or
@@ -60,10 +97,16 @@ void calib_free(CalibSet *s);
 int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, Err *e);
 void calib_stats_free(CalibStats *st);
 
-/* Top-1 agreement and mean KL(ref || q) of model q against ref over the
- * prompts with adapter index ai (-1: base). */
-int calib_quality(const Model *ref, const Model *q, int ai, Kern *k, const CalibSet *s, double *top1, double *kl,
-                  int *positions, Err *e);
+/* Top-1 agreement top1[m] and mean KL(ref || model) kl[m] of each of the
+ * nq models qs[m] against ref (one reference pass) over the prompts with
+ * adapter index ai (-1: base): all prompts (split -1), the fitting ones
+ * (0) or the held-out ones (1); *positions gets the positions compared. */
+int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int split, Kern *k, const CalibSet *s,
+                  double *top1, double *kl, int *positions, Err *e);
+
+/* Whether calibration prompt i of n is held out: every CALIB_HOLDOUT-th
+ * one, none when there are fewer than CALIB_HOLDOUT prompts. */
+int calib_held_out(int i, int n);
 
 /* Writes the .duet file at path: qm's weights, src's adapters (as f32),
  * the tokenizer files of base_dir, and `calibration` (or NULL) in the meta. */

@@ -1,10 +1,14 @@
 /* quantize.c - the base weights into the file's type: plain conversion for
- * f32/f16/bf16, round-to-nearest Q8/Q4 blocks, or (with calibration
- * statistics) activation-aware Q8/Q4: each projection's input channels are
- * scaled by s_j = mean|x_j|^alpha before quantization (alpha grid-searched per
- * matrix to minimise the output error on the kept calibration activations,
- * 1/s stored as the matrix's in_scale) and Q4 block scales are chosen to
- * minimise the error weighted by the channels' mean x^2. */
+ * f32/f16/bf16; Q8/Q4 blocks (qrow.c) with round-to-nearest or searched
+ * block scales; and, with calibration statistics, a calibrated choice per
+ * group of projections that read one input (q/k/v, o, gate/up, down) and
+ * for the lm_head: candidates combine AWQ's per-channel scales (s_j =
+ * mean|x_j|^alpha folded into the weights, 1/s stored as the group's one
+ * shared in_scale), block scales weighted by the columns' mean x^2, and
+ * GPTQ's error compensation; each candidate is fitted on the fitting
+ * prompts' inputs and judged by how far its products with the held-out
+ * prompts' inputs are from the unquantized ones (through the real kernels),
+ * and it replaces the uncalibrated quantization only if it is closer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,20 +40,28 @@ void qmodel_free(QModel *q)
     memset(q, 0, sizeof *q);
 }
 
-typedef struct QuantJob {
+#define AWQ_STEPS 4        /* alpha in 0, 1/4 .. 1 */
+/* GPTQ's damping, a fraction of the mean diagonal: its usual 0.01 and a
+ * stronger 0.1 (few calibration rows make H a noisy estimate) */
+static const double GPTQ_DAMP[2] = {0.01, 0.1};
+#define GPTQ_MAX_COLS 4096 /* wider inputs: the O(cols^3) factor costs too much */
+#define QUANT_ROWS 64      /* rows per task of the parallel quantization */
+
+/* How the rows of one matrix are quantized. */
+typedef struct RowJob {
     void *data;
     uint16_t *scales;
     DType t;
+    QRound round;
     const QMat *src;
-    const float *s, *imp;
-} QuantJob;
+    const float *s;    /* (cols) column scales folded into the weights, or NULL */
+    const float *w;    /* (cols) block-scale search weights, or NULL */
+    const float *U;    /* (cols, cols) GPTQ factor, or NULL */
+} RowJob;
 
-/* Rows per task of the parallel quantization. */
-#define QUANT_ROWS 64
-
-static void quant_task(void *ctx, int task)
+static void row_task(void *ctx, int task)
 {
-    const QuantJob *j = ctx;
+    const RowJob *j = ctx;
     int cols = j->src->cols, r1 = (task + 1) * QUANT_ROWS;
     if (r1 > j->src->rows) r1 = j->src->rows;
     size_t rb = qmat_data_bytes(j->t, 1, cols), sb = qmat_scale_bytes(j->t, 1, cols) / 2;
@@ -59,115 +71,269 @@ static void quant_task(void *ctx, int task)
         if (j->s)
             for (int c = 0; c < cols; c++) row[c] *= j->s[c];
         char *d = (char *)j->data + (size_t)r * rb;
-        uint16_t *sc = j->scales ? j->scales + (size_t)r * sb : NULL;
         switch (j->t) {
         case DT_F32: memcpy(d, row, (size_t)cols * 4); break;
         case DT_F16: quant_f32_to_f16((uint16_t *)d, row, (size_t)cols); break;
         case DT_BF16: quant_f32_to_bf16((uint16_t *)d, row, (size_t)cols); break;
-        case DT_Q8: quant_row_q8((int8_t *)d, sc, row, cols); break;
-        case DT_Q4:
-            if (j->imp) quant_row_q4_weighted((uint8_t *)d, sc, row, cols, j->imp);
-            else quant_row_q4((uint8_t *)d, sc, row, cols);
-            break;
+        case DT_Q8:
+        case DT_Q4: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
         }
     }
 }
 
-/* Quantizes rows x cols of src into (data, scales) of type t, multiplying
- * column j by s[j] first (s NULL: 1) and weighting Q4 block errors by imp.
- * Rows are split over k's threads. */
-static void quant_into(Kern *k, void *data, uint16_t *scales, DType t, const QMat *src, const float *s,
-                       const float *imp)
+/* Quantizes all rows of j->src as j says, split over k's threads. */
+static void quant_rows(Kern *k, const RowJob *j)
 {
-    QuantJob j = {data, scales, t, src, s, imp};
-    kern_parallel(k, (src->rows + QUANT_ROWS - 1) / QUANT_ROWS, quant_task, &j);
+    kern_parallel(k, (j->src->rows + QUANT_ROWS - 1) / QUANT_ROWS, row_task, (void *)j);
 }
 
-/* Sum of squared differences between W's and V's products with X (n rows). */
-static double out_error(Kern *k, const QMat *W, const QMat *V, const float *X, int n, float *y1, float *y2)
+/* Per-column mean x^2 and mean |x| over the splits in mask (bit h: split h). */
+static void col_means(const LinStats *st, int mask, float *msq, float *mabs)
 {
-    kern_matmul(k, y1, W, X, n);
-    kern_matmul(k, y2, V, X, n);
+    long long n = 0;
+    for (int h = 0; h < 2; h++) n += mask >> h & 1 ? st->s[h].count : 0;
+    for (int j = 0; j < st->cols; j++) {
+        double q = 0, a = 0;
+        for (int h = 0; h < 2; h++)
+            if (mask >> h & 1) q += st->s[h].sum_sq[j], a += st->s[h].sum_abs[j];
+        msq[j] = n ? (float)(q / n) : 0.0f;
+        mabs[j] = n ? (float)(a / n) : 0.0f;
+    }
+}
+
+/* H = mean of x x^T over the kept rows of the splits in mask (cols x cols). */
+static void gram(const LinStats *st, int mask, double *H)
+{
+    int c = st->cols, n = 0;
+    memset(H, 0, (size_t)c * c * sizeof *H);
+    for (int h = 0; h < 2; h++) {
+        if (!(mask >> h & 1)) continue;
+        for (int r = 0; r < st->s[h].n_x; r++, n++) {
+            const float *x = st->s[h].x + (size_t)r * c;
+            for (int i = 0; i < c; i++)
+                for (int j = 0; j <= i; j++) H[(size_t)i * c + j] += (double)x[i] * x[j];
+        }
+    }
+    for (int i = 0; i < c; i++)
+        for (int j = 0; j <= i; j++) H[(size_t)j * c + i] = H[(size_t)i * c + j] /= n ? n : 1;
+}
+
+/* One candidate of the calibrated choice. */
+typedef struct Cand {
+    int alpha;         /* AWQ exponent, in 1/AWQ_STEPS */
+    int weighted;      /* block scales weighted by mean x^2 */
+    int gptq;          /* 0: none, 1 + i: GPTQ with damping GPTQ_DAMP[i] */
+} Cand;
+
+/* Matrices that read one input: q/k/v, o, gate/up, down, or the lm_head. */
+typedef struct Group {
+    int n;
+    const QMat *src[3];
+    QMat *dst[3];          /* allocated in the file's type */
+    const LinStats *st;    /* their input's statistics, or NULL */
+    unsigned methods;      /* QCAL_* allowed (no AWQ for the embedding: it is also a lookup) */
+} Group;
+
+/* Scratch of one group's search. */
+typedef struct Search {
+    int cols;
+    float *msq, *mabs;     /* (cols) of the fitting mask */
+    float *s, *cin, *w;    /* (cols) the candidate's scales, 1/s, weights */
+    double *H;             /* (cols, cols) */
+    float *U0, *U;         /* (cols, cols) GPTQ factor unscaled / for the candidate */
+    int u0_key;            /* what U0 was made from: 1 + mask * 2 + damping index, 0: nothing */
+} Search;
+
+static void search_free(Search *S)
+{
+    free(S->msq), free(S->mabs), free(S->s), free(S->cin), free(S->w), free(S->H), free(S->U0), free(S->U);
+    memset(S, 0, sizeof *S);
+}
+
+/* Fits candidate c on the splits in mask and quantizes the group's matrices
+ * into data[i] / scales[i]; *in_scale = S->cin or NULL. */
+static int cand_build(Search *S, const Group *g, const Cand *c, int mask, const QuantCfg *cfg, Kern *k, void **data,
+                      uint16_t **scales, const float **in_scale, Err *e)
+{
+    int cols = S->cols;
+    col_means(g->st, mask, S->msq, S->mabs);
+    double lo = INFINITY, hi = 0;
+    for (int j = 0; j < cols; j++) {
+        double a = S->mabs[j] > 1e-8f ? S->mabs[j] : 1e-8;
+        S->s[j] = c->alpha ? (float)pow(a, (double)c->alpha / AWQ_STEPS) : 1.0f;
+        lo = fmin(lo, S->s[j]), hi = fmax(hi, S->s[j]);
+    }
+    float norm = (float)sqrt(lo * hi);
+    for (int j = 0; j < cols; j++) {
+        S->s[j] /= norm;
+        S->cin[j] = 1.0f / S->s[j];
+        S->w[j] = (S->msq[j] + 1e-12f) * S->cin[j] * S->cin[j]; /* the stored matrix sees x / s */
+    }
+    if (c->gptq) {
+        int key = 1 + mask * 2 + (c->gptq - 1);
+        if (S->u0_key != key) {
+            gram(g->st, mask, S->H);
+            if (qrow_gptq_factor(S->U0, S->H, cols, GPTQ_DAMP[c->gptq - 1]))
+                return err_set(e, "GPTQ: the inputs' second moments of a %d-column matrix are not positive definite", cols);
+            S->u0_key = key;
+        }
+        /* inputs x / s: the factor's columns scale by s */
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j < cols; j++) S->U[(size_t)i * cols + j] = S->U0[(size_t)i * cols + j] * S->s[j];
+    }
+    for (int i = 0; i < g->n; i++) {
+        RowJob j = {data[i], scales[i], cfg->t, cfg->round, g->src[i], c->alpha ? S->s : NULL,
+                    c->weighted ? S->w : NULL, c->gptq ? S->U : NULL};
+        quant_rows(k, &j);
+    }
+    *in_scale = c->alpha ? S->cin : NULL;
+    return 0;
+}
+
+/* Sum over the group of the squared distance between the unquantized
+ * products Yref[i] and the candidate's, on the kept rows of split h. */
+static double cand_error(const Group *g, void **data, uint16_t **scales, const float *in_scale, int h, float **Yref,
+                         float *y, Kern *k, const QuantCfg *cfg)
+{
+    const LinSplit *sp = &g->st->s[h];
     double err = 0;
-    for (size_t i = 0; i < (size_t)n * W->rows; i++) {
-        double d = (double)y1[i] - y2[i];
-        err += d * d;
+    for (int i = 0; i < g->n; i++) {
+        const QMat *W = g->src[i];
+        QMat V = {.type = cfg->t, .rows = W->rows, .cols = W->cols, .data = data[i], .scales = scales[i], .in_scale = in_scale};
+        kern_matmul(k, y, &V, sp->x, sp->n_x);
+        for (size_t r = 0; r < (size_t)sp->n_x * W->rows; r++) {
+            double d = (double)Yref[i][r] - y[r];
+            err += d * d;
+        }
     }
     return err;
 }
 
-/* One matrix: dst = src in type t. st (may be NULL) holds its input's
- * statistics; awq: search per-channel scales (projections only). */
-static int quant_mat(QModel *q, QMat *dst, const QMat *src, DType t, const LinStats *st, int awq, Kern *k, Err *e)
+/* Keeps candidate c (built into data / scales / in_scale) as g's result
+ * if its error beats *best_err. */
+static void keep_best(const Group *g, const QuantCfg *cfg, const Cand *c, double err, void **data, uint16_t **scales,
+                      const float *in_scale, float *bin, Cand *best, double *best_err)
 {
-    int rows = src->rows, cols = src->cols;
-    size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
-    void *data = qalloc(q, db);
-    uint16_t *scales = sb ? qalloc(q, sb) : NULL;
-    if (!data || (sb && !scales)) {
-        return err_set(e, "out of memory quantizing a %d x %d matrix", rows, cols);
+    if (!(err < *best_err)) return;
+    *best_err = err;
+    *best = *c;
+    for (int i = 0; i < g->n; i++) {
+        QMat *d = g->dst[i];
+        memcpy((void *)d->data, data[i], qmat_data_bytes(cfg->t, d->rows, d->cols));
+        memcpy((void *)d->scales, scales[i], qmat_scale_bytes(cfg->t, d->rows, d->cols));
+        d->in_scale = in_scale ? bin : NULL;
     }
-    memset(dst, 0, sizeof *dst);
-    *dst = (QMat){.type = t, .rows = rows, .cols = cols, .data = data, .scales = sb ? scales : NULL};
-    int quantized = t == DT_Q8 || t == DT_Q4;
-    if (!quantized || !st || st->count == 0) {
-        quant_into(k, data, scales, t, src, NULL, NULL);
-        return 0;
+    if (in_scale) memcpy(bin, in_scale, (size_t)g->st->cols * sizeof *bin);
+}
+
+/* The calibrated choice for group g (see the file comment), into g->dst:
+ * first the AWQ exponent and the weighting without GPTQ, then GPTQ at the
+ * exponent found, each candidate fitted on the fitting split and judged on
+ * the held-out one (both splits for both when there is no held-out split). */
+static int group_calibrated(QModel *q, const Group *g, const QuantCfg *cfg, Kern *k, QuantChoices *ch, Err *e)
+{
+    const LinStats *st = g->st;
+    int cols = st->cols, holdout = st->s[1].n_x > 0;
+    int fit_mask = holdout ? 1 : 3, eval_h[2] = {holdout ? 1 : 0, holdout ? -1 : 1};
+    int gptq_ok = (g->methods & QCAL_GPTQ) && cols <= GPTQ_MAX_COLS;
+    Search S = {.cols = cols};
+    void *data[3] = {0};
+    uint16_t *scales[3] = {0};
+    float *Yref[2][3] = {{0}}, *y = NULL, *bin = NULL;
+    int max_rows = 0, rc = 0;
+    for (int i = 0; i < g->n; i++) max_rows = g->src[i]->rows > max_rows ? g->src[i]->rows : max_rows;
+    int nx = st->s[0].n_x > st->s[1].n_x ? st->s[0].n_x : st->s[1].n_x;
+    S.msq = malloc((size_t)cols * sizeof *S.msq);
+    S.mabs = malloc((size_t)cols * sizeof *S.mabs);
+    S.s = malloc((size_t)cols * sizeof *S.s);
+    S.cin = malloc((size_t)cols * sizeof *S.cin);
+    S.w = malloc((size_t)cols * sizeof *S.w);
+    y = malloc((size_t)(nx ? nx : 1) * max_rows * sizeof *y);
+    int bad = !S.msq || !S.mabs || !S.s || !S.cin || !S.w || !y;
+    if (gptq_ok) {
+        S.H = malloc((size_t)cols * cols * sizeof *S.H);
+        S.U0 = malloc((size_t)cols * cols * sizeof *S.U0);
+        S.U = malloc((size_t)cols * cols * sizeof *S.U);
+        bad |= !S.H || !S.U0 || !S.U;
     }
-    float *imp = malloc((size_t)cols * sizeof *imp), *s = malloc((size_t)cols * sizeof *s);
-    float *simp = malloc((size_t)cols * sizeof *simp);
-    if (!imp || !s || !simp) {
-        free(imp), free(s), free(simp);
-        return err_set(e, "out of memory");
+    if (g->methods & QCAL_AWQ) bad |= !(bin = qalloc(q, (size_t)cols * sizeof *bin));
+    for (int i = 0; i < g->n; i++) {
+        const QMat *W = g->src[i];
+        data[i] = malloc(qmat_data_bytes(cfg->t, W->rows, W->cols));
+        scales[i] = malloc(qmat_scale_bytes(cfg->t, W->rows, W->cols));
+        bad |= !data[i] || !scales[i];
+        for (int x = 0; x < 2; x++) {
+            int h = eval_h[x];
+            if (h < 0 || !st->s[h].n_x) continue;
+            if (!(Yref[x][i] = malloc((size_t)st->s[h].n_x * W->rows * sizeof(float)))) bad = 1;
+            else kern_matmul(k, Yref[x][i], W, st->s[h].x, st->s[h].n_x);
+        }
     }
-    for (int j = 0; j < cols; j++) imp[j] = (float)(st->sum_sq[j] / st->count) + 1e-12f;
-    if (!awq || st->n_x == 0) {
-        quant_into(k, data, scales, t, src, NULL, imp);
-        free(imp), free(s), free(simp);
-        return 0;
-    }
-    /* alpha grid search: candidate quantized into (cdata, cscales, cin) */
-    int n = st->n_x;
-    void *cdata = malloc(db);
-    uint16_t *cscales = malloc(sb);
-    float *cin = malloc((size_t)cols * sizeof *cin), *bin = qalloc(q, (size_t)cols * sizeof *bin);
-    float *y1 = malloc((size_t)n * rows * sizeof *y1), *y2 = malloc((size_t)n * rows * sizeof *y2);
-    int rc = 0;
-    if (!cdata || !cscales || !cin || !bin || !y1 || !y2) {
-        rc = err_set(e, "out of memory searching the scales of a %d x %d matrix", rows, cols);
+    if (bad) {
+        rc = err_set(e, "out of memory searching the quantization of a %d-column matrix", cols);
         goto out;
     }
-    double best = INFINITY;
-    int best_alpha = -1;
-    for (int ai = 0; ai <= 10; ai++) {
-        double alpha = ai / 10.0, lo = INFINITY, hi = 0;
-        for (int j = 0; j < cols; j++) {
-            double a = st->sum_abs[j] / st->count;
-            s[j] = (float)pow(a > 1e-8 ? a : 1e-8, alpha);
-            lo = fmin(lo, s[j]);
-            hi = fmax(hi, s[j]);
+    /* candidate 0 is the uncalibrated quantization: the others must beat it */
+    Cand best = {0, 0, 0}, cands[2 * (AWQ_STEPS + 1) + 2];
+    /* weights only steer the scale search: round-to-nearest ignores them */
+    int nc = 0, n_alpha = g->methods & QCAL_AWQ ? AWQ_STEPS : 0;
+    int n_w = (g->methods & QCAL_WEIGHTED) && cfg->round == QROUND_SEARCH;
+    for (int a = 0; a <= n_alpha; a++)
+        for (int w = 0; w <= n_w; w++) cands[nc++] = (Cand){a, w, 0};
+    double best_err = INFINITY;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) { /* GPTQ at the exponent and weighting the first pass found */
+            if (!gptq_ok) break;
+            nc = 0;
+            for (int d = 0; d < 2; d++) cands[nc++] = (Cand){best.alpha, best.weighted, 1 + d};
         }
-        float norm = (float)sqrt(lo * hi);
-        for (int j = 0; j < cols; j++) {
-            s[j] /= norm;
-            cin[j] = 1.0f / s[j];
-            simp[j] = imp[j] * cin[j] * cin[j]; /* the stored matrix sees x / s */
-        }
-        quant_into(k, cdata, cscales, t, src, ai ? s : NULL, simp);
-        QMat cand = {.type = t, .rows = rows, .cols = cols, .data = cdata, .scales = cscales, .in_scale = ai ? cin : NULL};
-        double err = out_error(k, src, &cand, st->x, n, y1, y2);
-        if (err < best) {
-            best = err;
-            best_alpha = ai;
-            memcpy(data, cdata, db);
-            memcpy(scales, cscales, sb);
-            memcpy(bin, cin, (size_t)cols * sizeof *bin);
+        for (int ci = 0; ci < nc; ci++) {
+            const float *in_scale = NULL;
+            if (cand_build(&S, g, &cands[ci], fit_mask, cfg, k, data, scales, &in_scale, e)) {
+                rc = -1;
+                goto out;
+            }
+            double err = 0;
+            for (int x = 0; x < 2; x++)
+                if (eval_h[x] >= 0 && st->s[eval_h[x]].n_x)
+                    err += cand_error(g, data, scales, in_scale, eval_h[x], Yref[x], y, k, cfg);
+            keep_best(g, cfg, &cands[ci], err, data, scales, in_scale, bin, &best, &best_err);
         }
     }
-    dst->in_scale = best_alpha > 0 ? bin : NULL;
+    if (ch) {
+        ch->groups++;
+        ch->plain += !best.alpha && !best.weighted && !best.gptq;
+        ch->awq += best.alpha > 0;
+        ch->weighted += best.weighted;
+        ch->gptq += best.gptq > 0;
+    }
 out:
-    free(imp), free(s), free(simp), free(cdata), free(cscales), free(cin), free(y1), free(y2);
+    for (int i = 0; i < g->n; i++) free(data[i]), free(scales[i]), free(Yref[0][i]), free(Yref[1][i]);
+    free(y);
+    search_free(&S);
     return rc;
+}
+
+/* Quantizes group g into buffers of q: uncalibrated when cfg has no
+ * statistics, g has none, or the type is not Q8/Q4. */
+static int group_quant(QModel *q, Group *g, const QuantCfg *cfg, Kern *k, QuantChoices *ch, Err *e)
+{
+    for (int i = 0; i < g->n; i++) {
+        const QMat *W = g->src[i];
+        size_t db = qmat_data_bytes(cfg->t, W->rows, W->cols), sb = qmat_scale_bytes(cfg->t, W->rows, W->cols);
+        void *data = qalloc(q, db);
+        uint16_t *scales = sb ? qalloc(q, sb) : NULL;
+        if (!data || (sb && !scales)) return err_set(e, "out of memory quantizing a %d x %d matrix", W->rows, W->cols);
+        *g->dst[i] = (QMat){.type = cfg->t, .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
+    }
+    int quantized = cfg->t == DT_Q8 || cfg->t == DT_Q4;
+    if (quantized && g->st && (g->st->s[0].n_x || g->st->s[1].n_x) && g->methods)
+        return group_calibrated(q, g, cfg, k, ch, e);
+    for (int i = 0; i < g->n; i++) {
+        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, cfg->t, cfg->round, g->src[i], NULL, NULL, NULL};
+        quant_rows(k, &j);
+    }
+    return 0;
 }
 
 /* One LoRA matrix (f32 from the loader) as f16 in q's storage. */
@@ -205,10 +371,11 @@ static int adapters_f16(QModel *q, const Model *src, Err *e)
     return 0;
 }
 
-int qmodel_build(QModel *q, const Model *src, DType t, const CalibStats *stats, Kern *k,
-                 void (*progress)(void *, const char *, int, int), void *pctx, Err *e)
+int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
+                 void (*progress)(void *, const char *, int, int), void *pctx, QuantChoices *ch, Err *e)
 {
     memset(q, 0, sizeof *q);
+    if (ch) memset(ch, 0, sizeof *ch);
     q->m = *src;
     q->m.layers = calloc((size_t)src->cfg.n_layers, sizeof *q->m.layers);
     if (!q->m.layers) return err_set(e, "out of memory");
@@ -219,22 +386,38 @@ int qmodel_build(QModel *q, const Model *src, DType t, const CalibStats *stats, 
     q->m.n_owned = 0;
     q->m.file_map = NULL;
     q->m.duet = NULL;
+    const CalibStats *stats = cfg->stats;
     const char *stage = stats ? "calibrated quantization" : "quantization";
     int total = src->cfg.n_layers + 1;
+    /* the embedding (a lookup, no in_scale possible) carries the lm_head's
+     * calibration when tied */
     const LinStats *hs = stats ? &stats->head : NULL;
-    if (quant_mat(q, &q->m.embed, &src->embed, t, hs, 0, k, e)) goto fail;
-    if (src->cfg.tie_embeddings) q->m.lm_head = q->m.embed;
-    else if (quant_mat(q, &q->m.lm_head, &src->lm_head, t, hs, 0, k, e)) goto fail;
+    unsigned hm = cfg->head_methods & ~(unsigned)QCAL_AWQ;
+    Group ge = {1, {&src->embed}, {&q->m.embed}, src->cfg.tie_embeddings ? hs : NULL, hm};
+    if (group_quant(q, &ge, cfg, k, ch, e)) goto fail;
+    if (src->cfg.tie_embeddings) {
+        q->m.lm_head = q->m.embed;
+    } else {
+        Group gh = {1, {&src->lm_head}, {&q->m.lm_head}, hs, hm};
+        if (group_quant(q, &gh, cfg, k, ch, e)) goto fail;
+    }
     if (progress) progress(pctx, stage, 1, total);
+    static const Proj groups[4][4] = {{P_Q, P_K, P_V, P_COUNT}, {P_O, P_COUNT}, {P_GATE, P_UP, P_COUNT}, {P_DOWN, P_COUNT}};
     for (int l = 0; l < src->cfg.n_layers; l++) {
         q->m.layers[l] = src->layers[l];
-        for (int p = 0; p < P_COUNT; p++) {
-            const LinStats *ls = stats ? &stats->lin[l * P_COUNT + p] : NULL;
-            if (quant_mat(q, &q->m.layers[l].w[p], &src->layers[l].w[p], t, ls, 1, k, e)) goto fail;
+        for (int gi = 0; gi < 4; gi++) {
+            Group g = {0};
+            g.st = stats ? calib_input(stats, l, groups[gi][0]) : NULL;
+            g.methods = cfg->methods;
+            for (int i = 0; groups[gi][i] != P_COUNT; i++, g.n++) {
+                g.src[i] = &src->layers[l].w[groups[gi][i]];
+                g.dst[i] = &q->m.layers[l].w[groups[gi][i]];
+            }
+            if (group_quant(q, &g, cfg, k, ch, e)) goto fail;
         }
         if (progress) progress(pctx, stage, l + 2, total);
     }
-    if ((t == DT_Q8 || t == DT_Q4) && adapters_f16(q, src, e)) goto fail;
+    if ((cfg->t == DT_Q8 || cfg->t == DT_Q4) && adapters_f16(q, src, e)) goto fail;
     return 0;
 fail:
     qmodel_free(q);

@@ -1,6 +1,7 @@
 /* cpu.c - which SIMD backends this CPU and OS can run, and how many physical
  * cores we may use. x86-64: cpuid leaves 1 and 7 plus xgetbv (the OS must save
- * the ymm / zmm state or the instructions fault). aarch64: getauxval(AT_HWCAP). */
+ * the ymm / zmm / tile state or the instructions fault). aarch64:
+ * getauxval(AT_HWCAP). */
 #include "kern/kern_impl.h"
 
 #include <dirent.h>
@@ -40,6 +41,24 @@ void cpu_detect(CpuFeatures *f)
     int bf16 = (a1 >> 5) & 1;
     f->avx2 = os_ymm && avx2 && fma && f16c;
     f->avx512 = f->avx2 && os_zmm && f512 && dq && bw && vl && vnni && bf16;
+    /* AMX-TILE / INT8 / BF16, and the OS manages the tile state (XCR0 bits
+     * 17, 18); Linux still wants each process to ask first (cpu_amx_request) */
+    int amx = ((d >> 24) & 1) && ((d >> 25) & 1) && ((d >> 22) & 1);
+    f->amx = f->avx512 && amx && (xcr0 & 0x60000) == 0x60000;
+}
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+int cpu_amx_request(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
 }
 #elif defined(__aarch64__)
 #include <sys/auxv.h>
@@ -59,6 +78,9 @@ void cpu_detect(CpuFeatures *f)
 }
 #else
 void cpu_detect(CpuFeatures *f) { memset(f, 0, sizeof *f); }
+#endif
+#if !defined(__x86_64__)
+int cpu_amx_request(void) { return -1; }
 #endif
 
 static int read_int(const char *path, int *v)

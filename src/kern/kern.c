@@ -4,6 +4,7 @@
 #include "kern/kern.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +27,7 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     const KernOps *ops = NULL;
     const char *have =
 #if defined(__x86_64__)
-        f.avx512 ? "scalar, avx2, avx512" : f.avx2 ? "scalar, avx2" : "scalar";
+        f.amx ? "scalar, avx2, avx512, amx" : f.avx512 ? "scalar, avx2, avx512" : f.avx2 ? "scalar, avx2" : "scalar";
 #elif defined(__aarch64__)
         f.dotprod ? "scalar, neon" : "scalar";
 #else
@@ -35,7 +36,8 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     if (!isa) {
         ops = &kern_ops_scalar;
 #if defined(__x86_64__)
-        if (f.avx512) ops = &kern_ops_avx512;
+        if (f.amx && !cpu_amx_request()) ops = &kern_ops_amx;
+        else if (f.avx512) ops = &kern_ops_avx512;
         else if (f.avx2) ops = &kern_ops_avx2;
 #elif defined(__aarch64__)
         if (f.dotprod) ops = &kern_ops_neon;
@@ -47,6 +49,8 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
         ops = &kern_ops_avx2;
     } else if (!strcmp(isa, "avx512") && f.avx512) {
         ops = &kern_ops_avx512;
+    } else if (!strcmp(isa, "amx") && f.amx && !cpu_amx_request()) {
+        ops = &kern_ops_amx;
 #elif defined(__aarch64__)
     } else if (!strcmp(isa, "neon") && f.dotprod) {
         ops = &kern_ops_neon;
@@ -54,7 +58,7 @@ Kern *kern_create(int n_threads, const char *isa, Err *e)
     }
     if (ops && !ops->name) ops = isa ? NULL : &kern_ops_scalar; /* table without kernels */
     if (!ops) {
-        int known = !strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "neon");
+        int known = !strcmp(isa, "avx2") || !strcmp(isa, "avx512") || !strcmp(isa, "amx") || !strcmp(isa, "neon");
         err_set(e, "kernel backend \"%s\" is %s (this CPU has: %s)", isa,
                 known ? "not supported on this CPU or build" : "unknown", have);
         return NULL;
@@ -135,14 +139,34 @@ void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
     }
 }
 
+/* Decode splits W's rows in one region per thread; a region's rows are
+ * handed out from its front to its owner and from its back to threads that
+ * ran out of their own, so each thread streams one long run of rows (the
+ * backends' prefetch runs ahead across the pieces) and the ends still
+ * balance. span = first | end << 32, in units of REGION_ROWS rows. */
+enum { REGION_ROWS = 16, MAX_REGIONS = 64 };
+typedef struct Region {
+    _Alignas(64) _Atomic uint64_t span;
+} Region;
+
 typedef struct Job {
     const KernOps *ops;
     MMArgs a;
     ActQ *A;
     const float *X_in;    /* caller's activations */
     float *X_scaled;      /* in_scale applied, float types */
-    int chunk;            /* rows per task */
+    void *Xt;             /* activations packed for tiles */
+    int chunk;            /* rows per task (tasks of fixed size) */
+    Region *reg;          /* n_reg regions (decode) */
+    int n_reg;
 } Job;
+
+static void pack_task(void *ctx, int g)
+{
+    Job *j = ctx;
+    const QMat *W = j->a.W;
+    j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, W->type);
+}
 
 static void prep_task(void *ctx, int t)
 {
@@ -172,6 +196,48 @@ static void mm_task(void *ctx, int t)
     j->ops->mm[j->a.W->type](&j->a, r0, r1);
 }
 
+/* Takes up to `want` units from the front (or back) of g; 0 when empty. */
+static int region_take(Region *g, int want, int back, int *u0)
+{
+    uint64_t s = atomic_load_explicit(&g->span, memory_order_relaxed);
+    for (;;) {
+        uint32_t lo = (uint32_t)s, hi = (uint32_t)(s >> 32);
+        if (lo >= hi) return 0;
+        uint32_t take = (uint32_t)want < hi - lo ? (uint32_t)want : hi - lo;
+        uint64_t next = back ? lo | (uint64_t)(hi - take) << 32 : (lo + take) | (uint64_t)hi << 32;
+        if (atomic_compare_exchange_weak_explicit(&g->span, &s, next, memory_order_relaxed, memory_order_relaxed)) {
+            *u0 = back ? (int)(hi - take) : (int)lo;
+            return (int)take;
+        }
+    }
+}
+
+static int region_left(Region *g)
+{
+    uint64_t s = atomic_load_explicit(&g->span, memory_order_relaxed);
+    uint32_t lo = (uint32_t)s, hi = (uint32_t)(s >> 32);
+    return lo < hi ? (int)(hi - lo) : 0;
+}
+
+/* Task t owns region t: a quarter of what is left at a time (so a thief
+ * still finds some), then helps the other regions from their backs, half of
+ * what is left at a time. */
+static void region_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    int rows = j->a.W->rows, u0, got;
+    MMFn fn = j->ops->mm[j->a.W->type];
+    for (int d = 0; d < j->n_reg; d++) {
+        Region *g = &j->reg[(t + d) % j->n_reg];
+        for (;;) {
+            int left = region_left(g), want = d ? (left + 1) / 2 : (left + 3) / 4;
+            if (!(got = region_take(g, want > 64 ? 64 : want, d != 0, &u0))) break;
+            int r0 = u0 * REGION_ROWS, r1 = (u0 + got) * REGION_ROWS;
+            fn(&j->a, r0, r1 < rows ? r1 : rows);
+        }
+    }
+}
+
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
 {
     if (n <= 0 || W->rows <= 0) return;
@@ -182,20 +248,37 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X};
     ActQ A;
     int quant = W->type == DT_Q8 || W->type == DT_Q4;
-    if (quant) {
-        int nb = kern_nblocks(W->cols);
-        size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb;
+    size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(W->type, n, W->cols) : 0;
+    if (tile) {
+        j.Xt = scratch(k, tile);
+        if (!j.Xt) {
+            kern_matmul_ref(Y, W, X, n);
+            return;
+        }
+        pool_run(k->pool, kern_tile_groups(n), pack_task, &j);
+        j.a = (MMArgs){.W = W, .Y = Y, .Xt = j.Xt, .n = n};
+        quant = 0;
+    } else if (quant) {
+        /* from KERN_TILE_MIN_N tokens on, q and d are padded to a multiple of
+         * 16 tokens, the padding zero: AMX tiles take 16 tokens at a time */
+        int nb = kern_nblocks(W->cols), n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
+        size_t nq = (size_t)n16 * nb * QBLOCK, ns = (size_t)n16 * nb;
         size_t npat = (size_t)n * (nb / 4) * 16;
-        char *s = scratch(k, nq + 4 * (2 * ns + npat) + 64);
+        char *s = scratch(k, nq + 4 * (2 * ns + 2 * npat) + 64);
         if (!s) { /* out of memory: the slow path needs none */
             kern_matmul_ref(Y, W, X, n);
             return;
         }
         A = (ActQ){.n = n, .nb = nb};
         A.pat = (float *)s;
-        A.d = A.pat + npat;
+        A.off = (int32_t *)(A.pat + npat);
+        A.d = (float *)(A.off + npat);
         A.m = A.d + ns;
         A.q = (int8_t *)(A.m + ns);
+        if (n16 > n) {
+            memset(A.q + (size_t)(n16 - 16) * nb * QBLOCK, 0, (size_t)16 * nb * QBLOCK);
+            memset(A.d + (size_t)(n16 - 16) * nb, 0, (size_t)16 * nb * sizeof(float));
+        }
         j.A = &A;
         j.a.A = &A;
     } else if (W->in_scale) {
@@ -206,22 +289,34 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         }
         j.a.X = j.X_scaled;
     }
-    if (quant || W->in_scale) {
+    if (!tile && (quant || W->in_scale)) {
         if (n >= 8) pool_run(k->pool, n, prep_task, &j);
         else
             for (int t = 0; t < n; t++) prep_task(&j, t);
     }
-    /* ~8 tasks per thread balance a noisy machine; multiples of 16 rows keep
-     * the backends on their fast multi-row tiles */
+    /* prefill: ~8 tasks per thread balance a noisy machine; multiples of 16
+     * rows keep the backends on their fast multi-row tiles */
     int nt = k->n_threads, rows = W->rows;
     if ((size_t)rows * W->cols * n <= (1u << 16)) { /* a LoRA-sized product: waking the pool costs more */
         j.chunk = rows;
         mm_task(&j, 0);
         return;
     }
-    int chunk = (rows + nt * 8 - 1) / (nt * 8);
-    chunk = (chunk + 15) & ~15;
-    if (chunk < 16) chunk = 16;
+    if (n < KERN_TILE_MIN_N) {
+        Region reg[MAX_REGIONS];
+        int units = (rows + REGION_ROWS - 1) / REGION_ROWS, nr = nt < MAX_REGIONS ? nt : MAX_REGIONS;
+        if (nr > units) nr = units;
+        for (int i = 0; i < nr; i++) {
+            uint64_t lo = (uint64_t)units * i / nr, hi = (uint64_t)units * (i + 1) / nr;
+            atomic_init(&reg[i].span, lo | hi << 32);
+        }
+        j.reg = reg;
+        j.n_reg = nr;
+        pool_run(k->pool, nr, region_task, &j);
+        return;
+    }
+    int chunk = (rows + nt * 8 - 1) / (nt * 8), align = tile ? 32 : 16; /* tiles: pairs of 16-row panels */
+    chunk = (chunk + align - 1) & ~(align - 1);
     j.chunk = chunk;
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
 }

@@ -53,8 +53,9 @@ size_t qmat_scale_bytes(DType t, int rows, int cols);
 typedef struct Kern Kern;
 
 /* Creates the kernel context: `n_threads` workers (0 = one per physical core),
- * backend `isa` ("scalar", "avx2", "avx512", "neon", or NULL for the best
- * this CPU supports). NULL with *e set if the ISA is unknown or unsupported. */
+ * backend `isa` ("scalar", "avx2", "avx512", "amx" = AVX-512 plus AMX tiles
+ * for products of 8+ tokens, "neon", or NULL for the best this CPU
+ * supports). NULL with *e set if the ISA is unknown or unsupported. */
 Kern *kern_create(int n_threads, const char *isa, Err *e);
 void kern_destroy(Kern *k); /* safe on NULL */
 const char *kern_isa(const Kern *k);
@@ -64,7 +65,9 @@ int kern_threads(const Kern *k);
  * n = 1 is the decode (matrix-vector) case. Threads split W's rows.
  * Float weights use f32 activations; for Q8/Q4 weights the activations are
  * first quantized to int8 blocks of 32 with an f32 scale per block (the error
- * per element is at most half a step, max|x_block| / 254). Not reentrant: one
+ * per element is at most half a step, max|x_block| / 254; the amx backend's
+ * tiles round them to bf16 instead, within the same bound, and BF16 weights
+ * there see ~f32 activations as three bf16 parts). Not reentrant: one
  * call per Kern at a time. Falls back to kern_matmul_ref if scratch memory
  * cannot be allocated. */
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
@@ -88,11 +91,14 @@ typedef struct KernLora {
 
 /* Y (n x W->rows) = X W^T as kern_matmul, plus the LoRA products lo[0..n_lo)
  * applied in order (so a DoRA factor scales what the earlier ones added to
- * its rows), in ONE pass over the pool: the A products (t = A x, split by
- * tokens) are the first tasks, then each task that computes a range of W's
- * rows also adds B's matching rows times t. So the LoRA products use every
- * thread at decode, where each is too small for a pool job of its own, and
- * at prefill, where their few rows would give kern_matmul one task. Allocates
+ * its rows). Below KERN_TILE_MIN_N tokens (decode) in ONE pass over the
+ * pool: the A products (t = A x, split by tokens) are the first tasks, then
+ * each task that computes a range of W's rows also adds B's matching rows
+ * times t; from there on (prefill) W's product runs first through
+ * kern_matmul's tiles, then a pass of the same shape adds the LoRA part. So
+ * the LoRA products use every thread at decode, where each is too small for
+ * a pool job of its own, and at prefill, where their few rows would give
+ * kern_matmul one task. Allocates
  * n_tok * (r + r1 - r0) floats per product (plus n_tok * W->cols when tok is
  * not simply 0 .. n-1) in the Kern's scratch. Falls back to
  * kern_matmul_lora_ref if that memory or a backend kernel is missing.

@@ -121,10 +121,19 @@ INLINE __m256i block_dot(__m256i w, __m256i a, const int Q4)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
+/* Decode streams each weight row once from DRAM: software prefetch runs
+ * PF_DIST bytes ahead in every row of a tile, into L2; past a row's end it
+ * continues in the same row of the next tile, which this thread reads next
+ * (see kern_avx512.c, where T1 and the distance were measured). */
+#ifndef PF_DIST
+#define PF_DIST 4096
+#endif
+
 /* Y for rows r..r+NR-1, tokens t..t+NT-1. Per group of 8 blocks the
  * combined scales dw * d are formed 8 at a time and read back with
- * broadcast loads; the Q4 offset term is summed in a second vector pass. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
+ * broadcast loads; the Q4 offset term is summed in a second vector pass.
+ * PF: prefetch (decode). */
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
@@ -158,7 +167,10 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
                 const uint8_t *row = wd + (size_t)(r + i) * wrow;
-                if (NT == 1) _mm_prefetch((const char *)row + (size_t)b * (Q4 ? 16 : 32) + 2048, _MM_HINT_T0);
+                if (PF && (k & (Q4 ? 3 : 1)) == 0) { /* one prefetch per 64-byte line */
+                    size_t ahead = (size_t)b * (Q4 ? 16 : 32) + PF_DIST;
+                    _mm_prefetch((const char *)row + ahead + (ahead >= wrow ? (size_t)(NR - 1) * wrow : 0), _MM_HINT_T1);
+                }
                 w[i] = load_wblock(row, b, Q4);
             }
 #pragma GCC unroll 4
@@ -192,24 +204,47 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         }
 }
 
+/* Decode (n < 8): up to 4 tokens in one tile, so each weight block is
+ * loaded once for all of them; 2 rows at a time. */
+INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const int Q4)
+{
+    for (int tb = 0; tb < a->n; tb += 4) {
+        int nt = a->n - tb < 4 ? a->n - tb : 4, r = r0;
+        for (; r + 2 <= r1; r += 2) {
+            if (nt == 1) qtile(a, r, tb, 2, 1, Q4, 1);
+            else if (nt == 2) qtile(a, r, tb, 2, 2, Q4, 1);
+            else if (nt == 3) qtile(a, r, tb, 2, 3, Q4, 1);
+            else qtile(a, r, tb, 2, 4, Q4, 1);
+        }
+        if (r < r1) {
+            if (nt == 1) qtile(a, r, tb, 1, 1, Q4, 1);
+            else if (nt == 2) qtile(a, r, tb, 1, 2, Q4, 1);
+            else if (nt == 3) qtile(a, r, tb, 1, 3, Q4, 1);
+            else qtile(a, r, tb, 1, 4, Q4, 1);
+        }
+    }
+}
+
 INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 {
+    if (a->n < 8) {
+        mm_qdecode(a, r0, r1, Q4);
+        return;
+    }
     enum { TB = 64 };
     for (int tb = 0; tb < a->n; tb += TB) {
         int te = tb + TB < a->n ? tb + TB : a->n;
         int r = r0;
-        if (te - tb >= 4) {
-            for (; r + 2 <= r1; r += 2) {
-                int t = tb;
-                for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4);
-                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
-            }
-        } else {
-            for (; r + 4 <= r1; r += 4)
-                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+        for (; r + 2 <= r1; r += 2) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4, 0);
+            for (; t < te; t++) qtile(a, r, t, 2, 1, Q4, 0);
         }
-        for (; r < r1; r++)
-            for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+        for (; r < r1; r++) {
+            int t = tb;
+            for (; t + 4 <= te; t += 4) qtile(a, r, t, 1, 4, Q4, 0);
+            for (; t < te; t++) qtile(a, r, t, 1, 1, Q4, 0);
+        }
     }
 }
 

@@ -2,10 +2,12 @@
  * converted to f32 in registers (f16 by vcvtph2ps, bf16 by a 16-bit shift)
  * and FMA'd with f32 activations, in tiles of rows x tokens so one weight
  * load serves several tokens. Q8/Q4 weights: vpdpbusd (u8 x s8) against int8
- * activations (see load_wunit for the lane layout); Q8 weights get their sign bit
- * flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot is
- * sum(w' a) - K sum(a) with K = 128 or 8, the K term applied in float via the
- * activations' per-block d * sum(q). Only called after cpu_detect saw AVX-512. */
+ * activations (see load_wunit for the lane layout); Q8 weights get their sign
+ * bit flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot
+ * is sum(w' a) - K sum(a) with K = 128 or 8, the K term folded into the
+ * dot's starting value. Decode (fewer than 8 tokens) streams the weights
+ * from DRAM with software prefetch into L2. Only called after cpu_detect saw
+ * AVX-512. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -14,7 +16,7 @@
 #define INLINE static inline __attribute__((always_inline))
 
 #ifndef PREFETCH
-#define PREFETCH 4096 /* bytes ahead in a weight row: decode streams from DRAM */
+#define PREFETCH 4096 /* bytes ahead of read_sum's loads */
 #endif
 
 /* ---- float weights ---- */
@@ -35,8 +37,14 @@ INLINE __m512 load_w16_mask(const void *base, size_t i, DType t, __mmask16 m)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Y for rows r..r+NR-1 and tokens t..t+NT-1. */
-INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType T)
+#ifndef PF_FLOAT
+#define PF_FLOAT 4096
+#endif
+
+/* Y for rows r..r+NR-1 and tokens t..t+NT-1. PF: decode, prefetch PF_FLOAT
+ * bytes ahead in each row, once per line, following each row into the next
+ * tile (see PF_Q4). */
+INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType T, const int PF)
 {
     const QMat *W = a->W;
     int cols = W->cols;
@@ -52,8 +60,10 @@ INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
             size_t at = (size_t)(r + i) * cols + c;
-            if (NT == 1) /* decode streams from DRAM: run ahead of the hardware prefetcher */
-                _mm_prefetch((const char *)W->data + at * (T == DT_F32 ? 4 : 2) + PREFETCH, _MM_HINT_T0);
+            if (PF && (T == DT_F32 || (c & 31) == 0)) {
+                const size_t es = T == DT_F32 ? 4 : 2, rowb = (size_t)cols * es, ahead = c * es + PF_FLOAT;
+                _mm_prefetch((const char *)W->data + at * es + PF_FLOAT + (ahead >= rowb ? (NR - 1) * rowb : 0), _MM_HINT_T1);
+            }
             w[i] = load_w16(W->data, at, T);
         }
 #pragma GCC unroll 8
@@ -84,20 +94,45 @@ INLINE void ftile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 
 enum { TOK_BLOCK = 32 }; /* tokens whose activations stay in L2 while a row tile is reused */
 
+/* Decode (n < 8): up to 4 tokens in one tile, each weight row read once; 4
+ * rows a tile (measured ahead of 2 for float weights, unlike Q8/Q4). */
+INLINE void mm_fdecode(const MMArgs *a, int r0, int r1, const DType T)
+{
+    for (int tb = 0; tb < a->n; tb += 4) {
+        int nt = a->n - tb < 4 ? a->n - tb : 4, r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            if (nt == 1) ftile(a, r, tb, 4, 1, T, 1);
+            else if (nt == 2) ftile(a, r, tb, 4, 2, T, 1);
+            else if (nt == 3) ftile(a, r, tb, 4, 3, T, 1);
+            else ftile(a, r, tb, 4, 4, T, 1);
+        }
+        for (; r < r1; r++) {
+            if (nt == 1) ftile(a, r, tb, 1, 1, T, 1);
+            else if (nt == 2) ftile(a, r, tb, 1, 2, T, 1);
+            else if (nt == 3) ftile(a, r, tb, 1, 3, T, 1);
+            else ftile(a, r, tb, 1, 4, T, 1);
+        }
+    }
+}
+
 INLINE void mm_float(const MMArgs *a, int r0, int r1, const DType T)
 {
+    if (a->n < 8) {
+        mm_fdecode(a, r0, r1, T);
+        return;
+    }
     for (int tb = 0; tb < a->n; tb += TOK_BLOCK) {
         int te = tb + TOK_BLOCK < a->n ? tb + TOK_BLOCK : a->n;
         int r = r0;
         for (; r + 4 <= r1; r += 4) {
             int t = tb;
-            for (; t + 4 <= te; t += 4) ftile(a, r, t, 4, 4, T);
-            for (; t < te; t++) ftile(a, r, t, 4, 1, T);
+            for (; t + 4 <= te; t += 4) ftile(a, r, t, 4, 4, T, 0);
+            for (; t < te; t++) ftile(a, r, t, 4, 1, T, 0);
         }
         for (; r < r1; r++) {
             int t = tb;
-            for (; t + 4 <= te; t += 4) ftile(a, r, t, 1, 4, T);
-            for (; t < te; t++) ftile(a, r, t, 1, 1, T);
+            for (; t + 4 <= te; t += 4) ftile(a, r, t, 1, 4, T, 0);
+            for (; t < te; t++) ftile(a, r, t, 1, 1, T, 0);
         }
     }
 }
@@ -112,19 +147,21 @@ static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF
  * weights: w0 lane k (16 bytes) = block k elements
  * 0..15, w1 lane k = elements 16..31. Q4: 64 bytes of nibbles -> low / high
  * nibbles. Q8: 128 bytes -> two qword permutes, then the sign flip.
- * act_layout arranges the activations to match, so int32 lane l of
- * dpbusd(dpbusd(0, w0, a0), w1, a1) belongs to block l / 4 of the unit: one
- * float conversion and scaling serves 4 blocks. */
-INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, const int Q4)
+ * act_quant arranges the activations to match, so int32 lane l of
+ * dpbusd(dpbusd(off, w0, a0), w1, a1) belongs to block l / 4 of the unit: one
+ * float conversion and scaling serves 4 blocks. `off` (per token and unit,
+ * from act_quant) starts each lane at -K times the sum of the 8 activations
+ * that lane multiplies, so the dot comes out signed and exact. */
+INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *p, const int Q4)
 {
     if (Q4) {
-        __m512i z = _mm512_loadu_si512(grp + (size_t)u * 64);
+        __m512i z = _mm512_loadu_si512(p);
         __m512i m = _mm512_set1_epi8(0x0F);
         *w0 = _mm512_and_si512(z, m);
         *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
     } else {
-        __m512i a = _mm512_loadu_si512(grp + (size_t)u * 128);
-        __m512i b = _mm512_loadu_si512(grp + (size_t)u * 128 + 64);
+        __m512i a = _mm512_loadu_si512(p);
+        __m512i b = _mm512_loadu_si512(p + 64);
         __m512i flip = _mm512_set1_epi8((char)0x80);
         *w0 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), b), flip);
         *w1 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2), b), flip);
@@ -133,101 +170,105 @@ INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *grp, int u, cons
 
 INLINE float f16_scalar(const uint16_t *s, size_t i) { return _cvtsh_ss(s[i]); }
 
-/* Unit u (blocks 4u..4u+3) of rows r.., tokens t.. into acc. */
-INLINE void qunit(const MMArgs *a, int r, int t, int u, __m512 acc[4][8], const int NR, const int NT,
-                  const int Q4)
+/* Decode streams each weight row once from DRAM: software prefetch runs
+ * PF_Q4 / PF_Q8 bytes ahead in every row of a tile, into L2 (T1 measured
+ * ahead of T0 and NTA here); past a row's end it continues in the same row
+ * of the next tile, which is where this thread reads next. */
+#ifndef PF_Q4
+#define PF_Q4 4096
+#endif
+#ifndef PF_Q8
+#define PF_Q8 8192
+#endif
+
+/* Y for rows r..r+NR-1, tokens t..t+NT-1. Units go in groups of 4, whose 16
+ * scales per row are converted at once; the last nb % 4 blocks (natural
+ * order) in plain C. PF: prefetch (decode). NT = 1 keeps two accumulators
+ * per row, so the float adds of consecutive units do not wait on each other. */
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
     int nb = A->nb, nu = nb / 4;
     size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wunit = Q4 ? 64 : 128;
-    const uint8_t *wd = (const uint8_t *)W->data;
-    /* int32 lane l of a unit's dot belongs to block l / 4 of the unit */
-    const __m512i idx = _mm512_srli_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
-    __m512i w0[4], w1[4];
-    __m512 ws[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < NR; i++) {
-        const uint8_t *wp = wd + (size_t)(r + i) * wrow + (size_t)u * wunit;
-        if (NT <= 4 || a->n <= 8) { /* decode (one token per session) streams from DRAM: run ahead of the prefetcher */
-            _mm_prefetch((const char *)wp + PREFETCH, _MM_HINT_T0);
-            if (!Q4) _mm_prefetch((const char *)wp + 64 + PREFETCH, _MM_HINT_T0);
-        }
-        load_wunit(&w0[i], &w1[i], wp, 0, Q4);
-        __m128 s4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(W->scales + (size_t)(r + i) * nb + 4 * u)));
-        ws[i] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NT; j++) {
-        const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)u * 128;
-        __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
-        __m512 ap = _mm512_loadu_ps(A->pat + ((size_t)(t + j) * nu + u) * 16);
-#pragma GCC unroll 4
-        for (int i = 0; i < NR; i++) {
-            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0[i], a0);
-            dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
-            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
-            acc[i][j] = _mm512_fmadd_ps(f, ap, acc[i][j]);
-        }
-    }
-}
-
-/* Y for rows r..r+NR-1, tokens t..t+NT-1: units of 4 blocks with VNNI, the
- * last nb % 4 blocks (natural order) in plain C. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
-{
-    const QMat *W = a->W;
-    const ActQ *A = a->A;
-    int nb = A->nb, nu = nb / 4;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
-    const uint8_t *wd = (const uint8_t *)W->data;
+    const size_t dist = Q4 ? PF_Q4 : PF_Q8;
+    const uint8_t *wd = (const uint8_t *)W->data + (size_t)r * wrow;
+    const uint16_t *sd = W->scales + (size_t)r * nb;
+    const __m512i lane4 = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
+    const int NA = NT == 1 ? 2 : NT;
     __m512 acc[4][8];
-    __m128 off[4][8];
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < NT; j++) {
-            acc[i][j] = _mm512_setzero_ps();
-            off[i][j] = _mm_setzero_ps();
-        }
-    int u = 0;
-    for (; u + 2 <= nu; u += 2) { /* two units per pass: more independent work */
-        qunit(a, r, t, u, acc, NR, NT, Q4);
-        qunit(a, r, t, u + 1, acc, NR, NT, Q4);
-    }
-    if (u < nu) qunit(a, r, t, u, acc, NR, NT, Q4);
-    /* offset term: K * sum_b dw_b * d_b * sum(a_b) */
-    for (int u = 0; u < nu; u++) {
+        for (int j = 0; j < NA; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int u0 = 0; u0 < nu; u0 += 4) {
+        int left = nu - u0;
+        __m512 s16[4];
+        __mmask16 lm = left >= 4 ? (__mmask16)0xFFFF : (__mmask16)((1u << (4 * left)) - 1);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            __m128 s4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(W->scales + (size_t)(r + i) * nb + 4 * u)));
+            const uint16_t *sp = sd + (size_t)i * nb + 4 * u0;
+            s16[i] = _mm512_cvtph_ps(left >= 4 ? _mm256_loadu_si256((const __m256i *)sp) : _mm256_maskz_loadu_epi16(lm, sp));
+            if (NT == 1) /* one token: fold its block scales in, one multiply per 16 blocks */
+                s16[i] = _mm512_mul_ps(s16[i], _mm512_maskz_loadu_ps(lm, A->d + (size_t)t * nb + 4 * u0));
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            if (k >= left) break;
+            int u = u0 + k;
+            __m512i w0[4], w1[4];
+            __m512 ws[4];
+            __m512i idx = _mm512_add_epi32(lane4, _mm512_set1_epi32(4 * k));
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                const uint8_t *wp = wd + (size_t)i * wrow + (size_t)u * wunit;
+                if (PF) {
+                    size_t ahead = (size_t)u * wunit + dist;
+                    const char *pf = (const char *)wp + dist + (ahead >= wrow ? (size_t)(NR - 1) * wrow : 0);
+                    _mm_prefetch(pf, _MM_HINT_T1);
+                    if (!Q4) _mm_prefetch(pf + 64, _MM_HINT_T1);
+                }
+                load_wunit(&w0[i], &w1[i], wp, Q4);
+                ws[i] = _mm512_permutexvar_ps(idx, s16[i]);
+            }
 #pragma GCC unroll 8
-            for (int j = 0; j < NT; j++)
-                off[i][j] = _mm_fmadd_ps(s4, _mm_loadu_ps(A->m + (size_t)(t + j) * nb + 4 * u), off[i][j]);
+            for (int j = 0; j < NT; j++) {
+                size_t tu = (size_t)(t + j) * nu + u;
+                const int8_t *q = A->q + (size_t)(t + j) * nb * 32 + (size_t)u * 128;
+                __m512i a0 = _mm512_loadu_si512(q), a1 = _mm512_loadu_si512(q + 64);
+                __m512i off = _mm512_loadu_si512(A->off + tu * 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    __m512i dot = _mm512_dpbusd_epi32(off, w0[i], a0);
+                    dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
+                    if (NT == 1) {
+                        acc[i][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ws[i], acc[i][k & 1]);
+                    } else {
+                        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
+                        acc[i][j] = _mm512_fmadd_ps(f, _mm512_loadu_ps(A->pat + tu * 16), acc[i][j]);
+                    }
+                }
+            }
         }
     }
-    const float K = Q4 ? 8.0f : 128.0f;
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < NT; j++) {
-            __m128 o4 = off[i][j];
-            o4 = _mm_add_ps(o4, _mm_movehl_ps(o4, o4));
-            o4 = _mm_add_ss(o4, _mm_movehdup_ps(o4));
-            float y = _mm512_reduce_add_ps(acc[i][j]) - K * _mm_cvtss_f32(o4);
+            __m512 v = NT == 1 ? _mm512_add_ps(acc[i][0], acc[i][1]) : acc[i][j];
+            float y = _mm512_reduce_add_ps(v);
             const int8_t *x = A->q + (size_t)(t + j) * nb * 32;
             for (int b = 4 * nu; b < nb; b++) {
                 int s = 0;
                 if (Q4) {
-                    const uint8_t *wb = wd + (size_t)(r + i) * wrow + (size_t)b * 16;
+                    const uint8_t *wb = wd + (size_t)i * wrow + (size_t)b * 16;
                     for (int k = 0; k < 16; k++)
                         s += ((wb[k] & 15) - 8) * x[b * 32 + k] + ((wb[k] >> 4) - 8) * x[b * 32 + 16 + k];
                 } else {
-                    const int8_t *wb = (const int8_t *)wd + (size_t)(r + i) * wrow + (size_t)b * 32;
+                    const int8_t *wb = (const int8_t *)wd + (size_t)i * wrow + (size_t)b * 32;
                     for (int k = 0; k < 32; k++) s += wb[k] * x[b * 32 + k];
                 }
-                y += f16_scalar(W->scales, (size_t)(r + i) * nb + b) * A->d[(size_t)(t + j) * nb + b] * (float)s;
+                y += f16_scalar(sd, (size_t)i * nb + b) * A->d[(size_t)(t + j) * nb + b] * (float)s;
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = y;
         }
@@ -235,35 +276,46 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 
 enum { QTOK_BLOCK = 64 };
 
+/* Decode (n < 8: one token per session): all tokens (up to 4) in one tile,
+ * so each weight unit is loaded and unpacked once, 2 rows at a time (more
+ * rows per tile are more DRAM streams at once, measured slower). */
+INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const int Q4)
+{
+    for (int tb = 0; tb < a->n; tb += 4) {
+        int nt = a->n - tb < 4 ? a->n - tb : 4, r = r0;
+        for (; r + 2 <= r1; r += 2) {
+            if (nt == 1) qtile(a, r, tb, 2, 1, Q4, 1);
+            else if (nt == 2) qtile(a, r, tb, 2, 2, Q4, 1);
+            else if (nt == 3) qtile(a, r, tb, 2, 3, Q4, 1);
+            else qtile(a, r, tb, 2, 4, Q4, 1);
+        }
+        if (r < r1) {
+            if (nt == 1) qtile(a, r, tb, 1, 1, Q4, 1);
+            else if (nt == 2) qtile(a, r, tb, 1, 2, Q4, 1);
+            else if (nt == 3) qtile(a, r, tb, 1, 3, Q4, 1);
+            else qtile(a, r, tb, 1, 4, Q4, 1);
+        }
+    }
+}
+
 INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 {
+    if (a->n < 8) {
+        mm_qdecode(a, r0, r1, Q4);
+        return;
+    }
     for (int tb = 0; tb < a->n; tb += QTOK_BLOCK) {
         int te = tb + QTOK_BLOCK < a->n ? tb + QTOK_BLOCK : a->n;
-        if (te - tb >= 8) {
-            int r = r0;
-            for (; r + 2 <= r1; r += 2) {
-                int t = tb;
-                for (; t + 8 <= te; t += 8) qtile(a, r, t, 2, 8, Q4);
-                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
-            }
-            for (; r < r1; r++) {
-                int t = tb;
-                for (; t + 8 <= te; t += 8) qtile(a, r, t, 1, 8, Q4);
-                for (; t < te; t++) qtile(a, r, t, 1, 1, Q4);
-            }
-        } else {
-            /* a few tokens (several sessions decoding together): all of them
-             * in one tile, so each weight unit is loaded and unpacked once */
-            int r = r0, nt = te - tb;
-            for (; r + 4 <= r1; r += 4) {
-                if (nt == 2) qtile(a, r, tb, 4, 2, Q4);
-                else if (nt == 3) qtile(a, r, tb, 4, 3, Q4);
-                else if (nt == 4) qtile(a, r, tb, 4, 4, Q4);
-                else
-                    for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
-            }
-            for (; r < r1; r++)
-                for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+        int r = r0;
+        for (; r + 2 <= r1; r += 2) {
+            int t = tb;
+            for (; t + 8 <= te; t += 8) qtile(a, r, t, 2, 8, Q4, 0);
+            for (; t < te; t++) qtile(a, r, t, 2, 1, Q4, 0);
+        }
+        for (; r < r1; r++) {
+            int t = tb;
+            for (; t + 8 <= te; t += 8) qtile(a, r, t, 1, 8, Q4, 0);
+            for (; t < te; t++) qtile(a, r, t, 1, 1, Q4, 0);
         }
     }
 }
@@ -271,36 +323,18 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-/* Arranges token t's full units of 4 blocks to match load_wunit (all first
- * halves, then all second halves) and writes the per-lane activation scale
- * patterns. Same layout for Q8 and Q4 weights. */
-static void act_layout(ActQ *A, int t, DType wt)
-{
-    (void)wt;
-    int nb = A->nb, nu = nb / 4;
-    int8_t *q = A->q + (size_t)t * nb * 32;
-    const float *d = A->d + (size_t)t * nb;
-    for (int u = 0; u < nu; u++) {
-        float *pat = A->pat + ((size_t)t * nu + u) * 16;
-        for (int l = 0; l < 16; l++) pat[l] = d[4 * u + l / 4];
-        int8_t tmp[128], *src = q + (size_t)u * 128;
-        for (int k = 0; k < 4; k++) {
-            memcpy(tmp + k * 16, src + k * 32, 16);
-            memcpy(tmp + 64 + k * 16, src + k * 32 + 16, 16);
-        }
-        memcpy(src, tmp, 128);
-    }
-}
-
-/* act_quantize_row + act_layout in one pass: same arithmetic (x * (127 /
- * amax), round to nearest even, clamp), so the same bytes. */
+/* act_quantize_row's arithmetic (x * (127 / amax), round to nearest even,
+ * clamp), so the same int8 values, stored in load_wunit's order: per unit
+ * of 4 blocks all first halves, then all second halves; the last nb % 4
+ * blocks in natural order. Also the per-lane scale patterns and the dot
+ * offsets (K = 8 for Q4 nibbles, 128 for sign-flipped Q8). */
 static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
 {
-    (void)wt;
     int nb = A->nb, nu = nb / 4;
     int8_t *q = A->q + (size_t)t * nb * 32;
     float *d = A->d + (size_t)t * nb, *m = A->m + (size_t)t * nb;
     const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512i negk = _mm512_set1_epi32(wt == DT_Q4 ? -8 : -128);
     for (int b = 0; b < nb; b++) {
         int c = b * 32, left = cols - c;
         __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -317,14 +351,21 @@ static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int
         __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vi));
         q0 = _mm512_max_epi32(_mm512_min_epi32(q0, lim), nlim);
         q1 = _mm512_max_epi32(_mm512_min_epi32(q1, lim), nlim);
+        __m512i s = _mm512_add_epi32(q0, q1);
         d[b] = amax / 127.0f;
-        m[b] = d[b] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        m[b] = d[b] * (float)_mm512_reduce_add_epi32(s);
         int8_t *lo, *hi;
         if (b < 4 * nu) { /* see load_wunit: per 4 blocks, first halves then second halves */
+            size_t tu = (size_t)t * nu + b / 4;
             lo = q + (size_t)(b / 4) * 128 + (b % 4) * 16;
             hi = lo + 64;
-            float *pat = A->pat + ((size_t)t * nu + b / 4) * 16 + (b % 4) * 4;
-            _mm_storeu_ps(pat, _mm_set1_ps(d[b]));
+            _mm_storeu_ps(A->pat + tu * 16 + (b % 4) * 4, _mm_set1_ps(d[b]));
+            /* lane j of this block's 4 multiplies elements 4j..4j+3 of both halves */
+            s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, _MM_PERM_BADC));
+            s = _mm512_add_epi32(s, _mm512_shuffle_epi32(s, _MM_PERM_CDAB));
+            __m512i o = _mm512_mullo_epi32(s, negk); /* every lane of group j holds group j's sum */
+            o = _mm512_permutexvar_epi32(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), o);
+            _mm_storeu_si128((__m128i *)(A->off + tu * 16 + (b % 4) * 4), _mm512_castsi512_si128(o));
         } else {
             lo = q + (size_t)b * 32;
             hi = lo + 16;
@@ -381,7 +422,6 @@ static float read_sum(const float *p, size_t n)
 const KernOps kern_ops_avx512 = {
     .name = "avx512",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
-    .act_layout = act_layout,
     .act_quant = act_quant,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,

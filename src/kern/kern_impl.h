@@ -19,11 +19,12 @@
 typedef struct ActQ {
     int n, nb;    /* tokens, blocks per token */
     int8_t *q;    /* (n, nb * 32); natural order unless the backend's
-                   * act_layout hook permuted it */
-    float *d;     /* (n, nb) block scale */
+                   * act_layout / act_quant hook arranged it otherwise */
+    float *d;     /* (n, nb) block scale (same caveat) */
     float *m;     /* (n, nb) d * sum(q of the block): offset term for
                    * unsigned-weight dot products */
     float *pat;   /* (n, nb / 4 * 16) per-lane scale patterns, AVX-512 only */
+    int32_t *off; /* (n, nb / 4 * 16) per-lane dot offsets, AVX-512 only */
 } ActQ;
 
 typedef struct MMArgs {
@@ -31,8 +32,14 @@ typedef struct MMArgs {
     float *Y;          /* (n, W->rows) */
     const float *X;    /* (n, W->cols) with in_scale applied; float types */
     const ActQ *A;     /* quantized activations; Q8/Q4 types */
+    const void *Xt;    /* activations packed by the backend's tile_pack
+                        * (then X and A are unset), or NULL */
     int n;
 } MMArgs;
+
+/* From this many tokens on, the AMX backend runs Q8/Q4 products on tiles and
+ * kern_matmul pads the quantized activations to a multiple of 16 tokens. */
+enum { KERN_TILE_MIN_N = 8 };
 
 /* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
@@ -51,12 +58,23 @@ typedef struct KernOps {
     void (*axpy_f16)(float *y, float alpha, const uint16_t *h, int n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
+    /* Optional, for backends with matrix tiles: the bytes of packed
+     * activations a product of n tokens x cols with weights of type wt
+     * takes, 0 if it does not use tiles; and the packing of token group g
+     * (tokens 16g..16g+15 of X, in_scale applied; zeros past n). kern_matmul
+     * packs groups 0 .. tile_groups(n) - 1 and passes the result as Xt. */
+    size_t (*tile_bytes)(DType wt, int n, int cols);
+    void (*tile_pack)(void *dst, int g, const float *X, int n, int cols, const float *in_scale, DType wt);
 } KernOps;
+
+/* Token groups of 16 that tile_pack fills for n tokens: an even number. */
+static inline int kern_tile_groups(int n) { return ((n + 15) / 16 + 1) & ~1; }
 
 extern const KernOps kern_ops_scalar;
 #if defined(__x86_64__)
 extern const KernOps kern_ops_avx2;
 extern const KernOps kern_ops_avx512;
+extern const KernOps kern_ops_amx;
 #endif
 #if defined(__aarch64__)
 extern const KernOps kern_ops_neon;
@@ -74,11 +92,16 @@ void *kern_scratch(Kern *k, size_t bytes);
 typedef struct CpuFeatures {
     int avx2;     /* AVX2 + FMA + F16C, OS saves ymm */
     int avx512;   /* F/BW/VL/DQ/VNNI/BF16, OS saves zmm */
+    int amx;      /* avx512 + AMX-TILE/INT8/BF16, OS saves the tiles */
     int neon;     /* aarch64 Advanced SIMD */
     int dotprod;  /* aarch64 SDOT/UDOT (asimddp) */
 } CpuFeatures;
 
 void cpu_detect(CpuFeatures *f);
+
+/* Asks the OS for the AMX tile state (Linux arch_prctl; once per process).
+ * 0 if AMX instructions may now be used, -1 if not. */
+int cpu_amx_request(void);
 
 /* Number of physical cores this process may run on (>= 1). */
 int cpu_physical_cores(void);

@@ -1,5 +1,7 @@
 /* kern_lora.c - kern_matmul_lora (kern.h): a base product and the LoRA
- * products that add to its rows, run as ONE pool job.
+ * products that add to its rows, run as ONE pool job (below
+ * KERN_TILE_MIN_N tokens; from there on kern_matmul computes W's product
+ * first and the row tasks below add the LoRA part only).
  *
  * The task order is the schedule. Tasks 0 .. n_a-1 compute the A products
  * (t = A x, per product and chunk of tokens); the tasks after them each
@@ -43,6 +45,7 @@ typedef struct LJob {
     int n_seg;
     int n_a;           /* A tasks, numbered first */
     int chunk;         /* W rows per row task */
+    int base_done;     /* W x already in Y: row tasks add the LoRA part only */
     int *left;         /* (row tasks) the row tasks whose LoRA part is left to the caller */
     atomic_int n_left;
 } LJob;
@@ -165,7 +168,7 @@ static int a_ready(LJob *j, int r0, int r1)
 static void row_task(LJob *j, int t)
 {
     int rows = j->w.W->rows, r0 = t * j->chunk, r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
-    j->ops->mm[j->w.W->type](&j->w, r0, r1);
+    if (!j->base_done) j->ops->mm[j->w.W->type](&j->w, r0, r1);
     if (!j->n_seg) return;
     if (a_ready(j, r0, r1)) lora_rows(j, r0, r1);
     else j->left[atomic_fetch_add_explicit(&j->n_left, 1, memory_order_relaxed)] = t;
@@ -192,7 +195,12 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
         return;
     }
-    int quant = W->type == DT_Q8 || W->type == DT_Q4, nb = kern_nblocks(W->cols);
+    /* from KERN_TILE_MIN_N tokens on, kern_matmul pads and packs the
+     * activations for tiles: the base product runs there first (it uses the
+     * scratch too), then only the LoRA products here */
+    int base_done = n >= KERN_TILE_MIN_N;
+    if (base_done) kern_matmul(k, Y, W, X, n);
+    int quant = !base_done && (W->type == DT_Q8 || W->type == DT_Q4), nb = kern_nblocks(W->cols);
     size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb, npat = (size_t)n * (nb / 4) * 16;
     int nt = kern_threads(k), rows = W->rows, chunk;
     if ((size_t)rows * W->cols * n <= (1u << 16)) { /* too small to be worth waking the pool */
@@ -205,7 +213,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     int n_rt = (rows + chunk - 1) / chunk;
     /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
     size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * sizeof(int)), act = need;
-    need += quant ? up64(nq + 4 * (2 * ns + npat)) : W->in_scale ? up64((size_t)n * W->cols * sizeof(float)) : 0;
+    need += quant ? up64(nq + 4 * (2 * ns + 2 * npat)) : W->in_scale && !base_done ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
         int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
         need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + (lo[l].r1 - lo[l].r0)) * sizeof(float));
@@ -217,18 +225,19 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         return;
     }
     LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo,
-              .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
+              .base_done = base_done, .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
     ActQ A;
     if (quant) {
         A = (ActQ){.n = n, .nb = nb};
-        A.pat = (float *)(s + act);
-        A.d = A.pat + npat;
+        A.pat = (float *)(s + act); /* the layout of kern_matmul's ActQ */
+        A.off = (int32_t *)(A.pat + npat);
+        A.d = (float *)(A.off + npat);
         A.m = A.d + ns;
         A.q = (int8_t *)(A.m + ns);
         j.A = &A;
         j.w.A = &A;
-        act += up64(nq + 4 * (2 * ns + npat));
-    } else if (W->in_scale) {
+        act += up64(nq + 4 * (2 * ns + 2 * npat));
+    } else if (W->in_scale && !base_done) {
         j.X_scaled = (float *)(s + act);
         j.w.X = j.X_scaled;
         act += up64((size_t)n * W->cols * sizeof(float));
@@ -254,7 +263,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         atomic_init(&g->done, 0);
         j.n_a += g->n_chunks;
     }
-    if (quant || W->in_scale) {
+    if (quant || j.X_scaled) {
         if (n >= 8) pool_run(kern_pool(k), n, prep_task, &j);
         else
             for (int t = 0; t < n; t++) prep_token(&j, t);

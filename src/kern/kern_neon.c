@@ -184,9 +184,13 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
                 for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4);
                 for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
             }
-        } else {
-            for (; r + 4 <= r1; r += 4)
-                for (int t = tb; t < te; t++) qtile(a, r, t, 4, 1, Q4);
+        } else if (te - tb == 1) {
+            for (; r + 4 <= r1; r += 4) qtile(a, r, tb, 4, 1, Q4);
+        } else { /* 2 or 3 sessions decoding together: each weight block loaded once for all */
+            for (; r + 2 <= r1; r += 2) {
+                if (te - tb == 2) qtile(a, r, tb, 2, 2, Q4);
+                else qtile(a, r, tb, 2, 3, Q4);
+            }
         }
         for (; r < r1; r++)
             for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);

@@ -139,7 +139,7 @@ static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, in
         }
     }
     if (n_seg) kern_matmul_lora(k, y, W, x, n, s->lseg, n_seg);
-    else kern_matmul(k, y, W, x, n);
+    else kern_matmul(k, y, W, x, n); /* no adapter rows: the base product's own split */
     return 0;
 }
 

@@ -1,0 +1,40 @@
+#!/bin/sh
+# compile.sh - `duet compile` options around quantization on the tiny model
+# fixture: --round nearest|search give different q4 files that both open,
+# a bad --round value is refused, and a calibrated compile prints its
+# held-out check and the quality table, which `duet inspect` shows again.
+# Run by tests/run.sh with DUET set to the binary.
+DUET=${DUET:-build/duet}
+M=tests/fixtures/models/tiny-qwen2
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL compile.sh: $1"; }
+if [ ! -x "$DUET" ]; then
+    echo "compile.sh: $DUET not built, skipped"
+    echo "cli_compile: 0 passed, 0 failed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$DUET" compile $M --quant q4 --round nearest -o "$tmp/n.duet" > "$tmp/log" 2>&1 && ok || bad "compile --round nearest: $(cat "$tmp/log")"
+"$DUET" compile $M --quant q4 --round search -o "$tmp/s.duet" > "$tmp/log" 2>&1 && ok || bad "compile --round search: $(cat "$tmp/log")"
+"$DUET" compile $M --quant q4 -o "$tmp/d.duet" > /dev/null 2>&1
+cmp -s "$tmp/s.duet" "$tmp/d.duet" && ok || bad "search is the default rounding"
+cmp -s "$tmp/n.duet" "$tmp/s.duet" && bad "nearest and search wrote the same file" || ok
+out=$("$DUET" generate "$tmp/n.duet" --ids 1,2,3 --max-tokens 2 --greedy 2>&1) && ok || bad "generate from the nearest file: $out"
+
+out=$("$DUET" compile $M --quant q4 --round up -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'duet: error: --round: expected search or nearest, got "up"' && ok \
+    || bad "bad --round value: $out"
+[ ! -e "$tmp/x.duet" ] && ok || bad "a refused compile left a file"
+
+out=$("$DUET" compile $M --quant q8 --calib tests/fixtures/calib.jsonl -o "$tmp/c.duet" 2>/dev/null)
+[ $? -eq 0 ] && ok || bad "calibrated compile: $out"
+echo "$out" | grep -q '^calibration: 12 prompts, .*held-out KL' && ok || bad "calibration line: $out"
+echo "$out" | grep -Eq '^  base +[0-9.]+% +[0-9.]+% +[0-9.]+ +[0-9.]+$' && ok || bad "quality row: $out"
+out=$("$DUET" inspect "$tmp/c.duet" 2>&1)
+echo "$out" | grep -q 'calibration: 12 prompts, .*method .*held-out KL' && ok || bad "inspect calibration: $out"
+
+echo "cli_compile: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
