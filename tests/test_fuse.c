@@ -1,5 +1,5 @@
 /* test_fuse.c - the stacked q/k/v and gate/up views (model_fuse) and the
- * decode LoRA path (kern_matmul_lora) inside forward(): compiled .duet files
+ * LoRA path (kern_matmul_lora) inside forward(): compiled .duet files
  * get the views where the writer's layout allows them and not elsewhere; a
  * forward pass with the views gives the same logits, bit for bit, as with
  * them cleared, for prefill-sized and decode-sized batches whose rows mix
@@ -105,7 +105,7 @@ static void check_model(Kern *k, const char *base, const CompileAdapter *ads, in
     float *with = malloc(nl * sizeof(float)), *without = malloc(nl * sizeof(float)), *alone = malloc(nl * sizeof(float));
     Layer *saved = malloc((size_t)c->n_layers * sizeof *saved);
     memcpy(saved, m.layers, (size_t)c->n_layers * sizeof *saved);
-    int ok = !run(&m, k, sq, n_seq, 20, steps, 0, with, &e); /* prefill 20 rows: LoRA as separate products */
+    int ok = !run(&m, k, sq, n_seq, 20, steps, 0, with, &e); /* a 20-row prefill: two chunks of tokens for A */
     for (int l = 0; l < c->n_layers; l++) m.layers[l].qkv.rows = m.layers[l].gate_up.rows = 0;
     ok = ok && !run(&m, k, sq, n_seq, 20, steps, 0, without, &e);
     memcpy(m.layers, saved, (size_t)c->n_layers * sizeof *saved);
@@ -116,7 +116,7 @@ static void check_model(Kern *k, const char *base, const CompileAdapter *ads, in
     CHECK(ok && rel_diff(with, alone, nl) <= 1, "%s: a batch of %d mixed rows differs from the rows alone (%.3g)",
           label, n_seq, rel_diff(with, alone, nl));
 
-    /* a short prefill (n <= 16: LoRA inside the pool job) against one token at a time */
+    /* a short prefill (one chunk of tokens for A) against one token at a time */
     ok = !run(&m, k, sq, n_seq, 5, steps, 0, with, &e) && !run(&m, k, sq, n_seq, 5, steps, 1, alone, &e);
     CHECK(ok && rel_diff(with, alone, nl) <= 1, "%s: 5-row prefill, decode batch vs alone (%.3g)", label,
           rel_diff(with, alone, nl));

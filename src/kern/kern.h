@@ -91,10 +91,14 @@ typedef struct KernLora {
 
 /* Y (n x W->rows) = X W^T as kern_matmul, plus the LoRA products lo[0..n_lo)
  * applied in order (so a DoRA factor scales what the earlier ones added to
- * its rows), in ONE pass over the pool: the A products (t = A x) are the
- * first tasks, then each task that computes a range of W's rows also adds
- * B's matching rows times t. Decode (small n) is what it is for: the small
- * LoRA products no longer run as separate, single-threaded calls. Allocates
+ * its rows). Below KERN_TILE_MIN_N tokens (decode) in ONE pass over the
+ * pool: the A products (t = A x, split by tokens) are the first tasks, then
+ * each task that computes a range of W's rows also adds B's matching rows
+ * times t; from there on (prefill) W's product runs first through
+ * kern_matmul's tiles, then a pass of the same shape adds the LoRA part. So
+ * the LoRA products use every thread at decode, where each is too small for
+ * a pool job of its own, and at prefill, where their few rows would give
+ * kern_matmul one task. Allocates
  * n_tok * (r + r1 - r0) floats per product (plus n_tok * W->cols when tok is
  * not simply 0 .. n-1) in the Kern's scratch. Falls back to
  * kern_matmul_lora_ref if that memory or a backend kernel is missing.

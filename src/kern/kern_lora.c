@@ -1,5 +1,7 @@
 /* kern_lora.c - kern_matmul_lora (kern.h): a base product and the LoRA
- * products that add to its rows, run as ONE pool job.
+ * products that add to its rows, run as ONE pool job (below
+ * KERN_TILE_MIN_N tokens; from there on kern_matmul computes W's product
+ * first and the row tasks below add the LoRA part only).
  *
  * The task order is the schedule. Tasks 0 .. n_a-1 compute the A products
  * (t = A x, per product and chunk of tokens); the tasks after them each

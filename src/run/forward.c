@@ -10,11 +10,6 @@
 /* LoRA ranks above this are refused when the adapter is loaded as well */
 #define LORA_MAX_RANK 256
 
-/* Batches of up to this many rows (decode) run their LoRA products inside the
- * base product's pool job (kern_matmul_lora); larger ones (prefill) run them
- * as separate products after it, which are big enough to use the pool. */
-#define LORA_FUSE_ROWS 7
-
 size_t kv_bytes(const ModelConfig *c, int n_ctx, KvType type)
 {
     return 2 * (size_t)c->n_layers * n_ctx * c->n_kv_heads * c->head_dim * (type == KV_F16 ? 2 : 4);
@@ -49,7 +44,7 @@ void kv_free(KVCache *kv)
 void scratch_free(Scratch *s)
 {
     if (!s) return;
-    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1, &s->lx, &s->lt, &s->lu};
+    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]); /* h2 lies inside h1 */
     free(s->lrows);
     free(s->ltok);
@@ -77,14 +72,10 @@ static int scratch_reserve(Scratch *s, const ModelConfig *c, int n, Err *e)
     size_t stack = 2 * (size_t)c->hidden_dim > qd + 2 * kvd ? 2 * (size_t)c->hidden_dim : qd + 2 * kvd;
     s->h1 = malloc(n * stack * sizeof(float));
     s->h2 = s->h1 ? s->h1 + n * (size_t)c->hidden_dim : NULL;
-    s->lx = malloc(n * wide * sizeof(float));
-    s->lt = malloc(n * (size_t)LORA_MAX_RANK * sizeof(float));
-    s->lu = malloc(n * wide * sizeof(float));
     s->lrows = malloc(n * sizeof(int));
     s->ltok = malloc(n * sizeof(int));
     s->lseg = malloc(3 * (size_t)n * sizeof *s->lseg);
-    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->lx || !s->lt || !s->lu || !s->lrows ||
-        !s->ltok || !s->lseg) {
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->lrows || !s->ltok || !s->lseg) {
         scratch_free(s);
         return err_set(e, "out of memory for the scratch of a %d-row batch", n);
     }
@@ -116,54 +107,17 @@ static void rope(float *x, int hd, int pos, float theta)
     }
 }
 
-/* For the rows whose adapter has a pair on projection ps[pi]: y's columns
- * off_pi .. off_pi + out_pi (the rows of that projection inside W, the
- * projections ps[0..np) stacked) += scale * B (A x), DoRA applied; y has ld
- * floats per row. The separate-products path, for large batches. */
-static int apply_lora(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, const Proj *ps,
-                      int np, const float *x, int in, float *y, int ld, Err *e)
-{
-    for (int ai = 0; ai < m->n_adapters; ai++) {
-        const Adapter *a = &m->adapters[ai];
-        if (ai == m->merged) continue;
-        int g = 0;
-        for (int i = 0; i < n; i++)
-            if (rows[i].lora == a) s->lrows[g++] = i;
-        if (!g) continue;
-        for (int pi = 0, off = 0; pi < np; off += m->layers[layer].w[ps[pi]].rows, pi++) {
-            const LoraPair *lp = adapter_pair(a, layer, ps[pi]);
-            if (!lp) continue;
-            int out = m->layers[layer].w[ps[pi]].rows;
-            if (lp->r > LORA_MAX_RANK)
-                return err_set(e, "adapter \"%s\": rank %d above the supported %d", a->name, lp->r, LORA_MAX_RANK);
-            for (int i = 0; i < g; i++) memcpy(s->lx + (size_t)i * in, x + (size_t)s->lrows[i] * in, in * sizeof(float));
-            kern_matmul(k, s->lt, &lp->A, s->lx, g);
-            kern_matmul(k, s->lu, &lp->B, s->lt, g);
-            for (int i = 0; i < g; i++) {
-                float *yr = y + (size_t)s->lrows[i] * ld + off;
-                const float *u = s->lu + (size_t)i * out;
-                if (lp->dora) /* DoRA rescales the whole product, base part included */
-                    for (int j = 0; j < out; j++) yr[j] = lp->dora[j] * (yr[j] + lp->scale * u[j]);
-                else
-                    for (int j = 0; j < out; j++) yr[j] += lp->scale * u[j];
-            }
-        }
-    }
-    return 0;
-}
-
 /* y (n x W->rows) = x W^T plus each row's LoRA, where W is the projections
  * ps[0..np) of the layer stacked by rows (np = 1: W is that projection; np > 1:
- * a fused view, Layer.qkv or Layer.gate_up). */
+ * a fused view, Layer.qkv or Layer.gate_up). The LoRA products run inside the
+ * base product's pool job (kern_matmul_lora): at decode they are too small to
+ * be worth a pool job each, and at prefill they are split over the pool by
+ * tokens, not by their few rows. */
 static int project(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, int layer, const Proj *ps,
                    int np, const QMat *W, const float *x, float *y, Err *e)
 {
     if (s->on_input)
         for (int pi = 0; pi < np; pi++) s->on_input(s->on_input_ctx, layer, ps[pi], x, n, W->cols);
-    if (n > LORA_FUSE_ROWS) {
-        kern_matmul(k, y, W, x, n);
-        return apply_lora(m, k, s, rows, n, layer, ps, np, x, W->cols, y, W->rows, e);
-    }
     /* one KernLora per (adapter in the batch, projection it has a pair on);
      * the token lists of the adapters share ltok (n entries in all) */
     int n_seg = 0, used = 0;

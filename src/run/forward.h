@@ -37,10 +37,10 @@ typedef struct BatchRow {
  * calls forward(). */
 typedef struct Scratch {
     int cap_rows;
-    float *x, *xn, *q, *k, *v, *att, *lx, *lt, *lu;
+    float *x, *xn, *q, *k, *v, *att;
     float *h1, *h2;     /* (n, hidden) each, one allocation of n * max(2 * hidden, q + k + v rows)
                            floats with h2 = h1 + n * hidden: a stacked product's output spans both */
-    int *lrows, *ltok;  /* (n) row indices: LoRA groups */
+    int *lrows, *ltok;  /* (n) row indices: the rows that want logits; the rows of each adapter */
     KernLora *lseg;     /* (3 * n) the LoRA products of one stacked projection */
     /* optional (calibration): called with the input of every projection
      * (layer, proj, n x cols floats) and of the lm_head (layer -1, proj P_COUNT);
