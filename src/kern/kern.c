@@ -168,24 +168,27 @@ static void pack_task(void *ctx, int g)
     j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, W->type);
 }
 
-static void prep_task(void *ctx, int t)
+void kern_prep_token(const KernOps *ops, ActQ *A, float *X_scaled, const QMat *W, const float *X, int t)
 {
-    Job *j = ctx;
-    const QMat *W = j->a.W;
-    const float *x = j->X_in + (size_t)t * W->cols;
-    if (j->A) {
-        ActQ *A = j->A;
-        if (j->ops->act_quant) {
-            j->ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
+    const float *x = X + (size_t)t * W->cols;
+    if (A) {
+        if (ops->act_quant) {
+            ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
             return;
         }
         size_t o = (size_t)t * A->nb;
         act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
-        if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);
-    } else {
-        float *y = j->X_scaled + (size_t)t * W->cols;
+        if (ops->act_layout) ops->act_layout(A, t, W->type);
+    } else if (X_scaled) {
+        float *y = X_scaled + (size_t)t * W->cols;
         for (int c = 0; c < W->cols; c++) y[c] = x[c] * W->in_scale[c];
     }
+}
+
+static void prep_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    kern_prep_token(j->ops, j->A, j->X_scaled, j->a.W, j->X_in, t);
 }
 
 static void mm_task(void *ctx, int t)

@@ -106,6 +106,12 @@ int cpu_amx_request(void);
 /* Number of physical cores this process may run on (>= 1). */
 int cpu_physical_cores(void);
 
+/* Prepares token t of X (n x W->cols) for a product with W: with A, quantizes
+ * it into A (the backend's act_quant, or act_quantize_row + act_layout);
+ * otherwise, with X_scaled, writes x * W->in_scale there; else nothing.
+ * Shared by kern_matmul and kern_matmul_lora (kern.c). */
+void kern_prep_token(const KernOps *ops, ActQ *A, float *X_scaled, const QMat *W, const float *X, int t);
+
 /* Quantizes one row of cols activations (times in_scale if non-NULL) into
  * nb = ceil(cols/32) blocks, natural order, last block zero-padded:
  * d = max|x| / 127, q = round(x / d). Portable; the oracle for all backends. */

@@ -97,24 +97,7 @@ void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const 
     }
 }
 
-static void prep_token(LJob *j, int t)
-{
-    const QMat *W = j->w.W;
-    const float *x = j->X_in + (size_t)t * W->cols;
-    if (j->A) {
-        ActQ *A = j->A;
-        if (j->ops->act_quant) {
-            j->ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
-            return;
-        }
-        size_t o = (size_t)t * A->nb;
-        act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
-        if (j->ops->act_layout) j->ops->act_layout(A, t, W->type);
-    } else if (j->X_scaled) {
-        float *y = j->X_scaled + (size_t)t * W->cols;
-        for (int c = 0; c < W->cols; c++) y[c] = x[c] * W->in_scale[c];
-    }
-}
+static void prep_token(LJob *j, int t) { kern_prep_token(j->ops, j->A, j->X_scaled, j->w.W, j->X_in, t); }
 
 static void prep_task(void *ctx, int t) { prep_token(ctx, t); }
 
