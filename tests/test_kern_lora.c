@@ -13,20 +13,8 @@
 #include "check.h"
 #include "kern/kern.h"
 #include "util/half.h"
+#include "rng.h"
 
-typedef struct Rng {
-    uint64_t s;
-} Rng;
-
-static uint32_t rng_u32(Rng *r)
-{
-    r->s ^= r->s << 13;
-    r->s ^= r->s >> 7;
-    r->s ^= r->s << 17;
-    return (uint32_t)(r->s >> 11);
-}
-
-static float rng_f(Rng *r) { return (float)(rng_u32(r) % 2000001) / 1000000.0f - 1.0f; } /* [-1, 1] */
 
 /* A random rows x cols matrix of type t in one malloc'd block (*buf). */
 static QMat mat_random(Rng *r, DType t, int rows, int cols, void **buf, float **in_scale)

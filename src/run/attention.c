@@ -55,7 +55,7 @@ static void attn_row(const AttnJob *j, int r, int h)
     const float *q = j->q + ((size_t)r * nh + h) * hd;
     float *o = j->out + ((size_t)r * nh + h) * hd;
     size_t base = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd, stride = (size_t)kv->kv_dim;
-    float acc[hd], sc[ATT_NB], kf[hd], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
+    float acc[hd], sc[ATT_NB], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < hd; i++) acc[i] = 0;
     for (int t0 = 0; t0 <= row->pos; t0 += ATT_NB) {
         int nb = row->pos + 1 - t0 < ATT_NB ? row->pos + 1 - t0 : ATT_NB;
@@ -66,9 +66,9 @@ static void attn_row(const AttnJob *j, int r, int h)
             if (kv->type == KV_F16) {
                 d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
             } else {
-                memcpy(kf, (const float *)kv->k + off, hd * sizeof(float));
+                const float *kr = (const float *)kv->k + off;
 #pragma omp simd reduction(+ : d)
-                for (int i = 0; i < hd; i++) d += q[i] * kf[i];
+                for (int i = 0; i < hd; i++) d += q[i] * kr[i];
             }
             sc[b] = d * scale;
             bm = sc[b] > bm ? sc[b] : bm;
@@ -169,23 +169,17 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
     int G = c->n_heads / c->n_kv_heads;
     int max_rows = ATT_QFLOATS / (G * c->head_dim);
     if (max_rows < 1) max_rows = 1;
-    /* runs of consecutive rows of one sequence, cut at max_rows, times KV heads */
+    /* runs of consecutive rows of one sequence, cut at max_rows, times KV
+     * heads (decode-sized runs: times query heads); at most n * n_heads */
+    AttnTask *tasks = malloc((size_t)n * c->n_heads * sizeof *tasks);
+    if (!tasks) return err_set(e, "out of memory for the attention tasks of %d rows", n);
     int n_tasks = 0;
-    for (int r = 0; r < n;) {
-        int e = r + 1;
-        while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
-        n_tasks += e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
-        r = e;
-    }
-    AttnTask *tasks = malloc((size_t)n_tasks * sizeof *tasks);
-    if (!tasks) return err_set(e, "out of memory for %d attention tasks", n_tasks);
-    n_tasks = 0;
-    for (int r = 0; r < n;) {
-        int e = r + 1;
-        while (e < n && e - r < max_rows && rows[e].kv == rows[r].kv && rows[e].pos == rows[e - 1].pos + 1) e++;
-        int heads = e - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
-        for (int h = 0; h < heads; h++) tasks[n_tasks++] = (AttnTask){r, e - r, h};
-        r = e;
+    for (int r = 0, end; r < n; r = end) {
+        end = r + 1;
+        while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1)
+            end++;
+        int heads = end - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
+        for (int h = 0; h < heads; h++) tasks[n_tasks++] = (AttnTask){r, end - r, h};
     }
     AttnJob job = {c, k, rows, q, out, layer, tasks};
     kern_parallel(k, n_tasks, attn_run, &job);
