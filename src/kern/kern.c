@@ -168,6 +168,32 @@ static void pack_task(void *ctx, int g)
     j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, W->type);
 }
 
+size_t kern_actq_layout(ActQ *A, char *s, int n, int n_pad, int cols)
+{
+    int nb = kern_nblocks(cols);
+    size_t nq = (size_t)n_pad * nb * QBLOCK, ns = (size_t)n_pad * nb, npat = (size_t)n * (nb / 4) * 16;
+    if (A) {
+        *A = (ActQ){.n = n, .nb = nb};
+        A->pat = (float *)s;
+        A->off = (int32_t *)(A->pat + npat);
+        A->d = (float *)(A->off + npat);
+        A->m = A->d + ns;
+        A->q = (int8_t *)(A->m + ns);
+        if (n_pad > n) {
+            memset(A->q + (size_t)(n_pad - 16) * nb * QBLOCK, 0, (size_t)16 * nb * QBLOCK);
+            memset(A->d + (size_t)(n_pad - 16) * nb, 0, (size_t)16 * nb * sizeof(float));
+        }
+    }
+    return (nq + 4 * (2 * ns + 2 * npat) + 63) & ~(size_t)63;
+}
+
+int kern_row_chunk(int rows, int n_threads, int align)
+{
+    int chunk = (rows + n_threads * 8 - 1) / (n_threads * 8);
+    chunk = (chunk + align - 1) & ~(align - 1);
+    return chunk < align ? align : chunk;
+}
+
 void kern_prep_token(const KernOps *ops, ActQ *A, float *X_scaled, const QMat *W, const float *X, int t)
 {
     const float *x = X + (size_t)t * W->cols;
@@ -264,24 +290,13 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     } else if (quant) {
         /* from KERN_TILE_MIN_N tokens on, q and d are padded to a multiple of
          * 16 tokens, the padding zero: AMX tiles take 16 tokens at a time */
-        int nb = kern_nblocks(W->cols), n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
-        size_t nq = (size_t)n16 * nb * QBLOCK, ns = (size_t)n16 * nb;
-        size_t npat = (size_t)n * (nb / 4) * 16;
-        char *s = scratch(k, nq + 4 * (2 * ns + 2 * npat) + 64);
+        int n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
+        char *s = scratch(k, kern_actq_layout(NULL, NULL, n, n16, W->cols));
         if (!s) { /* out of memory: the slow path needs none */
             kern_matmul_ref(Y, W, X, n);
             return;
         }
-        A = (ActQ){.n = n, .nb = nb};
-        A.pat = (float *)s;
-        A.off = (int32_t *)(A.pat + npat);
-        A.d = (float *)(A.off + npat);
-        A.m = A.d + ns;
-        A.q = (int8_t *)(A.m + ns);
-        if (n16 > n) {
-            memset(A.q + (size_t)(n16 - 16) * nb * QBLOCK, 0, (size_t)16 * nb * QBLOCK);
-            memset(A.d + (size_t)(n16 - 16) * nb, 0, (size_t)16 * nb * sizeof(float));
-        }
+        kern_actq_layout(&A, s, n, n16, W->cols);
         j.A = &A;
         j.a.A = &A;
     } else if (W->in_scale) {
@@ -318,8 +333,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         pool_run(k->pool, nr, region_task, &j);
         return;
     }
-    int chunk = (rows + nt * 8 - 1) / (nt * 8), align = tile ? 32 : 16; /* tiles: pairs of 16-row panels */
-    chunk = (chunk + align - 1) & ~(align - 1);
+    int chunk = kern_row_chunk(rows, nt, tile ? 32 : 16); /* tiles: pairs of 16-row panels */
     j.chunk = chunk;
     pool_run(k->pool, (rows + chunk - 1) / chunk, mm_task, &j);
 }

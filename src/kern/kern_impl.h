@@ -106,6 +106,16 @@ int cpu_amx_request(void);
 /* Number of physical cores this process may run on (>= 1). */
 int cpu_physical_cores(void);
 
+/* Quantized activations of n tokens of `cols` values, q and d padded with
+ * zeros to n_pad >= n tokens (a multiple of 16 for tiles, else n): with A
+ * and s, carves A out of s (64-byte aligned) and zeroes the padding.
+ * Returns the bytes it needs either way (call with A = s = NULL to size). */
+size_t kern_actq_layout(ActQ *A, char *s, int n, int n_pad, int cols);
+
+/* Rows per task when a product's rows are split in fixed chunks: ~8 tasks
+ * per thread (they balance a noisy machine), a multiple of `align`. */
+int kern_row_chunk(int rows, int n_threads, int align);
+
 /* Prepares token t of X (n x W->cols) for a product with W: with A, quantizes
  * it into A (the backend's act_quant, or act_quantize_row + act_layout);
  * otherwise, with X_scaled, writes x * W->in_scale there; else nothing.

@@ -183,20 +183,14 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
      * scratch too), then only the LoRA products here */
     int base_done = n >= KERN_TILE_MIN_N;
     if (base_done) kern_matmul(k, Y, W, X, n);
-    int quant = !base_done && (W->type == DT_Q8 || W->type == DT_Q4), nb = kern_nblocks(W->cols);
-    size_t nq = (size_t)n * nb * QBLOCK, ns = (size_t)n * nb, npat = (size_t)n * (nb / 4) * 16;
-    int nt = kern_threads(k), rows = W->rows, chunk;
-    if ((size_t)rows * W->cols * n <= (1u << 16)) { /* too small to be worth waking the pool */
-        chunk = rows;
-    } else { /* as kern_matmul: ~8 row tasks per thread, multiples of 16 rows */
-        chunk = (rows + nt * 8 - 1) / (nt * 8);
-        chunk = (chunk + 15) & ~15;
-        if (chunk < 16) chunk = 16;
-    }
+    int quant = !base_done && (W->type == DT_Q8 || W->type == DT_Q4);
+    int rows = W->rows, chunk = (size_t)rows * W->cols * n <= (1u << 16) /* not worth waking the pool */
+                                    ? rows : kern_row_chunk(rows, kern_threads(k), 16);
     int n_rt = (rows + chunk - 1) / chunk;
     /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
     size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * sizeof(int)), act = need;
-    need += quant ? up64(nq + 4 * (2 * ns + 2 * npat)) : W->in_scale && !base_done ? up64((size_t)n * W->cols * sizeof(float)) : 0;
+    size_t actq = quant ? kern_actq_layout(NULL, NULL, n, n, W->cols) : 0;
+    need += quant ? actq : W->in_scale && !base_done ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
         int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
         need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + (lo[l].r1 - lo[l].r0)) * sizeof(float));
@@ -211,15 +205,10 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
               .base_done = base_done, .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
     ActQ A;
     if (quant) {
-        A = (ActQ){.n = n, .nb = nb};
-        A.pat = (float *)(s + act); /* the layout of kern_matmul's ActQ */
-        A.off = (int32_t *)(A.pat + npat);
-        A.d = (float *)(A.off + npat);
-        A.m = A.d + ns;
-        A.q = (int8_t *)(A.m + ns);
+        kern_actq_layout(&A, s + act, n, n, W->cols); /* the layout kern_matmul uses */
         j.A = &A;
         j.w.A = &A;
-        act += up64(nq + 4 * (2 * ns + 2 * npat));
+        act += actq;
     } else if (W->in_scale && !base_done) {
         j.X_scaled = (float *)(s + act);
         j.w.X = j.X_scaled;
