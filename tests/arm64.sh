@@ -1,5 +1,5 @@
 #!/bin/sh
-# arm64.sh - cross-compiles test_kern for aarch64 and runs it under qemu as a
+# arm64.sh - cross-compiles the kernel tests for aarch64 and runs it under qemu as a
 # Cortex-A76 (the Raspberry Pi 5's core: NEON + dot product, no SVE / i8mm), so
 # the NEON backend is checked on an x86 box. Run from the repository root.
 # As root with CI=true it installs the cross compiler and qemu if missing.
@@ -22,10 +22,17 @@ done
 # in), so no arm64 -dev packages are needed; the full duet binary would need
 # `dpkg --add-architecture arm64` and libcjson-dev:arm64 libpcre2-dev:arm64
 # libutf8proc-dev:arm64 libxxhash-dev:arm64.
-rm -f build-arm64/tests/test_kern
-make -s CC=aarch64-linux-gnu-gcc BUILD=build-arm64 LDFLAGS="-static -pthread" LDLIBS=-lm build-arm64/tests/test_kern
+# The kernel tests: the backends (test_kern), the LoRA products with the
+# NEON lora_b (test_kern_lora).
+tests="test_kern test_kern_lora"
 rc=0
-out=$(QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64-static -cpu cortex-a76 build-arm64/tests/test_kern 2>&1) || rc=$?
-printf '%s\n' "$out" | grep '^FAIL' | head -n 20 || true
-printf '%s\n' "$out" | tail -n 1
+for t in $tests; do
+    rm -f build-arm64/tests/$t
+    make -s CC=aarch64-linux-gnu-gcc BUILD=build-arm64 LDFLAGS="-static -pthread" LDLIBS=-lm build-arm64/tests/$t
+    trc=0
+    out=$(QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64-static -cpu cortex-a76 build-arm64/tests/$t 2>&1) || trc=$?
+    printf '%s\n' "$out" | grep '^FAIL' | head -n 20 || true
+    printf '%s\n' "$out" | tail -n 1
+    [ $trc -eq 0 ] || rc=$trc
+done
 exit $rc

@@ -1,6 +1,7 @@
 /* test_kern_lora.c - kern_matmul_lora (the base product with its LoRA
  * products in one pool job) against the unfused sequence on the same backend
- * (kern_matmul of W, of A, of B, then the adds: must agree bit for bit), and
+ * (kern_matmul of W, of A, of B, then the adds: must agree to rounding, as
+ * the backend's lora_b kernel sums B's short rows in its own order), and
  * against its scalar twin kern_matmul_lora_ref and a double-precision
  * application of the contract, on random odd shapes: every weight type,
  * several products per call (overlapping rows too), mixed token subsets,
@@ -156,10 +157,11 @@ static int one_case(Kern *k, Rng *rng, DType wt, int rows, int cols, int n, int 
     for (size_t i = 0; i < ny; i++) F[i] = NAN;
     kern_matmul_lora(k, F, &W, X, n, lo, n_lo);
     unfused(k, U, &W, X, n, lo, n_lo);
-    int same = !memcmp(F, U, ny * sizeof(float));
     /* against the contract in double, on this backend's base product */
     kern_matmul(k, Y0, &W, X, n);
     lora_expect(E, M, Y0, &W, X, n, lo, n_lo);
+    int same = 1; /* fused vs unfused: the same operations up to B's summation order */
+    for (size_t i = 0; i < ny && same; i++) same = fabs((double)F[i] - U[i]) <= 2e-6 * M[i] + 1e-7;
     double worst = 0;
     for (size_t i = 0; i < ny; i++) {
         double err = fabs((double)F[i] - E[i]) / (3e-5 * M[i] + 1e-6);

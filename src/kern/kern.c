@@ -139,16 +139,6 @@ void act_quantize_row(int8_t *q, float *d, float *m, const float *x,
     }
 }
 
-/* Decode splits W's rows in one region per thread; a region's rows are
- * handed out from its front to its owner and from its back to threads that
- * ran out of their own, so each thread streams one long run of rows (the
- * backends' prefetch runs ahead across the pieces) and the ends still
- * balance. span = first | end << 32, in units of REGION_ROWS rows. */
-enum { REGION_ROWS = 16, MAX_REGIONS = 64 };
-typedef struct Region {
-    _Alignas(64) _Atomic uint64_t span;
-} Region;
-
 typedef struct Job {
     const KernOps *ops;
     MMArgs a;
@@ -248,23 +238,41 @@ static int region_left(Region *g)
     return lo < hi ? (int)(hi - lo) : 0;
 }
 
-/* Task t owns region t: a quarter of what is left at a time (so a thief
- * still finds some), then helps the other regions from their backs, half of
- * what is left at a time. */
-static void region_task(void *ctx, int t)
+int kern_regions_init(Region *reg, int rows, int n_threads)
 {
-    Job *j = ctx;
-    int rows = j->a.W->rows, u0, got;
-    MMFn fn = j->ops->mm[j->a.W->type];
-    for (int d = 0; d < j->n_reg; d++) {
-        Region *g = &j->reg[(t + d) % j->n_reg];
+    int units = (rows + REGION_ROWS - 1) / REGION_ROWS, nr = n_threads < MAX_REGIONS ? n_threads : MAX_REGIONS;
+    if (nr > units) nr = units;
+    for (int i = 0; i < nr; i++) {
+        uint64_t lo = (uint64_t)units * i / nr, hi = (uint64_t)units * (i + 1) / nr;
+        atomic_init(&reg[i].span, lo | hi << 32);
+    }
+    return nr;
+}
+
+void kern_regions_walk(Region *reg, int n_reg, int t, int rows, void (*fn)(void *ctx, int r0, int r1), void *ctx)
+{
+    int u0, got;
+    for (int d = 0; d < n_reg; d++) {
+        Region *g = &reg[(t + d) % n_reg];
         for (;;) {
             int left = region_left(g), want = d ? (left + 1) / 2 : (left + 3) / 4;
             if (!(got = region_take(g, want > 64 ? 64 : want, d != 0, &u0))) break;
             int r0 = u0 * REGION_ROWS, r1 = (u0 + got) * REGION_ROWS;
-            fn(&j->a, r0, r1 < rows ? r1 : rows);
+            fn(ctx, r0, r1 < rows ? r1 : rows);
         }
     }
+}
+
+static void region_rows(void *ctx, int r0, int r1)
+{
+    Job *j = ctx;
+    j->ops->mm[j->a.W->type](&j->a, r0, r1);
+}
+
+static void region_task(void *ctx, int t)
+{
+    Job *j = ctx;
+    kern_regions_walk(j->reg, j->n_reg, t, j->a.W->rows, region_rows, j);
 }
 
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
@@ -322,15 +330,9 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     }
     if (n < KERN_TILE_MIN_N) {
         Region reg[MAX_REGIONS];
-        int units = (rows + REGION_ROWS - 1) / REGION_ROWS, nr = nt < MAX_REGIONS ? nt : MAX_REGIONS;
-        if (nr > units) nr = units;
-        for (int i = 0; i < nr; i++) {
-            uint64_t lo = (uint64_t)units * i / nr, hi = (uint64_t)units * (i + 1) / nr;
-            atomic_init(&reg[i].span, lo | hi << 32);
-        }
         j.reg = reg;
-        j.n_reg = nr;
-        pool_run(k->pool, nr, region_task, &j);
+        j.n_reg = kern_regions_init(reg, rows, nt);
+        pool_run(k->pool, j.n_reg, region_task, &j);
         return;
     }
     int chunk = kern_row_chunk(rows, nt, tile ? 32 : 16); /* tiles: pairs of 16-row panels */

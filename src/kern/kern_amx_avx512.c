@@ -506,6 +506,10 @@ static void mm_f32(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F32]
 static void mm_f16(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F16](a, r0, r1); }
 static float dot_f16(const uint16_t *h, const float *x, int n) { return kern_ops_avx512.dot_f16(h, x, n); }
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n) { kern_ops_avx512.axpy_f16(y, alpha, h, n); }
+static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+{
+    kern_ops_avx512.lora_b(u, ldu, B, j0, j1, t, n);
+}
 static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_sum(p, n); }
 
 #if defined(__clang__)
@@ -518,6 +522,7 @@ const KernOps kern_ops_amx = {
     .act_quant = act_quant,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
+    .lora_b = lora_b,
     .read_sum = read_sum,
     .tile_bytes = tile_bytes,
     .tile_pack = tile_pack,

@@ -289,11 +289,68 @@ static float read_sum(const float *p, size_t n)
     return s;
 }
 
+/* The lane sums of 8 vectors, in order (three rounds of hadd, then the
+ * 128-bit halves). */
+INLINE __m256 sum8x8(const __m256 *v)
+{
+    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+/* kern_impl.h's lora_b: 8 rows at a time, 8 columns per step; the rank's
+ * last r % 8 columns and the rows past the last 8 in plain C. */
+INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, kv = r & ~7, j = j0;
+    for (; j + 8 <= j1; j += 8)
+        for (int i = 0; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            __m256 v[8];
+#pragma GCC unroll 8
+            for (int jj = 0; jj < 8; jj++) v[jj] = _mm256_setzero_ps();
+            for (int c = 0; c < kv; c += 8) {
+                __m256 tv = _mm256_loadu_ps(ti + c);
+#pragma GCC unroll 8
+                for (int jj = 0; jj < 8; jj++)
+                    v[jj] = _mm256_fmadd_ps(load_w8(B->data, (size_t)(j + jj) * r + c, T), tv, v[jj]);
+            }
+            __m256 s = sum8x8(v);
+            if (kv < r) {
+                float tail[8];
+                for (int jj = 0; jj < 8; jj++) {
+                    float x = 0;
+                    for (int c = kv; c < r; c++) x += load_w1(B->data, (size_t)(j + jj) * r + c, T) * ti[c];
+                    tail[jj] = x;
+                }
+                s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
+            }
+            _mm256_storeu_ps(u + (size_t)i * ldu + (j - j0), s);
+        }
+    for (; j < j1; j++)
+        for (int i = 0; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            __m256 v = _mm256_setzero_ps();
+            for (int c = 0; c < kv; c += 8) v = _mm256_fmadd_ps(load_w8(B->data, (size_t)j * r + c, T), _mm256_loadu_ps(ti + c), v);
+            float x = hsum8(v), tail = 0;
+            for (int c = kv; c < r; c++) tail += load_w1(B->data, (size_t)j * r + c, T) * ti[c];
+            u[(size_t)i * ldu + (j - j0)] = x + tail;
+        }
+}
+
+static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+{
+    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+}
+
 const KernOps kern_ops_avx2 = {
     .name = "avx2",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = NULL,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
+    .lora_b = lora_b,
     .read_sum = read_sum,
 };

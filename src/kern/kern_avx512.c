@@ -400,6 +400,63 @@ static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
     }
 }
 
+/* The lane sums of 16 vectors, in order: 4 rounds of pairwise combines
+ * (unpack, in-lane shuffle, two 128-bit lane shuffles) instead of 16
+ * separate reductions. */
+INLINE __m512 sum16x16(const __m512 *v)
+{
+    __m512 a[8], b[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm512_add_ps(_mm512_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], 0x44), _mm512_shuffle_f32x4(b[0], b[1], 0xEE));
+    __m512 c1 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], 0x44), _mm512_shuffle_f32x4(b[2], b[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, 0x88), _mm512_shuffle_f32x4(c0, c1, 0xDD));
+}
+
+/* kern_impl.h's lora_b: 16 rows at a time, 16 columns per step, masked at
+ * the rank's end; the rows past the last 16 one by one. */
+INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, nk = (r + 15) / 16, j = j0;
+    __mmask16 last = r % 16 ? (__mmask16)((1u << (r % 16)) - 1) : (__mmask16)0xFFFF;
+    for (; j + 16 <= j1; j += 16)
+        for (int i = 0; i < n; i++) {
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int jj = 0; jj < 16; jj++) v[jj] = _mm512_setzero_ps();
+            for (int c = 0; c < nk; c++) {
+                __mmask16 m = c == nk - 1 ? last : (__mmask16)0xFFFF;
+                __m512 tv = _mm512_maskz_loadu_ps(m, t + (size_t)i * r + 16 * c);
+#pragma GCC unroll 16
+                for (int jj = 0; jj < 16; jj++)
+                    v[jj] = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)(j + jj) * r + 16 * c, T, m), tv, v[jj]);
+            }
+            _mm512_storeu_ps(u + (size_t)i * ldu + (j - j0), sum16x16(v));
+        }
+    for (; j < j1; j++)
+        for (int i = 0; i < n; i++) {
+            __m512 v = _mm512_setzero_ps();
+            for (int c = 0; c < nk; c++) {
+                __mmask16 m = c == nk - 1 ? last : (__mmask16)0xFFFF;
+                v = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)j * r + 16 * c, T, m),
+                                    _mm512_maskz_loadu_ps(m, t + (size_t)i * r + 16 * c), v);
+            }
+            u[(size_t)i * ldu + (j - j0)] = _mm512_reduce_add_ps(v);
+        }
+}
+
+static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+{
+    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+}
+
 static float read_sum(const float *p, size_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -425,5 +482,6 @@ const KernOps kern_ops_avx512 = {
     .act_quant = act_quant,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
+    .lora_b = lora_b,
     .read_sum = read_sum,
 };

@@ -9,6 +9,7 @@
 #define DUET_KERN_IMPL_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "kern/kern.h"
@@ -56,6 +57,12 @@ typedef struct KernOps {
     /* Attention over an f16 KV cache: sum_i h[i] * x[i], and y += alpha * h. */
     float (*dot_f16)(const uint16_t *h, const float *x, int n);
     void (*axpy_f16)(float *y, float alpha, const uint16_t *h, int n);
+    /* Optional: the LoRA up-projection for rows [j0, j1) of a float B of
+     * r = B->cols columns: u[i * ldu + j - j0] = sum_k B[j][k] * t[i * r + k]
+     * for tokens i < n. B's rows are short (the rank), so the SIMD versions
+     * reduce several rows at once instead of one dot product per row (NULL =
+     * the mm kernel). Deterministic per row: the same u for any j0, j1, n. */
+    void (*lora_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
     /* Optional, for backends with matrix tiles: the bytes of packed
@@ -115,6 +122,26 @@ size_t kern_actq_layout(ActQ *A, char *s, int n, int n_pad, int cols);
 /* Rows per task when a product's rows are split in fixed chunks: ~8 tasks
  * per thread (they balance a noisy machine), a multiple of `align`. */
 int kern_row_chunk(int rows, int n_threads, int align);
+
+/* Decode splits W's rows in one region per thread; a region's rows are
+ * handed out from its front to its owner and from its back to threads that
+ * ran out of their own, so each thread streams one long run of rows (the
+ * backends' prefetch runs ahead across the pieces) and the ends still
+ * balance. span = first | end << 32, in units of REGION_ROWS rows. */
+enum { REGION_ROWS = 16, MAX_REGIONS = 64 };
+typedef struct Region {
+    _Alignas(64) _Atomic uint64_t span;
+} Region;
+
+/* Splits `rows` into min(n_threads, MAX_REGIONS, units) regions of about
+ * equal size in reg[]; returns how many. */
+int kern_regions_init(Region *reg, int rows, int n_threads);
+
+/* Task t's share of the rows: fn(ctx, r0, r1) for each piece it takes, from
+ * the front of region t first (a quarter of what is left at a time, so a
+ * thief still finds some), then from the backs of the others (half of what
+ * is left). Every row of every region is passed to exactly one call. */
+void kern_regions_walk(Region *reg, int n_reg, int t, int rows, void (*fn)(void *ctx, int r0, int r1), void *ctx);
 
 /* Prepares token t of X (n x W->cols) for a product with W: with A, quantizes
  * it into A (the backend's act_quant, or act_quantize_row + act_layout);

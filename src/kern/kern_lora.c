@@ -3,16 +3,22 @@
  * KERN_TILE_MIN_N tokens; from there on kern_matmul computes W's product
  * first and the row tasks below add the LoRA part only).
  *
- * The task order is the schedule. Tasks 0 .. n_a-1 compute the A products
- * (t = A x, per product and chunk of tokens); the tasks after them each
- * compute a range of W's rows and then add, for every product overlapping
- * that range, B's matching rows times t. The pool hands tasks out in index
- * order, so every A task has been taken by a running thread before the first
- * row task starts, and a row task needs the A results only after its own
- * (much larger) W rows: they are almost always there. When one is not (its
- * thread was preempted), the row task does not wait: it leaves its LoRA part
- * to the caller, who runs the left-over parts after the job, when every A is
- * done. A single thread runs the A tasks first and never leaves anything. */
+ * Decode (fewer than KERN_TILE_MIN_N tokens): one task per thread. Task t
+ * first computes its share of the A products (t = A x; all products' A rows
+ * in a row, split evenly), then walks W's rows as kern_matmul does (its own
+ * region from the front, then the others' from their backs), and after
+ * each piece of W's rows adds, for every product overlapping the piece, B's
+ * matching rows times t (the backend's lora_b). A piece needs the other
+ * tasks' A rows only after its own W rows: they are almost always there.
+ * When they are not (a thread was preempted), the piece does not wait: it
+ * leaves its LoRA part to the caller, who runs the left-over ranges after
+ * the job, when every A is done.
+ *
+ * Prefill (base product already done by kern_matmul): tasks 0 .. n_a-1
+ * compute the A products per chunk of A_TOK tokens; the tasks after them
+ * each add the LoRA part of a fixed range of rows, under the same rule. The
+ * pool hands tasks out in index order, so the A tasks are taken first. A
+ * single thread runs the A tasks first and never leaves anything. */
 #include "kern/kern.h"
 
 #include <stdatomic.h>
@@ -32,7 +38,7 @@ typedef struct Seg {
     float *t;         /* (n_tok, r) = A x */
     float *u;         /* (n_tok, r1 - r0) = B t, each row task filling its rows */
     int n_chunks;     /* A tasks: ceil(n_tok / A_TOK) */
-    atomic_int done;  /* A tasks finished */
+    atomic_int done;  /* A rows finished, summed over the chunks: r * n_chunks when t is complete */
 } Seg;
 
 typedef struct LJob {
@@ -44,9 +50,12 @@ typedef struct LJob {
     Seg *seg;
     int n_seg;
     int n_a;           /* A tasks, numbered first */
-    int chunk;         /* W rows per row task */
+    int chunk;         /* W rows per row task (prefill) */
+    Region *reg;       /* decode: W's rows in n_reg regions, one task each */
+    int n_reg;
+    int a_rows;        /* decode: the A rows of all products, split evenly over the regions' tasks */
     int base_done;     /* W x already in Y: row tasks add the LoRA part only */
-    int *left;         /* (row tasks) the row tasks whose LoRA part is left to the caller */
+    int *left;         /* (r0, r1) pairs: row ranges whose LoRA part is left to the caller */
     atomic_int n_left;
 } LJob;
 
@@ -101,15 +110,21 @@ static void prep_token(LJob *j, int t) { kern_prep_token(j->ops, j->A, j->X_scal
 
 static void prep_task(void *ctx, int t) { prep_token(ctx, t); }
 
+/* Rows [k0, k1) of t = A x for the tokens of chunk c of segment s. */
+static void a_rows(LJob *j, Seg *s, int c, int k0, int k1)
+{
+    const KernLora *lo = s->lo;
+    int r = lo->A->rows, t0 = c * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
+    MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
+    j->ops->mm[lo->A->type](&a, k0, k1);
+    atomic_fetch_add_explicit(&s->done, k1 - k0, memory_order_release);
+}
+
 static void a_task(LJob *j, int t)
 {
     Seg *s = j->seg;
     while (t >= s->n_chunks) t -= s++->n_chunks;
-    const KernLora *lo = s->lo;
-    int r = lo->A->rows, t0 = t * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
-    MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
-    j->ops->mm[lo->A->type](&a, 0, r);
-    atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    a_rows(j, s, t, 0, s->lo->A->rows);
 }
 
 /* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. */
@@ -121,8 +136,12 @@ static void lora_rows(LJob *j, int r0, int r1)
         const KernLora *lo = s->lo;
         int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0;
         if (a >= b) continue;
-        MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
-        j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
+        if (j->ops->lora_b) {
+            j->ops->lora_b(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, lo->n_tok);
+        } else {
+            MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
+            j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
+        }
         float sc = lo->scale;
         for (int i = 0; i < lo->n_tok; i++) {
             float *restrict y = j->w.Y + (size_t)lo->tok[i] * rows + a;
@@ -142,26 +161,51 @@ static int a_ready(LJob *j, int r0, int r1)
 {
     for (int si = 0; si < j->n_seg; si++) {
         Seg *s = &j->seg[si];
-        if (r0 < s->lo->r1 && s->lo->r0 < r1 && atomic_load_explicit(&s->done, memory_order_acquire) < s->n_chunks)
+        if (r0 < s->lo->r1 && s->lo->r0 < r1 &&
+            atomic_load_explicit(&s->done, memory_order_acquire) < s->lo->A->rows * s->n_chunks)
             return 0;
     }
     return 1;
 }
 
-static void row_task(LJob *j, int t)
+/* W's rows [r0, r1) (unless base_done) and their LoRA part, or, when an A
+ * product they need is not finished, the range left to the caller. */
+static void rows_piece(void *ctx, int r0, int r1)
 {
-    int rows = j->w.W->rows, r0 = t * j->chunk, r1 = r0 + j->chunk < rows ? r0 + j->chunk : rows;
+    LJob *j = ctx;
     if (!j->base_done) j->ops->mm[j->w.W->type](&j->w, r0, r1);
     if (!j->n_seg) return;
-    if (a_ready(j, r0, r1)) lora_rows(j, r0, r1);
-    else j->left[atomic_fetch_add_explicit(&j->n_left, 1, memory_order_relaxed)] = t;
+    if (a_ready(j, r0, r1)) {
+        lora_rows(j, r0, r1);
+    } else {
+        int i = atomic_fetch_add_explicit(&j->n_left, 1, memory_order_relaxed);
+        j->left[2 * i] = r0;
+        j->left[2 * i + 1] = r1;
+    }
 }
 
 static void job_task(void *ctx, int t)
 {
     LJob *j = ctx;
-    if (t < j->n_a) a_task(j, t);
-    else row_task(j, t - j->n_a);
+    if (t < j->n_a) {
+        a_task(j, t);
+    } else {
+        int rows = j->w.W->rows, r0 = (t - j->n_a) * j->chunk;
+        rows_piece(j, r0, r0 + j->chunk < rows ? r0 + j->chunk : rows);
+    }
+}
+
+/* Decode: task t computes its share of the A rows (all products' rows in a
+ * row, split evenly), then walks W's rows from region t on. */
+static void region_task(void *ctx, int t)
+{
+    LJob *j = ctx;
+    int k0 = (int)((long)j->a_rows * t / j->n_reg), k1 = (int)((long)j->a_rows * (t + 1) / j->n_reg);
+    for (int si = 0, base = 0; si < j->n_seg && base < k1; base += j->seg[si++].lo->A->rows) {
+        int r = j->seg[si].lo->A->rows, a = k0 > base ? k0 - base : 0, b = k1 < base + r ? k1 - base : r;
+        if (a < b) a_rows(j, &j->seg[si], 0, a, b);
+    }
+    kern_regions_walk(j->reg, j->n_reg, t, j->w.W->rows, rows_piece, j);
 }
 
 static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
@@ -184,11 +228,14 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     int base_done = n >= KERN_TILE_MIN_N;
     if (base_done) kern_matmul(k, Y, W, X, n);
     int quant = !base_done && (W->type == DT_Q8 || W->type == DT_Q4);
-    int rows = W->rows, chunk = (size_t)rows * W->cols * n <= (1u << 16) /* not worth waking the pool */
-                                    ? rows : kern_row_chunk(rows, kern_threads(k), 16);
+    int rows = W->rows, small = (size_t)rows * W->cols * n <= (1u << 16); /* not worth waking the pool */
+    int chunk = small ? rows : kern_row_chunk(rows, kern_threads(k), 16);
     int n_rt = (rows + chunk - 1) / chunk;
+    /* decode (one A chunk per product): W's rows in regions, as kern_matmul */
+    int regions = !small && !base_done && n <= A_TOK;
+    if (regions) n_rt = (rows + REGION_ROWS - 1) / REGION_ROWS; /* at most one piece per unit */
     /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
-    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * sizeof(int)), act = need;
+    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * 2 * sizeof(int)), act = need;
     size_t actq = quant ? kern_actq_layout(NULL, NULL, n, n, W->cols) : 0;
     need += quant ? actq : W->in_scale && !base_done ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
@@ -244,9 +291,15 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         for (int t = 0; t < j.n_a + 1; t++) job_task(&j, t);
         return;
     }
-    pool_run(kern_pool(k), j.n_a + n_rt, job_task, &j);
-    for (int i = 0; i < atomic_load(&j.n_left); i++) { /* every A is done now */
-        int r0 = j.left[i] * chunk;
-        lora_rows(&j, r0, r0 + chunk < rows ? r0 + chunk : rows);
+    if (regions) {
+        Region reg[MAX_REGIONS];
+        j.reg = reg;
+        j.n_reg = kern_regions_init(reg, rows, kern_threads(k));
+        for (int l = 0; l < n_lo; l++) j.a_rows += lo[l].A->rows;
+        pool_run(kern_pool(k), j.n_reg, region_task, &j);
+    } else {
+        pool_run(kern_pool(k), j.n_a + n_rt, job_task, &j);
     }
+    for (int i = 0; i < atomic_load(&j.n_left); i++) /* every A is done now */
+        lora_rows(&j, j.left[2 * i], j.left[2 * i + 1]);
 }

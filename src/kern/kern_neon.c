@@ -236,11 +236,59 @@ static float read_sum(const float *p, size_t n)
     return s;
 }
 
+/* kern_impl.h's lora_b: 4 rows at a time, 4 columns per step, the 4 rows'
+ * sums by pairwise adds; the rank's last r % 4 columns and the rows past
+ * the last 4 in plain C. */
+INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, kv = r & ~3, j = j0;
+    for (; j + 4 <= j1; j += 4)
+        for (int i = 0; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            float32x4_t v0 = vdupq_n_f32(0), v1 = v0, v2 = v0, v3 = v0;
+            for (int c = 0; c < kv; c += 4) {
+                float32x4_t tv = vld1q_f32(ti + c);
+                v0 = vfmaq_f32(v0, load_w4(B->data, (size_t)j * r + c, T), tv);
+                v1 = vfmaq_f32(v1, load_w4(B->data, (size_t)(j + 1) * r + c, T), tv);
+                v2 = vfmaq_f32(v2, load_w4(B->data, (size_t)(j + 2) * r + c, T), tv);
+                v3 = vfmaq_f32(v3, load_w4(B->data, (size_t)(j + 3) * r + c, T), tv);
+            }
+            float32x4_t s = vpaddq_f32(vpaddq_f32(v0, v1), vpaddq_f32(v2, v3));
+            if (kv < r) {
+                float tail[4];
+                for (int jj = 0; jj < 4; jj++) {
+                    float x = 0;
+                    for (int c = kv; c < r; c++) x += load_w1(B->data, (size_t)(j + jj) * r + c, T) * ti[c];
+                    tail[jj] = x;
+                }
+                s = vaddq_f32(s, vld1q_f32(tail));
+            }
+            vst1q_f32(u + (size_t)i * ldu + (j - j0), s);
+        }
+    for (; j < j1; j++)
+        for (int i = 0; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            float32x4_t v = vdupq_n_f32(0);
+            for (int c = 0; c < kv; c += 4) v = vfmaq_f32(v, load_w4(B->data, (size_t)j * r + c, T), vld1q_f32(ti + c));
+            float x = vaddvq_f32(v), tail = 0;
+            for (int c = kv; c < r; c++) tail += load_w1(B->data, (size_t)j * r + c, T) * ti[c];
+            u[(size_t)i * ldu + (j - j0)] = x + tail;
+        }
+}
+
+static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+{
+    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+}
+
 const KernOps kern_ops_neon = {
     .name = "neon",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = NULL,
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
+    .lora_b = lora_b,
     .read_sum = read_sum,
 };
