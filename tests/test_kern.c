@@ -135,6 +135,34 @@ static void test_f16_helpers(Kern *k)
     }
 }
 
+/* kern_silu_mul against its scalar twin: odd lengths, the clamped range
+ * (|g| > 87) and zeros, in place too (y == g). */
+static void test_silu(Kern *k)
+{
+    Rng rng = {7};
+    static const size_t sizes[] = {1, 3, 8, 15, 16, 17, 100, 1000};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        float g[1000], u[1000], y[1001], r[1000];
+        for (size_t i = 0; i < n; i++) {
+            g[i] = rng_f(&rng) * (i % 7 == 0 ? 200 : i % 5 == 0 ? 30 : 8);
+            u[i] = rng_f(&rng) * 3;
+        }
+        if (n > 2) g[1] = 0, g[2] = -0.0f;
+        kern_silu_mul_ref(r, g, u, n);
+        y[n] = 12345.0f;
+        kern_silu_mul(k, y, g, u, n);
+        double worst = 0;
+        /* relative, except near 0: silu(g) for g < -87 is below 1e-35 either way */
+        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)y[i] - r[i]) / (fabs((double)r[i]) + 1e-20));
+        CHECK(worst <= 3e-7 && y[n] == 12345.0f, "%s silu_mul n %zu: relative error %g (or wrote past n)", kern_isa(k),
+              n, worst);
+        kern_silu_mul(k, g, g, u, n); /* in place */
+        int same = !memcmp(g, y, n * sizeof(float));
+        CHECK(same, "%s silu_mul n %zu in place differs", kern_isa(k), n);
+    }
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -145,6 +173,7 @@ static void test_backend(const char *isa, int threads)
     }
     CHECK(!strcmp(kern_isa(k), isa), "kern_isa %s != %s", kern_isa(k), isa);
     test_f16_helpers(k);
+    test_silu(k);
     CHECK(kern_threads(k) == threads, "threads %d", kern_threads(k));
     static const int rows_v[] = {1, 7, 31, 33, 48, 100, 257};
     static const int cols_v[] = {1, 7, 31, 33, 48, 100, 257, 300, 520, 1024};

@@ -361,6 +361,12 @@ void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int 
     k->ops->axpy_f16(y, alpha, h, n);
 }
 
+void kern_silu_mul(const Kern *k, float *y, const float *g, const float *u, size_t n)
+{
+    if (k->ops->silu_mul) k->ops->silu_mul(y, g, u, n);
+    else kern_silu_mul_ref(y, g, u, n);
+}
+
 typedef struct BwJob {
     const KernOps *ops;
     const float *buf;

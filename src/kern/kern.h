@@ -127,6 +127,14 @@ double kern_read_bandwidth(Kern *k, size_t bytes, int reps);
 float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n);
 void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n);
 
+/* The SwiGLU gate: y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]
+ * for i < n, on the calling thread with the Kern's SIMD backend (an exp
+ * polynomial within a few ulp of expf; the scalar backend is the twin
+ * below). y may be g itself, or end at or before g (it is written in order,
+ * each vector after its loads). */
+void kern_silu_mul(const Kern *k, float *y, const float *g, const float *u, size_t n);
+void kern_silu_mul_ref(float *y, const float *g, const float *u, size_t n);
+
 /* Runs fn(ctx, task) for task = 0 .. n_tasks-1 on the pool (the caller's
  * thread takes tasks too; tasks are handed out dynamically); returns when all
  * are done. For work the kernels do not cover (attention over heads). fn must

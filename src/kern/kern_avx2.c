@@ -345,6 +345,38 @@ static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float
     else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
 }
 
+/* exp(x), as exp16 in kern_avx512.c: clamped to |x| <= 87, Cephes'
+ * polynomial on the reduced argument, 2^n in the exponent bits. */
+INLINE __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(87.0f)), _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i), v = _mm256_loadu_ps(u + i);
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(s, v));
+    }
+    if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
+}
+
 const KernOps kern_ops_avx2 = {
     .name = "avx2",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
@@ -352,5 +384,6 @@ const KernOps kern_ops_avx2 = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

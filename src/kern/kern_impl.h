@@ -63,6 +63,8 @@ typedef struct KernOps {
      * reduce several rows at once instead of one dot product per row (NULL =
      * the mm kernel). Deterministic per row: the same u for any j0, j1, n. */
     void (*lora_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+    /* kern_silu_mul (kern.h). */
+    void (*silu_mul)(float *y, const float *g, const float *u, size_t n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
     /* Optional, for backends with matrix tiles: the bytes of packed

@@ -283,6 +283,36 @@ static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float
     else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
 }
 
+/* exp(x), as exp16 in kern_avx512.c: clamped to |x| <= 87, Cephes'
+ * polynomial on the reduced argument, 2^n in the exponent bits. */
+INLINE float32x4_t exp4(float32x4_t x)
+{
+    x = vmaxq_f32(vminq_f32(x, vdupq_n_f32(87.0f)), vdupq_n_f32(-87.0f));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_n_f32(x, n, 0.693359375f);
+    r = vfmsq_n_f32(r, n, -2.12194440e-4f);
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+static void silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t x = vld1q_f32(g + i), v = vld1q_f32(u + i);
+        float32x4_t s = vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp4(vnegq_f32(x))));
+        vst1q_f32(y + i, vmulq_f32(s, v));
+    }
+    if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
+}
+
 const KernOps kern_ops_neon = {
     .name = "neon",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
@@ -290,5 +320,6 @@ const KernOps kern_ops_neon = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

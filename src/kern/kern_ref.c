@@ -1,6 +1,7 @@
 /* kern_ref.c - scalar reference kernels: obviously correct, slow, the oracle. */
 #include "kern/kern.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "util/half.h"
@@ -96,4 +97,12 @@ void qmat_row_f32_to_f16(uint16_t *out, const QMat *W, int row)
     float tmp[W->cols > 0 ? W->cols : 1];
     qmat_row_f32(tmp, W, row);
     for (int j = 0; j < W->cols; j++) out[j] = f32_to_f16(tmp[j]);
+}
+
+void kern_silu_mul_ref(float *y, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i];
+        y[i] = x / (1.0f + expf(-x)) * u[i];
+    }
 }

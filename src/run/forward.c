@@ -217,18 +217,14 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
              * before i, or the very gate value just read */
             if (project(m, k, s, rows, n, l, gu_ps, 2, &L->gate_up, s->xn, s->h1, e)) return -1;
             for (size_t i = 0; i < (size_t)n; i++) {
-                const float *g = s->h1 + i * 2 * hid, *u = g + hid;
-                float *h = s->h1 + i * hid;
-                for (int j = 0; j < hid; j++) h[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+                const float *g = s->h1 + i * 2 * hid;
+                kern_silu_mul(k, s->h1 + i * hid, g, g + hid, (size_t)hid);
             }
         } else {
             if (project(m, k, s, rows, n, l, gu_ps, 1, &L->w[P_GATE], s->xn, s->h1, e) ||
                 project(m, k, s, rows, n, l, gu_ps + 1, 1, &L->w[P_UP], s->xn, s->h2, e))
                 return -1;
-            for (size_t i = 0; i < (size_t)n * hid; i++) {
-                float g = s->h1[i];
-                s->h1[i] = g / (1.0f + expf(-g)) * s->h2[i];
-            }
+            kern_silu_mul(k, s->h1, s->h1, s->h2, (size_t)n * hid);
         }
         if (project(m, k, s, rows, n, l, down_ps, 1, &L->w[P_DOWN], s->h1, s->xn, e)) return -1;
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xn[i];
