@@ -44,7 +44,7 @@ void kv_free(KVCache *kv)
 void scratch_free(Scratch *s)
 {
     if (!s) return;
-    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1};
+    float **bufs[] = {&s->x, &s->xn, &s->q, &s->k, &s->v, &s->att, &s->h1, &s->rope};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]); /* h2 lies inside h1 */
     free(s->lrows);
     free(s->ltok);
@@ -72,10 +72,11 @@ static int scratch_reserve(Scratch *s, const ModelConfig *c, int n, Err *e)
     size_t stack = 2 * (size_t)c->hidden_dim > qd + 2 * kvd ? 2 * (size_t)c->hidden_dim : qd + 2 * kvd;
     s->h1 = malloc(n * stack * sizeof(float));
     s->h2 = s->h1 ? s->h1 + n * (size_t)c->hidden_dim : NULL;
+    s->rope = malloc(n * (size_t)c->head_dim * sizeof(float));
     s->lrows = malloc(n * sizeof(int));
     s->ltok = malloc(n * sizeof(int));
     s->lseg = malloc(3 * (size_t)n * sizeof *s->lseg);
-    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->lrows || !s->ltok || !s->lseg) {
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->h1 || !s->rope || !s->lrows || !s->ltok || !s->lseg) {
         scratch_free(s);
         return err_set(e, "out of memory for the scratch of a %d-row batch", n);
     }
@@ -92,16 +93,26 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
     for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-/* HF rotary embedding (rotate_half) of one head of size hd at position pos.
- * inv_freq and the angle are float32 as in transformers. */
-static void rope(float *x, int hd, int pos, float theta)
+/* HF rotary embedding (rotate_half) at position pos: the cos (cs[0 .. hd/2))
+ * and sin (cs[hd/2 .. hd)) of each pair's angle, once per row for all heads
+ * and layers. inv_freq and the angle are float32 as in transformers. */
+static void rope_table(float *cs, int hd, int pos, float theta)
 {
     int half = hd / 2;
     for (int i = 0; i < half; i++) {
         float inv = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
         float ang = (float)pos * inv;
-        float c = cosf(ang), s = sinf(ang);
-        float x1 = x[i], x2 = x[i + half];
+        cs[i] = cosf(ang);
+        cs[half + i] = sinf(ang);
+    }
+}
+
+/* Rotates one head of size hd by a row's rope_table. */
+static void rope(float *x, const float *cs, int hd)
+{
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        float c = cs[i], s = cs[half + i], x1 = x[i], x2 = x[i + half];
         x[i] = x1 * c - x2 * s;
         x[i + half] = x2 * c + x1 * s;
     }
@@ -167,7 +178,10 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
     if (scratch_reserve(s, c, n, e)) return -1;
     int dim = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
     static const Proj qkv_ps[3] = {P_Q, P_K, P_V}, o_ps[1] = {P_O}, gu_ps[2] = {P_GATE, P_UP}, down_ps[1] = {P_DOWN};
-    for (int i = 0; i < n; i++) qmat_row_f32(s->x + (size_t)i * dim, &m->embed, rows[i].token);
+    for (int i = 0; i < n; i++) {
+        qmat_row_f32(s->x + (size_t)i * dim, &m->embed, rows[i].token);
+        rope_table(s->rope + (size_t)i * hd, hd, rows[i].pos, c->rope_theta);
+    }
 
     for (int l = 0; l < c->n_layers; l++) {
         const Layer *L = &m->layers[l];
@@ -197,11 +211,11 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
             }
             for (int h = 0; h < c->n_heads; h++) {
                 if (L->q_norm) rmsnorm(q + h * hd, q + h * hd, L->q_norm, hd, c->norm_eps);
-                rope(q + h * hd, hd, rows[i].pos, c->rope_theta);
+                rope(q + h * hd, s->rope + (size_t)i * hd, hd);
             }
             for (int h = 0; h < c->n_kv_heads; h++) {
                 if (L->k_norm) rmsnorm(kk + h * hd, kk + h * hd, L->k_norm, hd, c->norm_eps);
-                rope(kk + h * hd, hd, rows[i].pos, c->rope_theta);
+                rope(kk + h * hd, s->rope + (size_t)i * hd, hd);
             }
             kv_store(rows[i].kv, rows[i].kv->k, l, rows[i].pos, kk);
             kv_store(rows[i].kv, rows[i].kv->v, l, rows[i].pos, v);

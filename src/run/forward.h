@@ -38,6 +38,7 @@ typedef struct BatchRow {
 typedef struct Scratch {
     int cap_rows;
     float *x, *xn, *q, *k, *v, *att;
+    float *rope;        /* (n, head_dim) each row's rotary cos and sin (rope_table in forward.c) */
     float *h1, *h2;     /* (n, hidden) each, one allocation of n * max(2 * hidden, q + k + v rows)
                            floats with h2 = h1 + n * hidden: a stacked product's output spans both */
     int *lrows, *ltok;  /* (n) row indices: the rows that want logits; the rows of each adapter */
