@@ -1,8 +1,9 @@
 /* test_attention.c - the blocked, grouped attention (run/attention.c) against
  * its position-by-position double-precision twin, on random queries and
  * caches of odd sizes: GQA groups of 1..6, f32 and f16 caches, prefill runs
- * longer than one task, single decode rows, and several sequences
- * interleaved in one batch, on every kernel backend this CPU has. */
+ * longer than one task, single decode rows (split over positions when long),
+ * and several sequences interleaved in one batch, on every kernel backend
+ * this CPU has. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,18 @@ int main(void)
                 run_case(k, isas[b], nh, nkv, hd, (KvType)kt, (const int (*)[2])mixed, nm, 3, 160);
                 run_case(k, isas[b], nh, nkv, hd, (KvType)kt, (const int (*)[2])decode, 3, 3, 80);
                 run_case(k, isas[b], nh, nkv, hd, (KvType)kt, (const int (*)[2])decode, 1, 1, 80);
+            }
+        kern_destroy(k);
+        /* decode rows long enough to be split over positions (6 threads
+         * for 2 KV heads: 3 splits each), at the Qwen2-1.5B head shape too */
+        k = kern_create(6, isas[b], &e);
+        if (!k) continue;
+        static const int longdec[3][2] = {{0, 1000}, {1, 130}, {2, 700}};
+        int lshapes[][3] = {{12, 2, 128}, {6, 2, 40}, {4, 1, 7}};
+        for (size_t s = 0; s < sizeof lshapes / sizeof lshapes[0]; s++)
+            for (int kt = 0; kt < 2; kt++) {
+                run_case(k, isas[b], lshapes[s][0], lshapes[s][1], lshapes[s][2], (KvType)kt, longdec, 3, 3, 1024);
+                run_case(k, isas[b], lshapes[s][0], lshapes[s][1], lshapes[s][2], (KvType)kt, longdec, 1, 1, 1024);
             }
         kern_destroy(k);
     }

@@ -361,6 +361,13 @@ void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int 
     k->ops->axpy_f16(y, alpha, h, n);
 }
 
+void kern_attn_f16(const Kern *k, float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                   const uint16_t *V, size_t stride, int n)
+{
+    if (!k->ops->attn_f16 || k->ops->attn_f16(acc, m, l, q, G, hd, K, V, stride, n))
+        kern_attn_f16_ref(acc, m, l, q, G, hd, K, V, stride, n);
+}
+
 void kern_silu_mul(const Kern *k, float *y, const float *g, const float *u, size_t n)
 {
     if (k->ops->silu_mul) k->ops->silu_mul(y, g, u, n);

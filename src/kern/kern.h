@@ -127,6 +127,20 @@ double kern_read_bandwidth(Kern *k, size_t bytes, int reps);
 float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n);
 void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n);
 
+/* Decode attention of G query heads that share one KV head, over positions
+ * 0 .. n-1 of an f16 cache: K and V point at position 0 of that head, rows
+ * `stride` halves apart; q is (G, hd), already scaled by 1/sqrt(hd). For
+ * each query g: m[g] = the largest score q_g . k_p, l[g] = sum over p of
+ * exp(score - m[g]), acc[g * hd ..] = the same weights times the V rows,
+ * unnormalized (out = acc / l), so that ranges of positions computed apart
+ * can be merged. Each key and value row is converted once for all G
+ * queries. On the calling thread (safe inside kern_parallel tasks); n >= 1,
+ * G <= 16, hd <= 256. kern_attn_f16_ref is the scalar twin. */
+void kern_attn_f16(const Kern *k, float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                   const uint16_t *V, size_t stride, int n);
+void kern_attn_f16_ref(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                       const uint16_t *V, size_t stride, int n);
+
 /* The SwiGLU gate: y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]
  * for i < n, on the calling thread with the Kern's SIMD backend (an exp
  * polynomial within a few ulp of expf; the scalar backend is the twin

@@ -511,6 +511,11 @@ static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float
     kern_ops_avx512.lora_b(u, ldu, B, j0, j1, t, n);
 }
 static void silu_mul(float *y, const float *g, const float *u, size_t n) { kern_ops_avx512.silu_mul(y, g, u, n); }
+static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K, const uint16_t *V,
+                    size_t stride, int n)
+{
+    return kern_ops_avx512.attn_f16(acc, m, l, q, G, hd, K, V, stride, n);
+}
 static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_sum(p, n); }
 
 #if defined(__clang__)
@@ -524,6 +529,7 @@ const KernOps kern_ops_amx = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .attn_f16 = attn_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
     .tile_bytes = tile_bytes,

@@ -5,6 +5,7 @@
  * applied in float through the activations' per-block d * sum(q). Only called
  * after cpu_detect saw AVX2, FMA and F16C. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
@@ -365,6 +366,73 @@ INLINE __m256 exp8(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* kern_attn_f16 as the AVX-512 version (blocks of ATT_B positions; each key
+ * and value row converted once, into row, for all G queries); hd a multiple
+ * of 8. */
+enum { ATT_B = 64 };
+static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                    const uint16_t *V, size_t stride, int n)
+{
+    if (hd % 8 || hd > 256 || G > 16) return -1;
+    float s[16][ATT_B], row[256];
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)g * hd + d] = 0;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B;
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *kr = K + (size_t)(p0 + b) * stride;
+            for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(row + d, load_w8(kr, (size_t)d, DT_F16));
+            for (int g = 0; g < G; g++) {
+                const float *qg = q + (size_t)g * hd;
+                __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+                int d = 0;
+                for (; d + 16 <= hd; d += 16) {
+                    d0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + d), _mm256_loadu_ps(qg + d), d0);
+                    d1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + d + 8), _mm256_loadu_ps(qg + d + 8), d1);
+                }
+                if (d < hd) d0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + d), _mm256_loadu_ps(qg + d), d0);
+                s[g][b] = hsum8(_mm256_add_ps(d0, d1));
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            float bmax = -INFINITY;
+            for (int b = 0; b < nb; b++) bmax = s[g][b] > bmax ? s[g][b] : bmax;
+            if (bmax > m[g]) {
+                float corr = expf(m[g] - bmax);
+                l[g] *= corr;
+                __m256 cv = _mm256_set1_ps(corr);
+                for (int d = 0; d < hd; d += 8)
+                    _mm256_storeu_ps(acc + (size_t)g * hd + d, _mm256_mul_ps(_mm256_loadu_ps(acc + (size_t)g * hd + d), cv));
+                m[g] = bmax;
+            }
+            __m256 mg = _mm256_set1_ps(m[g]), sum = _mm256_setzero_ps();
+            int b = 0;
+            for (; b + 8 <= nb; b += 8) {
+                __m256 w = exp8(_mm256_sub_ps(_mm256_loadu_ps(s[g] + b), mg));
+                _mm256_storeu_ps(s[g] + b, w);
+                sum = _mm256_add_ps(sum, w);
+            }
+            float tail = 0;
+            for (; b < nb; b++) tail += s[g][b] = expf(s[g][b] - m[g]);
+            l[g] += hsum8(sum) + tail;
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *vr = V + (size_t)(p0 + b) * stride;
+            for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(row + d, load_w8(vr, (size_t)d, DT_F16));
+            for (int g = 0; g < G; g++) {
+                float *a = acc + (size_t)g * hd;
+                __m256 w = _mm256_set1_ps(s[g][b]);
+                for (int d = 0; d < hd; d += 8)
+                    _mm256_storeu_ps(a + d, _mm256_fmadd_ps(_mm256_loadu_ps(row + d), w, _mm256_loadu_ps(a + d)));
+            }
+        }
+    }
+    return 0;
+}
+
 static void silu_mul(float *y, const float *g, const float *u, size_t n)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -384,6 +452,7 @@ const KernOps kern_ops_avx2 = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .attn_f16 = attn_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

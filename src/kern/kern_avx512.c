@@ -9,6 +9,7 @@
  * from DRAM with software prefetch into L2. Only called after cpu_detect saw
  * AVX-512. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
@@ -478,6 +479,93 @@ INLINE __m512 exp16(__m512 x)
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+/* kern_attn_f16 in blocks of ATT_B positions: the block's scores for all G
+ * queries (each key row converted once), the online-softmax rescale, the
+ * weights by exp16, then each value row converted once and added into the
+ * G accumulators (kept in acc, in L1). Any hd <= 256 (the last 16 masked). */
+enum { ATT_B = 64 };
+INLINE void attn_t(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K, const uint16_t *V,
+                   size_t stride, int n, const int NC)
+{
+    int nc = NC ? NC : (hd + 15) / 16;
+    __mmask16 last = !NC && hd % 16 ? (__mmask16)((1u << (hd % 16)) - 1) : (__mmask16)0xFFFF;
+    float s[16][ATT_B];
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)g * hd + d] = 0;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B;
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *kr = K + (size_t)(p0 + b) * stride;
+            __m512 kz[16];
+            for (int c = 0; c < nc; c++) kz[c] = load_w16_mask(kr, (size_t)16 * c, DT_F16, c == nc - 1 ? last : 0xFFFF);
+            for (int g = 0; g < G; g++) {
+                const float *qg = q + (size_t)g * hd;
+                __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps();
+                int c = 0;
+                for (; c + 1 < nc; c += 2) {
+                    d0 = _mm512_fmadd_ps(kz[c], _mm512_loadu_ps(qg + 16 * c), d0);
+                    d1 = _mm512_fmadd_ps(kz[c + 1], _mm512_maskz_loadu_ps(c + 1 == nc - 1 ? last : 0xFFFF, qg + 16 * c + 16), d1);
+                }
+                if (c < nc) d0 = _mm512_fmadd_ps(kz[c], _mm512_maskz_loadu_ps(last, qg + 16 * c), d0);
+                s[g][b] = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int b = 0; b < nb; b += 16) {
+                __mmask16 bm = nb - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - b)) - 1);
+                mx = _mm512_mask_max_ps(mx, bm, mx, _mm512_maskz_loadu_ps(bm, s[g] + b));
+            }
+            float bmax = _mm512_reduce_max_ps(mx);
+            if (bmax > m[g]) {
+                float corr = expf(m[g] - bmax);
+                l[g] *= corr;
+                __m512 cv = _mm512_set1_ps(corr);
+                for (int c = 0; c < nc; c++) {
+                    __mmask16 cm = c == nc - 1 ? last : 0xFFFF;
+                    float *a = acc + (size_t)g * hd + 16 * c;
+                    _mm512_mask_storeu_ps(a, cm, _mm512_mul_ps(_mm512_maskz_loadu_ps(cm, a), cv));
+                }
+                m[g] = bmax;
+            }
+            __m512 mg = _mm512_set1_ps(m[g]), sum = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b += 16) {
+                __mmask16 bm = nb - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - b)) - 1);
+                __m512 w = _mm512_maskz_mov_ps(bm, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(bm, s[g] + b), mg)));
+                _mm512_mask_storeu_ps(s[g] + b, bm, w);
+                sum = _mm512_add_ps(sum, w);
+            }
+            l[g] += _mm512_reduce_add_ps(sum);
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *vr = V + (size_t)(p0 + b) * stride;
+            __m512 vz[16];
+            for (int c = 0; c < nc; c++) vz[c] = load_w16_mask(vr, (size_t)16 * c, DT_F16, c == nc - 1 ? last : 0xFFFF);
+            for (int g = 0; g < G; g++) {
+                __m512 w = _mm512_set1_ps(s[g][b]);
+                float *a = acc + (size_t)g * hd;
+                for (int c = 0; c < nc; c++) {
+                    __mmask16 cm = c == nc - 1 ? last : 0xFFFF;
+                    _mm512_mask_storeu_ps(a + 16 * c, cm, _mm512_fmadd_ps(vz[c], w, _mm512_maskz_loadu_ps(cm, a + 16 * c)));
+                }
+            }
+        }
+    }
+}
+
+static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                    const uint16_t *V, size_t stride, int n)
+{
+    if (hd > 256 || G > 16) return -1;
+    if (hd == 128) attn_t(acc, m, l, q, G, hd, K, V, stride, n, 8); /* Qwen2's head: unrolled, no masks */
+    else if (hd == 64) attn_t(acc, m, l, q, G, hd, K, V, stride, n, 4);
+    else attn_t(acc, m, l, q, G, hd, K, V, stride, n, 0);
+    return 0;
+}
+
 static void silu_mul(float *y, const float *g, const float *u, size_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -515,6 +603,7 @@ const KernOps kern_ops_avx512 = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .attn_f16 = attn_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

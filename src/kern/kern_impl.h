@@ -63,6 +63,10 @@ typedef struct KernOps {
      * reduce several rows at once instead of one dot product per row (NULL =
      * the mm kernel). Deterministic per row: the same u for any j0, j1, n. */
     void (*lora_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+    /* Optional: kern_attn_f16 (kern.h); returns -1 for a shape it does not
+     * take (head_dim not a multiple of its vector width), then the twin runs. */
+    int (*attn_f16)(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                    const uint16_t *V, size_t stride, int n);
     /* kern_silu_mul (kern.h). */
     void (*silu_mul)(float *y, const float *g, const float *u, size_t n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */

@@ -5,6 +5,7 @@
  * re-centred to -8..7 first, so no offset term is needed. Only called after
  * cpu_detect saw asimddp. */
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
@@ -302,6 +303,70 @@ INLINE float32x4_t exp4(float32x4_t x)
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
 }
 
+/* kern_attn_f16 as the AVX-512 version (blocks of ATT_B positions; each key
+ * and value row converted once, into row, for all G queries); hd a multiple
+ * of 4. */
+enum { ATT_B = 64 };
+static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                    const uint16_t *V, size_t stride, int n)
+{
+    if (hd % 4 || hd > 256 || G > 16) return -1;
+    float s[16][ATT_B], row[256];
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)g * hd + d] = 0;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B;
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *kr = K + (size_t)(p0 + b) * stride;
+            for (int d = 0; d < hd; d += 4) vst1q_f32(row + d, load_w4(kr, (size_t)d, DT_F16));
+            for (int g = 0; g < G; g++) {
+                const float *qg = q + (size_t)g * hd;
+                float32x4_t d0 = vdupq_n_f32(0), d1 = d0;
+                int d = 0;
+                for (; d + 8 <= hd; d += 8) {
+                    d0 = vfmaq_f32(d0, vld1q_f32(row + d), vld1q_f32(qg + d));
+                    d1 = vfmaq_f32(d1, vld1q_f32(row + d + 4), vld1q_f32(qg + d + 4));
+                }
+                if (d < hd) d0 = vfmaq_f32(d0, vld1q_f32(row + d), vld1q_f32(qg + d));
+                s[g][b] = vaddvq_f32(vaddq_f32(d0, d1));
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            float bmax = -INFINITY;
+            for (int b = 0; b < nb; b++) bmax = s[g][b] > bmax ? s[g][b] : bmax;
+            if (bmax > m[g]) {
+                float corr = expf(m[g] - bmax);
+                l[g] *= corr;
+                for (int d = 0; d < hd; d += 4)
+                    vst1q_f32(acc + (size_t)g * hd + d, vmulq_n_f32(vld1q_f32(acc + (size_t)g * hd + d), corr));
+                m[g] = bmax;
+            }
+            float32x4_t mg = vdupq_n_f32(m[g]), sum = vdupq_n_f32(0);
+            int b = 0;
+            for (; b + 4 <= nb; b += 4) {
+                float32x4_t w = exp4(vsubq_f32(vld1q_f32(s[g] + b), mg));
+                vst1q_f32(s[g] + b, w);
+                sum = vaddq_f32(sum, w);
+            }
+            float tail = 0;
+            for (; b < nb; b++) tail += s[g][b] = expf(s[g][b] - m[g]);
+            l[g] += vaddvq_f32(sum) + tail;
+        }
+        for (int b = 0; b < nb; b++) {
+            const uint16_t *vr = V + (size_t)(p0 + b) * stride;
+            for (int d = 0; d < hd; d += 4) vst1q_f32(row + d, load_w4(vr, (size_t)d, DT_F16));
+            for (int g = 0; g < G; g++) {
+                float *a = acc + (size_t)g * hd, w = s[g][b];
+                for (int d = 0; d < hd; d += 4) vst1q_f32(a + d, vfmaq_n_f32(vld1q_f32(a + d), vld1q_f32(row + d), w));
+            }
+        }
+    }
+    return 0;
+}
+
 static void silu_mul(float *y, const float *g, const float *u, size_t n)
 {
     size_t i = 0;
@@ -320,6 +385,7 @@ const KernOps kern_ops_neon = {
     .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
+    .attn_f16 = attn_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

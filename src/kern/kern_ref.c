@@ -106,3 +106,29 @@ void kern_silu_mul_ref(float *y, const float *g, const float *u, size_t n)
         y[i] = x / (1.0f + expf(-x)) * u[i];
     }
 }
+
+void kern_attn_f16_ref(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                       const uint16_t *V, size_t stride, int n)
+{
+    for (int g = 0; g < G; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)g * hd + d] = 0;
+    }
+    for (int p = 0; p < n; p++) {
+        const uint16_t *kr = K + (size_t)p * stride, *vr = V + (size_t)p * stride;
+        for (int g = 0; g < G; g++) {
+            float s = 0, *a = acc + (size_t)g * hd;
+            for (int d = 0; d < hd; d++) s += q[(size_t)g * hd + d] * f16_to_f32(kr[d]);
+            if (s > m[g]) {
+                float c = expf(m[g] - s);
+                l[g] *= c;
+                for (int d = 0; d < hd; d++) a[d] *= c;
+                m[g] = s;
+            }
+            float w = expf(s - m[g]);
+            l[g] += w;
+            for (int d = 0; d < hd; d++) a[d] += w * f16_to_f32(vr[d]);
+        }
+    }
+}

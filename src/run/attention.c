@@ -13,13 +13,19 @@
  * working set (query tile, accumulators, product) stays small on the stack */
 #define ATT_QFLOATS 8192
 
-/* runs shorter than this (decode) go position by position per (row, head):
- * converting a block of keys and values once only pays off over many queries */
+/* runs shorter than this (decode) go per row: kern_attn_f16 per KV head
+ * (f16 cache) or position by position per query head (f32) */
 #define ATT_MIN_RUN 4
+
+/* decode rows over an f16 cache: positions per split at least this, so
+ * that a split's setup and merge stay small next to its work */
+#define ATT_MIN_SPLIT 128
 
 typedef struct AttnTask {
     int r0, nr; /* rows r0 .. r0+nr-1: one sequence, consecutive positions */
-    int head;   /* nr >= ATT_MIN_RUN: the KV head; otherwise a query head */
+    int head;   /* nr >= ATT_MIN_RUN or part >= 0: the KV head; otherwise a query head */
+    int p0, p1; /* part >= 0: the positions of this split */
+    int part;   /* >= 0: a decode split through kern_attn_f16, its slot in AttnJob.part */
 } AttnTask;
 
 typedef struct AttnJob {
@@ -30,6 +36,7 @@ typedef struct AttnJob {
     float *out;
     int layer;
     const AttnTask *tasks;
+    float *part; /* per split: acc (G, hd), then m (G), then l (G) */
 } AttnJob;
 
 /* Row `pos` of head `kvh` of a cache half (k or v) as f32 in dst (hd floats). */
@@ -44,8 +51,8 @@ static void kv_row(Kern *k, float *dst, const KVCache *kv, const void *half, int
     }
 }
 
-/* One (row, query head), position by position with the backend's f16 dot and
- * axpy, as an online softmax over blocks of positions. */
+/* One (row, query head) of an f32 cache, position by position, as an online
+ * softmax over blocks of positions (f16 caches go through kern_attn_f16). */
 static void attn_row(const AttnJob *j, int r, int h)
 {
     const ModelConfig *c = j->c;
@@ -61,15 +68,10 @@ static void attn_row(const AttnJob *j, int r, int h)
         int nb = row->pos + 1 - t0 < ATT_NB ? row->pos + 1 - t0 : ATT_NB;
         float bm = -INFINITY;
         for (int b = 0; b < nb; b++) {
-            size_t off = base + (size_t)(t0 + b) * stride;
+            const float *kr = (const float *)kv->k + base + (size_t)(t0 + b) * stride;
             float d = 0;
-            if (kv->type == KV_F16) {
-                d = kern_dot_f16(j->k, (const uint16_t *)kv->k + off, q, hd);
-            } else {
-                const float *kr = (const float *)kv->k + off;
 #pragma omp simd reduction(+ : d)
-                for (int i = 0; i < hd; i++) d += q[i] * kr[i];
-            }
+            for (int i = 0; i < hd; i++) d += q[i] * kr[i];
             sc[b] = d * scale;
             bm = sc[b] > bm ? sc[b] : bm;
         }
@@ -80,19 +82,53 @@ static void attn_row(const AttnJob *j, int r, int h)
             mx = bm;
         }
         for (int b = 0; b < nb; b++) {
-            size_t off = base + (size_t)(t0 + b) * stride;
+            const float *vr = (const float *)kv->v + base + (size_t)(t0 + b) * stride;
             float p = expf(sc[b] - mx);
             sum += p;
-            if (kv->type == KV_F16) {
-                kern_axpy_f16(j->k, acc, p, (const uint16_t *)kv->v + off, hd);
-            } else {
-                const float *vr = (const float *)kv->v + off;
 #pragma omp simd
-                for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
-            }
+            for (int i = 0; i < hd; i++) acc[i] += p * vr[i];
         }
     }
     for (int i = 0; i < hd; i++) o[i] = acc[i] / sum;
+}
+
+/* One split of a decode row's KV head: its G queries over positions
+ * p0 .. p1-1, unnormalized, into the task's part slot. */
+static void attn_split(const AttnJob *j, const AttnTask *t)
+{
+    const ModelConfig *c = j->c;
+    int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
+    const KVCache *kv = j->rows[t->r0].kv;
+    float Q[G * hd], scale = 1.0f / sqrtf((float)hd), *part = j->part + (size_t)t->part * G * (hd + 2);
+    const float *q = j->q + ((size_t)t->r0 * nh + (size_t)t->head * G) * hd;
+    for (int i = 0; i < G * hd; i++) Q[i] = q[i] * scale;
+    size_t off = ((size_t)j->layer * kv->n_ctx + t->p0) * kv->kv_dim + (size_t)t->head * hd;
+    kern_attn_f16(j->k, part, part + G * hd, part + G * hd + G, Q, G, hd, (const uint16_t *)kv->k + off,
+                  (const uint16_t *)kv->v + off, (size_t)kv->kv_dim, t->p1 - t->p0);
+}
+
+/* The splits of one (decode row, KV head) merged into its G output heads. */
+static void attn_merge(const AttnJob *j, const AttnTask *t, int n_split)
+{
+    const ModelConfig *c = j->c;
+    int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
+    size_t stride = (size_t)G * (hd + 2);
+    const float *part = j->part + (size_t)t->part * stride;
+    for (int g = 0; g < G; g++) {
+        float M = -INFINITY, L = 0, w[n_split];
+        for (int sp = 0; sp < n_split; sp++) M = fmaxf(M, part[sp * stride + G * hd + g]);
+        for (int sp = 0; sp < n_split; sp++) {
+            const float *ps = part + sp * stride;
+            w[sp] = ps[G * hd + G + g] > 0 ? expf(ps[G * hd + g] - M) : 0;
+            L += w[sp] * ps[G * hd + G + g];
+        }
+        float *o = j->out + ((size_t)t->r0 * nh + (size_t)t->head * G + g) * hd;
+        for (int d = 0; d < hd; d++) {
+            float a = 0;
+            for (int sp = 0; sp < n_split; sp++) a += w[sp] * part[sp * stride + (size_t)g * hd + d];
+            o[d] = a / L;
+        }
+    }
 }
 
 static void attn_run(void *ctx, int ti)
@@ -100,6 +136,10 @@ static void attn_run(void *ctx, int ti)
     const AttnJob *j = ctx;
     const ModelConfig *c = j->c;
     const AttnTask *t = &j->tasks[ti];
+    if (t->part >= 0) {
+        attn_split(j, t);
+        return;
+    }
     if (t->nr < ATT_MIN_RUN) {
         for (int r = t->r0; r < t->r0 + t->nr; r++) attn_row(j, r, t->head);
         return;
@@ -170,19 +210,64 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
     int max_rows = ATT_QFLOATS / (G * c->head_dim);
     if (max_rows < 1) max_rows = 1;
     /* runs of consecutive rows of one sequence, cut at max_rows, times KV
-     * heads (decode-sized runs: times query heads); at most n * n_heads */
-    AttnTask *tasks = malloc((size_t)n * c->n_heads * sizeof *tasks);
-    if (!tasks) return err_set(e, "out of memory for the attention tasks of %d rows", n);
-    int n_tasks = 0;
+     * heads; decode-sized runs: per row, times KV heads and splits of the
+     * positions (f16 cache, kern_attn_f16) or times query heads (f32) */
+    int n_dec = 0;
     for (int r = 0, end; r < n; r = end) {
         end = r + 1;
         while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1)
             end++;
-        int heads = end - r < ATT_MIN_RUN ? c->n_heads : c->n_kv_heads;
-        for (int h = 0; h < heads; h++) tasks[n_tasks++] = (AttnTask){r, end - r, h};
+        if (end - r < ATT_MIN_RUN) n_dec += end - r;
     }
-    AttnJob job = {c, k, rows, q, out, layer, tasks};
+    /* enough splits that every thread has work, none under ATT_MIN_SPLIT positions */
+    int want = n_dec ? (kern_threads(k) + n_dec * c->n_kv_heads - 1) / (n_dec * c->n_kv_heads) : 1;
+    int max_tasks = n * (c->n_heads > c->n_kv_heads * want ? c->n_heads : c->n_kv_heads * want);
+    AttnTask *tasks = malloc((size_t)max_tasks * sizeof *tasks);
+    float *part = NULL;
+    int n_tasks = 0, n_part = 0;
+    if (tasks && n_dec)
+        part = malloc((size_t)n_dec * c->n_kv_heads * want * G * (c->head_dim + 2) * sizeof(float));
+    if (!tasks || (n_dec && !part)) {
+        free(tasks);
+        return err_set(e, "out of memory for the attention tasks of %d rows", n);
+    }
+    for (int r = 0, end; r < n; r = end) {
+        end = r + 1;
+        while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1)
+            end++;
+        if (end - r >= ATT_MIN_RUN) {
+            for (int h = 0; h < c->n_kv_heads; h++) tasks[n_tasks++] = (AttnTask){r, end - r, h, 0, 0, -1};
+            continue;
+        }
+        for (int i = r; i < end; i++) {
+            if (rows[i].kv->type != KV_F16) {
+                for (int h = 0; h < c->n_heads; h++) tasks[n_tasks++] = (AttnTask){i, 1, h, 0, 0, -1};
+                continue;
+            }
+            int np = rows[i].pos + 1, ns = np / ATT_MIN_SPLIT < want ? np / ATT_MIN_SPLIT : want;
+            if (ns < 1) ns = 1;
+            for (int h = 0; h < c->n_kv_heads; h++)
+                for (int sp = 0; sp < ns; sp++)
+                    tasks[n_tasks++] = (AttnTask){i, 1, h, (int)((long)np * sp / ns), (int)((long)np * (sp + 1) / ns),
+                                                  n_part++};
+        }
+    }
+    AttnJob job = {c, k, rows, q, out, layer, tasks, part};
     kern_parallel(k, n_tasks, attn_run, &job);
+    /* merge each (decode row, KV head)'s splits: they are consecutive tasks */
+    for (int t = 0; t < n_tasks;) {
+        if (tasks[t].part < 0) {
+            t++;
+            continue;
+        }
+        int ns = 1;
+        while (t + ns < n_tasks && tasks[t + ns].part >= 0 && tasks[t + ns].r0 == tasks[t].r0 &&
+               tasks[t + ns].head == tasks[t].head)
+            ns++;
+        attn_merge(&job, &tasks[t], ns);
+        t += ns;
+    }
+    free(part);
     free(tasks);
     return 0;
 }

@@ -8,7 +8,11 @@
  * positions is converted to f32 once and used by every query of the task, as
  * two small matrix products (scores = Q K^T, out += P V) on the calling
  * thread's kernels, with an online softmax across blocks. Decode rows (runs
- * of fewer than 4) go per (row, query head), position by position. */
+ * of fewer than 4) over an f16 cache go per (row, KV head) through
+ * kern_attn_f16, which converts each cached row once for the group's
+ * queries; long rows are split over positions (so every thread has work)
+ * and the splits' partial softmaxes merged. Over an f32 cache: per (row,
+ * query head), position by position. */
 #ifndef DUET_ATTENTION_H
 #define DUET_ATTENTION_H
 
