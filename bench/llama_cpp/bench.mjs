@@ -8,7 +8,9 @@ const nPrompt = +np, nGen = +ng, threads = +th, reps = +rp;
 const llama = await getLlama({gpu: false, build: "never", logLevel: "warn"});
 console.error("system info:", llama.systemInfo);
 const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: process.env.NOMMAP ? false : true});
-const context = await model.createContext({contextSize: nPrompt + nGen + 16, batchSize: Math.max(nPrompt, 512), threads});
+// LORA=FILE.gguf: the adapter applied unmerged (llama.cpp's runtime LoRA), scale 1
+const lora = process.env.LORA ? {adapters: [{filePath: process.env.LORA, scale: 1}]} : undefined;
+const context = await model.createContext({contextSize: nPrompt + nGen + 16, batchSize: Math.max(nPrompt, 512), threads, lora});
 const prompt = Array.from({length: nPrompt}, (_, i) => (i * 7919 + 11) % 150000);
 const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const pf = [], dc = [];
@@ -32,7 +34,7 @@ for (let r = 0; r <= reps; r++) {
     }
     seq.dispose();
 }
-console.log(JSON.stringify({impl: "llama.cpp (node-llama-cpp prebuilt)", model: modelPath, threads, mmap: !process.env.NOMMAP,
+console.log(JSON.stringify({impl: "llama.cpp (node-llama-cpp prebuilt)", model: modelPath, threads, mmap: !process.env.NOMMAP, lora: process.env.LORA || null,
     prompt_tokens: nPrompt, gen_tokens: nGen, prefill_tok_s: med(pf), decode_tok_s: nGen ? med(dc) : null,
     prefill_all: pf, decode_all: dc}));
 process.exit(0);
