@@ -249,12 +249,14 @@ static void golden_quality(const Model *ref, const Model *const *ms, int nm, Ker
  * asserted levels sit a little below those, so that a regression shows. */
 static void check_quant(Kern *k, const cJSON *g)
 {
-    enum { Q8, Q4_NEAREST, Q4_SEARCH, Q4_CAL, NV };
-    struct { DType t; QRound round; const char *calib; const char *label; } v[NV] = {
-        {DT_Q8, QROUND_SEARCH, NULL, "q8"},
-        {DT_Q4, QROUND_NEAREST, NULL, "q4 nearest"},
-        {DT_Q4, QROUND_SEARCH, NULL, "q4 search"},
-        {DT_Q4, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q4 calibrated"},
+    enum { Q8, Q4_NEAREST, Q4_SEARCH, Q4_CAL, Q8_MIXED, NV };
+    struct { DType t; QRound round; const char *calib; const char *label; int embed, attn; } v[NV] = {
+        {DT_Q8, QROUND_SEARCH, NULL, "q8", 0, 0},
+        {DT_Q4, QROUND_NEAREST, NULL, "q4 nearest", 0, 0},
+        {DT_Q4, QROUND_SEARCH, NULL, "q4 search", 0, 0},
+        {DT_Q4, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q4 calibrated", 0, 0},
+        /* --tensor-type embed=f16 --tensor-type attn=f16 */
+        {DT_Q8, QROUND_SEARCH, NULL, "q8 mixed", DT_F16 + 1, DT_F16 + 1},
     };
     CompileReport rep[NV];
     Model m[NV], ref;
@@ -269,7 +271,8 @@ static void check_quant(Kern *k, const cJSON *g)
         snprintf(name, sizeof name, "q%d.duet", i);
         const char *out = tmp(name);
         CompileOpts o = {.base_dir = GOLDEN_DIR, .adapters = AB, .n_adapters = 2, .quant = v[i].t, .round = v[i].round,
-                         .calib_path = v[i].calib, .out_path = out, .report = &rep[i]};
+                         .calib_path = v[i].calib, .out_path = out, .report = &rep[i],
+                         .group_type = {[CG_EMBED] = v[i].embed, [CG_ATTN] = v[i].attn}};
         ok = !duet_compile(&o, &e) && !model_open(&m[i], out, &e);
         CHECK(ok, "%s: %s", v[i].label, e.msg);
         if (!ok) {
@@ -290,6 +293,14 @@ static void check_quant(Kern *k, const cJSON *g)
      * lm_head) costs ~8% of the positions: everything else unquantized, a q8
      * embedding lookup keeps 91.8%. See bench/README.md for the numbers. */
     CHECK(top1[Q8] >= 0.87 && kl[Q8] < 0.06, "q8: golden top-1 %.2f%% (>= 87%%), KL %.4f (< 0.06)", 100 * top1[Q8], kl[Q8]);
+    /* mixed precision (embedding and attention f16, the MLP q8) passes 97%,
+     * and the groups really have their own types */
+    CHECK(top1[Q8_MIXED] >= 0.97, "q8 mixed: golden top-1 %.2f%% (>= 97%%)", 100 * top1[Q8_MIXED]);
+    CHECK(m[Q8_MIXED].embed.type == DT_F16 && m[Q8_MIXED].layers[0].w[P_K].type == DT_F16 &&
+              m[Q8_MIXED].layers[0].w[P_O].type == DT_F16 && m[Q8_MIXED].layers[0].w[P_DOWN].type == DT_Q8,
+          "q8 mixed: types embed %s k %s o %s down %s", dtype_name(m[Q8_MIXED].embed.type),
+          dtype_name(m[Q8_MIXED].layers[0].w[P_K].type), dtype_name(m[Q8_MIXED].layers[0].w[P_O].type),
+          dtype_name(m[Q8_MIXED].layers[0].w[P_DOWN].type));
     CHECK(top1[Q4_SEARCH] > top1[Q4_NEAREST] && kl[Q4_SEARCH] < 0.96 * kl[Q4_NEAREST],
           "q4: searched scales beat round-to-nearest: top-1 %.4f vs %.4f, KL %.4f vs %.4f", top1[Q4_SEARCH],
           top1[Q4_NEAREST], kl[Q4_SEARCH], kl[Q4_NEAREST]);

@@ -1,5 +1,6 @@
 /* cmd_compile.c - `duet compile BASE_DIR [--lora NAME=DIR]... [--quant T]
- * [--round search|nearest] [--calib FILE] [--threads N] -o OUT.duet`: one
+ * [--tensor-type GROUP=T]... [--round search|nearest] [--calib FILE]
+ * [--threads N] -o OUT.duet`: one
  * .duet from a checkpoint folder and its adapters, with a progress bar on a
  * terminal and a summary. */
 #include <stdio.h>
@@ -43,6 +44,16 @@ int cmd_compile(int argc, char **argv)
             int t = dtype_from_name(v);
             if (t < 0) return cli_error("--quant: expected f32, bf16, f16, q8 or q4, got \"%s\"", v);
             o.quant = (DType)t;
+        } else if (!strcmp(argv[i], "--tensor-type")) {
+            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
+            const char *eq = strchr(v, '=');
+            int g = -1, t = eq ? dtype_from_name(eq + 1) : -1;
+            for (int k = 0; eq && k < CG_COUNT; k++)
+                if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
+            if (g < 0 || t < 0)
+                return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
+                                 "f32, bf16, f16, q8 or q4, got \"%s\"", v);
+            o.group_type[g] = t + 1;
         } else if (!strcmp(argv[i], "--round")) {
             if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
             if (!strcmp(v, "search")) o.round = QROUND_SEARCH;
@@ -65,8 +76,8 @@ int cmd_compile(int argc, char **argv)
         }
     }
     if (!o.base_dir || !o.out_path)
-        return cli_error("usage: duet compile BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--round search|nearest] "
-                         "[--calib FILE] -o OUT.duet");
+        return cli_error("usage: duet compile BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] "
+                         "[--tensor-type embed|lm_head|attn|mlp=TYPE]... [--round search|nearest] [--calib FILE] -o OUT.duet");
     int tty = isatty(2);
     CompileReport rep;
     o.progress = progress;

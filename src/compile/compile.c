@@ -137,6 +137,8 @@ static int calibrated(QModel *out, const QModel *plain, const Model *src, QuantC
     return lay || head;
 }
 
+const char *const compile_group_names[CG_COUNT] = {"embed", "lm_head", "attn", "mlp"};
+
 int duet_compile(const CompileOpts *o, Err *e)
 {
     double t0 = now_s();
@@ -145,6 +147,9 @@ int duet_compile(const CompileOpts *o, Err *e)
     if (!o->base_dir || !o->out_path) return err_set(e, "compile: a base folder and an output path are needed");
     if (o->n_adapters > COMPILE_MAX_REPORT - 1) return err_set(e, "compile: at most %d adapters", COMPILE_MAX_REPORT - 1);
     if (o->quant < DT_F32 || o->quant > DT_Q4) return err_set(e, "compile: unknown quant type %d", (int)o->quant);
+    for (int g = 0; g < CG_COUNT; g++)
+        if (o->group_type[g] < 0 || o->group_type[g] > DT_Q4 + 1)
+            return err_set(e, "compile: unknown type %d for the %s tensors", o->group_type[g] - 1, compile_group_names[g]);
     Model src;
     QModel plain = {0}, rtn = {0}, cal = {0};
     CalibSet cs = {0};
@@ -157,6 +162,11 @@ int duet_compile(const CompileOpts *o, Err *e)
     if (!tmp) return err_set(e, "out of memory");
     snprintf(tmp, plen, "%s.tmp", o->out_path);
     if (open_all(&src, o, e)) goto out;
+    if (o->group_type[CG_LM_HEAD] && src.cfg.tie_embeddings) {
+        err_set(e, "%s: the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE, not lm_head=",
+                o->base_dir);
+        goto out;
+    }
     if (o->progress) o->progress(o->progress_ctx, "load", 1, 1);
     if (!(k = kern_create(o->threads, NULL, e))) goto out;
     if (o->calib_path) {
@@ -166,11 +176,11 @@ int duet_compile(const CompileOpts *o, Err *e)
         if (calib_collect(&st, &src, k, &cs, e)) goto out;
         if (o->progress) o->progress(o->progress_ctx, "calibration", 1, 1);
     }
-    QuantCfg qc = {.t = o->quant, .round = o->round};
+    QuantCfg qc = {.t = o->quant, .round = o->round, .group_type = o->group_type};
     if (qmodel_build(&plain, &src, &qc, k, o->progress, o->progress_ctx, NULL, e)) goto out;
     const QModel *final = &plain, *nearest = &plain;
     if (o->calib_path && quantized && o->round != QROUND_NEAREST) { /* the report's baseline */
-        QuantCfg nc = {.t = o->quant, .round = QROUND_NEAREST};
+        QuantCfg nc = {.t = o->quant, .round = QROUND_NEAREST, .group_type = o->group_type};
         if (qmodel_build(&rtn, &src, &nc, k, NULL, NULL, NULL, e)) goto out;
         nearest = &rtn;
     }

@@ -36,11 +36,20 @@ typedef struct CompileReport {
     double seconds;
 } CompileReport;
 
+/* Tensor groups that `duet compile --tensor-type GROUP=TYPE` can give their
+ * own type: the token embedding (also the lm_head when tied), an untied
+ * lm_head, the attention projections q/k/v/o, the MLP gate/up/down. */
+typedef enum { CG_EMBED, CG_LM_HEAD, CG_ATTN, CG_MLP, CG_COUNT } CompileGroup;
+extern const char *const compile_group_names[CG_COUNT]; /* "embed", "lm_head", "attn", "mlp" */
+
 typedef struct CompileOpts {
     const char *base_dir;             /* Hugging Face checkpoint folder */
     const CompileAdapter *adapters;   /* n_adapters of them (may be NULL when 0) */
     int n_adapters;
     DType quant;                      /* base weights: DT_F32/F16/BF16/Q8/Q4 */
+    /* mixed precision: a type for one group of tensors instead of quant, as
+     * dtype + 1 (0: quant), indexed by CompileGroup */
+    int group_type[CG_COUNT];
     QRound round;                     /* Q8/Q4 block scales (default QROUND_SEARCH) */
     const char *calib_path;           /* JSON lines file, or NULL: no calibration */
     const char *out_path;             /* written as OUT.tmp then renamed */

@@ -68,6 +68,7 @@ enum {
 
 typedef struct QuantCfg {
     DType t;                 /* base weights' type */
+    const int *group_type;   /* NULL, or CompileOpts.group_type: per-group overrides of t */
     QRound round;
     const CalibStats *stats; /* NULL: no calibration */
     unsigned methods;        /* QCAL_* the projections' calibrated choice may try */

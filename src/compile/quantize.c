@@ -393,13 +393,18 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
      * calibration when tied */
     const LinStats *hs = stats ? &stats->head : NULL;
     unsigned hm = cfg->head_methods & ~(unsigned)QCAL_AWQ;
+    QuantCfg gc[CG_COUNT]; /* each group's config: cfg with its own type when overridden */
+    for (int i = 0; i < CG_COUNT; i++) {
+        gc[i] = *cfg;
+        if (cfg->group_type && cfg->group_type[i]) gc[i].t = (DType)(cfg->group_type[i] - 1);
+    }
     Group ge = {1, {&src->embed}, {&q->m.embed}, src->cfg.tie_embeddings ? hs : NULL, hm};
-    if (group_quant(q, &ge, cfg, k, ch, e)) goto fail;
+    if (group_quant(q, &ge, &gc[CG_EMBED], k, ch, e)) goto fail;
     if (src->cfg.tie_embeddings) {
         q->m.lm_head = q->m.embed;
     } else {
         Group gh = {1, {&src->lm_head}, {&q->m.lm_head}, hs, hm};
-        if (group_quant(q, &gh, cfg, k, ch, e)) goto fail;
+        if (group_quant(q, &gh, &gc[CG_LM_HEAD], k, ch, e)) goto fail;
     }
     if (progress) progress(pctx, stage, 1, total);
     static const Proj groups[4][4] = {{P_Q, P_K, P_V, P_COUNT}, {P_O, P_COUNT}, {P_GATE, P_UP, P_COUNT}, {P_DOWN, P_COUNT}};
@@ -413,7 +418,7 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
                 g.src[i] = &src->layers[l].w[groups[gi][i]];
                 g.dst[i] = &q->m.layers[l].w[groups[gi][i]];
             }
-            if (group_quant(q, &g, cfg, k, ch, e)) goto fail;
+            if (group_quant(q, &g, &gc[gi < 2 ? CG_ATTN : CG_MLP], k, ch, e)) goto fail;
         }
         if (progress) progress(pctx, stage, l + 2, total);
     }

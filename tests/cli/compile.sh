@@ -2,7 +2,8 @@
 # compile.sh - `duet compile` options around quantization on the tiny model
 # fixture: --round nearest|search give different q4 files that both open,
 # a bad --round value is refused, and a calibrated compile prints its
-# held-out check and the quality table, which `duet inspect` shows again.
+# held-out check and the quality table, which `duet inspect` shows again;
+# --tensor-type gives groups of tensors their own type, bad values refused.
 # Run by tests/run.sh with DUET set to the binary.
 DUET=${DUET:-build/duet}
 M=tests/fixtures/models/tiny-qwen2
@@ -35,6 +36,25 @@ echo "$out" | grep -q '^calibration: 12 prompts, .*held-out KL' && ok || bad "ca
 echo "$out" | grep -Eq '^  base +[0-9.]+% +[0-9.]+% +[0-9.]+ +[0-9.]+$' && ok || bad "quality row: $out"
 out=$("$DUET" inspect "$tmp/c.duet" 2>&1)
 echo "$out" | grep -q 'calibration: 12 prompts, .*method .*held-out KL' && ok || bad "inspect calibration: $out"
+
+# mixed precision: --tensor-type GROUP=TYPE, and its bad values
+"$DUET" compile $M --quant q8 --tensor-type embed=f16 --tensor-type attn=bf16 -o "$tmp/m.duet" > "$tmp/log" 2>&1 \
+    && ok || bad "compile --tensor-type: $(cat "$tmp/log")"
+out=$("$DUET" inspect "$tmp/m.duet" --json 2>&1)
+echo "$out" | tr -d ' \n' | grep -q '"name":"embed","type":"f16"' && ok || bad "embed f16 in inspect: $out"
+echo "$out" | tr -d ' \n' | grep -q '"name":"layers.0.o_proj","type":"bf16"' && ok \
+    || bad "o_proj bf16 in inspect"
+echo "$out" | tr -d ' \n' | grep -q '"name":"layers.0.down_proj","type":"q8"' && ok || bad "down_proj q8 in inspect"
+out=$("$DUET" generate "$tmp/m.duet" --ids 1,2,3 --max-tokens 2 --greedy 2>&1) && ok || bad "generate from the mixed file: $out"
+out=$("$DUET" compile $M --quant q8 --tensor-type ffn=f16 -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'duet: error: --tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp' && ok \
+    || bad "bad --tensor-type group: $out"
+out=$("$DUET" compile $M --quant q8 --tensor-type mlp=q3 -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'got "mlp=q3"' && ok || bad "bad --tensor-type type: $out"
+out=$("$DUET" compile $M --quant q8 --tensor-type lm_head=f16 -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE' && ok \
+    || bad "lm_head of a tied model: $out"
+[ ! -e "$tmp/x.duet" ] && ok || bad "a refused compile left a file"
 
 echo "cli_compile: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
