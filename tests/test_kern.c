@@ -114,20 +114,12 @@ static void test_f16_helpers(Kern *k)
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
         int n = sizes[s];
         uint16_t h[130];
-        float x[130], y[130], yr[130];
-        double ref = 0, mag = 0;
+        float y[130], yr[130];
         for (int i = 0; i < n + 1; i++) { /* h + 1: odd alignment */
             h[i] = f32_to_f16(rng_f(&rng));
-            x[i] = rng_f(&rng);
             y[i] = yr[i] = rng_f(&rng);
         }
-        for (int i = 0; i < n; i++) {
-            ref += (double)f16_to_f32(h[i + 1]) * x[i];
-            mag += fabs((double)f16_to_f32(h[i + 1]) * x[i]);
-            yr[i] += 0.37f * f16_to_f32(h[i + 1]);
-        }
-        float got = kern_dot_f16(k, h + 1, x, n);
-        CHECK(fabs(got - ref) <= 1e-5 * mag + 1e-7, "%s dot_f16 n %d: %g vs %g", kern_isa(k), n, got, ref);
+        for (int i = 0; i < n; i++) yr[i] += 0.37f * f16_to_f32(h[i + 1]);
         kern_axpy_f16(k, y, 0.37f, h + 1, n);
         double worst = 0;
         for (int i = 0; i < n + 1; i++) worst = fmax(worst, fabs(y[i] - yr[i]));

@@ -351,11 +351,6 @@ void kern_matmul_local(const Kern *k, float *Y, const QMat *W, const float *X, i
     k->ops->mm[W->type](&a, 0, W->rows);
 }
 
-float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n)
-{
-    return k->ops->dot_f16(h, x, n);
-}
-
 void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n)
 {
     k->ops->axpy_f16(y, alpha, h, n);

@@ -92,13 +92,13 @@ typedef struct KernLora {
 /* Y (n x W->rows) = X W^T as kern_matmul, plus the LoRA products lo[0..n_lo)
  * applied in order (so a DoRA factor scales what the earlier ones added to
  * its rows). Below KERN_TILE_MIN_N tokens (decode) in ONE pass over the
- * pool: the A products (t = A x, split by tokens) are the first tasks, then
- * each task that computes a range of W's rows also adds B's matching rows
- * times t; from there on (prefill) W's product runs first through
- * kern_matmul's tiles, then a pass of the same shape adds the LoRA part. So
- * the LoRA products use every thread at decode, where each is too small for
- * a pool job of its own, and at prefill, where their few rows would give
- * kern_matmul one task. Allocates
+ * pool: each thread computes its share of the A rows (t = A x), then streams
+ * W's rows as kern_matmul does (one region per thread) and adds B's matching
+ * rows times t after each piece; from there on (prefill) W's product runs
+ * first through kern_matmul's tiles, then the A products split by tokens and
+ * the B parts by rows. So the LoRA products use every thread at decode,
+ * where each is too small for a pool job of its own, and at prefill, where
+ * their few rows would give kern_matmul one task. Allocates
  * n_tok * (r + r1 - r0) floats per product (plus n_tok * W->cols when tok is
  * not simply 0 .. n-1) in the Kern's scratch. Falls back to
  * kern_matmul_lora_ref if that memory or a backend kernel is missing.
@@ -120,11 +120,10 @@ void kern_matmul_local(const Kern *k, float *Y, const QMat *W, const float *X, i
  * over the pool. -1 if bytes < 16 KiB, reps < 1 or out of memory. */
 double kern_read_bandwidth(Kern *k, size_t bytes, int reps);
 
-/* Attention helpers over an f16 KV cache (h: n IEEE halves, any 2-byte
- * alignment): the dot product sum_i h[i] * x[i] (a score) and y += alpha * h
- * (accumulating a value row). Run on the calling thread with the Kern's SIMD
- * backend; safe to call from inside kern_parallel tasks. */
-float kern_dot_f16(const Kern *k, const uint16_t *h, const float *x, int n);
+/* y += alpha * h over n halves of an f16 KV cache (h: IEEE halves, any
+ * 2-byte alignment; prefill attention converts cached rows with it). Runs on
+ * the calling thread with the Kern's SIMD backend; safe to call from inside
+ * kern_parallel tasks. */
 void kern_axpy_f16(const Kern *k, float *y, float alpha, const uint16_t *h, int n);
 
 /* Decode attention of G query heads that share one KV head, over positions

@@ -504,7 +504,6 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
 
 static void mm_f32(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F32](a, r0, r1); }
 static void mm_f16(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F16](a, r0, r1); }
-static float dot_f16(const uint16_t *h, const float *x, int n) { return kern_ops_avx512.dot_f16(h, x, n); }
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n) { kern_ops_avx512.axpy_f16(y, alpha, h, n); }
 static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
 {
@@ -526,7 +525,6 @@ const KernOps kern_ops_amx = {
     .name = "amx",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_quant = act_quant,
-    .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,

@@ -252,20 +252,6 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-static float dot_f16(const uint16_t *h, const float *x, int n)
-{
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(load_w8(h, (size_t)i, DT_F16), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(load_w8(h, (size_t)i + 8, DT_F16), _mm256_loadu_ps(x + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_w8(h, (size_t)i, DT_F16), _mm256_loadu_ps(x + i), s0);
-    float s = hsum8(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) s += load_w1(h, (size_t)i, DT_F16) * x[i];
-    return s;
-}
-
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
     __m256 a = _mm256_set1_ps(alpha);
@@ -449,7 +435,6 @@ const KernOps kern_ops_avx2 = {
     .name = "avx2",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = NULL,
-    .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,

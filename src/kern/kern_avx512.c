@@ -376,21 +376,6 @@ static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int
     }
 }
 
-static float dot_f16(const uint16_t *h, const float *x, int n)
-{
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(load_w16(h, (size_t)i, DT_F16), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(load_w16(h, (size_t)i + 16, DT_F16), _mm512_loadu_ps(x + i + 16), s1);
-    }
-    for (; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        s0 = _mm512_fmadd_ps(load_w16_mask(h, (size_t)i, DT_F16, m), _mm512_maskz_loadu_ps(m, x + i), s0);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
     __m512 a = _mm512_set1_ps(alpha);
@@ -600,7 +585,6 @@ const KernOps kern_ops_avx512 = {
     .name = "avx512",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_quant = act_quant,
-    .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,

@@ -54,8 +54,7 @@ typedef struct KernOps {
     /* Optional: does act_quantize_row + act_layout for token t in one SIMD
      * pass, with identical results (NULL = the portable pair). */
     void (*act_quant)(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt);
-    /* Attention over an f16 KV cache: sum_i h[i] * x[i], and y += alpha * h. */
-    float (*dot_f16)(const uint16_t *h, const float *x, int n);
+    /* kern_axpy_f16 (kern.h): y += alpha * h over an f16 KV cache row. */
     void (*axpy_f16)(float *y, float alpha, const uint16_t *h, int n);
     /* Optional: the LoRA up-projection for rows [j0, j1) of a float B of
      * r = B->cols columns: u[i * ldu + j - j0] = sum_k B[j][k] * t[i * r + k]

@@ -30,6 +30,7 @@
 #include "util/half.h"
 
 enum { A_TOK = 16 }; /* tokens per A task: prefill-sized batches spread over the pool */
+_Static_assert((int)KERN_TILE_MIN_N <= (int)A_TOK, "a decode batch must be one A chunk");
 
 /* One LoRA product's buffers inside the Kern's scratch. */
 typedef struct Seg {
@@ -107,8 +108,6 @@ void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const 
 }
 
 static void prep_token(LJob *j, int t) { kern_prep_token(j->ops, j->A, j->X_scaled, j->w.W, j->X_in, t); }
-
-static void prep_task(void *ctx, int t) { prep_token(ctx, t); }
 
 /* Rows [k0, k1) of t = A x for the tokens of chunk c of segment s. */
 static void a_rows(LJob *j, Seg *s, int c, int k0, int k1)
@@ -231,8 +230,9 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     int rows = W->rows, small = (size_t)rows * W->cols * n <= (1u << 16); /* not worth waking the pool */
     int chunk = small ? rows : kern_row_chunk(rows, kern_threads(k), 16);
     int n_rt = (rows + chunk - 1) / chunk;
-    /* decode (one A chunk per product): W's rows in regions, as kern_matmul */
-    int regions = !small && !base_done && n <= A_TOK;
+    /* decode (n < KERN_TILE_MIN_N <= A_TOK: one A chunk per product): W's rows
+     * in regions, as kern_matmul */
+    int regions = !small && !base_done;
     if (regions) n_rt = (rows + REGION_ROWS - 1) / REGION_ROWS; /* at most one piece per unit */
     /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
     size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * 2 * sizeof(int)), act = need;
@@ -282,11 +282,8 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         atomic_init(&g->done, 0);
         j.n_a += g->n_chunks;
     }
-    if (quant || j.X_scaled) {
-        if (n >= 8) pool_run(kern_pool(k), n, prep_task, &j);
-        else
-            for (int t = 0; t < n; t++) prep_token(&j, t);
-    }
+    if (quant || j.X_scaled) /* decode only (prefill's base product is done): a few tokens */
+        for (int t = 0; t < n; t++) prep_token(&j, t);
     if (n_rt == 1) { /* on this thread alone: the A tasks first */
         for (int t = 0; t < j.n_a + 1; t++) job_task(&j, t);
         return;

@@ -201,19 +201,6 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
 static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
 static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
 
-static float dot_f16(const uint16_t *h, const float *x, int n)
-{
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        s0 = vfmaq_f32(s0, load_w4(h, (size_t)i, DT_F16), vld1q_f32(x + i));
-        s1 = vfmaq_f32(s1, load_w4(h, (size_t)i + 4, DT_F16), vld1q_f32(x + i + 4));
-    }
-    float s = vaddvq_f32(vaddq_f32(s0, s1));
-    for (; i < n; i++) s += load_w1(h, (size_t)i, DT_F16) * x[i];
-    return s;
-}
-
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
     int i = 0;
@@ -382,7 +369,6 @@ const KernOps kern_ops_neon = {
     .name = "neon",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
     .act_layout = NULL,
-    .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,

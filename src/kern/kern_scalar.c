@@ -89,13 +89,6 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
     }
 }
 
-static float dot_f16(const uint16_t *h, const float *x, int n)
-{
-    float s = 0;
-    for (int i = 0; i < n; i++) s += load_w(h, DT_F16, (size_t)i) * x[i];
-    return s;
-}
-
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
     for (int i = 0; i < n; i++) y[i] += alpha * load_w(h, DT_F16, (size_t)i);
@@ -115,7 +108,6 @@ const KernOps kern_ops_scalar = {
     .name = "scalar",
     .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4},
     .act_layout = NULL,
-    .dot_f16 = dot_f16,
     .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
 };

@@ -204,6 +204,15 @@ static void attn_run(void *ctx, int ti)
     }
 }
 
+/* The end of the run that starts at row r: consecutive positions of one
+ * sequence, at most max_rows rows. */
+static int run_end(const BatchRow *rows, int n, int r, int max_rows)
+{
+    int end = r + 1;
+    while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1) end++;
+    return end;
+}
+
 int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int layer, const float *q, float *out, Err *e)
 {
     int G = c->n_heads / c->n_kv_heads;
@@ -214,9 +223,7 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
      * positions (f16 cache, kern_attn_f16) or times query heads (f32) */
     int n_dec = 0;
     for (int r = 0, end; r < n; r = end) {
-        end = r + 1;
-        while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1)
-            end++;
+        end = run_end(rows, n, r, max_rows);
         if (end - r < ATT_MIN_RUN) n_dec += end - r;
     }
     /* enough splits that every thread has work, none under ATT_MIN_SPLIT positions */
@@ -232,9 +239,7 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
         return err_set(e, "out of memory for the attention tasks of %d rows", n);
     }
     for (int r = 0, end; r < n; r = end) {
-        end = r + 1;
-        while (end < n && end - r < max_rows && rows[end].kv == rows[r].kv && rows[end].pos == rows[end - 1].pos + 1)
-            end++;
+        end = run_end(rows, n, r, max_rows);
         if (end - r >= ATT_MIN_RUN) {
             for (int h = 0; h < c->n_kv_heads; h++) tasks[n_tasks++] = (AttnTask){r, end - r, h, 0, 0, -1};
             continue;
