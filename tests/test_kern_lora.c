@@ -5,7 +5,9 @@
  * against its scalar twin kern_matmul_lora_ref and a double-precision
  * application of the contract, on random odd shapes: every weight type,
  * several products per call (overlapping rows too), mixed token subsets,
- * DoRA, AWQ in_scale, one to three threads. */
+ * DoRA, AWQ in_scale, one to three threads. The backend's lora_b kernel on
+ * its own: against double precision, the same rows for any j0, j1 (bit for
+ * bit), and the same tokens for any n on the same side of LORA_B_BATCH. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "check.h"
 #include "kern/kern.h"
+#include "kern/kern_impl.h"
 #include "util/half.h"
 #include "rng.h"
 
@@ -213,6 +216,62 @@ static int slow_a_case(Kern *k, Rng *rng)
     return ok;
 }
 
+/* Element (r, c) of a float matrix (f32, f16, bf16). */
+static double elem(const QMat *M, int r, int c)
+{
+    size_t i = (size_t)r * M->cols + c;
+    if (M->type == DT_F32) return ((const float *)M->data)[i];
+    uint16_t h = ((const uint16_t *)M->data)[i];
+    return M->type == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+/* lora_b for every float type, ranks around the vector widths up to the
+ * maximum, token counts on both sides of LORA_B_BATCH. */
+static int lora_b_cases(const KernOps *ops, Rng *rng)
+{
+    static const int ranks[] = {1, 3, 4, 5, 8, 15, 16, 17, 33, 64, KERN_LORA_MAX_RANK};
+    static const int ns[] = {1, 2, 3, 4, 5, 8, 9};
+    enum { ROWS = 37, NMAX = 10 };
+    int bad = 0;
+    for (int ft = DT_F32; ft <= DT_BF16; ft++)
+        for (size_t ri = 0; ri < sizeof ranks / sizeof *ranks; ri++) {
+            int r = ranks[ri];
+            void *bb;
+            QMat B = mat_random(rng, (DType)ft, ROWS, r, &bb, NULL);
+            float *t = malloc((size_t)NMAX * r * sizeof(float));
+            for (int i = 0; i < NMAX * r; i++) t[i] = rng_f(rng);
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                int n = ns[ni], n2 = n + 1 < LORA_B_BATCH || n >= LORA_B_BATCH ? n + 1 : n;
+                float u[NMAX * ROWS], v[NMAX * ROWS], w[NMAX * ROWS];
+                ops->lora_b(u, ROWS, &B, 0, ROWS, t, n);
+                /* in pieces that cut blocks of 4, 8 and 16 rows */
+                ops->lora_b(v, ROWS, &B, 0, 5, t, n);
+                ops->lora_b(v + 5, ROWS, &B, 5, 21, t, n);
+                ops->lora_b(v + 21, ROWS, &B, 21, ROWS, t, n);
+                ops->lora_b(w, ROWS, &B, 0, ROWS, t, n2); /* one token more, same side */
+                int ok = !memcmp(u, v, (size_t)n * ROWS * sizeof(float)) &&
+                         !memcmp(u, w, (size_t)n * ROWS * sizeof(float));
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < ROWS; j++) {
+                        double e = 0, m = 0;
+                        for (int k = 0; k < r; k++) {
+                            double p = (double)elem(&B, j, k) * t[i * r + k];
+                            e += p;
+                            m += fabs(p);
+                        }
+                        ok &= fabs(u[i * ROWS + j] - e) <= 1e-5 * m + 1e-7;
+                    }
+                if (!ok && bad++ < 5)
+                    printf("FAIL lora_b %s r=%d n=%d: pieces %s, n+1 %s\n", dtype_name((DType)ft), r, n,
+                           memcmp(u, v, (size_t)n * ROWS * sizeof(float)) ? "differ" : "agree",
+                           memcmp(u, w, (size_t)n * ROWS * sizeof(float)) ? "differ" : "agree");
+            }
+            free(t);
+            free(bb);
+        }
+    return bad;
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -244,6 +303,10 @@ static void test_backend(const char *isa, int threads)
     for (int rep = 0; rep < 3; rep++) {
         Rng r2 = {77 + (uint64_t)rep};
         CHECK(slow_a_case(k, &r2), "%s: slow A product, rep %d", isa, rep);
+    }
+    if (kern_ops(k)->lora_b) {
+        Rng r3 = {2718};
+        CHECK(lora_b_cases(kern_ops(k), &r3) == 0, "%s: lora_b kernel", isa);
     }
     printf("kern_lora: %s (%d threads) checked\n", isa, threads);
     kern_destroy(k);

@@ -286,11 +286,13 @@ INLINE __m256 sum8x8(const __m256 *v)
 }
 
 /* kern_impl.h's lora_b: 8 rows at a time, 8 columns per step; the rank's
- * last r % 8 columns and the rows past the last 8 in plain C. */
+ * last r % 8 columns in plain C; the last rows as a block padded with zero
+ * rows, so each row's sum is the same wherever a block starts. */
 INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
 {
-    int r = B->cols, kv = r & ~7, j = j0;
-    for (; j + 8 <= j1; j += 8)
+    int r = B->cols, kv = r & ~7;
+    for (int j = j0; j < j1; j += 8) {
+        int nr = j1 - j < 8 ? j1 - j : 8;
         for (int i = 0; i < n; i++) {
             const float *ti = t + (size_t)i * r;
             __m256 v[8];
@@ -298,38 +300,114 @@ INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const flo
             for (int jj = 0; jj < 8; jj++) v[jj] = _mm256_setzero_ps();
             for (int c = 0; c < kv; c += 8) {
                 __m256 tv = _mm256_loadu_ps(ti + c);
+                if (nr == 8) {
 #pragma GCC unroll 8
-                for (int jj = 0; jj < 8; jj++)
-                    v[jj] = _mm256_fmadd_ps(load_w8(B->data, (size_t)(j + jj) * r + c, T), tv, v[jj]);
-            }
-            __m256 s = sum8x8(v);
-            if (kv < r) {
-                float tail[8];
-                for (int jj = 0; jj < 8; jj++) {
-                    float x = 0;
-                    for (int c = kv; c < r; c++) x += load_w1(B->data, (size_t)(j + jj) * r + c, T) * ti[c];
-                    tail[jj] = x;
+                    for (int jj = 0; jj < 8; jj++)
+                        v[jj] = _mm256_fmadd_ps(load_w8(B->data, (size_t)(j + jj) * r + c, T), tv, v[jj]);
+                } else {
+                    for (int jj = 0; jj < nr; jj++)
+                        v[jj] = _mm256_fmadd_ps(load_w8(B->data, (size_t)(j + jj) * r + c, T), tv, v[jj]);
                 }
-                s = _mm256_add_ps(s, _mm256_loadu_ps(tail));
             }
-            _mm256_storeu_ps(u + (size_t)i * ldu + (j - j0), s);
+            float s[8];
+            _mm256_storeu_ps(s, sum8x8(v));
+            for (int jj = 0; jj < nr; jj++) {
+                float x = 0;
+                for (int c = kv; c < r; c++) x += load_w1(B->data, (size_t)(j + jj) * r + c, T) * ti[c];
+                u[(size_t)i * ldu + (j - j0) + jj] = s[jj] + x;
+            }
         }
+    }
+}
+
+/* In place: v[i] lane j <- v[j] lane i. */
+INLINE void transpose8(__m256 *v)
+{
+    __m256 a[8], b[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        a[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
+        b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xEE);
+        b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+        b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2f128_ps(b[i], b[i + 4], 0x31);
+    }
+}
+
+/* kern_impl.h's lora_b for a batch (n >= LORA_B_BATCH), as kern_avx512.c's
+ * with blocks of 8 rows: the block's rows converted into tmp (zero past the
+ * rank), transposed 8 columns at a time into bt (bt[k] = column k), then
+ * each token's 8 sums in rank order, 4 tokens at a time; the rows past the
+ * last 8 in the same order with fmaf. */
+INLINE void lora_bn_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, kv = r & ~7, r8 = (r + 7) & ~7, j = j0;
+    float tmp[8][KERN_LORA_MAX_RANK];
+    __m256 bt[KERN_LORA_MAX_RANK];
+    for (; j + 8 <= j1; j += 8) {
+        for (int jj = 0; jj < 8; jj++) {
+            for (int c = 0; c < kv; c += 8) _mm256_storeu_ps(&tmp[jj][c], load_w8(B->data, (size_t)(j + jj) * r + c, T));
+            for (int c = kv; c < r8; c++) tmp[jj][c] = c < r ? load_w1(B->data, (size_t)(j + jj) * r + c, T) : 0;
+        }
+        for (int c = 0; c < r8; c += 8) {
+#pragma GCC unroll 8
+            for (int jj = 0; jj < 8; jj++) bt[c + jj] = _mm256_loadu_ps(&tmp[jj][c]);
+            transpose8(bt + c);
+        }
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            const float *t0 = t + (size_t)i * r;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < r; k++) {
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(t0[k]), bt[k], a0);
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(t0[r + k]), bt[k], a1);
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(t0[2 * r + k]), bt[k], a2);
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(t0[3 * r + k]), bt[k], a3);
+            }
+            float *ui = u + (size_t)i * ldu + (j - j0);
+            _mm256_storeu_ps(ui, a0);
+            _mm256_storeu_ps(ui + ldu, a1);
+            _mm256_storeu_ps(ui + 2 * (size_t)ldu, a2);
+            _mm256_storeu_ps(ui + 3 * (size_t)ldu, a3);
+        }
+        for (; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            __m256 a0 = _mm256_setzero_ps();
+            for (int k = 0; k < r; k++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(ti[k]), bt[k], a0);
+            _mm256_storeu_ps(u + (size_t)i * ldu + (j - j0), a0);
+        }
+    }
     for (; j < j1; j++)
         for (int i = 0; i < n; i++) {
             const float *ti = t + (size_t)i * r;
-            __m256 v = _mm256_setzero_ps();
-            for (int c = 0; c < kv; c += 8) v = _mm256_fmadd_ps(load_w8(B->data, (size_t)j * r + c, T), _mm256_loadu_ps(ti + c), v);
-            float x = hsum8(v), tail = 0;
-            for (int c = kv; c < r; c++) tail += load_w1(B->data, (size_t)j * r + c, T) * ti[c];
-            u[(size_t)i * ldu + (j - j0)] = x + tail;
+            float x = 0;
+            for (int k = 0; k < r; k++) x = fmaf(ti[k], load_w1(B->data, (size_t)j * r + k, T), x);
+            u[(size_t)i * ldu + (j - j0)] = x;
         }
 }
 
 static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
 {
-    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
-    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
-    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    if (n >= LORA_B_BATCH) {
+        if (B->type == DT_F16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F16);
+        else if (B->type == DT_BF16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+        else lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    } else if (B->type == DT_F16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    } else if (B->type == DT_BF16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    } else {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    }
 }
 
 /* exp(x), as exp16 in kern_avx512.c: clamped to |x| <= 87, Cephes'

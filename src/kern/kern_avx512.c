@@ -405,12 +405,14 @@ INLINE __m512 sum16x16(const __m512 *v)
 }
 
 /* kern_impl.h's lora_b: 16 rows at a time, 16 columns per step, masked at
- * the rank's end; the rows past the last 16 one by one. */
+ * the rank's end; the last rows as a block padded with zero rows. */
 INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
 {
-    int r = B->cols, nk = (r + 15) / 16, j = j0;
+    int r = B->cols, nk = (r + 15) / 16;
     __mmask16 last = r % 16 ? (__mmask16)((1u << (r % 16)) - 1) : (__mmask16)0xFFFF;
-    for (; j + 16 <= j1; j += 16)
+    for (int j = j0; j < j1; j += 16) {
+        /* past j1 the block's rows are zero: each row's sum is its own */
+        int nr = j1 - j < 16 ? j1 - j : 16;
         for (int i = 0; i < n; i++) {
             __m512 v[16];
 #pragma GCC unroll 16
@@ -418,29 +420,117 @@ INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const flo
             for (int c = 0; c < nk; c++) {
                 __mmask16 m = c == nk - 1 ? last : (__mmask16)0xFFFF;
                 __m512 tv = _mm512_maskz_loadu_ps(m, t + (size_t)i * r + 16 * c);
+                if (nr == 16) {
 #pragma GCC unroll 16
-                for (int jj = 0; jj < 16; jj++)
-                    v[jj] = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)(j + jj) * r + 16 * c, T, m), tv, v[jj]);
+                    for (int jj = 0; jj < 16; jj++)
+                        v[jj] = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)(j + jj) * r + 16 * c, T, m), tv, v[jj]);
+                } else {
+                    for (int jj = 0; jj < nr; jj++)
+                        v[jj] = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)(j + jj) * r + 16 * c, T, m), tv, v[jj]);
+                }
             }
-            _mm512_storeu_ps(u + (size_t)i * ldu + (j - j0), sum16x16(v));
+            _mm512_mask_storeu_ps(u + (size_t)i * ldu + (j - j0), (__mmask16)((1u << nr) - 1), sum16x16(v));
         }
-    for (; j < j1; j++)
+    }
+}
+
+/* In place: v[i] lane j <- v[j] lane i. */
+INLINE void transpose16(__m512 *v)
+{
+    __m512 a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+        a[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {
+        b[i] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        b[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        b[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        b[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        a[i] = _mm512_shuffle_f32x4(b[i], b[i + 4], 0x88);
+        a[i + 4] = _mm512_shuffle_f32x4(b[i], b[i + 4], 0xDD);
+        a[i + 8] = _mm512_shuffle_f32x4(b[i + 8], b[i + 12], 0x88);
+        a[i + 12] = _mm512_shuffle_f32x4(b[i + 8], b[i + 12], 0xDD);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        v[i] = _mm512_shuffle_f32x4(a[i], a[i + 8], 0x88);
+        v[i + 8] = _mm512_shuffle_f32x4(a[i], a[i + 8], 0xDD);
+    }
+}
+
+/* kern_impl.h's lora_b for a batch (n >= LORA_B_BATCH): per block of 16
+ * rows, B's block is converted and transposed once into bt (bt[k] = column
+ * k of the 16 rows), then each token's 16 sums run in rank order, one fused
+ * multiply-add per rank, 4 tokens at a time; the rows past the last 16 in
+ * the same order with fmaf, so every row's sum is the same whatever j0, j1. */
+INLINE void lora_bn_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, r16 = (r + 15) & ~15, j = j0;
+    __m512 bt[KERN_LORA_MAX_RANK];
+    for (; j + 16 <= j1; j += 16) {
+        for (int c = 0; c < r16; c += 16) {
+            __mmask16 m = r - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - c)) - 1);
+#pragma GCC unroll 16
+            for (int jj = 0; jj < 16; jj++) bt[c + jj] = load_w16_mask(B->data, (size_t)(j + jj) * r + c, T, m);
+            transpose16(bt + c);
+        }
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            const float *t0 = t + (size_t)i * r;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < r; k++) {
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(t0[k]), bt[k], a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(t0[r + k]), bt[k], a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(t0[2 * r + k]), bt[k], a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(t0[3 * r + k]), bt[k], a3);
+            }
+            float *ui = u + (size_t)i * ldu + (j - j0);
+            _mm512_storeu_ps(ui, a0);
+            _mm512_storeu_ps(ui + ldu, a1);
+            _mm512_storeu_ps(ui + 2 * (size_t)ldu, a2);
+            _mm512_storeu_ps(ui + 3 * (size_t)ldu, a3);
+        }
+        for (; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            __m512 a0 = _mm512_setzero_ps();
+            for (int k = 0; k < r; k++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(ti[k]), bt[k], a0);
+            _mm512_storeu_ps(u + (size_t)i * ldu + (j - j0), a0);
+        }
+    }
+    for (; j < j1; j++) {
+        float br[KERN_LORA_MAX_RANK];
+        for (int c = 0; c < r; c += 16) {
+            __mmask16 m = r - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (r - c)) - 1);
+            _mm512_mask_storeu_ps(br + c, m, load_w16_mask(B->data, (size_t)j * r + c, T, m));
+        }
         for (int i = 0; i < n; i++) {
-            __m512 v = _mm512_setzero_ps();
-            for (int c = 0; c < nk; c++) {
-                __mmask16 m = c == nk - 1 ? last : (__mmask16)0xFFFF;
-                v = _mm512_fmadd_ps(load_w16_mask(B->data, (size_t)j * r + 16 * c, T, m),
-                                    _mm512_maskz_loadu_ps(m, t + (size_t)i * r + 16 * c), v);
-            }
-            u[(size_t)i * ldu + (j - j0)] = _mm512_reduce_add_ps(v);
+            const float *ti = t + (size_t)i * r;
+            float x = 0;
+            for (int k = 0; k < r; k++) x = fmaf(ti[k], br[k], x);
+            u[(size_t)i * ldu + (j - j0)] = x;
         }
+    }
 }
 
 static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
 {
-    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
-    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
-    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    if (n >= LORA_B_BATCH) {
+        if (B->type == DT_F16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F16);
+        else if (B->type == DT_BF16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+        else lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    } else if (B->type == DT_F16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    } else if (B->type == DT_BF16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    } else {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    }
 }
 
 /* exp(x) for |x| <= 87 (clamped there): x = n ln2 + r, |r| <= ln2 / 2,

@@ -45,6 +45,8 @@ enum { KERN_TILE_MIN_N = 8 };
 /* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
 
+enum { LORA_B_BATCH = 4 }; /* lora_b: tokens from which a transposed block pays */
+
 typedef struct KernOps {
     const char *name;
     MMFn mm[5];                       /* indexed by DType */
@@ -59,8 +61,11 @@ typedef struct KernOps {
     /* Optional: the LoRA up-projection for rows [j0, j1) of a float B of
      * r = B->cols columns: u[i * ldu + j - j0] = sum_k B[j][k] * t[i * r + k]
      * for tokens i < n. B's rows are short (the rank), so the SIMD versions
-     * reduce several rows at once instead of one dot product per row (NULL =
-     * the mm kernel). Deterministic per row: the same u for any j0, j1, n. */
+     * reduce several rows at once instead of one dot product per row, and
+     * from LORA_B_BATCH tokens on transpose a block of rows once and sum
+     * every token in rank order (NULL = the mm kernel). Deterministic per
+     * row: the same u for any j0, j1, and for any n on the same side of
+     * LORA_B_BATCH. */
     void (*lora_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
     /* Optional: kern_attn_f16 (kern.h); returns -1 for a shape it does not
      * take (head_dim not a multiple of its vector width), then the twin runs. */

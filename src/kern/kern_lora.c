@@ -126,32 +126,55 @@ static void a_task(LJob *j, int t)
     a_rows(j, s, t, 0, s->lo->A->rows);
 }
 
-/* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. */
+enum { UB_FLOATS = 8192 }; /* lora_rows' on-stack u block (32 KB, L1-sized) */
+
+/* Y's rows [a, b) of segment s's tokens += scale * u (u: n_tok rows of ldu,
+ * column 0 = row a), through DoRA's factors when the product has them. */
+static void add_u(LJob *j, const Seg *s, int a, int b, const float *u, int ldu)
+{
+    const KernLora *lo = s->lo;
+    float sc = lo->scale;
+    for (int i = 0; i < lo->n_tok; i++) {
+        float *restrict y = j->w.Y + (size_t)lo->tok[i] * j->w.W->rows + a;
+        const float *restrict ui = u + (size_t)i * ldu;
+        if (lo->dora) {
+            const float *restrict d = lo->dora + (a - lo->r0);
+#pragma omp simd
+            for (int c = 0; c < b - a; c++) y[c] = d[c] * (y[c] + sc * ui[c]);
+        } else {
+#pragma omp simd
+            for (int c = 0; c < b - a; c++) y[c] += sc * ui[c];
+        }
+    }
+}
+
+/* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. A
+ * batch goes in blocks of rows whose u fits an L1-sized buffer, so u is not
+ * written out to memory and read back. */
 static void lora_rows(LJob *j, int r0, int r1)
 {
-    int rows = j->w.W->rows;
     for (int si = 0; si < j->n_seg; si++) {
         Seg *s = &j->seg[si];
         const KernLora *lo = s->lo;
-        int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0;
+        int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0, n = lo->n_tok;
         if (a >= b) continue;
+        int blk = (UB_FLOATS / n) & ~15;
+        if (j->ops->lora_b && n >= LORA_B_BATCH && blk >= 16) {
+            float ub[UB_FLOATS];
+            for (int c = a; c < b; c += blk) {
+                int e = b - c < blk ? b : c + blk;
+                j->ops->lora_b(ub, e - c, lo->B, c - lo->r0, e - lo->r0, s->t, n);
+                add_u(j, s, c, e, ub, e - c);
+            }
+            continue;
+        }
         if (j->ops->lora_b) {
-            j->ops->lora_b(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, lo->n_tok);
+            j->ops->lora_b(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, n);
         } else {
-            MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = lo->n_tok};
+            MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = n};
             j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
         }
-        float sc = lo->scale;
-        for (int i = 0; i < lo->n_tok; i++) {
-            float *restrict y = j->w.Y + (size_t)lo->tok[i] * rows + a;
-            const float *restrict u = s->u + (size_t)i * br + (a - lo->r0);
-            if (lo->dora) {
-                const float *restrict d = lo->dora + (a - lo->r0);
-                for (int c = 0; c < b - a; c++) y[c] = d[c] * (y[c] + sc * u[c]);
-            } else {
-                for (int c = 0; c < b - a; c++) y[c] += sc * u[c];
-            }
-        }
+        add_u(j, s, a, b, s->u + (a - lo->r0), br);
     }
 }
 

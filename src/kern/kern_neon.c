@@ -264,11 +264,78 @@ INLINE void lora_b_t(float *u, int ldu, const QMat *B, int j0, int j1, const flo
         }
 }
 
+/* kern_impl.h's lora_b for a batch (n >= LORA_B_BATCH), as kern_avx512.c's
+ * with blocks of 4 rows: the block's rows converted into tmp (zero past the
+ * rank), transposed 4 columns at a time into bt (bt[k] = column k), then
+ * each token's 4 sums in rank order (fused multiply-adds), 4 tokens at a
+ * time; the rows past the last 4 in the same order with fmaf. */
+INLINE void lora_bn_t(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n, const DType T)
+{
+    int r = B->cols, kv = r & ~3, r4 = (r + 3) & ~3, j = j0;
+    float tmp[4][KERN_LORA_MAX_RANK];
+    float32x4_t bt[KERN_LORA_MAX_RANK];
+    for (; j + 4 <= j1; j += 4) {
+        for (int jj = 0; jj < 4; jj++) {
+            for (int c = 0; c < kv; c += 4) vst1q_f32(&tmp[jj][c], load_w4(B->data, (size_t)(j + jj) * r + c, T));
+            for (int c = kv; c < r4; c++) tmp[jj][c] = c < r ? load_w1(B->data, (size_t)(j + jj) * r + c, T) : 0;
+        }
+        for (int c = 0; c < r4; c += 4) {
+            float32x4_t a0 = vtrn1q_f32(vld1q_f32(&tmp[0][c]), vld1q_f32(&tmp[1][c]));
+            float32x4_t a1 = vtrn2q_f32(vld1q_f32(&tmp[0][c]), vld1q_f32(&tmp[1][c]));
+            float32x4_t a2 = vtrn1q_f32(vld1q_f32(&tmp[2][c]), vld1q_f32(&tmp[3][c]));
+            float32x4_t a3 = vtrn2q_f32(vld1q_f32(&tmp[2][c]), vld1q_f32(&tmp[3][c]));
+            float64x2_t d0 = vreinterpretq_f64_f32(a0), d1 = vreinterpretq_f64_f32(a1);
+            float64x2_t d2 = vreinterpretq_f64_f32(a2), d3 = vreinterpretq_f64_f32(a3);
+            bt[c] = vreinterpretq_f32_f64(vtrn1q_f64(d0, d2));
+            bt[c + 1] = vreinterpretq_f32_f64(vtrn1q_f64(d1, d3));
+            bt[c + 2] = vreinterpretq_f32_f64(vtrn2q_f64(d0, d2));
+            bt[c + 3] = vreinterpretq_f32_f64(vtrn2q_f64(d1, d3));
+        }
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            const float *t0 = t + (size_t)i * r;
+            float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < r; k++) {
+                a0 = vfmaq_n_f32(a0, bt[k], t0[k]);
+                a1 = vfmaq_n_f32(a1, bt[k], t0[r + k]);
+                a2 = vfmaq_n_f32(a2, bt[k], t0[2 * r + k]);
+                a3 = vfmaq_n_f32(a3, bt[k], t0[3 * r + k]);
+            }
+            float *ui = u + (size_t)i * ldu + (j - j0);
+            vst1q_f32(ui, a0);
+            vst1q_f32(ui + ldu, a1);
+            vst1q_f32(ui + 2 * (size_t)ldu, a2);
+            vst1q_f32(ui + 3 * (size_t)ldu, a3);
+        }
+        for (; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            float32x4_t a0 = vdupq_n_f32(0);
+            for (int k = 0; k < r; k++) a0 = vfmaq_n_f32(a0, bt[k], ti[k]);
+            vst1q_f32(u + (size_t)i * ldu + (j - j0), a0);
+        }
+    }
+    for (; j < j1; j++)
+        for (int i = 0; i < n; i++) {
+            const float *ti = t + (size_t)i * r;
+            float x = 0;
+            for (int k = 0; k < r; k++) x = fmaf(load_w1(B->data, (size_t)j * r + k, T), ti[k], x);
+            u[(size_t)i * ldu + (j - j0)] = x;
+        }
+}
+
 static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
 {
-    if (B->type == DT_F16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
-    else if (B->type == DT_BF16) lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
-    else lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    if (n >= LORA_B_BATCH) {
+        if (B->type == DT_F16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F16);
+        else if (B->type == DT_BF16) lora_bn_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+        else lora_bn_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    } else if (B->type == DT_F16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F16);
+    } else if (B->type == DT_BF16) {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_BF16);
+    } else {
+        lora_b_t(u, ldu, B, j0, j1, t, n, DT_F32);
+    }
 }
 
 /* exp(x), as exp16 in kern_avx512.c: clamped to |x| <= 87, Cephes'
