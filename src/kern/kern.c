@@ -149,6 +149,8 @@ typedef struct Job {
     int chunk;            /* rows per task (tasks of fixed size) */
     Region *reg;          /* n_reg regions (decode) */
     int n_reg;
+    void (*after)(void *ctx, int r0, int r1); /* kern_matmul_then's callback, or NULL */
+    void *after_ctx;
 } Job;
 
 static void pack_task(void *ctx, int g)
@@ -213,6 +215,7 @@ static void mm_task(void *ctx, int t)
     int r0 = t * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->a.W->rows) r1 = j->a.W->rows;
     j->ops->mm[j->a.W->type](&j->a, r0, r1);
+    if (j->after) j->after(j->after_ctx, r0, r1);
 }
 
 /* Takes up to `want` units from the front (or back) of g; 0 when empty. */
@@ -267,6 +270,7 @@ static void region_rows(void *ctx, int r0, int r1)
 {
     Job *j = ctx;
     j->ops->mm[j->a.W->type](&j->a, r0, r1);
+    if (j->after) j->after(j->after_ctx, r0, r1);
 }
 
 static void region_task(void *ctx, int t)
@@ -277,19 +281,32 @@ static void region_task(void *ctx, int t)
 
 void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
 {
+    kern_matmul_then(k, Y, W, X, n, NULL, NULL);
+}
+
+/* kern_matmul_ref, then the callback over all rows. */
+static void ref_then(float *Y, const QMat *W, const float *X, int n, void (*after)(void *, int, int), void *ctx)
+{
+    kern_matmul_ref(Y, W, X, n);
+    if (after) after(ctx, 0, W->rows);
+}
+
+void kern_matmul_then(Kern *k, float *Y, const QMat *W, const float *X, int n, void (*after)(void *ctx, int r0, int r1),
+                      void *after_ctx)
+{
     if (n <= 0 || W->rows <= 0) return;
     if ((unsigned)W->type > DT_Q4 || W->cols <= 0) {
-        kern_matmul_ref(Y, W, X, n);
+        ref_then(Y, W, X, n, after, after_ctx);
         return;
     }
-    Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X};
+    Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .after = after, .after_ctx = after_ctx};
     ActQ A;
     int quant = W->type == DT_Q8 || W->type == DT_Q4;
     size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(W->type, n, W->cols) : 0;
     if (tile) {
         j.Xt = scratch(k, tile);
         if (!j.Xt) {
-            kern_matmul_ref(Y, W, X, n);
+            ref_then(Y, W, X, n, after, after_ctx);
             return;
         }
         pool_run(k->pool, kern_tile_groups(n), pack_task, &j);
@@ -301,7 +318,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
         int n16 = n >= KERN_TILE_MIN_N ? (n + 15) & ~15 : n;
         char *s = scratch(k, kern_actq_layout(NULL, NULL, n, n16, W->cols));
         if (!s) { /* out of memory: the slow path needs none */
-            kern_matmul_ref(Y, W, X, n);
+            ref_then(Y, W, X, n, after, after_ctx);
             return;
         }
         kern_actq_layout(&A, s, n, n16, W->cols);
@@ -310,7 +327,7 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n)
     } else if (W->in_scale) {
         j.X_scaled = scratch(k, (size_t)n * W->cols * sizeof(float));
         if (!j.X_scaled) {
-            kern_matmul_ref(Y, W, X, n);
+            ref_then(Y, W, X, n, after, after_ctx);
             return;
         }
         j.a.X = j.X_scaled;

@@ -94,13 +94,15 @@ typedef struct KernLora {
  * its rows). Below KERN_TILE_MIN_N tokens (decode) in ONE pass over the
  * pool: each thread computes its share of the A rows (t = A x), then streams
  * W's rows as kern_matmul does (one region per thread) and adds B's matching
- * rows times t after each piece; from there on (prefill) W's product runs
- * first through kern_matmul's tiles, then the A products split by tokens and
- * the B parts by rows. So the LoRA products use every thread at decode,
- * where each is too small for a pool job of its own, and at prefill, where
- * their few rows would give kern_matmul one task. Allocates
- * n_tok * (r + r1 - r0) floats per product (plus n_tok * W->cols when tok is
- * not simply 0 .. n-1) in the Kern's scratch. Falls back to
+ * rows times t after each piece; from there on (prefill) the A products
+ * run first, split by tokens, then W's product through kern_matmul's tiles,
+ * each piece of rows followed by its B parts while those rows of Y are in
+ * cache. So the LoRA products use every thread at decode, where each is too
+ * small for a pool job of its own, and at prefill, where their few rows
+ * would give kern_matmul one task. Allocates n_tok * r floats per product,
+ * plus n_tok * (r1 - r0) for B t unless the tokens go through lora_b's
+ * on-stack blocks, plus n_tok * W->cols when tok is not simply 0 .. n-1: in
+ * the Kern's scratch at decode, on the heap at prefill. Falls back to
  * kern_matmul_lora_ref if that memory or a backend kernel is missing.
  * Not reentrant, like kern_matmul. */
 void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo);

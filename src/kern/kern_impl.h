@@ -104,6 +104,13 @@ struct Pool;
 const KernOps *kern_ops(const Kern *k);
 struct Pool *kern_pool(Kern *k);
 void *kern_scratch(Kern *k, size_t bytes);
+/* kern_matmul, calling after(ctx, r0, r1) as soon as rows [r0, r1) of Y
+ * are final for all n tokens, on the thread that computed them; the ranges
+ * cover W's rows once and may run concurrently. kern_matmul_lora's prefill
+ * adds the LoRA part there, while those rows of Y are still in cache. Uses
+ * the scratch, as kern_matmul does. */
+void kern_matmul_then(Kern *k, float *Y, const QMat *W, const float *X, int n, void (*after)(void *ctx, int r0, int r1),
+                      void *after_ctx);
 
 /* CPU features that matter to the backends; cpu.c. */
 typedef struct CpuFeatures {

@@ -1,28 +1,26 @@
 /* kern_lora.c - kern_matmul_lora (kern.h): a base product and the LoRA
- * products that add to its rows, run as ONE pool job (below
- * KERN_TILE_MIN_N tokens; from there on kern_matmul computes W's product
- * first and the row tasks below add the LoRA part only).
+ * products that add to its rows.
  *
- * Decode (fewer than KERN_TILE_MIN_N tokens): one task per thread. Task t
- * first computes its share of the A products (t = A x; all products' A rows
- * in a row, split evenly), then walks W's rows as kern_matmul does (its own
- * region from the front, then the others' from their backs), and after
- * each piece of W's rows adds, for every product overlapping the piece, B's
- * matching rows times t (the backend's lora_b). A piece needs the other
- * tasks' A rows only after its own W rows: they are almost always there.
- * When they are not (a thread was preempted), the piece does not wait: it
- * leaves its LoRA part to the caller, who runs the left-over ranges after
- * the job, when every A is done.
+ * Decode (fewer than KERN_TILE_MIN_N tokens): ONE pool job, one task per
+ * thread. Task t first computes its share of the A products (t = A x; all
+ * products' A rows in a row, split evenly), then walks W's rows as
+ * kern_matmul does (its own region from the front, then the others' from
+ * their backs), and after each piece of W's rows adds, for every product
+ * overlapping the piece, B's matching rows times t (the backend's lora_b).
+ * A piece needs the other tasks' A rows only after its own W rows: they are
+ * almost always there. When they are not (a thread was preempted), the
+ * piece does not wait: it leaves its LoRA part to the caller, who runs the
+ * left-over ranges after the job, when every A is done.
  *
- * Prefill (base product already done by kern_matmul): tasks 0 .. n_a-1
- * compute the A products per chunk of A_TOK tokens; the tasks after them
- * each add the LoRA part of a fixed range of rows, under the same rule. The
- * pool hands tasks out in index order, so the A tasks are taken first. A
- * single thread runs the A tasks first and never leaves anything. */
+ * Prefill: a pool job computes the A products, one task per chunk of A_TOK
+ * tokens of a product; then kern_matmul_then computes W's product through
+ * its tiles and adds each piece's LoRA part right after the piece, while
+ * those rows of Y are still in cache. */
 #include "kern/kern.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
@@ -37,7 +35,7 @@ typedef struct Seg {
     const KernLora *lo;
     const float *x;   /* (n_tok, cols): its tokens' activations (X itself when tok is 0 .. n-1) */
     float *t;         /* (n_tok, r) = A x */
-    float *u;         /* (n_tok, r1 - r0) = B t, each row task filling its rows */
+    float *u;         /* (n_tok, r1 - r0) = B t, each piece filling its rows (unless u_block) */
     int n_chunks;     /* A tasks: ceil(n_tok / A_TOK) */
     atomic_int done;  /* A rows finished, summed over the chunks: r * n_chunks when t is complete */
 } Seg;
@@ -50,12 +48,10 @@ typedef struct LJob {
     ActQ *A;           /* quantized activations (Q8/Q4 W) */
     Seg *seg;
     int n_seg;
-    int n_a;           /* A tasks, numbered first */
-    int chunk;         /* W rows per row task (prefill) */
+    int n_a;           /* A tasks: the segments' chunks in a row */
     Region *reg;       /* decode: W's rows in n_reg regions, one task each */
     int n_reg;
     int a_rows;        /* decode: the A rows of all products, split evenly over the regions' tasks */
-    int base_done;     /* W x already in Y: row tasks add the LoRA part only */
     int *left;         /* (r0, r1) pairs: row ranges whose LoRA part is left to the caller */
     atomic_int n_left;
 } LJob;
@@ -148,6 +144,14 @@ static void add_u(LJob *j, const Seg *s, int a, int b, const float *u, int ldu)
     }
 }
 
+/* Rows of B per block of lora_rows' on-stack u for n tokens, or 0 when u
+ * goes to the product's buffer (no lora_b kernel, few or very many tokens). */
+static int u_block(const KernOps *ops, int n)
+{
+    int blk = (UB_FLOATS / n) & ~15;
+    return ops->lora_b && n >= LORA_B_BATCH && blk >= 16 ? blk : 0;
+}
+
 /* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. A
  * batch goes in blocks of rows whose u fits an L1-sized buffer, so u is not
  * written out to memory and read back. */
@@ -158,8 +162,8 @@ static void lora_rows(LJob *j, int r0, int r1)
         const KernLora *lo = s->lo;
         int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0, n = lo->n_tok;
         if (a >= b) continue;
-        int blk = (UB_FLOATS / n) & ~15;
-        if (j->ops->lora_b && n >= LORA_B_BATCH && blk >= 16) {
+        int blk = u_block(j->ops, n);
+        if (blk) {
             float ub[UB_FLOATS];
             for (int c = a; c < b; c += blk) {
                 int e = b - c < blk ? b : c + blk;
@@ -190,12 +194,12 @@ static int a_ready(LJob *j, int r0, int r1)
     return 1;
 }
 
-/* W's rows [r0, r1) (unless base_done) and their LoRA part, or, when an A
- * product they need is not finished, the range left to the caller. */
+/* Decode: W's rows [r0, r1) and their LoRA part, or, when an A product
+ * they need is not finished, the range left to the caller. */
 static void rows_piece(void *ctx, int r0, int r1)
 {
     LJob *j = ctx;
-    if (!j->base_done) j->ops->mm[j->w.W->type](&j->w, r0, r1);
+    j->ops->mm[j->w.W->type](&j->w, r0, r1);
     if (!j->n_seg) return;
     if (a_ready(j, r0, r1)) {
         lora_rows(j, r0, r1);
@@ -206,16 +210,11 @@ static void rows_piece(void *ctx, int r0, int r1)
     }
 }
 
-static void job_task(void *ctx, int t)
-{
-    LJob *j = ctx;
-    if (t < j->n_a) {
-        a_task(j, t);
-    } else {
-        int rows = j->w.W->rows, r0 = (t - j->n_a) * j->chunk;
-        rows_piece(j, r0, r0 + j->chunk < rows ? r0 + j->chunk : rows);
-    }
-}
+static void a_task_job(void *ctx, int t) { a_task(ctx, t); }
+
+/* Prefill: kern_matmul_then's callback once W's rows [r0, r1) are in Y
+ * (every A is done). */
+static void after_rows(void *ctx, int r0, int r1) { lora_rows(ctx, r0, r1); }
 
 /* Decode: task t computes its share of the A rows (all products' rows in a
  * row, split evenly), then walks W's rows from region t on. */
@@ -244,42 +243,38 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
         return;
     }
-    /* from KERN_TILE_MIN_N tokens on, kern_matmul pads and packs the
-     * activations for tiles: the base product runs there first (it uses the
-     * scratch too), then only the LoRA products here */
-    int base_done = n >= KERN_TILE_MIN_N;
-    if (base_done) kern_matmul(k, Y, W, X, n);
-    int quant = !base_done && (W->type == DT_Q8 || W->type == DT_Q4);
+    /* prefill (from KERN_TILE_MIN_N tokens on): kern_matmul pads and packs
+     * the activations for tiles in the scratch, so the LoRA buffers go to
+     * the heap; decode: W's rows in regions, as kern_matmul (n <
+     * KERN_TILE_MIN_N <= A_TOK: one A chunk per product) */
+    int prefill = n >= KERN_TILE_MIN_N;
+    int quant = !prefill && (W->type == DT_Q8 || W->type == DT_Q4);
     int rows = W->rows, small = (size_t)rows * W->cols * n <= (1u << 16); /* not worth waking the pool */
-    int chunk = small ? rows : kern_row_chunk(rows, kern_threads(k), 16);
-    int n_rt = (rows + chunk - 1) / chunk;
-    /* decode (n < KERN_TILE_MIN_N <= A_TOK: one A chunk per product): W's rows
-     * in regions, as kern_matmul */
-    int regions = !small && !base_done;
-    if (regions) n_rt = (rows + REGION_ROWS - 1) / REGION_ROWS; /* at most one piece per unit */
-    /* scratch: the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
-    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_rt * 2 * sizeof(int)), act = need;
+    int n_units = (rows + REGION_ROWS - 1) / REGION_ROWS; /* decode: at most one left-over piece per unit */
+    /* the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */
+    size_t need = up64((size_t)n_lo * sizeof(Seg)) + up64((size_t)n_units * 2 * sizeof(int)), act = need;
     size_t actq = quant ? kern_actq_layout(NULL, NULL, n, n, W->cols) : 0;
-    need += quant ? actq : W->in_scale && !base_done ? up64((size_t)n * W->cols * sizeof(float)) : 0;
+    need += quant ? actq : W->in_scale && !prefill ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
         int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
-        need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + (lo[l].r1 - lo[l].r0)) * sizeof(float));
+        int nu = u_block(ops, lo[l].n_tok) ? 0 : lo[l].r1 - lo[l].r0; /* u in the buffer */
+        need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + nu) * sizeof(float));
         if (!ident) need += up64((size_t)lo[l].n_tok * W->cols * sizeof(float));
     }
-    char *s = kern_scratch(k, need);
+    char *s = prefill ? aligned_alloc(64, need) : kern_scratch(k, need);
     if (!s) {
         kern_matmul_lora_ref(Y, W, X, n, lo, n_lo);
         return;
     }
     LJob j = {.ops = ops, .w = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .seg = (Seg *)s, .n_seg = n_lo,
-              .base_done = base_done, .chunk = chunk, .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
+              .left = (int *)(s + up64((size_t)n_lo * sizeof(Seg)))};
     ActQ A;
     if (quant) {
         kern_actq_layout(&A, s + act, n, n, W->cols); /* the layout kern_matmul uses */
         j.A = &A;
         j.w.A = &A;
         act += actq;
-    } else if (W->in_scale && !base_done) {
+    } else if (W->in_scale && !prefill) {
         j.X_scaled = (float *)(s + act);
         j.w.X = j.X_scaled;
         act += up64((size_t)n * W->cols * sizeof(float));
@@ -291,7 +286,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         g->lo = L;
         g->t = (float *)(s + act);
         g->u = g->t + (size_t)L->n_tok * L->A->rows;
-        act += up64((size_t)L->n_tok * (L->A->rows + (L->r1 - L->r0)) * sizeof(float));
+        act += up64((size_t)L->n_tok * (L->A->rows + (u_block(ops, L->n_tok) ? 0 : L->r1 - L->r0)) * sizeof(float));
         if (ident) {
             g->x = X;
         } else {
@@ -305,21 +300,25 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         atomic_init(&g->done, 0);
         j.n_a += g->n_chunks;
     }
-    if (quant || j.X_scaled) /* decode only (prefill's base product is done): a few tokens */
-        for (int t = 0; t < n; t++) prep_token(&j, t);
-    if (n_rt == 1) { /* on this thread alone: the A tasks first */
-        for (int t = 0; t < j.n_a + 1; t++) job_task(&j, t);
+    if (prefill) { /* every A first, then W's product with the LoRA part after each piece */
+        if (j.n_a > 1) pool_run(kern_pool(k), j.n_a, a_task_job, &j);
+        else if (j.n_a) a_task(&j, 0);
+        kern_matmul_then(k, Y, W, X, n, after_rows, &j);
+        free(s);
         return;
     }
-    if (regions) {
-        Region reg[MAX_REGIONS];
-        j.reg = reg;
-        j.n_reg = kern_regions_init(reg, rows, kern_threads(k));
-        for (int l = 0; l < n_lo; l++) j.a_rows += lo[l].A->rows;
-        pool_run(kern_pool(k), j.n_reg, region_task, &j);
-    } else {
-        pool_run(kern_pool(k), j.n_a + n_rt, job_task, &j);
+    if (quant || j.X_scaled) /* W's activations (a few tokens) */
+        for (int t = 0; t < n; t++) prep_token(&j, t);
+    if (small) { /* on this thread alone: the A products first */
+        for (int t = 0; t < j.n_a; t++) a_task(&j, t);
+        rows_piece(&j, 0, rows);
+        return;
     }
+    Region reg[MAX_REGIONS];
+    j.reg = reg;
+    j.n_reg = kern_regions_init(reg, rows, kern_threads(k));
+    for (int l = 0; l < n_lo; l++) j.a_rows += lo[l].A->rows;
+    pool_run(kern_pool(k), j.n_reg, region_task, &j);
     for (int i = 0; i < atomic_load(&j.n_left); i++) /* every A is done now */
         lora_rows(&j, j.left[2 * i], j.left[2 * i + 1]);
 }
