@@ -148,8 +148,9 @@ static void add_u(LJob *j, const Seg *s, int a, int b, const float *u, int ldu)
  * goes to the product's buffer (no lora_b kernel, few or very many tokens). */
 static int u_block(const KernOps *ops, int n)
 {
+    if (!ops->lora_b || n < LORA_B_BATCH) return 0;
     int blk = (UB_FLOATS / n) & ~15;
-    return ops->lora_b && n >= LORA_B_BATCH && blk >= 16 ? blk : 0;
+    return blk >= 16 ? blk : 0;
 }
 
 /* The LoRA part of W's rows [r0, r1): B's matching rows times t, added. A
