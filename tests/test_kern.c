@@ -188,6 +188,48 @@ static void test_attn_f16(Kern *k)
             }
 }
 
+/* kern_attn_prefill_f16 against its twin: query counts, head sizes the
+ * kernel takes and one it refuses, blocks cut anywhere, visible lengths
+ * from 1 to all positions. */
+static void test_attn_prefill(Kern *k)
+{
+    Rng rng = {13};
+    static const int nqs[] = {1, 5, 60}, hds[] = {16, 48, 64, 128, 256}, ns[] = {1, 17, 64, 65, 200};
+    for (size_t qi = 0; qi < 3; qi++)
+        for (size_t hi = 0; hi < 5; hi++)
+            for (size_t ni = 0; ni < 5; ni++) {
+                int nq = nqs[qi], hd = hds[hi], n = ns[ni];
+                size_t stride = (size_t)hd * 2 + 3;
+                uint16_t *K = malloc(stride * n * 2 + 2), *V = malloc(stride * n * 2 + 2);
+                float *q = malloc((size_t)nq * hd * 4), *a = malloc((size_t)nq * hd * 4), *ar = malloc((size_t)nq * hd * 4);
+                float m[60], l[60], mr[60], lr[60];
+                int vis[60];
+                for (size_t i = 0; i < stride * n + 1; i++) {
+                    K[i] = f32_to_f16(rng_f(&rng) * 2);
+                    V[i] = f32_to_f16(rng_f(&rng));
+                }
+                for (int i = 0; i < nq * hd; i++) q[i] = rng_f(&rng) * 0.5f;
+                for (int i = 0; i < nq; i++) vis[i] = i == nq - 1 ? n : 1 + (int)(rng_u32(&rng) % n);
+                if (kern_attn_prefill_f16(k, a, m, l, q, nq, hd, K + 1, V + 1, stride, vis)) {
+                    free(K), free(V), free(q), free(a), free(ar);
+                    continue; /* no such kernel here: attention keeps its own path */
+                }
+                kern_attn_prefill_f16_ref(ar, mr, lr, q, nq, hd, K + 1, V + 1, stride, vis);
+                double worst = 0;
+                for (int i = 0; i < nq; i++) {
+                    worst = fmax(worst, fabs((double)m[i] - mr[i]) / (fabs((double)mr[i]) + 1));
+                    for (int d = 0; d < hd; d++)
+                        worst = fmax(worst, fabs((double)a[i * hd + d] / l[i] - (double)ar[i * hd + d] / lr[i]));
+                }
+                CHECK(worst <= 2e-5, "%s attn_prefill_f16 nq %d hd %d n %d: error %g", kern_isa(k), nq, hd, n, worst);
+                free(K), free(V), free(q), free(a), free(ar);
+            }
+    float a[16], m[1], l[1], q[16] = {0};
+    uint16_t kv[17] = {0};
+    int vis = 1;
+    CHECK(kern_attn_prefill_f16(k, a, m, l, q, 1, 12, kv, kv, 12, &vis) == -1, "%s: hd 12 refused", kern_isa(k));
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -200,6 +242,7 @@ static void test_backend(const char *isa, int threads)
     test_f16_helpers(k);
     test_silu(k);
     test_attn_f16(k);
+    test_attn_prefill(k);
     CHECK(kern_threads(k) == threads, "threads %d", kern_threads(k));
     static const int rows_v[] = {1, 7, 31, 33, 48, 100, 257};
     static const int cols_v[] = {1, 7, 31, 33, 48, 100, 257, 300, 520, 1024};

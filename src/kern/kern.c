@@ -380,6 +380,12 @@ void kern_attn_f16(const Kern *k, float *acc, float *m, float *l, const float *q
         kern_attn_f16_ref(acc, m, l, q, G, hd, K, V, stride, n);
 }
 
+int kern_attn_prefill_f16(const Kern *k, float *acc, float *m, float *l, const float *Q, int nq, int hd,
+                          const uint16_t *K, const uint16_t *V, size_t stride, const int *vis)
+{
+    return k->ops->attn_prefill_f16 ? k->ops->attn_prefill_f16(acc, m, l, Q, nq, hd, K, V, stride, vis) : -1;
+}
+
 void kern_silu_mul(const Kern *k, float *y, const float *g, const float *u, size_t n)
 {
     if (k->ops->silu_mul) k->ops->silu_mul(y, g, u, n);

@@ -142,6 +142,21 @@ void kern_attn_f16(const Kern *k, float *acc, float *m, float *l, const float *q
 void kern_attn_f16_ref(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                        const uint16_t *V, size_t stride, int n);
 
+/* Prefill attention of nq queries that share one KV head, over an f16
+ * cache: query i sees positions 0 .. vis[i]-1 (vis[i] >= 1); q (nq, hd) is
+ * scaled, K, V, stride and the outputs m, l, acc (nq, hd, unnormalized) are
+ * as kern_attn_f16's, per query. Each block of 64 keys is converted and
+ * transposed once for all the queries, so scores need no horizontal sums,
+ * and each query's weighted values are summed in registers. On the calling
+ * thread (safe inside kern_parallel tasks). Returns -1, computing nothing,
+ * when the backend has no such kernel or hd is not a multiple of 16 up to
+ * 256: the caller keeps its own path. kern_attn_prefill_f16_ref is the
+ * scalar twin (any hd). */
+int kern_attn_prefill_f16(const Kern *k, float *acc, float *m, float *l, const float *Q, int nq, int hd,
+                          const uint16_t *K, const uint16_t *V, size_t stride, const int *vis);
+void kern_attn_prefill_f16_ref(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                               const uint16_t *V, size_t stride, const int *vis);
+
 /* The SwiGLU gate: y[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]
  * for i < n, on the calling thread with the Kern's SIMD backend (an exp
  * polynomial within a few ulp of expf; the scalar backend is the twin

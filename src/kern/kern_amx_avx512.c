@@ -515,6 +515,11 @@ static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int h
 {
     return kern_ops_avx512.attn_f16(acc, m, l, q, G, hd, K, V, stride, n);
 }
+static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis)
+{
+    return kern_ops_avx512.attn_prefill_f16(acc, m, l, Q, nq, hd, K, V, stride, vis);
+}
 static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_sum(p, n); }
 
 #if defined(__clang__)
@@ -528,6 +533,7 @@ const KernOps kern_ops_amx = {
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
+    .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
     .tile_bytes = tile_bytes,

@@ -631,6 +631,158 @@ INLINE void attn_t(float *acc, float *m, float *l, const float *q, int G, int hd
     }
 }
 
+/* One query's block of scores s[0 .. ATT_B) -> its weights, the first v
+ * visible (v <= 0: none), the rest 0; updates the running max *m and sum
+ * *l, and returns the factor for the accumulator (1 when the max held). */
+static float pre_softmax(float *s, int v, float *m, float *l)
+{
+    if (v <= 0) {
+        for (int b = 0; b < ATT_B; b++) s[b] = 0;
+        return 1;
+    }
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int b = 0; b < v; b += 16) {
+        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (v - b)) - 1);
+        mx = _mm512_mask_max_ps(mx, bm, mx, _mm512_load_ps(s + b));
+    }
+    float bmax = _mm512_reduce_max_ps(mx), corr = 1;
+    if (bmax > *m) {
+        corr = expf(*m - bmax);
+        *l *= corr;
+        *m = bmax;
+    }
+    __m512 mg = _mm512_set1_ps(*m), sum = _mm512_setzero_ps();
+    for (int b = 0; b < ATT_B; b += 16) {
+        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : v - b > 0 ? (__mmask16)((1u << (v - b)) - 1) : 0;
+        __m512 w = _mm512_maskz_mov_ps(bm, exp16(_mm512_sub_ps(_mm512_load_ps(s + b), mg)));
+        _mm512_store_ps(s + b, w);
+        sum = _mm512_add_ps(sum, w);
+    }
+    *l += _mm512_reduce_add_ps(sum);
+    return corr;
+}
+
+/* kern_attn_prefill_f16, in blocks of ATT_B positions: the block's keys
+ * converted and transposed once for all queries (KT[d][p], 16 positions
+ * a vector), its values converted once (Vb[p][d]); then per query its
+ * visible scores as 4 vectors of 16 positions (broadcast q[d] times row d
+ * of KT, no horizontal sums), the online-softmax rescale, exp16, and the
+ * weighted values summed into the query's accumulator held in registers.
+ * hd = 16 * NC (NC 0: hd / 16 at run time). */
+INLINE void attn_pre_t(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                       const uint16_t *V, size_t stride, const int *vis, const int NC)
+{
+    int nc = NC ? NC : hd / 16, n = 0;
+    _Alignas(64) float KT[256 * ATT_B], Vb[ATT_B * 256], s[2][ATT_B];
+    for (int i = 0; i < nq; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)i * hd + d] = 0;
+        n = vis[i] > n ? vis[i] : n;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B, ng = (nb + 15) / 16;
+        for (int g = 0; g < ng; g++)
+            for (int c = 0; c < nc; c++) {
+                __m512 t[16];
+#pragma GCC unroll 16
+                for (int jj = 0; jj < 16; jj++)
+                    t[jj] = 16 * g + jj < nb ? load_w16(K + (size_t)(p0 + 16 * g + jj) * stride, (size_t)16 * c, DT_F16)
+                                             : _mm512_setzero_ps();
+                transpose16(t);
+#pragma GCC unroll 16
+                for (int q = 0; q < 16; q++) _mm512_store_ps(KT + (size_t)(16 * c + q) * ATT_B + 16 * g, t[q]);
+            }
+        for (int b = 0; b < nb; b++)
+            for (int c = 0; c < nc; c++)
+                _mm512_store_ps(Vb + (size_t)b * hd + 16 * c, load_w16(V + (size_t)(p0 + b) * stride, (size_t)16 * c, DT_F16));
+        for (int i = 0; i < nq; i += 2) { /* queries in pairs: twice the chains, each KT and Vb load shared */
+            int two = i + 1 < nq, v0 = vis[i] - p0 < nb ? vis[i] - p0 : nb, v1 = two ? vis[i + 1] - p0 : 0;
+            v1 = v1 < nb ? v1 : nb;
+            int v = v0 > v1 ? v0 : v1;
+            if (v <= 0) continue;
+            const float *q0 = Q + (size_t)i * hd, *q1 = two ? q0 + hd : q0;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+            if (v > 48) {
+                for (int d = 0; d < hd; d++) {
+                    __m512 a0 = _mm512_set1_ps(q0[d]), a1 = _mm512_set1_ps(q1[d]);
+                    const float *kt = KT + (size_t)d * ATT_B;
+                    __m512 k0 = _mm512_load_ps(kt), k1 = _mm512_load_ps(kt + 16);
+                    __m512 k2 = _mm512_load_ps(kt + 32), k3 = _mm512_load_ps(kt + 48);
+                    s0 = _mm512_fmadd_ps(a0, k0, s0);
+                    s1 = _mm512_fmadd_ps(a0, k1, s1);
+                    s2 = _mm512_fmadd_ps(a0, k2, s2);
+                    s3 = _mm512_fmadd_ps(a0, k3, s3);
+                    t0 = _mm512_fmadd_ps(a1, k0, t0);
+                    t1 = _mm512_fmadd_ps(a1, k1, t1);
+                    t2 = _mm512_fmadd_ps(a1, k2, t2);
+                    t3 = _mm512_fmadd_ps(a1, k3, t3);
+                }
+            } else {
+                int vg = (v + 15) / 16;
+                for (int d = 0; d < hd; d++) {
+                    __m512 a0 = _mm512_set1_ps(q0[d]), a1 = _mm512_set1_ps(q1[d]);
+                    const float *kt = KT + (size_t)d * ATT_B;
+                    __m512 k0 = _mm512_load_ps(kt);
+                    s0 = _mm512_fmadd_ps(a0, k0, s0);
+                    t0 = _mm512_fmadd_ps(a1, k0, t0);
+                    if (vg > 1) {
+                        __m512 k1 = _mm512_load_ps(kt + 16);
+                        s1 = _mm512_fmadd_ps(a0, k1, s1);
+                        t1 = _mm512_fmadd_ps(a1, k1, t1);
+                    }
+                    if (vg > 2) {
+                        __m512 k2 = _mm512_load_ps(kt + 32);
+                        s2 = _mm512_fmadd_ps(a0, k2, s2);
+                        t2 = _mm512_fmadd_ps(a1, k2, t2);
+                    }
+                }
+            }
+            _mm512_store_ps(s[0], s0);
+            _mm512_store_ps(s[0] + 16, s1);
+            _mm512_store_ps(s[0] + 32, s2);
+            _mm512_store_ps(s[0] + 48, s3);
+            _mm512_store_ps(s[1], t0);
+            _mm512_store_ps(s[1] + 16, t1);
+            _mm512_store_ps(s[1] + 32, t2);
+            _mm512_store_ps(s[1] + 48, t3);
+            float corr0 = pre_softmax(s[0], v0, &m[i], &l[i]), corr1 = two ? pre_softmax(s[1], v1, &m[i + 1], &l[i + 1]) : 0;
+            float *ai = acc + (size_t)i * hd, *aj = two ? ai + hd : ai;
+            __m512 x[16] = {0}, y[16] = {0}, c0 = _mm512_set1_ps(corr0), c1 = _mm512_set1_ps(corr1);
+#pragma GCC unroll 16
+            for (int c = 0; c < nc; c++) {
+                x[c] = _mm512_mul_ps(_mm512_loadu_ps(ai + 16 * c), c0);
+                y[c] = _mm512_mul_ps(_mm512_loadu_ps(aj + 16 * c), c1);
+            }
+            for (int b = 0; b < v; b++) {
+                __m512 w0 = _mm512_set1_ps(s[0][b]), w1 = _mm512_set1_ps(s[1][b]);
+                const float *vb = Vb + (size_t)b * hd;
+#pragma GCC unroll 16
+                for (int c = 0; c < nc; c++) {
+                    __m512 vv = _mm512_load_ps(vb + 16 * c);
+                    x[c] = _mm512_fmadd_ps(w0, vv, x[c]);
+                    y[c] = _mm512_fmadd_ps(w1, vv, y[c]);
+                }
+            }
+#pragma GCC unroll 16
+            for (int c = 0; c < nc; c++) {
+                _mm512_storeu_ps(ai + 16 * c, x[c]);
+                if (two) _mm512_storeu_ps(aj + 16 * c, y[c]);
+            }
+        }
+    }
+}
+
+static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis)
+{
+    if (hd % 16 || hd > 256) return -1;
+    if (hd == 128) attn_pre_t(acc, m, l, Q, nq, hd, K, V, stride, vis, 8); /* Qwen2's head: unrolled */
+    else if (hd == 64) attn_pre_t(acc, m, l, Q, nq, hd, K, V, stride, vis, 4);
+    else attn_pre_t(acc, m, l, Q, nq, hd, K, V, stride, vis, 0);
+    return 0;
+}
+
 static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                     const uint16_t *V, size_t stride, int n)
 {
@@ -678,6 +830,7 @@ const KernOps kern_ops_avx512 = {
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
+    .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

@@ -71,6 +71,10 @@ typedef struct KernOps {
      * take (head_dim not a multiple of its vector width), then the twin runs. */
     int (*attn_f16)(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                     const uint16_t *V, size_t stride, int n);
+    /* Optional: kern_attn_prefill_f16 (kern.h); returns -1 for a shape it
+     * does not take, then the caller's own path runs. */
+    int (*attn_prefill_f16)(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis);
     /* kern_silu_mul (kern.h). */
     void (*silu_mul)(float *y, const float *g, const float *u, size_t n);
     /* Sum of n floats with the widest loads available (bandwidth probe). */

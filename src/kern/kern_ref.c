@@ -107,6 +107,13 @@ void kern_silu_mul_ref(float *y, const float *g, const float *u, size_t n)
     }
 }
 
+void kern_attn_prefill_f16_ref(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                               const uint16_t *V, size_t stride, const int *vis)
+{
+    for (int i = 0; i < nq; i++)
+        kern_attn_f16_ref(acc + (size_t)i * hd, m + i, l + i, Q + (size_t)i * hd, 1, hd, K, V, stride, vis[i]);
+}
+
 void kern_attn_f16_ref(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                        const uint16_t *V, size_t stride, int n)
 {

@@ -131,6 +131,16 @@ static void attn_merge(const AttnJob *j, const AttnTask *t, int n_split)
     }
 }
 
+/* A run's m = rows x G queries, unnormalized (acc, sum), into the output. */
+static void attn_out(const AttnJob *j, const AttnTask *t, const float *acc, const float *sum, int m)
+{
+    int hd = j->c->head_dim, nh = j->c->n_heads, G = nh / j->c->n_kv_heads;
+    for (int i = 0; i < m; i++) {
+        float *o = j->out + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
+        for (int d = 0; d < hd; d++) o[d] = acc[i * hd + d] / sum[i];
+    }
+}
+
 static void attn_run(void *ctx, int ti)
 {
     const AttnJob *j = ctx;
@@ -158,6 +168,16 @@ static void attn_run(void *ctx, int ti)
         for (int d = 0; d < hd; d++) Q[i * hd + d] = src[d] * scale;
         mx[i] = -INFINITY;
         sum[i] = 0;
+    }
+    if (kv->type == KV_F16) { /* the backend's blocked kernel, when it has one for this head size */
+        int vis[m];
+        for (int i = 0; i < m; i++) vis[i] = rows[i / G].pos + 1;
+        size_t off = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)t->head * hd;
+        if (!kern_attn_prefill_f16(j->k, acc, mx, sum, Q, m, hd, (const uint16_t *)kv->k + off,
+                                   (const uint16_t *)kv->v + off, (size_t)kv->kv_dim, vis)) {
+            attn_out(j, t, acc, sum, m);
+            return;
+        }
     }
     memset(acc, 0, sizeof acc);
     for (int p0 = 0; p0 <= last; p0 += ATT_NB) {
@@ -198,10 +218,7 @@ static void attn_run(void *ctx, int ti)
         kern_matmul_local(j->k, pv, &Vm, S, m); /* pv (m, hd) = P V */
         for (int i = 0; i < m * hd; i++) acc[i] += pv[i];
     }
-    for (int i = 0; i < m; i++) {
-        float *o = j->out + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
-        for (int d = 0; d < hd; d++) o[d] = acc[i * hd + d] / sum[i];
-    }
+    attn_out(j, t, acc, sum, m);
 }
 
 /* The end of the run that starts at row r: consecutive positions of one
