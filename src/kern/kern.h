@@ -149,9 +149,9 @@ void kern_attn_f16_ref(float *acc, float *m, float *l, const float *q, int G, in
  * transposed once for all the queries, so scores need no horizontal sums,
  * and each query's weighted values are summed in registers. On the calling
  * thread (safe inside kern_parallel tasks). Returns -1, computing nothing,
- * when the backend has no such kernel or hd is not a multiple of 16 up to
- * 256: the caller keeps its own path. kern_attn_prefill_f16_ref is the
- * scalar twin (any hd). */
+ * when the backend has no such kernel, hd is above 256 or not a multiple of
+ * its vector width (16 floats AVX-512, 8 AVX2, 4 NEON): the caller keeps its
+ * own path. kern_attn_prefill_f16_ref is the scalar twin (any hd). */
 int kern_attn_prefill_f16(const Kern *k, float *acc, float *m, float *l, const float *Q, int nq, int hd,
                           const uint16_t *K, const uint16_t *V, size_t stride, const int *vis);
 void kern_attn_prefill_f16_ref(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,

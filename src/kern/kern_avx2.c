@@ -497,6 +497,90 @@ static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int h
     return 0;
 }
 
+/* kern_attn_prefill_f16 as the AVX-512 version, one query at a time: the
+ * block's keys converted and transposed once (KT[d][p]), its values
+ * converted once; a query's 64 scores in 8 accumulators (broadcast q[d]
+ * times row d of KT), the weights by exp8, then the weighted values summed
+ * in registers 64 dimensions at a time. hd a multiple of 8, up to 256. */
+static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis)
+{
+    if (hd % 8 || hd > 256) return -1;
+    float KT[256 * ATT_B], Vb[ATT_B * 256], row[256], s[ATT_B];
+    int n = 0;
+    for (int i = 0; i < nq; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)i * hd + d] = 0;
+        n = vis[i] > n ? vis[i] : n;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B;
+        for (int b = 0; b < ATT_B; b++) {
+            if (b < nb) {
+                for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(row + d, load_w8(K + (size_t)(p0 + b) * stride, (size_t)d, DT_F16));
+                for (int d = 0; d < hd; d += 8) _mm256_storeu_ps(Vb + (size_t)b * hd + d, load_w8(V + (size_t)(p0 + b) * stride, (size_t)d, DT_F16));
+            } else {
+                for (int d = 0; d < hd; d++) row[d] = 0;
+            }
+            for (int d = 0; d < hd; d++) KT[(size_t)d * ATT_B + b] = row[d];
+        }
+        for (int i = 0; i < nq; i++) {
+            int v = vis[i] - p0 < nb ? vis[i] - p0 : nb;
+            if (v <= 0) continue;
+            const float *qi = Q + (size_t)i * hd;
+            __m256 sc[8];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) sc[g] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d++) {
+                __m256 qd = _mm256_set1_ps(qi[d]);
+                const float *kt = KT + (size_t)d * ATT_B;
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) sc[g] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 8 * g), sc[g]);
+            }
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) _mm256_storeu_ps(s + 8 * g, sc[g]);
+            float bmax = -INFINITY, corr = 1;
+            for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
+            if (bmax > m[i]) {
+                corr = expf(m[i] - bmax);
+                l[i] *= corr;
+                m[i] = bmax;
+            }
+            __m256 mg = _mm256_set1_ps(m[i]), sum = _mm256_setzero_ps();
+            int b = 0;
+            for (; b + 8 <= v; b += 8) {
+                __m256 w = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + b), mg));
+                _mm256_storeu_ps(s + b, w);
+                sum = _mm256_add_ps(sum, w);
+            }
+            float tail = 0;
+            for (; b < v; b++) tail += s[b] = expf(s[b] - m[i]);
+            l[i] += hsum8(sum) + tail;
+            float *ai = acc + (size_t)i * hd;
+            __m256 cv = _mm256_set1_ps(corr);
+            for (int d0 = 0; d0 < hd; d0 += 64) {
+                int nv = hd - d0 < 64 ? (hd - d0) / 8 : 8;
+                __m256 a[8];
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) a[c] = c < nv ? _mm256_mul_ps(_mm256_loadu_ps(ai + d0 + 8 * c), cv) : _mm256_setzero_ps();
+                for (int bb = 0; bb < v; bb++) {
+                    __m256 w = _mm256_set1_ps(s[bb]);
+                    const float *vb = Vb + (size_t)bb * hd + d0;
+                    if (nv == 8) {
+#pragma GCC unroll 8
+                        for (int c = 0; c < 8; c++) a[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vb + 8 * c), a[c]);
+                    } else {
+                        for (int c = 0; c < nv; c++) a[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vb + 8 * c), a[c]);
+                    }
+                }
+                for (int c = 0; c < nv; c++) _mm256_storeu_ps(ai + d0 + 8 * c, a[c]);
+            }
+        }
+    }
+    return 0;
+}
+
 static void silu_mul(float *y, const float *g, const float *u, size_t n)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -516,6 +600,7 @@ const KernOps kern_ops_avx2 = {
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
+    .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };

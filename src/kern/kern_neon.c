@@ -421,6 +421,85 @@ static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int h
     return 0;
 }
 
+/* kern_attn_prefill_f16 as the AVX2 version with 4 lanes: a query's 64
+ * scores in 16 accumulators, the weighted values summed in registers 64
+ * dimensions at a time. hd a multiple of 4, up to 256. */
+static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis)
+{
+    if (hd % 4 || hd > 256) return -1;
+    float KT[256 * ATT_B], Vb[ATT_B * 256], row[256], s[ATT_B];
+    int n = 0;
+    for (int i = 0; i < nq; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
+        for (int d = 0; d < hd; d++) acc[(size_t)i * hd + d] = 0;
+        n = vis[i] > n ? vis[i] : n;
+    }
+    for (int p0 = 0; p0 < n; p0 += ATT_B) {
+        int nb = n - p0 < ATT_B ? n - p0 : ATT_B;
+        for (int b = 0; b < ATT_B; b++) {
+            if (b < nb) {
+                for (int d = 0; d < hd; d += 4) vst1q_f32(row + d, load_w4(K + (size_t)(p0 + b) * stride, (size_t)d, DT_F16));
+                for (int d = 0; d < hd; d += 4) vst1q_f32(Vb + (size_t)b * hd + d, load_w4(V + (size_t)(p0 + b) * stride, (size_t)d, DT_F16));
+            } else {
+                for (int d = 0; d < hd; d++) row[d] = 0;
+            }
+            for (int d = 0; d < hd; d++) KT[(size_t)d * ATT_B + b] = row[d];
+        }
+        for (int i = 0; i < nq; i++) {
+            int v = vis[i] - p0 < nb ? vis[i] - p0 : nb;
+            if (v <= 0) continue;
+            const float *qi = Q + (size_t)i * hd;
+            float32x4_t sc[16];
+#pragma GCC unroll 16
+            for (int g = 0; g < 16; g++) sc[g] = vdupq_n_f32(0);
+            for (int d = 0; d < hd; d++) {
+                const float *kt = KT + (size_t)d * ATT_B;
+#pragma GCC unroll 16
+                for (int g = 0; g < 16; g++) sc[g] = vfmaq_n_f32(sc[g], vld1q_f32(kt + 4 * g), qi[d]);
+            }
+#pragma GCC unroll 16
+            for (int g = 0; g < 16; g++) vst1q_f32(s + 4 * g, sc[g]);
+            float bmax = -INFINITY, corr = 1;
+            for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
+            if (bmax > m[i]) {
+                corr = expf(m[i] - bmax);
+                l[i] *= corr;
+                m[i] = bmax;
+            }
+            float32x4_t mg = vdupq_n_f32(m[i]), sum = vdupq_n_f32(0);
+            int b = 0;
+            for (; b + 4 <= v; b += 4) {
+                float32x4_t w = exp4(vsubq_f32(vld1q_f32(s + b), mg));
+                vst1q_f32(s + b, w);
+                sum = vaddq_f32(sum, w);
+            }
+            float tail = 0;
+            for (; b < v; b++) tail += s[b] = expf(s[b] - m[i]);
+            l[i] += vaddvq_f32(sum) + tail;
+            float *ai = acc + (size_t)i * hd;
+            for (int d0 = 0; d0 < hd; d0 += 64) {
+                int nv = hd - d0 < 64 ? (hd - d0) / 4 : 16;
+                float32x4_t a[16];
+#pragma GCC unroll 16
+                for (int c = 0; c < 16; c++) a[c] = c < nv ? vmulq_n_f32(vld1q_f32(ai + d0 + 4 * c), corr) : vdupq_n_f32(0);
+                for (int bb = 0; bb < v; bb++) {
+                    const float *vb = Vb + (size_t)bb * hd + d0;
+                    if (nv == 16) {
+#pragma GCC unroll 16
+                        for (int c = 0; c < 16; c++) a[c] = vfmaq_n_f32(a[c], vld1q_f32(vb + 4 * c), s[bb]);
+                    } else {
+                        for (int c = 0; c < nv; c++) a[c] = vfmaq_n_f32(a[c], vld1q_f32(vb + 4 * c), s[bb]);
+                    }
+                }
+                for (int c = 0; c < nv; c++) vst1q_f32(ai + d0 + 4 * c, a[c]);
+            }
+        }
+    }
+    return 0;
+}
+
 static void silu_mul(float *y, const float *g, const float *u, size_t n)
 {
     size_t i = 0;
@@ -439,6 +518,7 @@ const KernOps kern_ops_neon = {
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
+    .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
     .read_sum = read_sum,
 };
