@@ -155,6 +155,43 @@ static void test_silu(Kern *k)
     }
 }
 
+/* A random f16 cache of n rows `stride` halves apart (K, V start one half
+ * in, so rows are only 2-byte aligned) and nq random queries of hd. */
+typedef struct AttnCase {
+    uint16_t *K, *V;
+    float *q, *a, *ar; /* queries; the kernel's and the twin's acc */
+    size_t stride;
+} AttnCase;
+
+static AttnCase attn_case(Rng *rng, int nq, int hd, int n)
+{
+    AttnCase c = {.stride = (size_t)hd * 2 + 3};
+    c.K = malloc(c.stride * n * 2 + 2), c.V = malloc(c.stride * n * 2 + 2);
+    c.q = malloc((size_t)nq * hd * 4), c.a = malloc((size_t)nq * hd * 4), c.ar = malloc((size_t)nq * hd * 4);
+    for (size_t i = 0; i < c.stride * n + 1; i++) {
+        c.K[i] = f32_to_f16(rng_f(rng) * 2);
+        c.V[i] = f32_to_f16(rng_f(rng));
+    }
+    for (int i = 0; i < nq * hd; i++) c.q[i] = rng_f(rng) * 0.5f;
+    return c;
+}
+
+static void attn_case_free(AttnCase *c) { free(c->K), free(c->V), free(c->q), free(c->a), free(c->ar); }
+
+/* The worst error of the kernel's (m, acc / l) against the twin's, over nq
+ * queries. */
+static double attn_error(const AttnCase *c, int nq, int hd, const float *m, const float *l, const float *mr,
+                         const float *lr)
+{
+    double worst = 0;
+    for (int g = 0; g < nq; g++) {
+        worst = fmax(worst, fabs((double)m[g] - mr[g]) / (fabs((double)mr[g]) + 1));
+        for (int d = 0; d < hd; d++)
+            worst = fmax(worst, fabs((double)c->a[g * hd + d] / l[g] - (double)c->ar[g * hd + d] / lr[g]));
+    }
+    return worst;
+}
+
 /* kern_attn_f16 against its scalar twin: GQA groups, head sizes the SIMD
  * versions take whole or fall back on, block-crossing position counts, rows
  * of a strided (odd) cache. Compares m and the normalized output acc / l. */
@@ -166,25 +203,13 @@ static void test_attn_f16(Kern *k)
         for (size_t hi = 0; hi < 5; hi++)
             for (size_t ni = 0; ni < 5; ni++) {
                 int G = Gs[gi], hd = hds[hi], n = ns[ni];
-                size_t stride = (size_t)hd * 2 + 3;
-                uint16_t *K = malloc(stride * n * 2 + 2), *V = malloc(stride * n * 2 + 2);
-                float *q = malloc((size_t)G * hd * 4), *a = malloc((size_t)G * hd * 4), *ar = malloc((size_t)G * hd * 4);
+                AttnCase c = attn_case(&rng, G, hd, n);
                 float m[6], l[6], mr[6], lr[6];
-                for (size_t i = 0; i < stride * n + 1; i++) {
-                    K[i] = f32_to_f16(rng_f(&rng) * 2);
-                    V[i] = f32_to_f16(rng_f(&rng));
-                }
-                for (int i = 0; i < G * hd; i++) q[i] = rng_f(&rng) * 0.5f;
-                kern_attn_f16(k, a, m, l, q, G, hd, K + 1, V + 1, stride, n);
-                kern_attn_f16_ref(ar, mr, lr, q, G, hd, K + 1, V + 1, stride, n);
-                double worst = 0;
-                for (int g = 0; g < G; g++) {
-                    worst = fmax(worst, fabs((double)m[g] - mr[g]) / (fabs((double)mr[g]) + 1));
-                    for (int d = 0; d < hd; d++)
-                        worst = fmax(worst, fabs((double)a[g * hd + d] / l[g] - (double)ar[g * hd + d] / lr[g]));
-                }
+                kern_attn_f16(k, c.a, m, l, c.q, G, hd, c.K + 1, c.V + 1, c.stride, n);
+                kern_attn_f16_ref(c.ar, mr, lr, c.q, G, hd, c.K + 1, c.V + 1, c.stride, n);
+                double worst = attn_error(&c, G, hd, m, l, mr, lr);
                 CHECK(worst <= 2e-5, "%s attn_f16 G %d hd %d n %d: error %g", kern_isa(k), G, hd, n, worst);
-                free(K), free(V), free(q), free(a), free(ar);
+                attn_case_free(&c);
             }
 }
 
@@ -199,30 +224,17 @@ static void test_attn_prefill(Kern *k)
         for (size_t hi = 0; hi < 7; hi++)
             for (size_t ni = 0; ni < 5; ni++) {
                 int nq = nqs[qi], hd = hds[hi], n = ns[ni];
-                size_t stride = (size_t)hd * 2 + 3;
-                uint16_t *K = malloc(stride * n * 2 + 2), *V = malloc(stride * n * 2 + 2);
-                float *q = malloc((size_t)nq * hd * 4), *a = malloc((size_t)nq * hd * 4), *ar = malloc((size_t)nq * hd * 4);
+                AttnCase c = attn_case(&rng, nq, hd, n);
                 float m[60], l[60], mr[60], lr[60];
                 int vis[60];
-                for (size_t i = 0; i < stride * n + 1; i++) {
-                    K[i] = f32_to_f16(rng_f(&rng) * 2);
-                    V[i] = f32_to_f16(rng_f(&rng));
-                }
-                for (int i = 0; i < nq * hd; i++) q[i] = rng_f(&rng) * 0.5f;
                 for (int i = 0; i < nq; i++) vis[i] = i == nq - 1 ? n : 1 + (int)(rng_u32(&rng) % n);
-                if (kern_attn_prefill_f16(k, a, m, l, q, nq, hd, K + 1, V + 1, stride, vis)) {
-                    free(K), free(V), free(q), free(a), free(ar);
-                    continue; /* no such kernel here: attention keeps its own path */
+                /* -1: no such kernel here, attention keeps its own path */
+                if (!kern_attn_prefill_f16(k, c.a, m, l, c.q, nq, hd, c.K + 1, c.V + 1, c.stride, vis)) {
+                    kern_attn_prefill_f16_ref(c.ar, mr, lr, c.q, nq, hd, c.K + 1, c.V + 1, c.stride, vis);
+                    double worst = attn_error(&c, nq, hd, m, l, mr, lr);
+                    CHECK(worst <= 2e-5, "%s attn_prefill_f16 nq %d hd %d n %d: error %g", kern_isa(k), nq, hd, n, worst);
                 }
-                kern_attn_prefill_f16_ref(ar, mr, lr, q, nq, hd, K + 1, V + 1, stride, vis);
-                double worst = 0;
-                for (int i = 0; i < nq; i++) {
-                    worst = fmax(worst, fabs((double)m[i] - mr[i]) / (fabs((double)mr[i]) + 1));
-                    for (int d = 0; d < hd; d++)
-                        worst = fmax(worst, fabs((double)a[i * hd + d] / l[i] - (double)ar[i * hd + d] / lr[i]));
-                }
-                CHECK(worst <= 2e-5, "%s attn_prefill_f16 nq %d hd %d n %d: error %g", kern_isa(k), nq, hd, n, worst);
-                free(K), free(V), free(q), free(a), free(ar);
+                attn_case_free(&c);
             }
     float a[16], m[1], l[1], q[16] = {0};
     uint16_t kv[17] = {0};
