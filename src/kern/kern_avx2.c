@@ -430,10 +430,37 @@ INLINE __m256 exp8(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+enum { ATT_B = 64 }; /* positions per block of the attention kernels */
+
+/* The online-softmax step of one query over a block of scores s[0 .. v):
+ * they become their weights exp(s - max); updates the running max *m and
+ * sum *l, and returns the factor the query's accumulator must take (1: the
+ * max held). */
+static float softmax_block(float *s, int v, float *m, float *l)
+{
+    float bmax = -INFINITY, corr = 1;
+    for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
+    if (bmax > *m) {
+        corr = expf(*m - bmax);
+        *l *= corr;
+        *m = bmax;
+    }
+    __m256 mg = _mm256_set1_ps(*m), sum = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 8 <= v; b += 8) {
+        __m256 w = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + b), mg));
+        _mm256_storeu_ps(s + b, w);
+        sum = _mm256_add_ps(sum, w);
+    }
+    float tail = 0;
+    for (; b < v; b++) tail += s[b] = expf(s[b] - *m);
+    *l += hsum8(sum) + tail;
+    return corr;
+}
+
 /* kern_attn_f16 as the AVX-512 version (blocks of ATT_B positions; each key
  * and value row converted once, into row, for all G queries); hd a multiple
  * of 8. */
-enum { ATT_B = 64 };
 static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                     const uint16_t *V, size_t stride, int n)
 {
@@ -462,26 +489,12 @@ static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int h
             }
         }
         for (int g = 0; g < G; g++) {
-            float bmax = -INFINITY;
-            for (int b = 0; b < nb; b++) bmax = s[g][b] > bmax ? s[g][b] : bmax;
-            if (bmax > m[g]) {
-                float corr = expf(m[g] - bmax);
-                l[g] *= corr;
+            float corr = softmax_block(s[g], nb, &m[g], &l[g]);
+            if (corr != 1) {
                 __m256 cv = _mm256_set1_ps(corr);
                 for (int d = 0; d < hd; d += 8)
                     _mm256_storeu_ps(acc + (size_t)g * hd + d, _mm256_mul_ps(_mm256_loadu_ps(acc + (size_t)g * hd + d), cv));
-                m[g] = bmax;
             }
-            __m256 mg = _mm256_set1_ps(m[g]), sum = _mm256_setzero_ps();
-            int b = 0;
-            for (; b + 8 <= nb; b += 8) {
-                __m256 w = exp8(_mm256_sub_ps(_mm256_loadu_ps(s[g] + b), mg));
-                _mm256_storeu_ps(s[g] + b, w);
-                sum = _mm256_add_ps(sum, w);
-            }
-            float tail = 0;
-            for (; b < nb; b++) tail += s[g][b] = expf(s[g][b] - m[g]);
-            l[g] += hsum8(sum) + tail;
         }
         for (int b = 0; b < nb; b++) {
             const uint16_t *vr = V + (size_t)(p0 + b) * stride;
@@ -540,23 +553,7 @@ static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int 
             }
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) _mm256_storeu_ps(s + 8 * g, sc[g]);
-            float bmax = -INFINITY, corr = 1;
-            for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
-            if (bmax > m[i]) {
-                corr = expf(m[i] - bmax);
-                l[i] *= corr;
-                m[i] = bmax;
-            }
-            __m256 mg = _mm256_set1_ps(m[i]), sum = _mm256_setzero_ps();
-            int b = 0;
-            for (; b + 8 <= v; b += 8) {
-                __m256 w = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + b), mg));
-                _mm256_storeu_ps(s + b, w);
-                sum = _mm256_add_ps(sum, w);
-            }
-            float tail = 0;
-            for (; b < v; b++) tail += s[b] = expf(s[b] - m[i]);
-            l[i] += hsum8(sum) + tail;
+            float corr = softmax_block(s, v, &m[i], &l[i]);
             float *ai = acc + (size_t)i * hd;
             __m256 cv = _mm256_set1_ps(corr);
             for (int d0 = 0; d0 < hd; d0 += 64) {

@@ -554,11 +554,44 @@ INLINE __m512 exp16(__m512 x)
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+enum { ATT_B = 64 }; /* positions per block of the attention kernels */
+
+/* The online-softmax step of one query over a block of scores s[0 ..
+ * ATT_B): the first v are visible (v <= 0: none) and become their weights
+ * exp(s - max), the rest 0; updates the running max *m and sum *l, and
+ * returns the factor the query's accumulator must take (1: the max held). */
+static float softmax_block(float *s, int v, float *m, float *l)
+{
+    if (v <= 0) {
+        for (int b = 0; b < ATT_B; b++) s[b] = 0;
+        return 1;
+    }
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int b = 0; b < v; b += 16) {
+        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (v - b)) - 1);
+        mx = _mm512_mask_max_ps(mx, bm, mx, _mm512_loadu_ps(s + b));
+    }
+    float bmax = _mm512_reduce_max_ps(mx), corr = 1;
+    if (bmax > *m) {
+        corr = expf(*m - bmax);
+        *l *= corr;
+        *m = bmax;
+    }
+    __m512 mg = _mm512_set1_ps(*m), sum = _mm512_setzero_ps();
+    for (int b = 0; b < ATT_B; b += 16) {
+        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : v - b > 0 ? (__mmask16)((1u << (v - b)) - 1) : 0;
+        __m512 w = _mm512_maskz_mov_ps(bm, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + b), mg)));
+        _mm512_storeu_ps(s + b, w);
+        sum = _mm512_add_ps(sum, w);
+    }
+    *l += _mm512_reduce_add_ps(sum);
+    return corr;
+}
+
 /* kern_attn_f16 in blocks of ATT_B positions: the block's scores for all G
  * queries (each key row converted once), the online-softmax rescale, the
  * weights by exp16, then each value row converted once and added into the
  * G accumulators (kept in acc, in L1). Any hd <= 256 (the last 16 masked). */
-enum { ATT_B = 64 };
 INLINE void attn_t(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K, const uint16_t *V,
                    size_t stride, int n, const int NC)
 {
@@ -589,31 +622,15 @@ INLINE void attn_t(float *acc, float *m, float *l, const float *q, int G, int hd
             }
         }
         for (int g = 0; g < G; g++) {
-            __m512 mx = _mm512_set1_ps(-INFINITY);
-            for (int b = 0; b < nb; b += 16) {
-                __mmask16 bm = nb - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - b)) - 1);
-                mx = _mm512_mask_max_ps(mx, bm, mx, _mm512_maskz_loadu_ps(bm, s[g] + b));
-            }
-            float bmax = _mm512_reduce_max_ps(mx);
-            if (bmax > m[g]) {
-                float corr = expf(m[g] - bmax);
-                l[g] *= corr;
+            float corr = softmax_block(s[g], nb, &m[g], &l[g]);
+            if (corr != 1) {
                 __m512 cv = _mm512_set1_ps(corr);
                 for (int c = 0; c < nc; c++) {
                     __mmask16 cm = c == nc - 1 ? last : 0xFFFF;
                     float *a = acc + (size_t)g * hd + 16 * c;
                     _mm512_mask_storeu_ps(a, cm, _mm512_mul_ps(_mm512_maskz_loadu_ps(cm, a), cv));
                 }
-                m[g] = bmax;
             }
-            __m512 mg = _mm512_set1_ps(m[g]), sum = _mm512_setzero_ps();
-            for (int b = 0; b < nb; b += 16) {
-                __mmask16 bm = nb - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - b)) - 1);
-                __m512 w = _mm512_maskz_mov_ps(bm, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(bm, s[g] + b), mg)));
-                _mm512_mask_storeu_ps(s[g] + b, bm, w);
-                sum = _mm512_add_ps(sum, w);
-            }
-            l[g] += _mm512_reduce_add_ps(sum);
         }
         for (int b = 0; b < nb; b++) {
             const uint16_t *vr = V + (size_t)(p0 + b) * stride;
@@ -629,37 +646,6 @@ INLINE void attn_t(float *acc, float *m, float *l, const float *q, int G, int hd
             }
         }
     }
-}
-
-/* One query's block of scores s[0 .. ATT_B) -> its weights, the first v
- * visible (v <= 0: none), the rest 0; updates the running max *m and sum
- * *l, and returns the factor for the accumulator (1 when the max held). */
-static float pre_softmax(float *s, int v, float *m, float *l)
-{
-    if (v <= 0) {
-        for (int b = 0; b < ATT_B; b++) s[b] = 0;
-        return 1;
-    }
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int b = 0; b < v; b += 16) {
-        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (v - b)) - 1);
-        mx = _mm512_mask_max_ps(mx, bm, mx, _mm512_load_ps(s + b));
-    }
-    float bmax = _mm512_reduce_max_ps(mx), corr = 1;
-    if (bmax > *m) {
-        corr = expf(*m - bmax);
-        *l *= corr;
-        *m = bmax;
-    }
-    __m512 mg = _mm512_set1_ps(*m), sum = _mm512_setzero_ps();
-    for (int b = 0; b < ATT_B; b += 16) {
-        __mmask16 bm = v - b >= 16 ? (__mmask16)0xFFFF : v - b > 0 ? (__mmask16)((1u << (v - b)) - 1) : 0;
-        __m512 w = _mm512_maskz_mov_ps(bm, exp16(_mm512_sub_ps(_mm512_load_ps(s + b), mg)));
-        _mm512_store_ps(s + b, w);
-        sum = _mm512_add_ps(sum, w);
-    }
-    *l += _mm512_reduce_add_ps(sum);
-    return corr;
 }
 
 /* kern_attn_prefill_f16, in blocks of ATT_B positions: the block's keys
@@ -746,7 +732,7 @@ INLINE void attn_pre_t(float *acc, float *m, float *l, const float *Q, int nq, i
             _mm512_store_ps(s[1] + 16, t1);
             _mm512_store_ps(s[1] + 32, t2);
             _mm512_store_ps(s[1] + 48, t3);
-            float corr0 = pre_softmax(s[0], v0, &m[i], &l[i]), corr1 = two ? pre_softmax(s[1], v1, &m[i + 1], &l[i + 1]) : 0;
+            float corr0 = softmax_block(s[0], v0, &m[i], &l[i]), corr1 = two ? softmax_block(s[1], v1, &m[i + 1], &l[i + 1]) : 0;
             float *ai = acc + (size_t)i * hd, *aj = two ? ai + hd : ai;
             __m512 x[16] = {0}, y[16] = {0}, c0 = _mm512_set1_ps(corr0), c1 = _mm512_set1_ps(corr1);
 #pragma GCC unroll 16

@@ -357,10 +357,37 @@ INLINE float32x4_t exp4(float32x4_t x)
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
 }
 
+enum { ATT_B = 64 }; /* positions per block of the attention kernels */
+
+/* The online-softmax step of one query over a block of scores s[0 .. v):
+ * they become their weights exp(s - max); updates the running max *m and
+ * sum *l, and returns the factor the query's accumulator must take (1: the
+ * max held). */
+static float softmax_block(float *s, int v, float *m, float *l)
+{
+    float bmax = -INFINITY, corr = 1;
+    for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
+    if (bmax > *m) {
+        corr = expf(*m - bmax);
+        *l *= corr;
+        *m = bmax;
+    }
+    float32x4_t mg = vdupq_n_f32(*m), sum = vdupq_n_f32(0);
+    int b = 0;
+    for (; b + 4 <= v; b += 4) {
+        float32x4_t w = exp4(vsubq_f32(vld1q_f32(s + b), mg));
+        vst1q_f32(s + b, w);
+        sum = vaddq_f32(sum, w);
+    }
+    float tail = 0;
+    for (; b < v; b++) tail += s[b] = expf(s[b] - *m);
+    *l += vaddvq_f32(sum) + tail;
+    return corr;
+}
+
 /* kern_attn_f16 as the AVX-512 version (blocks of ATT_B positions; each key
  * and value row converted once, into row, for all G queries); hd a multiple
  * of 4. */
-enum { ATT_B = 64 };
 static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
                     const uint16_t *V, size_t stride, int n)
 {
@@ -389,25 +416,11 @@ static int attn_f16(float *acc, float *m, float *l, const float *q, int G, int h
             }
         }
         for (int g = 0; g < G; g++) {
-            float bmax = -INFINITY;
-            for (int b = 0; b < nb; b++) bmax = s[g][b] > bmax ? s[g][b] : bmax;
-            if (bmax > m[g]) {
-                float corr = expf(m[g] - bmax);
-                l[g] *= corr;
+            float corr = softmax_block(s[g], nb, &m[g], &l[g]);
+            if (corr != 1) {
                 for (int d = 0; d < hd; d += 4)
                     vst1q_f32(acc + (size_t)g * hd + d, vmulq_n_f32(vld1q_f32(acc + (size_t)g * hd + d), corr));
-                m[g] = bmax;
             }
-            float32x4_t mg = vdupq_n_f32(m[g]), sum = vdupq_n_f32(0);
-            int b = 0;
-            for (; b + 4 <= nb; b += 4) {
-                float32x4_t w = exp4(vsubq_f32(vld1q_f32(s[g] + b), mg));
-                vst1q_f32(s[g] + b, w);
-                sum = vaddq_f32(sum, w);
-            }
-            float tail = 0;
-            for (; b < nb; b++) tail += s[g][b] = expf(s[g][b] - m[g]);
-            l[g] += vaddvq_f32(sum) + tail;
         }
         for (int b = 0; b < nb; b++) {
             const uint16_t *vr = V + (size_t)(p0 + b) * stride;
@@ -461,23 +474,7 @@ static int attn_prefill_f16(float *acc, float *m, float *l, const float *Q, int 
             }
 #pragma GCC unroll 16
             for (int g = 0; g < 16; g++) vst1q_f32(s + 4 * g, sc[g]);
-            float bmax = -INFINITY, corr = 1;
-            for (int b = 0; b < v; b++) bmax = s[b] > bmax ? s[b] : bmax;
-            if (bmax > m[i]) {
-                corr = expf(m[i] - bmax);
-                l[i] *= corr;
-                m[i] = bmax;
-            }
-            float32x4_t mg = vdupq_n_f32(m[i]), sum = vdupq_n_f32(0);
-            int b = 0;
-            for (; b + 4 <= v; b += 4) {
-                float32x4_t w = exp4(vsubq_f32(vld1q_f32(s + b), mg));
-                vst1q_f32(s + b, w);
-                sum = vaddq_f32(sum, w);
-            }
-            float tail = 0;
-            for (; b < v; b++) tail += s[b] = expf(s[b] - m[i]);
-            l[i] += vaddvq_f32(sum) + tail;
+            float corr = softmax_block(s, v, &m[i], &l[i]);
             float *ai = acc + (size_t)i * hd;
             for (int d0 = 0; d0 < hd; d0 += 64) {
                 int nv = hd - d0 < 64 ? (hd - d0) / 4 : 16;

@@ -5,9 +5,12 @@
  * Work is split in tasks of (a run of consecutive rows of one sequence, one
  * KV head): the query heads that share that KV head (GQA) and the rows of a
  * prefill chunk all read the same keys and values, so each block of cached
- * positions is converted to f32 once and used by every query of the task, as
- * two small matrix products (scores = Q K^T, out += P V) on the calling
- * thread's kernels, with an online softmax across blocks. Decode rows (runs
+ * positions is converted to f32 once and used by every query of the task:
+ * over an f16 cache through kern_attn_prefill_f16 (keys transposed once per
+ * block, scores and weighted values in registers) where the backend takes
+ * the head size, otherwise as two small matrix products (scores = Q K^T,
+ * out += P V) on the calling thread's kernels, with an online softmax
+ * across blocks. Decode rows (runs
  * of fewer than 4) over an f16 cache go per (row, KV head) through
  * kern_attn_f16, which converts each cached row once for the group's
  * queries; long rows are split over positions (so every thread has work)
