@@ -9,7 +9,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  ?=
-CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -fopenmp-simd -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -fopenmp-simd -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
 LDFLAGS += $(SAN) -pthread
 LDLIBS  += -lcjson -lpcre2-8 -lutf8proc -lxxhash -lm
 
@@ -30,7 +30,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UOBJ:= $(TEST_UTIL:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/duet $(TEST_BIN) examples
+all: $(BUILD)/duet $(BUILD)/libduet.so $(TEST_BIN) examples
 
 # examples/*.c use include/duet.h only
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
@@ -42,6 +42,11 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libduet.a
 $(BUILD)/libduet.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+# the same objects as a shared library, for the Python package (python/) and
+# other languages' bindings; only the duet_* symbols of include/duet.h are exported
+$(BUILD)/libduet.so: $(LIB_OBJ) include/duet.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libduet.so -Wl,--version-script=include/duet.map -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/duet: $(CLI_OBJ) $(BUILD)/libduet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

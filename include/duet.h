@@ -121,6 +121,11 @@ int duet_detokenize(duet_model *m, const int *ids, int n, char **text);
  * appends the assistant header. */
 int duet_apply_template(duet_model *m, const char *messages_json, int add_generation_prompt, char **text);
 
+/* The same with tools_json (a JSON array of tools in the OpenAI form, or NULL
+ * / "null" for none) passed to the template as `tools`. */
+int duet_apply_template_tools(duet_model *m, const char *messages_json, const char *tools_json,
+                              int add_generation_prompt, char **text);
+
 #define DUET_MAX_STOPS 8
 
 typedef struct duet_session_options {
@@ -216,6 +221,31 @@ int duet_session_save(duet_session *s, const char *path);
  * it does not fit this session; DUET_ERR_FORMAT on a damaged file. On
  * failure the session is cleared. */
 int duet_session_load(duet_session *s, const char *path);
+
+/* ---- compile: a checkpoint folder + PEFT adapters -> one .duet file ---- */
+
+/* Called as compile work proceeds: stage name, units done of total. */
+typedef void (*duet_progress_cb)(void *user, const char *stage, int done, int total);
+
+typedef struct duet_compile_options {
+    const char *const *loras;   /* NULL-terminated list of "NAME=DIR" PEFT folders, or NULL */
+    const char *quant;          /* weight type as `duet compile --quant` names it; NULL = "bf16" */
+    const char *calib_path;     /* calibration set, JSON lines ({"text"} or {"messages"}); NULL = none */
+    int n_threads;              /* 0 = one per physical core */
+    duet_progress_cb progress;  /* may be NULL */
+    void *progress_user;
+} duet_compile_options;
+
+/* Fills o with the defaults above (all zero / NULL). */
+void duet_compile_options_default(duet_compile_options *o);
+
+/* Compiles the Hugging Face checkpoint folder base_dir and the adapters of
+ * o->loras (o may be NULL) into out_path, as `duet compile` does (written as
+ * a temporary beside it, then renamed: no partial file on failure).
+ * DUET_ERR_ARG for a bad option (quant name, "NAME=DIR" form), otherwise the
+ * failure's status; err (err_len bytes, may be NULL) receives the message. */
+int duet_compile_file(const char *base_dir, const char *out_path, const duet_compile_options *o, char *err,
+                      size_t err_len);
 
 #ifdef __cplusplus
 }

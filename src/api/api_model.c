@@ -225,6 +225,12 @@ int duet_detokenize(duet_model *m, const int *ids, int n, char **text)
 
 int duet_apply_template(duet_model *m, const char *messages_json, int add_generation_prompt, char **text)
 {
+    return duet_apply_template_tools(m, messages_json, NULL, add_generation_prompt, text);
+}
+
+int duet_apply_template_tools(duet_model *m, const char *messages_json, const char *tools_json,
+                              int add_generation_prompt, char **text)
+{
     Err e;
     if (!m || !messages_json || !text) return api_merr(m, DUET_ERR_ARG, "duet_apply_template: NULL argument");
     *text = NULL;
@@ -234,7 +240,17 @@ int duet_apply_template(duet_model *m, const char *messages_json, int add_genera
         cJSON_Delete(msgs);
         return api_merr(m, DUET_ERR_ARG, "messages: expected a JSON array of {role, content}");
     }
-    *text = chat_template_render(m->tmpl, msgs, NULL, add_generation_prompt, &e);
+    cJSON *tools = NULL;
+    if (tools_json) {
+        tools = cJSON_Parse(tools_json);
+        if (!cJSON_IsArray(tools) && !cJSON_IsNull(tools)) {
+            cJSON_Delete(msgs);
+            cJSON_Delete(tools);
+            return api_merr(m, DUET_ERR_ARG, "tools: expected a JSON array of tool definitions or null");
+        }
+    }
+    *text = chat_template_render(m->tmpl, msgs, tools, add_generation_prompt, &e);
     cJSON_Delete(msgs);
+    cJSON_Delete(tools);
     return *text ? DUET_OK : api_merr(m, DUET_ERR_FORMAT, "%s", e.msg);
 }

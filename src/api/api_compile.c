@@ -1,0 +1,94 @@
+/* api_compile.c - duet_compile_file(): the compile step of include/duet.h,
+ * a thin public face over src/compile's duet_compile(). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "compile/compile.h"
+#include "duet.h"
+
+#define MAX_ADAPTERS 32
+
+void duet_compile_options_default(duet_compile_options *o)
+{
+    if (o) memset(o, 0, sizeof *o);
+}
+
+/* Copies msg into err (err_len bytes; err may be NULL) and returns code. */
+static int fail(char *err, size_t err_len, int code, const char *msg)
+{
+    if (err && err_len) snprintf(err, err_len, "%s", msg);
+    return code;
+}
+
+typedef struct ProgressBridge {
+    duet_progress_cb cb;
+    void *user;
+} ProgressBridge;
+
+static void bridge(void *ctx, const char *stage, int done, int total)
+{
+    ProgressBridge *b = ctx;
+    b->cb(b->user, stage, done, total);
+}
+
+/* The status that fits a compile failure: a path that cannot be read is an
+ * I/O error, anything else a malformed input. */
+static int status_of(const char *base_dir, const duet_compile_options *o)
+{
+    struct stat st;
+    if (stat(base_dir, &st) != 0) return DUET_ERR_IO;
+    if (o->calib_path && stat(o->calib_path, &st) != 0) return DUET_ERR_IO;
+    for (int i = 0; o->loras && o->loras[i]; i++) {
+        const char *eq = strchr(o->loras[i], '=');
+        if (eq && stat(eq + 1, &st) != 0) return DUET_ERR_IO;
+    }
+    return DUET_ERR_FORMAT;
+}
+
+int duet_compile_file(const char *base_dir, const char *out_path, const duet_compile_options *opt, char *err,
+                      size_t err_len)
+{
+    duet_compile_options o;
+    duet_compile_options_default(&o);
+    if (opt) o = *opt;
+    if (!base_dir || !out_path) return fail(err, err_len, DUET_ERR_ARG, "compile: base_dir and out_path are required");
+    char msg[600];
+    CompileAdapter ads[MAX_ADAPTERS];
+    char names[MAX_ADAPTERS][64];
+    int n = 0;
+    for (int i = 0; o.loras && o.loras[i]; i++) {
+        const char *v = o.loras[i], *eq = strchr(v, '=');
+        if (n == MAX_ADAPTERS) return fail(err, err_len, DUET_ERR_ARG, "compile: loras: at most 32 adapters");
+        if (!eq || eq == v || (size_t)(eq - v) >= sizeof names[0] || !eq[1]) {
+            snprintf(msg, sizeof msg, "compile: loras[%d]: expected NAME=DIR, got \"%.200s\"", i, v);
+            return fail(err, err_len, DUET_ERR_ARG, msg);
+        }
+        memcpy(names[n], v, (size_t)(eq - v));
+        names[n][eq - v] = 0;
+        ads[n] = (CompileAdapter){names[n], eq + 1};
+        n++;
+    }
+    int t = dtype_from_name(o.quant ? o.quant : "bf16");
+    if (t < 0) {
+        snprintf(msg, sizeof msg, "compile: quant: expected f32, bf16, f16, q8 or q4, got \"%.100s\"", o.quant);
+        return fail(err, err_len, DUET_ERR_ARG, msg);
+    }
+    if (o.n_threads < 0 || o.n_threads > 1024) return fail(err, err_len, DUET_ERR_ARG, "compile: n_threads: expected 0..1024");
+    ProgressBridge pb = {o.progress, o.progress_user};
+    CompileOpts co = {
+        .base_dir = base_dir,
+        .adapters = n ? ads : NULL,
+        .n_adapters = n,
+        .quant = (DType)t,
+        .calib_path = o.calib_path,
+        .out_path = out_path,
+        .threads = o.n_threads,
+        .progress = o.progress ? bridge : NULL,
+        .progress_ctx = &pb,
+    };
+    Err e = {{0}};
+    if (duet_compile(&co, &e)) return fail(err, err_len, status_of(base_dir, &o), e.msg);
+    return DUET_OK;
+}
