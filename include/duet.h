@@ -157,6 +157,12 @@ void duet_session_options_default(duet_session_options *o);
  * message is in duet_model_errmsg(m). */
 int duet_session_create(duet_model *m, const duet_session_options *o, duet_session **out);
 
+/* Replaces the sampling and stop options (temperature .. n_stop_ids, seed,
+ * max_tokens, ignore_eos) for the next duet_generate; adapter, n_ctx and
+ * kv_type are fixed at create and ignored here. The random state restarts
+ * from o->seed. DUET_ERR_ARG (nothing changed) for a value out of range. */
+int duet_session_set_options(duet_session *s, const duet_session_options *o);
+
 /* Frees the session and its KV cache; NULL is a no-op. */
 void duet_session_close(duet_session *s);
 

@@ -130,6 +130,40 @@ oom:
     return api_merr(m, DUET_ERR_NOMEM, "out of memory");
 }
 
+int duet_session_set_options(duet_session *s, const duet_session_options *o)
+{
+    if (!s || !o) return api_serr(s, DUET_ERR_ARG, "set_options: NULL argument");
+    duet_session_options c = *o;
+    c.n_ctx = 0; /* the fixed fields are not checked: they are ignored */
+    c.kv_type = s->o.kv_type;
+    if (check_options(s->md, &c)) return api_serr(s, DUET_ERR_ARG, "%s", duet_model_errmsg(s->md));
+    char *stops[DUET_MAX_STOPS] = {0};
+    int n_stops = 0;
+    for (int i = 0; i < DUET_MAX_STOPS && o->stop[i]; i++)
+        if (o->stop[i][0] && !(stops[n_stops++] = strdup(o->stop[i]))) {
+            for (int k = 0; k < n_stops; k++) free(stops[k]);
+            return api_serr(s, DUET_ERR_NOMEM, "out of memory");
+        }
+    for (int i = 0; i < s->n_stops; i++) free(s->stops[i]);
+    memcpy(s->stops, stops, sizeof stops);
+    s->n_stops = n_stops;
+    c.adapter = NULL;
+    c.n_ctx = s->o.n_ctx;
+    for (int i = 0; i < DUET_MAX_STOPS; i++) c.stop[i] = NULL;
+    s->o = c;
+    SampleParams sp = sample_defaults();
+    sp.temperature = o->temperature;
+    sp.top_k = o->top_k;
+    sp.top_p = o->top_p;
+    sp.min_p = o->min_p;
+    sp.repetition_penalty = o->repetition_penalty;
+    sp.frequency_penalty = o->frequency_penalty;
+    sp.presence_penalty = o->presence_penalty;
+    sp.seed = o->seed;
+    sampler_set_params(&s->smp, &sp);
+    return DUET_OK;
+}
+
 void duet_session_close(duet_session *s)
 {
     if (!s) return;

@@ -134,3 +134,9 @@ int sampler_sample(Sampler *s, float *logits)
     }
     return s->cand[n - 1];
 }
+
+void sampler_set_params(Sampler *s, const SampleParams *p)
+{
+    s->p = *p;
+    s->rng = p->seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+}

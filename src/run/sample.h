@@ -40,6 +40,9 @@ typedef struct Sampler {
 /* 0, or -1 on allocation failure. */
 int sampler_init(Sampler *s, const SampleParams *p, int vocab);
 void sampler_free(Sampler *s);
+/* New parameters for the next samples; the random state restarts from
+ * p->seed, the history the penalties see is kept. */
+void sampler_set_params(Sampler *s, const SampleParams *p);
 
 /* Records a token in the history the penalties look at (prompt and output). */
 void sampler_accept(Sampler *s, int token);
