@@ -55,13 +55,13 @@ class Model:
 
     Options: adapters={"name": peft_dir} (folders only), threads=0 (one per
     physical core), kv_budget=0 (bytes of KV cache for all sessions, 0 =
-    unlimited), prefill_chunk=0, tokenizer_dir=None, isa=None, ram=False
-    (copy a .duet into memory instead of mapping it).
+    unlimited), prefill_chunk=0, tokenizer_dir=None, isa=None, ram=None
+    (True: copy a .duet into memory; False: map it; None: the library's default).
     Use as a context manager or call close()."""
 
     def __init__(self, path: str, adapters: Optional[Dict[str, str]] = None, threads: int = 0, kv_budget: int = 0,
                  prefill_chunk: int = 0, tokenizer_dir: Optional[str] = None, isa: Optional[str] = None,
-                 ram: bool = False):
+                 ram: Optional[bool] = None):
         if not isinstance(path, (str, os.PathLike)):
             raise ArgumentError("path: expected a file or folder path, got %r" % (path,))
         path = os.fspath(path)
@@ -73,7 +73,8 @@ class Model:
         o.prefill_chunk = int(prefill_chunk)
         o.tokenizer_dir = enc(tokenizer_dir)
         o.isa = enc(isa)
-        o.load_to_ram = 1 if ram else 0
+        if ram is not None:
+            o.load_to_ram = 1 if ram else 0
         loras = ["%s=%s" % (k, os.fspath(v)) for k, v in (adapters or {}).items()]
         arr = (ctypes.c_char_p * (len(loras) + 1))(*[enc(x) for x in loras], None)
         o.loras = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)) if loras else None
