@@ -72,6 +72,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# the objects of tests and examples are built by a chain of pattern rules;
+# without this make deletes them as intermediates and rebuilds them next time
+.SECONDARY: $(TEST_BIN:%=%.o) $(EXAMPLES:%=%.o)
+
 test: all
 	@BUILD=$(BUILD) sh tests/run.sh
 

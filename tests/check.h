@@ -18,6 +18,14 @@ void check_record(int ok, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int check_summary(const char *name);
 
+/* Creates a fresh folder "$TMPDIR/duet-NAME-XXXXXX" (/tmp when TMPDIR is
+ * unset) and writes its path to buf. 0, or -1 (message on stderr). */
+int check_tmpdir(char *buf, size_t size, const char *name);
+
+/* Removes the folder path and everything under it (what check_tmpdir made).
+ * 0, or -1 (message on stderr). */
+int check_rmtree(const char *path);
+
 #define CHECK(cond, ...) check_record(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
 #endif

@@ -518,10 +518,9 @@ static void check_bad_inputs(void)
 int main(void)
 {
     Err e;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/duet-test-compile-XXXXXX");
     Kern *k = kern_create(0, NULL, &e);
     cJSON *g = golden_load();
-    if (!mkdtemp(tmpdir) || !k || !g) {
+    if (check_tmpdir(tmpdir, sizeof tmpdir, "test-compile") || !k || !g) {
         CHECK(0, "setup");
         return check_summary("compile");
     }
@@ -533,7 +532,7 @@ int main(void)
     check_exact(k, g, DT_F32, 0);
     check_exact(k, g, DT_BF16, MODEL_OPEN_RAM);
     check_quant(k, g);
-    rmdir(tmpdir);
+    check_rmtree(tmpdir);
     cJSON_Delete(g);
     kern_destroy(k);
     return check_summary("compile");

@@ -183,8 +183,7 @@ static void check_layouts(void)
 int main(void)
 {
     Err e;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/duet_test_fuse_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (check_tmpdir(tmpdir, sizeof tmpdir, "test-fuse")) {
         CHECK(0, "mkdtemp");
         return check_summary("fuse");
     }
@@ -203,6 +202,6 @@ int main(void)
     check_model(k, SHAPES "qwen2-s2", DORA, 1, DT_Q4, 0, 1, "qwen2-s2 dora q4");
     check_model(k, SHAPES "qwen2-s2", DORA, 1, DT_BF16, 1, 1, "qwen2-s2 dora bf16");
     kern_destroy(k);
-    rmdir(tmpdir);
+    check_rmtree(tmpdir);
     return check_summary("fuse");
 }

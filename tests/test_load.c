@@ -11,11 +11,11 @@
 #include "run/model.h"
 #include "util/json.h"
 
-static char tmpdir[64];
+static char tmpdir[256];
 
 static void write_file(const char *name, const void *data, size_t n)
 {
-    char path[256];
+    char path[300];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
     FILE *f = fopen(path, "wb");
     fwrite(data, 1, n, f);
@@ -90,7 +90,7 @@ static void test_safetensors(void)
     CHECK(st_open(&h, "/nonexistent/x.safetensors", &e2) == -1 && strstr(e2.msg, "cannot open"), "missing: %s", e2.msg);
     n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
     write_file("trunc.safetensors", buf, n - 3);
-    char path[256];
+    char path[300];
     snprintf(path, sizeof path, "%s/trunc.safetensors", tmpdir);
     CHECK(st_open(&h, path, &e2) == -1 && strstr(e2.msg, "trunc.safetensors") && strstr(e2.msg, "beyond"),
           "truncated file: %s", e2.msg);
@@ -148,7 +148,7 @@ static void test_config(void)
  * or model_open_dir to fail with `want`. */
 static void ckpt_bad(const char *file, const char *content, size_t len, const char *want)
 {
-    char cmd[1024], dir[128];
+    char cmd[1024], dir[300];
     snprintf(dir, sizeof dir, "%s/ck", tmpdir);
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp tests/fixtures/models/tiny-qwen2/*.json "
              "tests/fixtures/models/tiny-qwen2/*.safetensors %s/", dir, dir, dir);
@@ -204,13 +204,10 @@ static void test_checkpoint(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/duet-test-load-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (check_tmpdir(tmpdir, sizeof tmpdir, "test-load")) return 1;
     test_safetensors();
     test_config();
     test_checkpoint();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_rmtree(tmpdir);
     return check_summary("load");
 }

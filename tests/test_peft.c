@@ -32,7 +32,7 @@ typedef struct TT {
 } TT;
 
 typedef struct Case {
-    char root[64]; /* mkdtemp folder holding one sub-folder per case */
+    char root[256]; /* check_tmpdir folder holding one sub-folder per case */
     int n;
 } Case;
 
@@ -108,7 +108,7 @@ static void add_pair(TT *t, int *n, int layer, int p, int r, const char *dtype)
 static void make_case(Case *c, char *dir, size_t dn, const char *cfg, const TT *t, int n, const char *st_name)
 {
     snprintf(dir, dn, "%s/c%02d", c->root, c->n++);
-    char path[256];
+    char path[400];
     if (mkdir(dir, 0700)) fprintf(stderr, "cannot create %s\n", dir);
     if (cfg) {
         snprintf(path, sizeof path, "%s/adapter_config.json", dir);
@@ -116,22 +116,6 @@ static void make_case(Case *c, char *dir, size_t dn, const char *cfg, const TT *
     }
     snprintf(path, sizeof path, "%s/%s", dir, st_name ? st_name : "adapter_model.safetensors");
     write_st(path, t, n);
-}
-
-static void rm_case_dirs(const Case *c)
-{
-    static const char *const files[] = {"adapter_config.json", "adapter_model.safetensors", "adapter_model.bin",
-                                         "unrelated.safetensors"};
-    char path[256];
-    for (int i = 0; i < c->n; i++) {
-        for (int f = 0; f < 4; f++) {
-            snprintf(path, sizeof path, "%s/c%02d/%s", c->root, i, files[f]);
-            unlink(path);
-        }
-        snprintf(path, sizeof path, "%s/c%02d", c->root, i);
-        rmdir(path);
-    }
-    rmdir(c->root);
 }
 
 /* A config with the usual PEFT fields; `extra` is spliced in as more fields
@@ -172,7 +156,7 @@ static float st_elem(const StTensor *t, int64_t i)
 
 static uint64_t hash_files(const char *dir)
 {
-    char path[256];
+    char path[400];
     size_t n1, n2;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     char *a = file_read(path, &n1, NULL);
@@ -289,7 +273,7 @@ static int pair_rank(const Adapter *a, int l, Proj p)
 
 static void test_patterns(Case *cs, const ModelConfig *c)
 {
-    char dir[128], cfg[2048];
+    char dir[300], cfg[2048];
     TT t[64];
     int n;
     Adapter a;
@@ -369,7 +353,7 @@ static void test_patterns(Case *cs, const ModelConfig *c)
 
 static void test_targets(Case *cs, const ModelConfig *c)
 {
-    char dir[128], cfg[2048];
+    char dir[300], cfg[2048];
     TT t[64];
     int n;
     Adapter a;
@@ -478,7 +462,7 @@ static void test_targets(Case *cs, const ModelConfig *c)
 static void refuse(Case *cs, const ModelConfig *c, const char *what, const char *fields, int r, const TT *extra,
                    int n_extra, const char *needle, const char *needle2)
 {
-    char dir[128], cfg[2048];
+    char dir[300], cfg[2048];
     TT t[32];
     int n = 0;
     add_pair(t, &n, 0, P_Q, r, "F32");
@@ -493,7 +477,7 @@ static void refuse(Case *cs, const ModelConfig *c, const char *what, const char 
 
 static void test_refusals(Case *cs, const ModelConfig *c)
 {
-    char dir[128], cfg[2048];
+    char dir[300], cfg[2048];
     TT t[32];
     int n = 0;
 
@@ -624,11 +608,8 @@ static void test_config_check(const ModelConfig *c)
 int main(void)
 {
     ModelConfig c = base_cfg();
-    Case cs = {.root = "/tmp/duet-peft-XXXXXX"};
-    if (!mkdtemp(cs.root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    Case cs = {0};
+    if (check_tmpdir(cs.root, sizeof cs.root, "test-peft")) return 1;
     test_projections(&c);
     test_alpha(&c);
     test_beta(&c);
@@ -636,6 +617,6 @@ int main(void)
     test_targets(&cs, &c);
     test_refusals(&cs, &c);
     test_config_check(&c);
-    rm_case_dirs(&cs);
+    check_rmtree(cs.root);
     return check_summary("peft");
 }

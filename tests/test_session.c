@@ -11,7 +11,7 @@
 #include "duet.h"
 #include "golden.h"
 
-#define SCRATCH "/work/scratch-runtime"
+static char scratch[256]; /* a check_tmpdir folder for session files */
 
 static const int prompt[] = {151644, 872, 198, 3838, 374, 279, 13940, 2730, 30, 151645, 198, 151644, 77091, 198};
 #define NP ((int)(sizeof prompt / sizeof prompt[0]))
@@ -87,7 +87,9 @@ static void test_clear_switch_save(duet_model *m)
     duet_session *s = mk(m, "beta", 0.9f, 8), *r = mk(m, "beta", 0.9f, 8), *x = mk(m, "alpha", 0.9f, 8);
     duet_session_append_tokens(s, prompt, NP);
     gen(s);
-    const char *f = SCRATCH "/test_session.sess";
+    char f[300], missing[300];
+    snprintf(f, sizeof f, "%s/test_session.sess", scratch);
+    snprintf(missing, sizeof missing, "%s/no-such.sess", scratch);
     CHECK(duet_session_save(s, f) == DUET_OK, "save: %s", duet_session_errmsg(s));
     Ids next = gen(s);
     CHECK(duet_session_load(r, f) == DUET_OK, "load: %s", duet_session_errmsg(r));
@@ -104,7 +106,7 @@ static void test_clear_switch_save(duet_model *m)
     }
     CHECK(duet_session_load(r, f) == DUET_ERR_FORMAT && duet_session_n_tokens(r) == 0, "damaged file: %s",
           duet_session_errmsg(r));
-    CHECK(duet_session_load(r, SCRATCH "/no-such.sess") == DUET_ERR_IO, "missing file");
+    CHECK(duet_session_load(r, missing) == DUET_ERR_IO, "missing file");
     duet_session_close(s);
     duet_session_close(r);
     duet_session_close(x);
@@ -269,6 +271,10 @@ int main(void)
     mo.loras = loras;
     duet_model *m;
     char err[512];
+    if (check_tmpdir(scratch, sizeof scratch, "test-session")) {
+        CHECK(0, "temporary folder");
+        return check_summary("session");
+    }
     if (duet_model_open(&m, GOLDEN_DIR, &mo, err, sizeof err)) {
         CHECK(0, "open: %s", err);
         return check_summary("session");
@@ -281,5 +287,6 @@ int main(void)
     test_stop_string(m);
     test_bad_input(m);
     CHECK(duet_model_close(m) == DUET_OK, "close");
+    check_rmtree(scratch);
     return check_summary("session");
 }

@@ -5,8 +5,8 @@
 DUET=${DUET:-build/duet}
 M=tests/fixtures/models/tiny-qwen2
 A=tests/fixtures/models/tiny-qwen2-lora-alpha
-T=${TMPDIR:-/tmp}/duet-chat-test.$$
-mkdir -p "$T"
+T=$(mktemp -d "${TMPDIR:-/tmp}/duet-chat-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 ok() { if [ "$1" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
 

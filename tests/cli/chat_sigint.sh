@@ -1,12 +1,12 @@
 #!/bin/sh
 # duet chat in a terminal (tmux, on a private socket): Ctrl-C stops the answer
 # being generated and the chat goes on; Ctrl-C twice at the prompt quits.
-# Skipped (0 passed, 0 failed) when tmux is not installed.
+# Prints "chat_sigint: skipped (tmux not installed)" when tmux is missing.
 DUET=${DUET:-build/duet}
 M=tests/fixtures/models/tiny-qwen2
 pass=0; fail=0
 ok() { if [ "$1" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
-if ! command -v tmux >/dev/null 2>&1; then echo "chat_sigint: 0 passed, 0 failed"; exit 0; fi
+if ! command -v tmux >/dev/null 2>&1; then echo "chat_sigint: skipped (tmux not installed)"; exit 0; fi
 S="duet-sigint-$$"
 tm() { tmux -L "$S" "$@"; }
 screen() { tm capture-pane -p -t t -S -200; }

@@ -11,9 +11,9 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL compile.sh: $1"; }
 if [ ! -x "$DUET" ]; then
-    echo "compile.sh: $DUET not built, skipped"
-    echo "cli_compile: 0 passed, 0 failed"
-    exit 0
+    echo "FAIL compile.sh: $DUET not built (make builds it)"
+    echo "cli_compile: 0 passed, 1 failed"
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

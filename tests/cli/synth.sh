@@ -9,9 +9,9 @@ pass=0; fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL synth.sh: $1"; }
 if [ ! -x "$DUET" ]; then
-    echo "synth.sh: $DUET not built, skipped"
-    echo "synth: 0 passed, 0 failed"
-    exit 0
+    echo "FAIL synth.sh: $DUET not built (make builds it)"
+    echo "synth: 0 passed, 1 failed"
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
