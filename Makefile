@@ -20,8 +20,9 @@ else ifneq (,$(findstring aarch64,$(MACHINE)))
   ISA_SRC = $(wildcard src/kern/*_neon.c)
 endif
 
-LIB_SRC  := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(shell find src -name '*.c' ! -path 'src/cli/*' | sort)) $(ISA_SRC)
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+LIB_SRC  := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/serve/*' | sort)) $(ISA_SRC)
+# src/serve (the HTTP server, on libmicrohttpd) goes into the duet binary, not the library
+CLI_SRC  := $(sort $(wildcard src/cli/*.c src/serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_UTIL:= $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 
@@ -49,7 +50,7 @@ $(BUILD)/libduet.so: $(LIB_OBJ) include/duet.map
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libduet.so -Wl,--version-script=include/duet.map -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/duet: $(CLI_OBJ) $(BUILD)/libduet.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lmicrohttpd
 
 # test helpers go in an archive so each test links only what it uses
 $(BUILD)/tests/libtestutil.a: $(TEST_UOBJ)

@@ -214,6 +214,7 @@ int duet_session_n_ctx(const duet_session *s);
 typedef struct duet_stats {
     int n_prompt, n_gen;
     double ttft_s, gen_s;
+    int n_cached;               /* prompt tokens whose KV was reused, not run (n_prompt excludes them) */
 } duet_stats;
 void duet_session_stats(const duet_session *s, duet_stats *out);
 
@@ -252,6 +253,59 @@ void duet_compile_options_default(duet_compile_options *o);
  * failure's status; err (err_len bytes, may be NULL) receives the message. */
 int duet_compile_file(const char *base_dir, const char *out_path, const duet_compile_options *o, char *err,
                       size_t err_len);
+
+/* ---- Serving: adapters at run time, reusable sessions, log-probabilities
+ *
+ * For a server that attaches adapters while sessions run and keeps idle
+ * sessions to reuse their cached prompt (prefix caching). */
+
+#define DUET_MAX_ADAPTERS 64    /* adapters one model holds at once (at open or loaded later) */
+
+/* Reads the PEFT folder `dir` and attaches it as adapter `name` while the
+ * model runs (other sessions keep generating). DUET_ERR_ARG for an empty or
+ * used name, DUET_ERR_IO / DUET_ERR_FORMAT for a folder that cannot be read
+ * or does not fit the base, DUET_ERR_BUDGET when DUET_MAX_ADAPTERS are held. */
+int duet_model_load_adapter(duet_model *m, const char *name, const char *dir);
+
+/* Removes adapter `name`: no new session or set_adapter can pick it; the
+ * sessions bound to it keep using it until they close or switch, and its
+ * memory is freed then. duet_model_adapter_name() returns NULL for its slot
+ * from now on. DUET_ERR_NOT_FOUND for an unknown name. */
+int duet_model_unload_adapter(duet_model *m, const char *name);
+
+/* Sets the model's KV budget (as kv_budget_bytes at open; 0 = unlimited),
+ * e.g. once the size of a session is known. DUET_ERR_BUDGET when the open
+ * sessions already hold more. */
+int duet_model_set_kv_budget(duet_model *m, size_t bytes);
+
+/* Makes the context exactly ids[0..n) in raw mode (a message history is
+ * dropped), keeping the cached keys and values of the longest common prefix
+ * with the tokens it holds now: only the rest runs at the next generate.
+ * DUET_ERR_CONTEXT_FULL / DUET_ERR_ARG as duet_session_append_tokens (the
+ * session is then cleared). */
+int duet_session_set_prompt(duet_session *s, const int *ids, int n);
+
+/* Makes the message history exactly messages_json (a JSON array of
+ * {"role", "content"} objects; content a string, null or a list of
+ * {"type": "text", "text"} parts), in chat mode, keeping the cached tokens:
+ * the next generate renders it and runs only what follows the longest
+ * cached prefix. DUET_ERR_ARG naming the message and field otherwise. */
+int duet_session_set_messages(duet_session *s, const char *messages_json);
+
+/* The context's token ids (borrowed, valid until the session changes);
+ * *n receives their count. */
+const int *duet_session_tokens(const duet_session *s, int *n);
+
+/* Inside a duet_generate callback: the natural-log probability of `token`
+ * (the one just sampled) and, in top[0..top_n), the top_n most likely tokens
+ * in descending order, from the distribution the sampler saw (the model's
+ * logits after the repetition penalties, before temperature). Returns the
+ * number written to top, or a negative status. */
+typedef struct duet_logprob {
+    int token;
+    float logprob;
+} duet_logprob;
+int duet_session_logprobs(const duet_session *s, int token, float *logprob, duet_logprob *top, int top_n);
 
 #ifdef __cplusplus
 }

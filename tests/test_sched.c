@@ -113,7 +113,7 @@ static void test_threads(duet_model *m, const cJSON *g)
     int *prompts[3], np[3];
     for (int p = 0; p < 3; p++) prompts[p] = golden_ids(g, "base", p, "prompt_ids", &np[p]);
     for (int i = 0; i < 8; i++) {
-        alone[i] = (Job){m, i % 3 ? runs[i % 3] : NULL, prompts[(i / 3) % 2], np[(i / 3) % 2], STEPS, {0}, 0, 0, {0, 0, 0, 0}};
+        alone[i] = (Job){m, i % 3 ? runs[i % 3] : NULL, prompts[(i / 3) % 2], np[(i / 3) % 2], STEPS, {0}, 0, 0, {0, 0, 0, 0, 0}};
         run_job(&alone[i]);
         CHECK(alone[i].rc == DUET_FINISH_LENGTH && alone[i].n_out == STEPS, "alone %d: rc %d, %d tokens", i,
               alone[i].rc, alone[i].n_out);

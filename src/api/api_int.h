@@ -37,7 +37,25 @@ struct duet_model {
 
     pthread_mutex_t err_lock;
     char err[512];
+
+    /* adapters attached or removed while running (api_adapter.c): m.adapters
+     * has room for DUET_MAX_ADAPTERS from the open on, so rows never see it move */
+    int ad_refs[DUET_MAX_ADAPTERS];          /* (lock) sessions bound to each slot */
+    unsigned char ad_gone[DUET_MAX_ADAPTERS]; /* (lock) AD_* */
 };
+
+/* ad_gone states: a live adapter, one unloaded but still bound to sessions,
+ * a freed slot that a later load may take. */
+enum { AD_LIVE = 0, AD_UNLOADED = 1, AD_FREE = 2 };
+
+/* Gives m.adapters room for DUET_MAX_ADAPTERS (before the scheduler starts). */
+int api_adapter_reserve(duet_model *m, Err *e);
+/* Binds a session to adapter `name` (model lock NOT held): its slot index,
+ * -1 for NULL (the base), or DUET_ERR_NOT_FOUND (message set on m). */
+int api_adapter_ref(duet_model *m, const char *name);
+/* Unbinds from slot idx (-1: nothing); frees an unloaded adapter's memory
+ * when its last session lets go. Model lock NOT held. */
+void api_adapter_unref(duet_model *m, int idx);
 
 /* Session states as the scheduler sees them. */
 enum { S_IDLE = 0, S_RUN = 1, S_DONE = 2 };

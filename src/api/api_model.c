@@ -141,6 +141,7 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
     } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         if (load_text(d, path, &e)) goto fail;
     }
+    if (api_adapter_reserve(d, &e)) goto fail;
     d->hash = model_hash(&d->m);
     if (!(d->k = kern_create(o->n_threads, o->isa, &e))) {
         code = DUET_ERR_ARG;
@@ -180,11 +181,22 @@ int duet_model_close(duet_model *m)
     return DUET_OK;
 }
 
-int duet_model_n_adapters(const duet_model *m) { return m ? m->m.n_adapters : 0; }
+int duet_model_n_adapters(const duet_model *m)
+{
+    if (!m) return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    int n = m->m.n_adapters;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+    return n;
+}
 
 const char *duet_model_adapter_name(const duet_model *m, int i)
 {
-    return m && i >= 0 && i < m->m.n_adapters ? m->m.adapters[i].name : NULL;
+    if (!m) return NULL;
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    const char *name = i >= 0 && i < m->m.n_adapters && m->ad_gone[i] == AD_LIVE ? m->m.adapters[i].name : NULL;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+    return name;
 }
 
 int duet_model_vocab(const duet_model *m) { return m ? m->m.cfg.vocab_size : 0; }

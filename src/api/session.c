@@ -58,15 +58,17 @@ int duet_session_create(duet_model *m, const duet_session_options *o, duet_sessi
         o = &def;
     }
     if (check_options(m, o)) return DUET_ERR_ARG;
-    int ad = -1;
-    if (o->adapter && (ad = model_find_adapter(&m->m, o->adapter)) < 0)
-        return api_merr(m, DUET_ERR_NOT_FOUND, "no adapter named \"%s\" (%d loaded)", o->adapter, m->m.n_adapters);
+    int ad = api_adapter_ref(m, o->adapter); /* released by close */
+    if (ad < -1) return ad;
     int n_ctx = o->n_ctx ? o->n_ctx : (m->m.cfg.max_pos < 4096 ? m->m.cfg.max_pos : 4096);
     KvType kt = o->kv_type == DUET_KV_F32 ? KV_F32 : KV_F16;
     size_t need = kv_bytes(&m->m.cfg, n_ctx, kt);
 
     duet_session *s = calloc(1, sizeof *s);
-    if (!s) return api_merr(m, DUET_ERR_NOMEM, "out of memory");
+    if (!s) {
+        api_adapter_unref(m, ad);
+        return api_merr(m, DUET_ERR_NOMEM, "out of memory");
+    }
     s->md = m;
     s->o = *o;
     s->o.adapter = NULL;
@@ -185,19 +187,18 @@ void duet_session_close(duet_session *s)
     cJSON_Delete(s->messages);
     for (int i = 0; i < s->n_stops; i++) free(s->stops[i]);
     pthread_cond_destroy(&s->done);
+    api_adapter_unref(m, s->adapter);
     free(s);
 }
 
 int duet_session_set_adapter(duet_session *s, const char *name)
 {
     if (!s) return DUET_ERR_ARG;
-    int ad = -1;
-    if (name && (ad = model_find_adapter(&s->md->m, name)) < 0)
-        return api_serr(s, DUET_ERR_NOT_FOUND, "no adapter named \"%s\"", name);
-    if (ad != s->adapter) {
-        s->adapter = ad;
-        s->n_past = 0; /* the kept tokens are prefilled again with the new adapter */
-    }
+    int ad = api_adapter_ref(s->md, name);
+    if (ad < -1) return api_serr(s, DUET_ERR_NOT_FOUND, "no adapter named \"%s\"", name);
+    if (ad != s->adapter) s->n_past = 0; /* the kept tokens are prefilled again with the new adapter */
+    api_adapter_unref(s->md, s->adapter);
+    s->adapter = ad;
     return DUET_OK;
 }
 
@@ -346,6 +347,7 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
     if (s->n_hist == 0) return api_serr(s, DUET_ERR_STATE, "nothing to generate from: append a prompt first");
     if (s->n_past == s->n_hist) s->n_past--; /* all cached: feed the last token again for its logits */
     s->stats.n_prompt = s->n_hist - s->n_past;
+    s->stats.n_cached = s->n_past;
 
     Gen g = {0};
     Detok d;

@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"compile", cmd_compile, "BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--round search|nearest] [--calib FILE] -o OUT.duet"},
     {"inspect", cmd_inspect, "FILE.duet [--json]"},
     {"synth", cmd_synth, "--like qwen2-0.5b|qwen2-1.5b|qwen2.5-3b -o DIR [--lora NAME=RANK]... [--seed S]"},
+    {"serve", cmd_serve, "MODEL [--host H] [--port P] [--lora NAME=DIR]... [--lora-dir DIR] [--api-key KEY] [--parallel N] [--ctx N] [--kv-budget SIZE]"},
     {"bench", cmd_bench, "MODEL [--lora NAME=DIR] [--prompt-tokens N] [--gen-tokens N] [--reps R] [--json] | --memory"},
 };
 

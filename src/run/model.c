@@ -164,18 +164,24 @@ static int dora_attach(const Model *m, Adapter *a, Err *e)
     return 0;
 }
 
+int model_load_lora(const Model *m, Adapter *a, const char *dir, const char *name, Err *e)
+{
+    memset(a, 0, sizeof *a);
+    if (peft_load(a, dir, name, &m->cfg, e)) return -1;
+    if (dora_attach(m, a, e)) {
+        adapter_free(a);
+        return -1;
+    }
+    return 0;
+}
+
 int model_add_lora(Model *m, const char *dir, const char *name, Err *e)
 {
     if (model_find_adapter(m, name) >= 0) return err_set(e, "adapter name \"%s\" is used twice", name);
     Adapter *na = realloc(m->adapters, (size_t)(m->n_adapters + 1) * sizeof *na);
     if (!na) return err_set(e, "out of memory");
     m->adapters = na;
-    Adapter *a = &m->adapters[m->n_adapters];
-    if (peft_load(a, dir, name, &m->cfg, e)) return -1;
-    if (dora_attach(m, a, e)) {
-        adapter_free(a);
-        return -1;
-    }
+    if (model_load_lora(m, &m->adapters[m->n_adapters], dir, name, e)) return -1;
     m->n_adapters++;
     return 0;
 }

@@ -73,6 +73,11 @@ int model_open_dir(Model *m, const char *dir, Err *e);
 /* Adds a PEFT adapter folder as adapter `name` (unique). */
 int model_add_lora(Model *m, const char *dir, const char *name, Err *e);
 
+/* Reads the PEFT folder `dir` into *a (zeroed first) for m's base, DoRA norms
+ * included, without adding it to m (so a running model can attach it later
+ * without moving m->adapters). The caller owns *a (adapter_free). */
+int model_load_lora(const Model *m, Adapter *a, const char *dir, const char *name, Err *e);
+
 /* Index of the adapter called `name`, or -1. */
 int model_find_adapter(const Model *m, const char *name);
 

@@ -1,0 +1,173 @@
+/* serve_gen.c - one request's generation on its session: options, prompt
+ * (chat messages or raw tokens, keeping the cached prefix), the token
+ * callback that collects text and logprobs and streams chunks, and the
+ * finish reason. Also the Chan that carries stream bytes to the HTTP
+ * connection thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serve/serve.h"
+#include "util/clock.h"
+
+void chan_init(Chan *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+void chan_destroy(Chan *c)
+{
+    free(c->b.p);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->lock);
+}
+
+void chan_put(Chan *c, const char *p, size_t n)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->off == c->b.len) c->off = c->b.len = 0; /* all taken: start over */
+    buf_add(&c->b, p, n);                            /* on failure the client gets a short stream */
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void chan_close(Chan *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->closed = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
+size_t chan_take(Chan *c, char *out, size_t max)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->off == c->b.len && !c->closed) pthread_cond_wait(&c->cv, &c->lock);
+    size_t n = c->b.len - c->off;
+    if (n > max) n = max;
+    if (n) memcpy(out, c->b.p + c->off, n);
+    c->off += n;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* State of the token callback. */
+typedef struct Ctx {
+    Job *j;
+    Buf text;
+    int first;                 /* no chunk sent yet */
+    double t_last;             /* time of the previous token, 0 = none */
+    double t_first;
+    cJSON *pending;            /* logprob entries not yet sent in a chunk */
+} Ctx;
+
+/* The OpenAI entry {"token", "logprob", "bytes", "top_logprobs"} for a token. */
+static cJSON *lp_entry(duet_model *m, duet_session *s, int token, int top_n)
+{
+    float lp = 0;
+    duet_logprob top[20];
+    int k = duet_session_logprobs(s, token, &lp, top, top_n > 20 ? 20 : top_n);
+    if (k < 0) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    char *t = NULL;
+    for (int i = -1; i < k; i++) {
+        int id = i < 0 ? token : top[i].token;
+        cJSON *x = i < 0 ? o : cJSON_CreateObject();
+        if (duet_detokenize(m, &id, 1, &t) != DUET_OK) t = NULL;
+        cJSON_AddStringToObject(x, "token", t ? t : "");
+        cJSON_AddNumberToObject(x, "logprob", i < 0 ? lp : top[i].logprob);
+        cJSON *bytes = cJSON_AddArrayToObject(x, "bytes");
+        for (const unsigned char *b = (const unsigned char *)(t ? t : ""); *b; b++)
+            cJSON_AddItemToArray(bytes, cJSON_CreateNumber(*b));
+        free(t);
+        if (i < 0) cJSON_AddArrayToObject(o, "top_logprobs");
+        else cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(o, "top_logprobs"), x);
+    }
+    return o;
+}
+
+static int on_piece(void *user, const char *piece, size_t len, int token)
+{
+    Ctx *c = user;
+    Job *j = c->j;
+    double t = now_s();
+    if (token >= 0) {
+        if (c->t_last > 0) metrics_itl(&j->srv->met, t - c->t_last);
+        else c->t_first = t;
+        c->t_last = t;
+    }
+    if (j->req.logprobs && token >= 0) {
+        cJSON *e = lp_entry(j->srv->m, j->s, token, j->req.top_logprobs);
+        if (e) {
+            if (!j->res.logprobs) j->res.logprobs = cJSON_CreateArray();
+            cJSON_AddItemToArray(j->res.logprobs, cJSON_Duplicate(e, 1));
+            if (!c->pending) c->pending = cJSON_CreateArray();
+            cJSON_AddItemToArray(c->pending, e);
+        }
+    }
+    if (len && buf_add(&c->text, piece, len)) return 1;
+    if (j->stream && (len || (c->pending && token < 0))) {
+        char *ch = resp_chunk(&j->req, j->id, j->created, j->model, piece, len, c->first, c->pending);
+        if (ch) chan_put(&j->chan, ch, strlen(ch));
+        free(ch);
+        c->first = 0;
+        cJSON_Delete(c->pending);
+        c->pending = NULL;
+    }
+    return atomic_load(&j->gone);
+}
+
+/* HTTP status and message for a failed duet call on the session. */
+static int session_error(Job *j, int rc, ApiError *e)
+{
+    const char *msg = duet_session_errmsg(j->s);
+    if (rc == DUET_ERR_CONTEXT_FULL) {
+        api_error(e, 400, "messages", "%s", msg);
+        e->code = "context_length_exceeded";
+        return 400;
+    }
+    if (rc == DUET_ERR_ARG || rc == DUET_ERR_UTF8 || rc == DUET_ERR_FORMAT || rc == DUET_ERR_NOT_FOUND)
+        return api_error(e, 400, "", "%s", msg);
+    return api_error(e, 500, "", "generation failed: %s", msg);
+}
+
+int gen_run(Job *j, ApiError *e)
+{
+    GenReq *r = &j->req;
+    duet_session *s = j->s;
+    duet_session_options so = r->so;
+    int room = duet_session_n_ctx(s) - j->n_ids;
+    so.max_tokens = r->max_tokens && r->max_tokens < room ? r->max_tokens : room;
+    int rc = duet_session_set_options(s, &so);
+    if (!rc) rc = r->messages ? duet_session_set_messages(s, r->messages) : duet_session_set_prompt(s, j->ids, j->n_ids);
+    if (rc) return session_error(j, rc, e);
+    Ctx c = {.j = j, .first = 1};
+    double t0 = now_s();
+    int fin = duet_generate(s, on_piece, &c);
+    double t1 = now_s();
+    cJSON_Delete(c.pending);
+    if (fin < 0) {
+        free(c.text.p);
+        return session_error(j, fin, e);
+    }
+    duet_stats st;
+    duet_session_stats(s, &st);
+    GenResult *g = &j->res;
+    g->text = c.text.p ? c.text.p : strdup("");
+    g->len = c.text.len;
+    g->n_cached = st.n_cached;
+    g->n_prompt = st.n_prompt + st.n_cached;
+    g->n_gen = st.n_gen;
+    g->ttft_s = (c.t_first > 0 ? c.t_first : t1) - j->t0;
+    g->prompt_s = (c.t_first > 0 ? c.t_first : t1) - t0;
+    g->gen_s = c.t_first > 0 ? t1 - c.t_first : 0;
+    g->total_s = t1 - j->t0;
+    g->finish = fin == DUET_FINISH_LENGTH || fin == DUET_FINISH_CONTEXT ? "length" : "stop";
+    if (fin == DUET_FINISH_ABORT || fin == DUET_FINISH_CALLBACK || atomic_load(&j->gone))
+        return api_error(e, 499, "", "the client closed the connection");
+    if (!g->text) return api_error(e, 500, "", "out of memory");
+    return 0;
+}

@@ -1,0 +1,491 @@
+/* serve_http.c - the HTTP side on libmicrohttpd (one thread per
+ * connection): the body with its size and time limits, the API key, the
+ * routes, and the generation endpoints, streamed (SSE / NDJSON from a
+ * worker thread through a Chan) or not (generated on the connection
+ * thread). A watcher polls each generating client's socket, so a client
+ * that hangs up stops its generation within one scheduler step. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+#include "util/clock.h"
+
+/* Per-request state across the access handler's calls. */
+typedef struct Req {
+    Buf body;
+    double t0;
+    int too_big;
+    int answered;
+    char peer[64];
+} Req;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *ctype, const char *body, size_t n)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", ctype);
+    if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, const char *json)
+{
+    return send_text(c, status, "application/json", json ? json : "{}", json ? strlen(json) : 2);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, Api api, const ApiError *e)
+{
+    char *s = resp_error(api, e);
+    enum MHD_Result rc = send_json(c, e->status, s);
+    free(s);
+    return rc;
+}
+
+static void peer_name(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, n, "-");
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* Constant-time comparison: the time depends on the lengths only. */
+static int key_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < lb; i++) d |= (unsigned char)(b[i] ^ a[i < la ? i : 0]);
+    return d == 0;
+}
+
+static int authorized(Server *srv, struct MHD_Connection *c)
+{
+    if (!srv->o.api_key) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *key = NULL;
+    if (h && !strncasecmp(h, "Bearer ", 7)) key = h + 7;
+    if (!key) key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+    return key && key_equal(key, srv->o.api_key);
+}
+
+/* ---- the hang-up watcher -------------------------------------------------- */
+
+int server_watch(Server *srv, Job *j)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    if (srv->n_jobs == srv->cap_jobs) {
+        int nc = srv->cap_jobs ? 2 * srv->cap_jobs : 32;
+        Job **nj = realloc(srv->jobs, (size_t)nc * sizeof *nj);
+        if (!nj) {
+            pthread_mutex_unlock(&srv->jobs_lock);
+            return -1;
+        }
+        srv->jobs = nj;
+        srv->cap_jobs = nc;
+    }
+    srv->jobs[srv->n_jobs++] = j;
+    pthread_mutex_unlock(&srv->jobs_lock);
+    return 0;
+}
+
+void server_unwatch(Server *srv, Job *j)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    for (int i = 0; i < srv->n_jobs; i++)
+        if (srv->jobs[i] == j) {
+            srv->jobs[i] = srv->jobs[--srv->n_jobs];
+            break;
+        }
+    pthread_mutex_unlock(&srv->jobs_lock);
+}
+
+void server_reap(Server *srv)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    for (int i = 0; i < srv->n_jobs; i++) {
+        Job *j = srv->jobs[i];
+        if (j->fd < 0 || atomic_load(&j->gone)) continue;
+        struct pollfd p = {j->fd, POLLRDHUP, 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            atomic_store(&j->gone, 1);
+            if (j->s) duet_session_abort(j->s);
+        }
+    }
+    pthread_mutex_unlock(&srv->jobs_lock);
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+static Job *job_new(Server *srv, struct MHD_Connection *c, const Req *rq, const char *path)
+{
+    Job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->srv = srv;
+    j->fd = -1;
+    j->t0 = rq->t0;
+    snprintf(j->peer, sizeof j->peer, "%s", rq->peer);
+    snprintf(j->path, sizeof j->path, "%s", path);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) j->fd = dup(ci->connect_fd);
+    chan_init(&j->chan);
+    atomic_init(&j->refs, 1);
+    j->created = (long)time(NULL);
+    return j;
+}
+
+static void job_set_id(Job *j)
+{
+    const char *pre = j->req.api == API_CHAT ? "chatcmpl-" : "cmpl-";
+    unsigned long long x = (unsigned long long)(now_s() * 1e9) ^ ((unsigned long long)(size_t)j << 20);
+    static const char hex[] = "0123456789abcdef";
+    size_t k = strlen(pre);
+    memcpy(j->id, pre, k);
+    for (int i = 0; i < 24; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        j->id[k + (size_t)i] = hex[x & 15];
+    }
+    j->id[k + 24] = 0;
+}
+
+static void job_release(Job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) != 1) return;
+    genreq_free(&j->req);
+    genresult_free(&j->res);
+    chan_destroy(&j->chan);
+    free(j->adapter);
+    free(j->ids);
+    if (j->fd >= 0) close(j->fd);
+    free(j);
+}
+
+/* After a generation: the session back to the pool, the slot freed, the
+ * counters and the log line. */
+static void job_finish(Job *j, int status)
+{
+    Server *srv = j->srv;
+    server_unwatch(srv, j);
+    spool_give(&srv->pool, j->s, j->adapter, j->epoch, status == 200);
+    j->s = NULL;
+    spool_leave(&srv->pool);
+    j->status = status;
+    metrics_request(&srv->met, j->model, status);
+    metrics_result(&srv->met, &j->res, status == 499);
+    server_log(srv, j->peer, "POST", j->path, status, j, now_s() - j->t0);
+}
+
+static void *stream_worker(void *arg)
+{
+    Job *j = arg;
+    ApiError e;
+    int st = gen_run(j, &e);
+    char *tail = st ? resp_stream_error(j->req.api, &e) : resp_final(&j->req, &j->res, j->id, j->created, j->model);
+    if (tail) chan_put(&j->chan, tail, strlen(tail));
+    free(tail);
+    chan_close(&j->chan);
+    job_finish(j, st ? st : 200);
+    atomic_fetch_sub(&j->srv->in_flight, 1);
+    job_release(j);
+    return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    Job *j = cls;
+    size_t n = chan_take(&j->chan, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_free(void *cls)
+{
+    Job *j = cls;
+    atomic_store(&j->gone, 1); /* no-op when the worker is done; else the client went away */
+    pthread_mutex_lock(&j->srv->jobs_lock);
+    if (j->s) duet_session_abort(j->s);
+    pthread_mutex_unlock(&j->srv->jobs_lock);
+    job_release(j);
+}
+
+/* ---- prompt tokens, for the cache choice and the length check --------------- */
+
+static int render_ids(Server *srv, Job *j, ApiError *e)
+{
+    GenReq *r = &j->req;
+    char *text = NULL;
+    int rc;
+    if (r->messages) {
+        rc = duet_apply_template_tools(srv->m, r->messages, r->tools, 1, &text);
+        if (rc) return api_error(e, 400, "messages", "%s", duet_model_errmsg(srv->m));
+    }
+    const char *t = text ? text : r->prompt ? r->prompt : "";
+    rc = duet_tokenize(srv->m, t, strlen(t), &j->ids, &j->n_ids);
+    free(text);
+    if (rc) return api_error(e, 400, r->messages ? "messages" : "prompt", "%s", duet_model_errmsg(srv->m));
+    if (j->n_ids == 0 && !r->messages) return api_error(e, 400, "prompt", "prompt: empty");
+    if (j->n_ids >= srv->o.ctx) {
+        api_error(e, 400, r->messages ? "messages" : "prompt",
+                  "This model's maximum context length is %d tokens. However, your %s resulted in %d tokens.", srv->o.ctx,
+                  r->messages ? "messages" : "prompt", j->n_ids);
+        e->code = "context_length_exceeded";
+        return 400;
+    }
+    return 0;
+}
+
+/* Ollama generate without raw: the prompt (and system) as chat messages. */
+static int generate_as_chat(GenReq *r, ApiError *e)
+{
+    if (r->raw) return 0;
+    cJSON *a = cJSON_CreateArray();
+    if (r->system) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "system");
+        cJSON_AddStringToObject(m, "content", r->system);
+        cJSON_AddItemToArray(a, m);
+    }
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", r->prompt ? r->prompt : "");
+    cJSON_AddItemToArray(a, m);
+    r->messages = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return r->messages ? 0 : api_error(e, 500, "", "out of memory");
+}
+
+static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Req *rq, Api api, const char *path)
+{
+    ApiError e;
+    Job *j = job_new(srv, c, rq, path);
+    if (!j) {
+        api_error(&e, 500, "", "out of memory");
+        return send_error(c, api, &e);
+    }
+    int st = genreq_parse(api, rq->body.p ? rq->body.p : "", rq->body.len, &srv->lim, &j->req, &e);
+    if (!st && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
+    if (!st) st = server_resolve_model(srv, j->req.model, &j->adapter, &e);
+    if (!st && (j->req.tools || j->req.schema || (j->req.tool_choice && strcmp(j->req.tool_choice, "auto"))))
+        st = api_error(&e, 400, j->req.tools ? "tools" : "response_format",
+                       "tools and structured output are not available in this build yet");
+    snprintf(j->model, sizeof j->model, "%s", j->req.model ? j->req.model : "-");
+    job_set_id(j);
+    if (!st) st = render_ids(srv, j, &e);
+    if (st) {
+        metrics_request(&srv->met, j->model, st);
+        server_log(srv, rq->peer, "POST", path, st, NULL, now_s() - rq->t0);
+        job_release(j);
+        return send_error(c, api, &e);
+    }
+    /* watched from here: a client that hangs up while queued stops waiting */
+    server_watch(srv, j);
+    st = spool_enter(&srv->pool, srv->o.queue_timeout_s, &j->gone, &e);
+    if (!st) {
+        duet_session *s = spool_take(&srv->pool, j->adapter, j->ids, j->n_ids, &j->epoch, &e);
+        pthread_mutex_lock(&srv->jobs_lock);
+        j->s = s;
+        pthread_mutex_unlock(&srv->jobs_lock);
+        if (!s) {
+            spool_leave(&srv->pool);
+            st = e.status;
+        }
+    }
+    if (st) {
+        server_unwatch(srv, j);
+        if (st == 499) api_error(&e, 499, "", "the client closed the connection");
+        metrics_request(&srv->met, j->model, st);
+        server_log(srv, rq->peer, "POST", path, st, NULL, now_s() - rq->t0);
+        job_release(j);
+        return send_error(c, api, &e);
+    }
+    j->stream = j->req.stream;
+    atomic_fetch_add(&srv->in_flight, 1);
+    if (!j->stream) {
+        st = gen_run(j, &e);
+        char *body = st ? resp_error(api, &e) : resp_body(&j->req, &j->res, j->id, j->created, j->model);
+        job_finish(j, st ? st : 200);
+        enum MHD_Result rc = send_json(c, st ? e.status : 200, body);
+        free(body);
+        atomic_fetch_sub(&srv->in_flight, 1);
+        job_release(j);
+        return rc;
+    }
+    atomic_fetch_add(&j->refs, 1); /* the response's reference; the worker keeps the first */
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, stream_free);
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int ok = r && pthread_create(&t, &at, stream_worker, j) == 0;
+    pthread_attr_destroy(&at);
+    if (!ok) {
+        if (r) MHD_destroy_response(r); /* calls stream_free: drops the response's reference */
+        else job_release(j);
+        job_finish(j, 500);
+        atomic_fetch_sub(&srv->in_flight, 1);
+        job_release(j);
+        api_error(&e, 500, "", "cannot start the stream");
+        return send_error(c, api, &e);
+    }
+    int ollama = api == API_OLLAMA_CHAT || api == API_OLLAMA_GENERATE;
+    MHD_add_response_header(r, "Content-Type", ollama ? "application/x-ndjson" : "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: pass chunks on at once */
+    enum MHD_Result rc = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* ---- the access handler ------------------------------------------------------ */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    Server *srv = cls;
+    Req *rq = *con_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+        rq->t0 = now_s();
+        peer_name(c, rq->peer, sizeof rq->peer);
+        *con_cls = rq;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) rq->too_big = 1;
+        return MHD_YES;
+    }
+    if (rq->answered) { /* an error went out before the body ended: drop the rest */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    ApiError e;
+    Api api = !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT;
+    if (*upload_size) {
+        if (!rq->too_big && rq->body.len + *upload_size > srv->o.max_body) rq->too_big = 1;
+        if (rq->too_big) {
+            rq->answered = 1;
+            *upload_size = 0;
+            api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
+            metrics_request(&srv->met, "-", 413);
+            server_log(srv, rq->peer, method, url, 413, NULL, now_s() - rq->t0);
+            return send_error(c, api, &e);
+        }
+        if (now_s() - rq->t0 > srv->o.timeout_s) {
+            rq->answered = 1;
+            *upload_size = 0;
+            api_error(&e, 408, "", "the request body took longer than %d s to arrive", srv->o.timeout_s);
+            server_log(srv, rq->peer, method, url, 408, NULL, now_s() - rq->t0);
+            return send_error(c, api, &e);
+        }
+        if (buf_add(&rq->body, upload, *upload_size)) return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rq->too_big) {
+        api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
+        server_log(srv, rq->peer, method, url, 413, NULL, now_s() - rq->t0);
+        return send_error(c, api, &e);
+    }
+    const char *body = rq->body.p ? rq->body.p : "";
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), is_post = !strcmp(method, "POST");
+    if (is_get && (!strcmp(url, "/health") || !strcmp(url, "/"))) {
+        int draining = atomic_load(&srv->draining);
+        if (!strcmp(url, "/")) return send_text(c, 200, "text/plain", "Ollama is running", 17);
+        return send_json(c, draining ? 503 : 200, draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
+    }
+    if (!authorized(srv, c)) {
+        api_error(&e, 401, "", "a valid API key is needed (Authorization: Bearer KEY)");
+        e.code = "invalid_api_key";
+        metrics_request(&srv->met, "-", 401);
+        server_log(srv, rq->peer, method, url, 401, NULL, now_s() - rq->t0);
+        return send_error(c, api, &e);
+    }
+    static const struct {
+        const char *path;
+        Api api;
+    } gen[] = {{"/v1/chat/completions", API_CHAT},
+               {"/v1/completions", API_COMPLETION},
+               {"/api/chat", API_OLLAMA_CHAT},
+               {"/api/generate", API_OLLAMA_GENERATE}};
+    for (size_t i = 0; i < sizeof gen / sizeof gen[0]; i++) {
+        if (strcmp(url, gen[i].path)) continue;
+        if (!is_post) {
+            api_error(&e, 405, "", "%s: use POST", url);
+            return send_error(c, gen[i].api, &e);
+        }
+        if (atomic_load(&srv->draining)) {
+            api_error(&e, 503, "", "the server is shutting down");
+            return send_error(c, gen[i].api, &e);
+        }
+        return handle_generate(srv, c, rq, gen[i].api, gen[i].path);
+    }
+    Resp out = {0};
+    if (!route_other(srv, method, url, body, rq->body.len, &out)) {
+        api_error(&e, 404, "", "%s %s: no such endpoint", method, url);
+        out.status = 404;
+        out.ctype = "application/json";
+        out.body = resp_error(api, &e);
+    }
+    if (out.status != 200 || strcmp(url, "/metrics")) server_log(srv, rq->peer, method, url, out.status, NULL, now_s() - rq->t0);
+    metrics_request(&srv->met, "-", out.status);
+    enum MHD_Result rc = send_text(c, out.status, out.ctype ? out.ctype : "application/json", out.body ? out.body : "",
+                                   out.body ? strlen(out.body) : 0);
+    free(out.body);
+    return rc;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode tc)
+{
+    (void)cls, (void)c, (void)tc;
+    Req *rq = *con_cls;
+    if (!rq) return;
+    free(rq->body.p);
+    free(rq);
+    *con_cls = NULL;
+}
+
+struct MHD_Daemon *http_start(Server *srv, char *err, size_t n)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, srv->o.host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)srv->o.port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, srv->o.host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)srv->o.port);
+        flags |= MHD_USE_IPv6;
+        sl = sizeof *a6;
+    } else {
+        snprintf(err, n, "--host %s: expected an IPv4 or IPv6 address", srv->o.host);
+        return NULL;
+    }
+    (void)sl;
+    unsigned conn_limit = (unsigned)(srv->o.parallel + srv->o.queue + 64);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)srv->o.port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->o.timeout_s, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(4u << 20),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!d) snprintf(err, n, "cannot listen on %s port %d: %s", srv->o.host, srv->o.port, strerror(errno));
+    return d;
+}
