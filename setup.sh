@@ -3,7 +3,7 @@
 # builds it, and runs the demo: the tiny fixture checkpoint with its two
 # LoRA adapters compiled into one .duet file, then a chat turn through each.
 set -e
-PKGS="gcc make libcjson-dev libpcre2-dev libutf8proc-dev libxxhash-dev libedit-dev"
+PKGS="gcc make libcjson-dev libpcre2-dev libutf8proc-dev libxxhash-dev libedit-dev libmicrohttpd-dev"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -180,9 +180,14 @@ static void job_release(Job *j)
 static void job_finish(Job *j, int status)
 {
     Server *srv = j->srv;
-    server_unwatch(srv, j);
-    spool_give(&srv->pool, j->s, j->adapter, j->epoch, status == 200);
+    server_unwatch(srv, j); /* the watcher no longer aborts it */
+    pthread_mutex_lock(&srv->jobs_lock);
+    duet_session *s = j->s; /* nor does stream_free */
     j->s = NULL;
+    pthread_mutex_unlock(&srv->jobs_lock);
+    /* a session aborted after its generation ended would carry the abort to
+     * its next request: only a clean one is kept */
+    spool_give(&srv->pool, s, j->adapter, j->epoch, status == 200 && !atomic_load(&j->gone));
     spool_leave(&srv->pool);
     j->status = status;
     metrics_request(&srv->met, j->model, status);
@@ -216,10 +221,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     Job *j = cls;
-    atomic_store(&j->gone, 1); /* no-op when the worker is done; else the client went away */
-    pthread_mutex_lock(&j->srv->jobs_lock);
-    if (j->s) duet_session_abort(j->s);
-    pthread_mutex_unlock(&j->srv->jobs_lock);
+    pthread_mutex_lock(&j->chan.lock);
+    int done = j->chan.closed; /* the generation is over: nothing to stop */
+    pthread_mutex_unlock(&j->chan.lock);
+    if (!done) { /* the connection ended first: the client went away */
+        pthread_mutex_lock(&j->srv->jobs_lock);
+        atomic_store(&j->gone, 1);
+        if (j->s) duet_session_abort(j->s);
+        pthread_mutex_unlock(&j->srv->jobs_lock);
+    }
     job_release(j);
 }
 
@@ -365,7 +375,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         peer_name(c, rq->peer, sizeof rq->peer);
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) rq->too_big = 1;
+        if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) {
+            /* answered before the body is read (MHD then closes the connection) */
+            ApiError e;
+            rq->answered = 1;
+            api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
+            metrics_request(&srv->met, "-", 413);
+            server_log(srv, rq->peer, method, url, 413, NULL, 0);
+            return send_error(c, !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT, &e);
+        }
         return MHD_YES;
     }
     if (rq->answered) { /* an error went out before the body ended: drop the rest */
@@ -375,23 +393,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     ApiError e;
     Api api = !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT;
     if (*upload_size) {
-        if (!rq->too_big && rq->body.len + *upload_size > srv->o.max_body) rq->too_big = 1;
-        if (rq->too_big) {
-            rq->answered = 1;
-            *upload_size = 0;
-            api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
-            metrics_request(&srv->met, "-", 413);
-            server_log(srv, rq->peer, method, url, 413, NULL, now_s() - rq->t0);
-            return send_error(c, api, &e);
-        }
+        /* a body without a length that grows past the limit is dropped (the
+         * 413 goes out at its end); one that trickles in past the timeout
+         * closes the connection (no response can be queued mid-body) */
         if (now_s() - rq->t0 > srv->o.timeout_s) {
-            rq->answered = 1;
-            *upload_size = 0;
-            api_error(&e, 408, "", "the request body took longer than %d s to arrive", srv->o.timeout_s);
+            metrics_request(&srv->met, "-", 408);
             server_log(srv, rq->peer, method, url, 408, NULL, now_s() - rq->t0);
-            return send_error(c, api, &e);
+            return MHD_NO;
         }
-        if (buf_add(&rq->body, upload, *upload_size)) return MHD_NO;
+        if (!rq->too_big && rq->body.len + *upload_size > srv->o.max_body) {
+            rq->too_big = 1;
+            free(rq->body.p);
+            memset(&rq->body, 0, sizeof rq->body);
+        }
+        if (!rq->too_big && buf_add(&rq->body, upload, *upload_size)) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }

@@ -177,6 +177,8 @@ static int serve_body(Server *srv)
         status = 1;
     } else {
         have_wt = pthread_create(&wt, NULL, watcher, srv) == 0;
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        if (di && di->port) srv->o.port = di->port; /* --port 0: the one the system chose */
         fprintf(stderr, "duet serve: %s on http://%s:%d (%d adapters, --parallel %d, --ctx %d, KV budget %.1f MiB)\n",
                 srv->base_name, srv->o.host, srv->o.port, duet_model_n_adapters(srv->m), srv->o.parallel, srv->o.ctx,
                 srv->o.kv_budget / 1048576.0);

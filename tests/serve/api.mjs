@@ -1,0 +1,311 @@
+// api.mjs - duet serve through the official openai and ollama npm clients,
+// raw HTTP faults, and a small load run. Usage:
+//   node api.mjs URL API_KEY SERVER_PID [--load CLIENTS REQUESTS]
+// The server runs the tiny fixture model as "tiny-qwen2" with adapters
+// alpha and beta, --lora-dir tests/fixtures/models, --max-body 1M,
+// --timeout 2, --parallel 2 --queue 64. Prints "serve_api: N passed, N failed".
+import OpenAI from 'openai';
+import { Ollama } from 'ollama';
+import net from 'node:net';
+import fs from 'node:fs';
+
+const [url, key, pidArg] = process.argv.slice(2);
+const pid = Number(pidArg);
+const BASE = 'tiny-qwen2';
+let passed = 0, failed = 0;
+function check(ok, msg) {
+  if (ok) passed++;
+  else { failed++; console.log(`FAIL ${msg}`); }
+}
+const oa = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
+const ol = new Ollama({ host: url, headers: { Authorization: `Bearer ${key}` } });
+const auth = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+const msgs = (t) => [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: t }];
+const greedy = { temperature: 0, max_tokens: 12 };
+
+async function post(path, body, headers = auth) {
+  const r = await fetch(url + path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text, headers: r.headers };
+}
+
+async function chatText(model, text, stream, extra = {}) {
+  if (!stream) {
+    const r = await oa.chat.completions.create({ model, messages: msgs(text), ...greedy, ...extra });
+    return { content: r.choices[0].message.content, usage: r.usage, finish: r.choices[0].finish_reason, r };
+  }
+  const s = await oa.chat.completions.create({ model, messages: msgs(text), ...greedy, ...extra, stream: true, stream_options: { include_usage: true } });
+  let content = '', usage = null, finish = null, first = null;
+  for await (const c of s) {
+    if (c.usage) usage = c.usage;
+    if (c.choices.length) {
+      if (first === null) first = c.choices[0].delta.role;
+      content += c.choices[0].delta.content ?? '';
+      if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
+    }
+  }
+  return { content, usage, finish, first };
+}
+
+async function basics() {
+  const models = await oa.models.list();
+  const ids = models.data.map((m) => m.id);
+  check(ids.includes(BASE) && ids.includes('alpha') && ids.includes('beta'), `models list: ${ids}`);
+  check(models.data.find((m) => m.id === 'alpha')?.parent === BASE, 'adapter models name the base as parent');
+
+  const a = await chatText(BASE, 'What is the CPU temp?', false);
+  check(typeof a.content === 'string' && a.content.length > 0, 'chat returns content');
+  check(a.usage.prompt_tokens > 10 && a.usage.completion_tokens === 12 && a.finish === 'length', `usage ${JSON.stringify(a.usage)} finish ${a.finish}`);
+  check(a.r.id.startsWith('chatcmpl-') && a.r.object === 'chat.completion', 'chat.completion object');
+  const s = await chatText(BASE, 'What is the CPU temp?', true);
+  check(s.content === a.content, `stream equals non-stream: ${JSON.stringify(s.content)} vs ${JSON.stringify(a.content)}`);
+  check(s.first === 'assistant' && s.usage?.completion_tokens === 12 && s.finish === 'length', 'stream: role first, usage chunk, finish reason');
+  const again = await chatText(BASE, 'What is the CPU temp?', false);
+  check(again.content === a.content, 'repeat gives the same greedy answer');
+  check(again.usage.prompt_tokens_details?.cached_tokens >= again.usage.prompt_tokens - 1, `cached_tokens ${JSON.stringify(again.usage)}`);
+
+  const al = await chatText('alpha', 'What is the CPU temp?', false);
+  const be = await chatText('beta', 'What is the CPU temp?', false);
+  check(al.content !== a.content && be.content !== al.content, 'each adapter answers differently from the base and the other');
+  check(al.usage.prompt_tokens_details.cached_tokens === 0, 'a prefix cached under the base is not reused for alpha');
+  const al2 = await chatText('alpha', 'What is the CPU temp?', true);
+  check(al2.content === al.content, 'alpha streamed equals alpha non-streamed');
+
+  // a conversation: turn 2 reuses turn 1's tokens
+  const t1 = await oa.chat.completions.create({ model: 'beta', messages: msgs('Hello there'), ...greedy });
+  const conv = [...msgs('Hello there'), t1.choices[0].message, { role: 'user', content: 'And then?' }];
+  const t2 = await oa.chat.completions.create({ model: 'beta', messages: conv, ...greedy });
+  check(t2.usage.prompt_tokens_details.cached_tokens >= t1.usage.prompt_tokens, `turn 2 reuses turn 1: ${JSON.stringify(t2.usage)}`);
+
+  const c = await oa.completions.create({ model: 'alpha', prompt: 'The capital of France is', temperature: 0, max_tokens: 5 });
+  check(c.object === 'text_completion' && typeof c.choices[0].text === 'string' && c.usage.completion_tokens === 5, 'completions');
+  const cs = await oa.completions.create({ model: 'alpha', prompt: 'The capital of France is', temperature: 0, max_tokens: 5, stream: true });
+  let ct = '';
+  for await (const ch of cs) ct += ch.choices[0]?.text ?? '';
+  check(ct === c.choices[0].text, 'completions streamed equals non-streamed');
+
+  const lp = await oa.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 0, max_tokens: 3, logprobs: true, top_logprobs: 3 });
+  const e0 = lp.choices[0].logprobs?.content?.[0];
+  check(e0 && e0.logprob <= 0 && e0.top_logprobs.length === 3 && e0.top_logprobs[0].token === e0.token, 'logprobs: greedy token is the top one');
+
+  const seeded = async () => (await oa.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 0.9, seed: 7, max_tokens: 8 })).choices[0].message.content;
+  check((await seeded()) === (await seeded()), 'same seed, same sample');
+  const st = await oa.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 0, max_tokens: 12, stop: [a.content.slice(2, 6)] });
+  check(st.choices[0].finish_reason === 'stop' && !st.choices[0].message.content.includes(a.content.slice(2, 6)), 'stop string ends the answer');
+}
+
+async function errors() {
+  const expectErr = async (p, status, what) => {
+    try { await p; check(false, `${what}: no error`); }
+    catch (e) { check(e.status === status, `${what}: status ${e.status}, expected ${status}`); return e; }
+  };
+  const e1 = await expectErr(oa.chat.completions.create({ model: 'nope', messages: msgs('hi') }), 404, 'unknown model');
+  check(e1?.code === 'model_not_found' && e1?.error?.type, 'unknown model: error object with code');
+  const e2 = await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 'hot' }), 400, 'wrong type');
+  check(e2?.param === 'temperature', 'wrong type names the param');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: [] }), 400, 'empty messages');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'bad role');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), max_tokens: 0 }), 400, 'max_tokens 0');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), n: 2 }), 400, 'n > 1');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('x'.repeat(30000)) }), 400, 'prompt past the context');
+  const noKey = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong', maxRetries: 0 });
+  await expectErr(noKey.models.list(), 401, 'wrong API key');
+  const r = await fetch(`${url}/v1/models`);
+  check(r.status === 401, 'no API key: 401');
+  check((await fetch(`${url}/health`)).status === 200, '/health needs no key');
+}
+
+async function adapters() {
+  const r1 = await post('/v1/load_lora_adapter', { lora_name: 'gamma', lora_path: 'tiny-qwen2-lora-alpha' });
+  check(r1.status === 200, `load gamma: ${r1.status} ${r1.text}`);
+  const ids = (await oa.models.list()).data.map((m) => m.id);
+  check(ids.includes('gamma'), 'gamma listed after load');
+  const g = await chatText('gamma', 'What is the CPU temp?', false);
+  const a = await chatText('alpha', 'What is the CPU temp?', false);
+  check(g.content === a.content, 'gamma (alpha\'s folder) answers as alpha');
+  check((await post('/v1/load_lora_adapter', { lora_name: 'gamma', lora_path: 'tiny-qwen2-lora-beta' })).status === 400, 'loading a used name: 400');
+  check((await post('/v1/load_lora_adapter', { lora_name: 'x', lora_path: '/etc' })).status === 400, 'a path outside --lora-dir: 400');
+  check((await post('/v1/load_lora_adapter', { lora_name: 'x', lora_path: '../../..' })).status === 400, 'escaping --lora-dir: 400');
+  check((await post('/v1/load_lora_adapter', { lora_name: 'x', lora_path: 'tiny-qwen2' })).status === 400, 'a folder that is not an adapter: 400');
+  // an unload while a request of gamma streams: the request keeps its adapter
+  const long = chatText('gamma', 'What is the CPU temp?', true, { max_tokens: 40 });
+  await new Promise((res) => setTimeout(res, 5));
+  const u = await post('/v1/unload_lora_adapter', { lora_name: 'gamma' });
+  check(u.status === 200, `unload gamma: ${u.status}`);
+  const lr = await long;
+  const ref = await chatText('alpha', 'What is the CPU temp?', false, { max_tokens: 40 });
+  check(lr.content === ref.content && lr.finish === 'length', 'a request in flight keeps the adapter it started with');
+  check(!(await oa.models.list()).data.some((m) => m.id === 'gamma'), 'gamma gone after unload');
+  try { await chatText('gamma', 'hi', false); check(false, 'gamma after unload'); } catch (e) { check(e.status === 404, 'gamma after unload: 404'); }
+  check((await post('/v1/unload_lora_adapter', { lora_name: 'gamma' })).status === 404, 'unloading twice: 404');
+}
+
+async function ollama() {
+  const tags = await ol.list();
+  check(tags.models.some((m) => m.name === 'alpha') && tags.models.some((m) => m.name === BASE), 'ollama list');
+  const c = await ol.chat({ model: 'alpha', messages: msgs('What is the CPU temp?'), options: { temperature: 0, num_predict: 12 } });
+  const ref = await chatText('alpha', 'What is the CPU temp?', false);
+  check(c.message.content === ref.content && c.done && c.eval_count === 12, 'ollama chat equals the OpenAI answer');
+  let st = '', last = null;
+  for await (const p of await ol.chat({ model: 'alpha', messages: msgs('What is the CPU temp?'), stream: true, options: { temperature: 0, num_predict: 12 } })) {
+    st += p.message.content;
+    last = p;
+  }
+  check(st === ref.content && last.done && last.done_reason === 'length', 'ollama chat stream');
+  const g = await ol.generate({ model: `${BASE}:latest`, prompt: 'Hello', options: { temperature: 0, num_predict: 5 } });
+  check(typeof g.response === 'string' && g.eval_count === 5, 'ollama generate (with :latest)');
+  const sh = await ol.show({ model: 'beta' });
+  check(sh.details?.parent_model === BASE, 'ollama show');
+  check((await ol.ps()).models.length >= 3, 'ollama ps');
+  check(typeof (await ol.version()).version === 'string', 'ollama version');
+  try { await ol.chat({ model: 'nope', messages: msgs('x') }); check(false, 'ollama unknown model'); }
+  catch (e) { check(e.status_code === 404 && /does not exist/.test(e.error ?? e.message), `ollama unknown model: ${e.status_code}`); }
+}
+
+async function misc() {
+  const t = await post('/tokenize', { content: 'Hello world' });
+  check(t.status === 200 && t.json.tokens.length === 2, `tokenize ${t.text}`);
+  const d = await post('/detokenize', { tokens: t.json.tokens });
+  check(d.json?.content === 'Hello world', 'detokenize round trip');
+  check((await post('/detokenize', { tokens: [-1] })).status === 400, 'detokenize: bad id 400');
+  const m = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+  check(/duet_requests_total\{model="alpha",status="200"\} \d+/.test(m) && /duet_time_to_first_token_seconds_bucket/.test(m) && /duet_kv_bytes_in_use \d+/.test(m), 'metrics');
+  check((await fetch(`${url}/nowhere`, { headers: auth })).status === 404, 'unknown path 404');
+  check((await fetch(`${url}/v1/chat/completions`, { headers: auth })).status === 405, 'GET on a POST route 405');
+}
+
+// raw socket: send bytes, return the status line (or '' when closed without one)
+function raw(bytes, { delayMs = 0, chunks = null, closeAfterMs = 0 } = {}) {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = net.connect(Number(u.port), u.hostname);
+    let got = '';
+    s.on('data', (d) => { got += d.toString('latin1'); });
+    s.on('close', () => resolve(got));
+    s.on('error', () => resolve(got));
+    s.on('connect', async () => {
+      if (chunks) {
+        for (const c of chunks) { if (s.destroyed) break; s.write(c); await new Promise((r) => setTimeout(r, delayMs)); }
+      } else s.write(bytes);
+      if (closeAfterMs) setTimeout(() => s.destroy(), closeAfterMs);
+    });
+    setTimeout(() => s.destroy(), 8000);
+  });
+}
+
+function req(body, extra = '') {
+  const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  return Buffer.concat([Buffer.from(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: ${b.length}\r\nConnection: close\r\n${extra}\r\n`), b]);
+}
+
+async function faults() {
+  const status = (s) => Number((s.match(/^HTTP\/1\.1 (\d+)/) || [])[1] || 0);
+  let r = await raw(req('{"model": "tiny-qwen2", "messages": ['));
+  check(status(r) === 400 && /"type":"invalid_request_error"/.test(r), 'malformed JSON: 400 with an error object');
+  r = await raw(req(Buffer.from([0x7b, 0x22, 0x6d, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])));
+  check(status(r) === 400 && /UTF-8/.test(r), 'invalid UTF-8: 400');
+  r = await raw(req('{"model": 5, "messages": "hi"}'));
+  check(status(r) === 400 && /"param":"model"/.test(r), 'wrong types: 400 naming the field');
+  r = await raw(req('[1,2,3]'));
+  check(status(r) === 400, 'a non-object body: 400');
+  const big = Buffer.alloc(2 << 20, 0x61);
+  r = await raw(req(big));
+  check(status(r) === 413, `huge body: 413 (${status(r)})`);
+  r = await raw(Buffer.from(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: 99999999999\r\n\r\n`));
+  check(status(r) === 413, 'huge Content-Length: 413');
+  // slowloris: a body that trickles in past --timeout (2 s) is cut off
+  const t0 = Date.now();
+  const body = JSON.stringify({ model: BASE, messages: msgs('hi'), max_tokens: 2 });
+  const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: ${body.length}\r\n\r\n`;
+  r = await raw(null, { chunks: [head, ...body.slice(0, 8).split('')], delayMs: 700 });
+  const took = (Date.now() - t0) / 1000;
+  check(status(r) !== 200 && took < 7.5, `slow body cut off (${status(r) || 'closed'} after ${took.toFixed(1)} s)`);
+  // a client that disconnects mid-stream: its generation stops
+  const m0 = await (await fetch(`${url}/metrics`, { headers: auth })).text();
+  const ab0 = Number(m0.match(/duet_aborted_total (\d+)/)[1]);
+  const sbody = JSON.stringify({ model: BASE, messages: msgs('tell me a story'), max_tokens: 900, temperature: 0, stream: true });
+  await raw(req(sbody), { closeAfterMs: 150 });
+  let ab1 = ab0;
+  for (let i = 0; i < 40 && ab1 === ab0; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    ab1 = Number((await (await fetch(`${url}/metrics`, { headers: auth })).text()).match(/duet_aborted_total (\d+)/)[1]);
+  }
+  check(ab1 === ab0 + 1, `disconnect mid-stream aborts the generation (${ab0} -> ${ab1})`);
+  const after = await chatText(BASE, 'What is the CPU temp?', false);
+  check(after.content.length > 0, 'the server keeps serving after the faults');
+}
+
+function rss() {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+  return Number(m[1]);
+}
+
+// clients x requests, mixed adapters, half streaming, greedy: every answer
+// equals the same request run alone; 503s (deliberate) are retried.
+async function load(clients, requests) {
+  const models = [BASE, 'alpha', 'beta'];
+  const prompts = ['What is the CPU temp?', 'List the disks.', 'How much memory is free?', 'Say hi.'];
+  const job = (c, i) => ({ model: models[(c + i) % 3], text: prompts[(c * 7 + i) % 4], stream: (c + i) % 2 === 1, max_tokens: 6 + ((c + i) % 5) });
+  const keyOf = (j) => `${j.model}|${j.text}|${j.max_tokens}`;
+  const alone = new Map();
+  for (let c = 0; c < clients; c++)
+    for (let i = 0; i < requests; i++) {
+      const j = job(c, i);
+      if (!alone.has(keyOf(j))) alone.set(keyOf(j), (await chatText(j.model, j.text, false, { max_tokens: j.max_tokens })).content);
+    }
+  let bad = 0, n503 = 0, done = 0, rss0 = 0;
+  const round = () => Promise.all([...Array(clients).keys()].map(async (c) => {
+    for (let i = 0; i < requests; i++) {
+      const j = job(c, i);
+      for (;;) {
+        try {
+          const r = await chatText(j.model, j.text, j.stream, { max_tokens: j.max_tokens });
+          if (r.content !== alone.get(keyOf(j))) { bad++; console.log(`mismatch ${keyOf(j)} stream=${j.stream}: ${JSON.stringify(r.content)} vs ${JSON.stringify(alone.get(keyOf(j)))}`); }
+          done++;
+          break;
+        } catch (e) {
+          if (e.status === 503) { n503++; await new Promise((res) => setTimeout(res, 50)); continue; }
+          bad++; console.log(`load error: ${e.status} ${e.message}`); break;
+        }
+      }
+    }
+  }));
+  await round(); // warm-up: the threads, arenas and idle sessions of a full round
+  rss0 = rss();
+  bad = 0; n503 = 0; done = 0;
+  await round();
+  const rss1 = rss();
+  check(bad === 0 && done === clients * requests, `load ${clients}x${requests}: ${done} done, ${bad} wrong or failed, ${n503} deliberate 503s`);
+  check(rss1 <= rss0 * 1.05, `RSS after the load ${rss1} kB within 5% of after warm-up ${rss0} kB`);
+  console.log(`load: ${clients} clients x ${requests} requests, ${done} identical to alone, ${n503} 503s retried, RSS ${rss0} -> ${rss1} kB`);
+}
+
+async function overload() {
+  // far more requests at once than --parallel 2 + --queue: some get 503 + Retry-After
+  const body = { model: BASE, messages: msgs('Count.'), temperature: 0, max_tokens: 30 };
+  const rs = await Promise.all([...Array(80).keys()].map(() => post('/v1/chat/completions', body)));
+  const n503 = rs.filter((r) => r.status === 503).length, n200 = rs.filter((r) => r.status === 200).length;
+  check(n503 > 0 && n200 > 0 && n503 + n200 === 80, `overload: ${n200} x 200, ${n503} x 503`);
+  const one = rs.find((r) => r.status === 503);
+  check(one && one.headers.get('retry-after') === '1' && one.json?.error?.message, '503 has Retry-After and an error object');
+}
+
+const args = process.argv.slice(5);
+try {
+  await basics();
+  await errors();
+  await adapters();
+  await ollama();
+  await misc();
+  await faults();
+  if (args[0] === '--load') await load(Number(args[1]), Number(args[2]));
+  else await load(8, 3);
+  await overload();
+} catch (e) {
+  failed++;
+  console.log(`FAIL exception: ${e.stack || e}`);
+}
+console.log(`serve_api: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
