@@ -375,8 +375,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         peer_name(c, rq->peer, sizeof rq->peer);
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) {
-            /* answered before the body is read (MHD then closes the connection) */
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len > srv->o.max_body) rq->too_big = 1; /* read and dropped: the 413 goes out at its end */
+        if (len / 64 > srv->o.max_body) {
+            /* far too big to read: answered at once (MHD then closes the connection) */
             ApiError e;
             rq->answered = 1;
             api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
