@@ -37,7 +37,7 @@ static void fill_cache(KVCache *kv, unsigned *seed)
 static void run_case(Kern *k, const char *isa, int nh, int nkv, int hd, KvType kt, const int (*spec)[2], int n,
                      int n_seq, int n_ctx)
 {
-    ModelConfig c = {.dim = nh * hd, .n_layers = 2, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd};
+    ModelConfig c = {.dim = nh * hd, .n_layers = 2, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .max_pos = 1 << 20};
     KVCache kv[4];
     Err e = {0};
     unsigned seed = (unsigned)(nh * 131 + nkv * 17 + hd * 7 + n + kt);

@@ -7,6 +7,7 @@
 
 #include "compile/compile.h"
 #include "duet.h"
+#include "load/limits.h"
 
 #define MAX_ADAPTERS 32
 
@@ -67,6 +68,8 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         }
         memcpy(names[n], v, (size_t)(eq - v));
         names[n][eq - v] = 0;
+        Err ne;
+        if (limit_adapter_name(names[n], eq + 1, &ne)) return fail(err, err_len, DUET_ERR_ARG, ne.msg);
         ads[n] = (CompileAdapter){names[n], eq + 1};
         n++;
     }
@@ -75,7 +78,8 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         snprintf(msg, sizeof msg, "compile: quant: expected f32, bf16, f16, q8 or q4, got \"%.100s\"", o.quant);
         return fail(err, err_len, DUET_ERR_ARG, msg);
     }
-    if (o.n_threads < 0 || o.n_threads > 1024) return fail(err, err_len, DUET_ERR_ARG, "compile: n_threads: expected 0..1024");
+    if (o.n_threads < 0 || o.n_threads > LIMIT_THREADS)
+        return fail(err, err_len, DUET_ERR_ARG, "compile: n_threads: expected 0 .. 1024");
     ProgressBridge pb = {o.progress, o.progress_user};
     CompileOpts co = {
         .base_dir = base_dir,

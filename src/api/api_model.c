@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "api/api_int.h"
+#include "load/limits.h"
 
 int api_merr(duet_model *m, int code, const char *fmt, ...)
 {
@@ -29,7 +30,8 @@ void duet_model_options_default(duet_model_options *o) { memset(o, 0, sizeof *o)
 static int code_of(const char *msg)
 {
     if (strstr(msg, "out of memory")) return DUET_ERR_NOMEM;
-    if (strstr(msg, "no such file") || strstr(msg, "cannot open") || strstr(msg, "No such")) return DUET_ERR_IO;
+    if (strstr(msg, "no such file") || strstr(msg, "cannot open") || strstr(msg, "No such") || strstr(msg, "not found"))
+        return DUET_ERR_IO;
     return DUET_ERR_FORMAT;
 }
 
@@ -104,6 +106,16 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
         duet_model_options_default(&def);
         o = &def;
     }
+    /* the options first, each named (load/limits.h) */
+    const char *bad = NULL;
+    long val = 0, hi = 0;
+    if (o->n_threads < 0 || o->n_threads > LIMIT_THREADS) bad = "n_threads", val = o->n_threads, hi = LIMIT_THREADS;
+    else if (o->prefill_chunk < 0 || o->prefill_chunk > LIMIT_PREFILL_CHUNK)
+        bad = "prefill_chunk", val = o->prefill_chunk, hi = LIMIT_PREFILL_CHUNK;
+    if (bad) {
+        if (err && err_len) snprintf(err, err_len, "%s %ld: expected 0 (the default) .. %ld", bad, val, hi);
+        return DUET_ERR_ARG;
+    }
     duet_model *d = calloc(1, sizeof *d);
     if (!d) {
         if (err && err_len) snprintf(err, err_len, "out of memory");
@@ -128,6 +140,10 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
         }
         memcpy(name, spec, (size_t)(eq - spec));
         name[eq - spec] = 0;
+        if (limit_adapter_name(name, eq + 1, &e)) {
+            code = DUET_ERR_ARG;
+            goto fail;
+        }
         if (model_add_lora(&d->m, eq + 1, name, &e)) {
             code = code_of(e.msg);
             goto fail;

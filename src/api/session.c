@@ -1,6 +1,7 @@
 /* session.c - duet_session: options, the token history, chat messages, and
  * the generation loop (sampling, streaming detokenization, stop strings). The
  * forward passes go through the model's scheduler (sched.c). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "load/limits.h"
 #include "text/detok.h"
 #include "text/utf8.h"
 #include "util/clock.h"
@@ -32,19 +34,36 @@ void duet_session_options_default(duet_session_options *o)
     o->repetition_penalty = 1;
 }
 
+/* One check per option, each message naming it (load/limits.h has the bounds). */
 static int check_options(duet_model *m, const duet_session_options *o)
 {
     if (o->n_ctx < 0 || o->n_ctx > m->m.cfg.max_pos)
         return api_merr(m, DUET_ERR_ARG, "n_ctx %d: expected 1..%d (the model's max_position_embeddings), or 0",
                         o->n_ctx, m->m.cfg.max_pos);
     if (o->kv_type != DUET_KV_F16 && o->kv_type != DUET_KV_F32) return api_merr(m, DUET_ERR_ARG, "kv_type: f16 or f32");
-    if (!(o->temperature >= 0) || o->top_k < 0 || !(o->top_p > 0 && o->top_p <= 1) || !(o->min_p >= 0 && o->min_p <= 1) ||
-        !(o->repetition_penalty > 0) || o->max_tokens < 0 || o->n_stop_ids < 0 || o->n_stop_ids > DUET_MAX_STOPS)
-        return api_merr(m, DUET_ERR_ARG, "sampling options out of range (temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
-                                         "0 <= min_p <= 1, repetition_penalty > 0, max_tokens >= 0)");
+    if (!(o->temperature >= 0 && o->temperature <= LIMIT_TEMPERATURE))
+        return api_merr(m, DUET_ERR_ARG, "temperature %g: expected 0 .. %g", (double)o->temperature, LIMIT_TEMPERATURE);
+    if (o->top_k < 0) return api_merr(m, DUET_ERR_ARG, "top_k %d: expected 0 (off) or more", o->top_k);
+    if (!(o->top_p > 0 && o->top_p <= 1)) return api_merr(m, DUET_ERR_ARG, "top_p %g: expected 0 < top_p <= 1", (double)o->top_p);
+    if (!(o->min_p >= 0 && o->min_p <= 1)) return api_merr(m, DUET_ERR_ARG, "min_p %g: expected 0 .. 1", (double)o->min_p);
+    if (!(o->repetition_penalty > 0 && o->repetition_penalty <= LIMIT_PENALTY))
+        return api_merr(m, DUET_ERR_ARG, "repetition_penalty %g: expected 0 < value <= %g", (double)o->repetition_penalty,
+                        LIMIT_PENALTY);
+    if (!(fabsf(o->frequency_penalty) <= LIMIT_PENALTY))
+        return api_merr(m, DUET_ERR_ARG, "frequency_penalty %g: expected -%g .. %g", (double)o->frequency_penalty,
+                        LIMIT_PENALTY, LIMIT_PENALTY);
+    if (!(fabsf(o->presence_penalty) <= LIMIT_PENALTY))
+        return api_merr(m, DUET_ERR_ARG, "presence_penalty %g: expected -%g .. %g", (double)o->presence_penalty,
+                        LIMIT_PENALTY, LIMIT_PENALTY);
+    if (o->max_tokens < 0) return api_merr(m, DUET_ERR_ARG, "max_tokens %d: expected 0 (no limit) or more", o->max_tokens);
+    if (o->n_stop_ids < 0 || o->n_stop_ids > DUET_MAX_STOPS)
+        return api_merr(m, DUET_ERR_ARG, "n_stop_ids %d: expected 0 .. %d", o->n_stop_ids, DUET_MAX_STOPS);
     for (int i = 0; i < o->n_stop_ids; i++)
         if (o->stop_ids[i] < 0 || o->stop_ids[i] >= m->m.cfg.vocab_size)
             return api_merr(m, DUET_ERR_ARG, "stop_ids[%d] = %d is not a token id", i, o->stop_ids[i]);
+    for (int i = 0; i < DUET_MAX_STOPS && o->stop[i]; i++)
+        if (strlen(o->stop[i]) > LIMIT_STOP_BYTES)
+            return api_merr(m, DUET_ERR_ARG, "stop[%d]: %zu bytes (expected at most %d)", i, strlen(o->stop[i]), LIMIT_STOP_BYTES);
     return 0;
 }
 
@@ -111,6 +130,8 @@ int duet_session_create(duet_model *m, const duet_session_options *o, duet_sessi
     if (sampler_init(&s->smp, &sp, m->m.cfg.vocab_size) || !(s->logits = malloc((size_t)m->m.cfg.vocab_size * sizeof(float))) ||
         !(s->hist = malloc((size_t)n_ctx * sizeof *s->hist)))
         goto oom;
+    for (int id = 0; m->tok && id < m->m.cfg.vocab_size; id++) /* padded embedding rows: never sampled */
+        if (!tokenizer_token_bytes(m->tok, id, NULL) && sampler_ban(&s->smp, id)) goto oom;
 
     pthread_mutex_lock(&m->lock);
     if (m->n_sess == m->cap_sess) {
@@ -366,6 +387,13 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
             break;
         }
         int tok = sampler_sample(&s->smp, s->logits);
+        if (tok < 0) {
+            finish = api_serr(s, DUET_ERR_FORMAT,
+                              "the model produced non-finite logits (inf or NaN) at position %d: the weights, the adapter "
+                              "or the cached keys and values overflow",
+                              s->n_hist);
+            break;
+        }
         if (s->stats.n_gen++ == 0) t1 = now_s();
         if (s->n_hist == s->o.n_ctx) {
             finish = DUET_FINISH_CONTEXT;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "load/limits.h"
 
 int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e)
 {
@@ -24,17 +25,17 @@ int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e)
         return 1;
     }
     if (!strcmp(a, "--threads")) {
-        if (cli_arg_int(argc, argv, i, &n, 0, 1024, e)) return -1;
+        if (cli_arg_int(argc, argv, i, &n, 0, LIMIT_THREADS, e)) return -1;
         o->threads = (int)n;
         return 1;
     }
     if (!strcmp(a, "--ctx")) {
-        if (cli_arg_int(argc, argv, i, &n, 1, 1 << 24, e)) return -1;
+        if (cli_arg_int(argc, argv, i, &n, 1, LIMIT_MAX_POS, e)) return -1; /* and the model's own, at seq_init */
         o->ctx = (int)n;
         return 1;
     }
     if (!strcmp(a, "--chunk")) {
-        if (cli_arg_int(argc, argv, i, &n, 1, 1 << 20, e)) return -1;
+        if (cli_arg_int(argc, argv, i, &n, 1, LIMIT_PREFILL_CHUNK, e)) return -1;
         o->chunk = (int)n;
         return 1;
     }

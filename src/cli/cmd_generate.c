@@ -134,7 +134,10 @@ int cmd_generate(int argc, char **argv)
     if (tok) detok_init(&dt, tok);
 
     int rc = 1, vocab = m.cfg.vocab_size;
-    int ctx = o.ctx ? o.ctx : n_prompt + (int)max_tokens;
+    /* the context: --ctx, else prompt + output up to the model's positions
+     * (seq_init refuses more than max_position_embeddings, as the API does) */
+    long want_ctx = (long)n_prompt + max_tokens;
+    int ctx = o.ctx ? o.ctx : (int)(want_ctx < m.cfg.max_pos ? want_ctx : m.cfg.max_pos);
     Seq q = {0};
     Sampler smp = {0};
     float *lg = malloc((size_t)vocab * sizeof(float));
@@ -147,14 +150,24 @@ int cmd_generate(int argc, char **argv)
     }
     if (seq_init(&q, &m, ctx, o.kv_type, ad, &e)) goto fail;
     for (int i = 0; i < n_prompt; i++) sampler_accept(&smp, prompt[i]);
+    for (int id = 0; tok && id < vocab; id++) /* padded embedding rows have no text: never sampled */
+        if (!tokenizer_token_bytes(tok, id, NULL) && sampler_ban(&smp, id)) {
+            err_set(&e, "out of memory");
+            goto fail;
+        }
     if (max_tokens > 0) {
         if (seq_prefill(&q, k, prompt, n_prompt, o.chunk ? o.chunk : 512, lg, NULL, &e)) goto fail;
         t1 = now_s();
         for (;;) {
             int t = sampler_sample(&smp, lg);
+            if (t < 0) {
+                err_set(&e, "the model produced non-finite logits (inf or NaN) after %d tokens: the weights or the adapter "
+                        "overflow", n_prompt + n_out);
+                goto fail;
+            }
             out[n_out++] = t;
             sampler_accept(&smp, t);
-            int stop = n_out >= max_tokens || (!ignore_eos && is_eos(&m.cfg, t));
+            int stop = n_out >= max_tokens || (!ignore_eos && is_eos(&m.cfg, t)) || q.n_past >= ctx; /* full */
             if (stream_text && !(stop && is_eos(&m.cfg, t))) {
                 size_t len;
                 const char *piece = detok_push(&dt, t, &len, &e);

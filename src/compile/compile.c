@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "compile/compile_int.h"
+#include "load/limits.h"
 #include "util/clock.h"
 
 /* Opens the base folder and every adapter, with errors naming the adapter. */
@@ -15,11 +16,8 @@ static int open_all(Model *m, const CompileOpts *o, Err *e)
     if (model_open_dir(m, o->base_dir, e)) return -1;
     for (int i = 0; i < o->n_adapters; i++) {
         const CompileAdapter *a = &o->adapters[i];
-        if (!a->name || !a->name[0] || strlen(a->name) > 63 || strpbrk(a->name, "\"\\/ \t\n")) {
-            err_set(e, "adapter %d: name \"%s\" must be 1..63 characters without spaces, quotes or slashes", i + 1,
-                    a->name ? a->name : "");
-            return -1;
-        }
+        if (!a->name) return err_set(e, "adapter %d: no name", i + 1);
+        if (limit_adapter_name(a->name, a->dir, e)) return -1; /* the rule a .duet reader applies */
         for (int j = 0; j < i; j++)
             if (!strcmp(o->adapters[j].name, a->name))
                 return err_set(e, "adapter name \"%s\" is given twice (%s and %s)", a->name, o->adapters[j].dir, a->dir);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/limits.h"
 #include "util/json.h"
 
 const char *arch_name(Arch a)
@@ -63,11 +64,11 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
         err_set(e, "%s: field \"model_type\" is \"%.40s\" (duet runs qwen2, qwen3 and llama)", name, mt);
         goto out;
     }
-    if (get_size(j, "hidden_size", &c->dim, 1 << 16, name, e) ||
-        get_size(j, "num_hidden_layers", &c->n_layers, 1024, name, e) ||
-        get_size(j, "num_attention_heads", &c->n_heads, 1024, name, e) ||
-        get_size(j, "intermediate_size", &c->hidden_dim, 1 << 20, name, e) ||
-        get_size(j, "vocab_size", &c->vocab_size, 1 << 24, name, e))
+    if (get_size(j, "hidden_size", &c->dim, LIMIT_DIM, name, e) ||
+        get_size(j, "num_hidden_layers", &c->n_layers, LIMIT_LAYERS, name, e) ||
+        get_size(j, "num_attention_heads", &c->n_heads, LIMIT_HEADS, name, e) ||
+        get_size(j, "intermediate_size", &c->hidden_dim, LIMIT_HIDDEN, name, e) ||
+        get_size(j, "vocab_size", &c->vocab_size, LIMIT_VOCAB, name, e))
         goto out;
     long long v;
     int r = json_get_int(j, "num_key_value_heads", 0, &v, name, e);
@@ -81,8 +82,8 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
     r = json_get_int(j, "head_dim", 0, &v, name, e);
     if (r < 0) goto out;
     if (r == 0 && v > 0) {
-        if (v > 4096 || v % 2) {
-            err_set(e, "%s: field \"head_dim\" is %lld (expected an even number up to 4096)", name, v);
+        if (v > LIMIT_HEAD_DIM || v % 2) {
+            err_set(e, "%s: field \"head_dim\" is %lld (expected an even number up to %d)", name, v, LIMIT_HEAD_DIM);
             goto out;
         }
         c->head_dim = (int)v;
@@ -100,7 +101,7 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
     }
     r = json_get_int(j, "max_position_embeddings", 0, &v, name, e);
     if (r < 0) goto out;
-    c->max_pos = r ? 32768 : (int)(v > 0 && v < INT_MAX ? v : 32768);
+    c->max_pos = r ? 32768 : (int)(v > 0 && v <= INT_MAX ? v : (v > INT_MAX ? INT_MAX : 32768));
 
     /* rope theta: top level (older layout) or rope_parameters (transformers 5) */
     double theta = 10000.0;
@@ -120,7 +121,7 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
         err_set(e, "%s: field \"rope_theta\" must be positive", name);
         goto out;
     }
-    c->rope_theta = (float)theta;
+    c->rope_theta = theta < 3e38 ? (float)theta : 3e38f; /* config_check bounds it */
     if (rs && !cJSON_IsNull(rs)) {
         const char *rt = NULL;
         if (!cJSON_IsObject(rs) || json_get_str(rs, "rope_type", 0, &rt, name, e) < 0) {
@@ -168,7 +169,7 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
     c->bos_id = -1;
     if (json_get_int(j, "bos_token_id", 0, &v, name, e) == 0 && v >= 0 && v < c->vocab_size) c->bos_id = (int)v;
     if (get_eos(c, j, name, e) < 0) goto out;
-    rc = 0;
+    rc = config_check(c, name, e); /* the limits a .duet's config gets too */
 out:
     cJSON_Delete(j);
     return rc;
@@ -195,6 +196,7 @@ int config_load_dir(ModelConfig *c, const char *dir, Err *e)
     if (rc == 0) {
         c->n_eos = tmp.n_eos;
         memcpy(c->eos_ids, tmp.eos_ids, sizeof c->eos_ids);
+        rc = config_check(c, path, e);
     }
     cJSON_Delete(g);
     return rc < 0 ? -1 : 0;
@@ -203,29 +205,37 @@ int config_load_dir(ModelConfig *c, const char *dir, Err *e)
 int config_check(const ModelConfig *c, const char *name, Err *e)
 {
     if (c->arch < ARCH_QWEN2 || c->arch > ARCH_QWEN3) return err_set(e, "%s: config: unknown architecture", name);
-#define RANGE(f, lo, hi)                                                                                              \
-    if (c->f < (lo) || c->f > (hi)) return err_set(e, "%s: config: field \"" #f "\" is %d (expected %d .. %d)", name, c->f, lo, hi)
-    RANGE(dim, 1, 1 << 16);
-    RANGE(n_layers, 1, 1024);
-    RANGE(n_heads, 1, 1024);
-    RANGE(n_kv_heads, 1, c->n_heads);
-    RANGE(head_dim, 2, 4096);
-    RANGE(hidden_dim, 1, 1 << 20);
-    RANGE(vocab_size, 1, 1 << 24);
-    RANGE(max_pos, 1, 1 << 30);
-    RANGE(tie_embeddings, 0, 1);
-    RANGE(qkv_bias, 0, 1);
-    RANGE(qk_norm, 0, 1);
-    RANGE(bos_id, -1, c->vocab_size - 1);
-    RANGE(n_eos, 0, CONFIG_MAX_EOS);
+    /* each field with its config.json name, so one message serves both files */
+#define RANGE(f, hf, lo, hi)                                                                                          \
+    if (c->f < (lo) || c->f > (hi))                                                                                   \
+    return err_set(e, "%s: config: field \"" #f "\" (" hf ") is %d (expected %d .. %d)", name, c->f, lo, hi)
+    RANGE(dim, "hidden_size", 1, LIMIT_DIM);
+    RANGE(n_layers, "num_hidden_layers", 1, LIMIT_LAYERS);
+    RANGE(n_heads, "num_attention_heads", 1, LIMIT_HEADS);
+    RANGE(n_kv_heads, "num_key_value_heads", 1, c->n_heads);
+    RANGE(head_dim, "head_dim", 2, LIMIT_HEAD_DIM);
+    RANGE(hidden_dim, "intermediate_size", 1, LIMIT_HIDDEN);
+    RANGE(vocab_size, "vocab_size", 1, LIMIT_VOCAB);
+    RANGE(max_pos, "max_position_embeddings", 1, LIMIT_MAX_POS);
+    RANGE(tie_embeddings, "tie_word_embeddings", 0, 1);
+    RANGE(qkv_bias, "attention_bias", 0, 1);
+    RANGE(qk_norm, "qk_norm", 0, 1);
+    RANGE(bos_id, "bos_token_id", -1, c->vocab_size - 1);
+    RANGE(n_eos, "eos_token_id", 0, CONFIG_MAX_EOS);
 #undef RANGE
     if (c->n_heads % c->n_kv_heads)
         return err_set(e, "%s: config: n_kv_heads = %d does not divide n_heads = %d", name, c->n_kv_heads, c->n_heads);
+    if (c->n_heads / c->n_kv_heads > LIMIT_GQA_GROUP)
+        return err_set(e, "%s: config: %d query heads per key/value head (num_attention_heads / num_key_value_heads; "
+                       "expected at most %d)", name, c->n_heads / c->n_kv_heads, LIMIT_GQA_GROUP);
     if (c->head_dim % 2) return err_set(e, "%s: config: head_dim %d is odd (rotary embeddings need it even)", name, c->head_dim);
-    if (!(c->rope_theta > 0 && c->rope_theta < 1e30f)) return err_set(e, "%s: config: rope_theta must be positive", name);
-    if (!(c->norm_eps > 0 && c->norm_eps < 1)) return err_set(e, "%s: config: norm_eps must be in (0, 1)", name);
+    if (!(c->rope_theta > 0 && c->rope_theta < LIMIT_ROPE_THETA))
+        return err_set(e, "%s: config: rope_theta %g: expected a positive number below %g", name, (double)c->rope_theta,
+                       LIMIT_ROPE_THETA);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1)) return err_set(e, "%s: config: norm_eps (rms_norm_eps) must be in (0, 1)", name);
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
-            return err_set(e, "%s: config: eos id %d is outside the vocabulary", name, c->eos_ids[i]);
+            return err_set(e, "%s: config: eos id %d (eos_token_id) is outside the vocabulary (expected 0 .. %d)", name, c->eos_ids[i],
+                           c->vocab_size - 1);
     return 0;
 }

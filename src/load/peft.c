@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "load/limits.h"
 #include "load/peft_match.h"
 #include "load/safetensors.h"
 #include "util/half.h"
@@ -141,7 +142,14 @@ static int select_modules(Want *want, const PeftRules *ru, const ModelConfig *cf
             w->r = 0;
             if (!hit) continue;
             if (peft_rules_rank_alpha(ru, key, &w->r, &w->alpha, file, e)) return -1;
+            if (w->r > LIMIT_LORA_RANK)
+                return err_set(e, "%s: %s: rank %d (r / rank_pattern) is above duet's limit of %d", file, key, w->r,
+                               LIMIT_LORA_RANK);
             w->scale = ru->use_rslora ? w->alpha / sqrt((double)w->r) : w->alpha / w->r;
+            if (!(fabs(w->scale) <= LIMIT_LORA_SCALE))
+                return err_set(e, "%s: %s: scale lora_alpha / %s = %g (lora_alpha / alpha_pattern) is above duet's "
+                               "limit of %g",
+                               file, key, ru->use_rslora ? "sqrt(r)" : "r", w->scale, LIMIT_LORA_SCALE);
             any = 1;
         }
     if (!any) return err_set(e, "%s: target_modules, exclude_modules and layers_to_transform select no module", file);
@@ -399,10 +407,13 @@ static int load(Adapter *a, const char *dir, const ModelConfig *cfg, const char 
         lp->B = (QMat){.type = DT_F32, .rows = proj_out(cfg, p), .cols = r, .data = buf};
         to_f32(buf, slots[i].B);
         buf += st_numel(slots[i].B);
-        if (slots[i].M) {
+        rc = limit_finite_qmat(&lp->A, spath, slots[i].A->name, e) || limit_finite_qmat(&lp->B, spath, slots[i].B->name, e) ? -1 : 0;
+        if (!rc && slots[i].M) {
+            QMat mq = {.type = DT_F32, .rows = 1, .cols = proj_out(cfg, p), .data = buf};
             to_f32(buf, slots[i].M);
             lp->dora = buf;
             buf += st_numel(slots[i].M);
+            rc = limit_finite_qmat(&mq, spath, slots[i].M->name, e);
         }
     }
     if (!rc) {

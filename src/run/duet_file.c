@@ -4,6 +4,7 @@
 #include "run/duet_file.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,9 @@
 
 #include <xxhash.h>
 
+#include "load/limits.h"
 #include "util/json.h"
 
-#define MAX_LORA_RANK 256 /* forward.c's LORA_MAX_RANK */
 
 typedef struct TEnt {
     const char *name;
@@ -32,7 +33,7 @@ typedef struct Parse {
     const unsigned char *buf;
     uint64_t len, blob_off;
     const char *name;
-    TEnt *t;
+    TEnt *t;                   /* sorted by name once read (want() searches it) */
     int n_t;
     Span *sp;
     int n_sp, cap_sp;
@@ -143,6 +144,8 @@ static int check_blob_hashes(Parse *P, const cJSON *j, Err *e)
     return 0;
 }
 
+static int tent_cmp(const void *a, const void *b) { return strcmp(((const TEnt *)a)->name, ((const TEnt *)b)->name); }
+
 static int parse_tensors(Parse *P, const cJSON *j, Err *e)
 {
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "tensors");
@@ -155,8 +158,6 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name"), *ty = cJSON_GetObjectItemCaseSensitive(o, "type");
         if (!cJSON_IsString(nm)) return err_set(e, "%s: tensor %d: field \"name\": expected a string", P->name, P->n_t);
         t->name = nm->valuestring;
-        for (int i = 0; i < P->n_t; i++)
-            if (!strcmp(P->t[i].name, t->name)) return err_set(e, "%s: tensor \"%.80s\" appears twice", P->name, t->name);
         char what[128];
         snprintf(what, sizeof what, "tensor \"%.80s\"", t->name);
         int type = cJSON_IsString(ty) ? dtype_from_name(ty->valuestring) : -1;
@@ -191,6 +192,12 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
         }
         P->n_t++;
     }
+    /* sorted by name: duplicates are neighbours, and want() is a binary search
+     * (a linear one made opening quadratic in the tensor count) */
+    qsort(P->t, (size_t)P->n_t, sizeof *P->t, tent_cmp);
+    for (int i = 1; i < P->n_t; i++)
+        if (!strcmp(P->t[i - 1].name, P->t[i].name))
+            return err_set(e, "%s: tensor \"%.80s\" appears twice", P->name, P->t[i].name);
     return 0;
 }
 
@@ -201,9 +208,8 @@ enum { ANY_TYPE = 0, F32_ONLY = 1, F32_OR_F16 = 2 };
 /* The tensor `name` with shape rows x cols and a type allowed by `types`. */
 static const QMat *want(Parse *P, const char *name, int rows, int cols, int types, Err *e)
 {
-    for (int i = 0; i < P->n_t; i++) {
-        TEnt *t = &P->t[i];
-        if (strcmp(t->name, name)) continue;
+    TEnt key = {.name = name}, *t = P->n_t ? bsearch(&key, P->t, (size_t)P->n_t, sizeof *P->t, tent_cmp) : NULL;
+    if (t) {
         if (t->q.rows != rows || t->q.cols != cols)
             return err_set(e, "%s: tensor \"%s\" is %d x %d (expected %d x %d)", P->name, name, t->q.rows, t->q.cols, rows, cols), NULL;
         if ((types == F32_ONLY && (t->q.type != DT_F32 || t->q.in_scale)) ||
@@ -235,16 +241,17 @@ static int parse_config(Parse *P, const cJSON *j, ModelConfig *c, Err *e)
     else if (!strcmp(an, "qwen3")) c->arch = ARCH_QWEN3;
     else return err_set(e, "%s: config: field \"arch\" is \"%.40s\" (expected qwen2, qwen3 or llama)", P->name, an);
     const char *w = "config";
-    if (get_int(o, "dim", &c->dim, 1, 1 << 16, w, P, e) || get_int(o, "n_layers", &c->n_layers, 1, 1024, w, P, e) ||
-        get_int(o, "n_heads", &c->n_heads, 1, 1024, w, P, e) || get_int(o, "n_kv_heads", &c->n_kv_heads, 1, 1024, w, P, e) ||
-        get_int(o, "head_dim", &c->head_dim, 2, 4096, w, P, e) || get_int(o, "hidden_dim", &c->hidden_dim, 1, 1 << 20, w, P, e) ||
-        get_int(o, "vocab_size", &c->vocab_size, 1, 1 << 24, w, P, e) || get_int(o, "max_pos", &c->max_pos, 1, 1 << 30, w, P, e) ||
-        get_int(o, "bos_id", &c->bos_id, -1, 1 << 24, w, P, e))
+    /* any int here; config_check applies the limits (load/limits.h), as for a config.json */
+    if (get_int(o, "dim", &c->dim, 0, INT_MAX, w, P, e) || get_int(o, "n_layers", &c->n_layers, 0, INT_MAX, w, P, e) ||
+        get_int(o, "n_heads", &c->n_heads, 0, INT_MAX, w, P, e) || get_int(o, "n_kv_heads", &c->n_kv_heads, 0, INT_MAX, w, P, e) ||
+        get_int(o, "head_dim", &c->head_dim, 0, INT_MAX, w, P, e) || get_int(o, "hidden_dim", &c->hidden_dim, 0, INT_MAX, w, P, e) ||
+        get_int(o, "vocab_size", &c->vocab_size, 0, INT_MAX, w, P, e) || get_int(o, "max_pos", &c->max_pos, 0, INT_MAX, w, P, e) ||
+        get_int(o, "bos_id", &c->bos_id, -1, INT_MAX, w, P, e))
         return -1;
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(o, "rope_theta"), *ne = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
     if (!cJSON_IsNumber(rt) || !cJSON_IsNumber(ne)) return err_set(e, "%s: config: rope_theta and norm_eps must be numbers", P->name);
-    c->rope_theta = (float)rt->valuedouble;
-    c->norm_eps = (float)ne->valuedouble;
+    c->rope_theta = fabs(rt->valuedouble) < 3e38 ? (float)rt->valuedouble : INFINITY; /* config_check refuses it */
+    c->norm_eps = fabs(ne->valuedouble) < 3e38 ? (float)ne->valuedouble : INFINITY;
     const char *bools[3] = {"tie_embeddings", "qkv_bias", "qk_norm"};
     int *bv[3] = {&c->tie_embeddings, &c->qkv_bias, &c->qk_norm};
     for (int i = 0; i < 3; i++) {
@@ -301,8 +308,10 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
     const ModelConfig *c = &m->cfg;
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name"), *hs = cJSON_GetObjectItemCaseSensitive(o, "source_hash");
     const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(o, "pairs");
-    if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) > 63)
-        return err_set(e, "%s: adapter: field \"name\": expected a string of 1 .. 63 bytes", P->name);
+    char where[4200];
+    snprintf(where, sizeof where, "%s: adapter", P->name);
+    if (!cJSON_IsString(nm)) return err_set(e, "%s: adapter: field \"name\": expected a string", P->name);
+    if (limit_adapter_name(nm->valuestring, where, e)) return -1;
     const char *name = nm->valuestring;
     if (model_find_adapter(m, name) >= 0) return err_set(e, "%s: adapter name \"%s\" appears twice", P->name, name);
     if (!cJSON_IsArray(pairs)) return err_set(e, "%s: adapter \"%s\": field \"pairs\": expected an array", P->name, name);
@@ -320,13 +329,14 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
         int layer, r, p;
         const cJSON *pj = cJSON_GetObjectItemCaseSensitive(po, "proj"), *sc = cJSON_GetObjectItemCaseSensitive(po, "scale");
         const cJSON *A = cJSON_GetObjectItemCaseSensitive(po, "A"), *B = cJSON_GetObjectItemCaseSensitive(po, "B");
-        if (get_int(po, "layer", &layer, 0, c->n_layers - 1, what, P, e) || get_int(po, "r", &r, 1, MAX_LORA_RANK, what, P, e))
+        if (get_int(po, "layer", &layer, 0, c->n_layers - 1, what, P, e) || get_int(po, "r", &r, 1, LIMIT_LORA_RANK, what, P, e))
             return -1;
         for (p = 0; p < P_COUNT; p++)
             if (cJSON_IsString(pj) && !strcmp(pj->valuestring, proj_name((Proj)p))) break;
         if (p == P_COUNT) return err_set(e, "%s: %s: field \"proj\": expected q_proj .. down_proj", P->name, what);
-        if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble) || !cJSON_IsString(A) || !cJSON_IsString(B))
-            return err_set(e, "%s: %s: expected a finite \"scale\" and tensor names \"A\", \"B\"", P->name, what);
+        if (!cJSON_IsNumber(sc) || !(fabs(sc->valuedouble) <= LIMIT_LORA_SCALE) || !cJSON_IsString(A) || !cJSON_IsString(B))
+            return err_set(e, "%s: %s: expected a \"scale\" of magnitude at most %g and tensor names \"A\", \"B\"", P->name,
+                           what, LIMIT_LORA_SCALE);
         LoraPair *lp = &a->pairs[layer * P_COUNT + p];
         if (lp->r) return err_set(e, "%s: %s: layer %d %s appears twice", P->name, what, layer, proj_name((Proj)p));
         const QMat *qa = want(P, A->valuestring, r, proj_in(c, (Proj)p), F32_OR_F16, e);
@@ -391,6 +401,8 @@ static int parse_meta(Parse *P, Model *m, uint64_t meta_size, Err *e)
             err_set(e, "%s: data regions overlap at byte %llu", P->name, (unsigned long long)P->sp[i].off);
             goto out;
         }
+    for (int i = 0; i < P->n_t; i++) /* the regions are checked: their values can be read */
+        if (limit_finite_qmat(&P->t[i].q, P->name, P->t[i].name, e)) goto out;
     if (build_weights(P, m, e)) goto out;
     if (ads && !cJSON_IsArray(ads)) {
         err_set(e, "%s: meta: field \"adapters\": expected an array", P->name);

@@ -19,6 +19,8 @@ int kv_init(KVCache *kv, const ModelConfig *c, int n_ctx, KvType type, Err *e)
 {
     memset(kv, 0, sizeof *kv);
     if (n_ctx <= 0) return err_set(e, "context length must be positive, got %d", n_ctx);
+    if (n_ctx > c->max_pos) /* the one rule for the CLI and the API: no positions the model was not trained for */
+        return err_set(e, "a context of %d positions exceeds the model's max_position_embeddings (%d)", n_ctx, c->max_pos);
     size_t half = kv_bytes(c, n_ctx, type) / 2;
     kv->k = malloc(half);
     kv->v = malloc(half);

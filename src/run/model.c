@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "load/limits.h"
 #include "util/half.h"
 
 /* Converts an F32/F16/BF16 tensor to float32 (n values). */
@@ -33,6 +34,8 @@ static const float *vec(Model *m, const char *name, int n, float **cursor, Err *
     if (!t) return NULL;
     float *out = *cursor;
     tensor_f32(out, t, (size_t)n);
+    QMat q = {.type = DT_F32, .rows = 1, .cols = n, .data = out};
+    if (limit_finite_qmat(&q, m->ckpt.dir, name, e)) return NULL;
     *cursor += n;
     return out;
 }
@@ -47,7 +50,7 @@ static int mat(Model *m, QMat *q, const char *name, int rows, int cols, Err *e)
     q->rows = rows;
     q->cols = cols;
     q->data = t->data;
-    return 0;
+    return limit_finite_qmat(q, m->ckpt.dir, name, e);
 }
 
 int model_open_dir(Model *m, const char *dir, Err *e)
@@ -116,10 +119,10 @@ static const float *lora_a_f32(const LoraPair *lp, float **tofree)
     return *tofree = a;
 }
 
-/* W + scale * B A, row r, into row (cols floats); A as from lora_a_f32. */
-static void merged_row(float *row, const QMat *W, const LoraPair *lp, const float *A, int r)
+/* W + scale * B A, row r, into row (cols floats); A as from lora_a_f32;
+ * b is room for one row of B (lp->r floats). */
+static void merged_row(float *row, float *b, const QMat *W, const LoraPair *lp, const float *A, int r)
 {
-    float b[lp->r];
     qmat_row_f32(row, W, r);
     qmat_row_f32(b, &lp->B, r);
     for (int k = 0; k < lp->r; k++) {
@@ -137,8 +140,12 @@ static int dora_attach(const Model *m, Adapter *a, Err *e)
     int cols = m->cfg.dim;
     for (int p = 0; p < P_COUNT; p++)
         if (proj_in(&m->cfg, (Proj)p) > cols) cols = proj_in(&m->cfg, (Proj)p);
-    float *row = malloc((size_t)cols * sizeof *row);
-    if (!row) return err_set(e, "out of memory");
+    float *row = malloc((size_t)cols * sizeof *row), *b = malloc(LIMIT_LORA_RANK * sizeof *b);
+    if (!row || !b) {
+        free(row);
+        free(b);
+        return err_set(e, "out of memory");
+    }
     for (int l = 0; l < m->cfg.n_layers; l++) {
         for (int p = 0; p < P_COUNT; p++) {
             const LoraPair *lp = adapter_pair(a, l, (Proj)p);
@@ -149,10 +156,11 @@ static int dora_attach(const Model *m, Adapter *a, Err *e)
             const float *A = lora_a_f32(lp, &tmp);
             if (!A) {
                 free(row);
+                free(b);
                 return err_set(e, "out of memory");
             }
             for (int r = 0; r < W->rows; r++) {
-                merged_row(row, W, lp, A, r);
+                merged_row(row, b, W, lp, A, r);
                 double ss = 0;
                 for (int j = 0; j < W->cols; j++) ss += (double)row[j] * row[j];
                 d[r] = ss > 0 ? (float)(d[r] / sqrt(ss)) : 0.0f;
@@ -161,6 +169,7 @@ static int dora_attach(const Model *m, Adapter *a, Err *e)
         }
     }
     free(row);
+    free(b);
     return 0;
 }
 
@@ -177,7 +186,8 @@ int model_load_lora(const Model *m, Adapter *a, const char *dir, const char *nam
 
 int model_add_lora(Model *m, const char *dir, const char *name, Err *e)
 {
-    if (model_find_adapter(m, name) >= 0) return err_set(e, "adapter name \"%s\" is used twice", name);
+    if (name && limit_adapter_name(name, dir, e)) return -1;
+    if (name && model_find_adapter(m, name) >= 0) return err_set(e, "adapter name \"%s\" is used twice", name);
     Adapter *na = realloc(m->adapters, (size_t)(m->n_adapters + 1) * sizeof *na);
     if (!na) return err_set(e, "out of memory");
     m->adapters = na;
@@ -231,12 +241,12 @@ int model_merge_adapter(Model *m, int idx, Err *e)
             float *w = malloc((size_t)W->rows * W->cols * sizeof *w);
             if (!w) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
             m->owned[m->n_owned++] = w;
-            float *tmp;
+            float *tmp, b[LIMIT_LORA_RANK];
             const float *A = lora_a_f32(lp, &tmp);
             if (!A) return err_set(e, "out of memory merging adapter \"%s\"", a->name);
             for (int r = 0; r < W->rows; r++) {
                 float *row = w + (size_t)r * W->cols;
-                merged_row(row, W, lp, A, r);
+                merged_row(row, b, W, lp, A, r);
                 if (lp->dora)
                     for (int j = 0; j < W->cols; j++) row[j] *= lp->dora[r];
             }

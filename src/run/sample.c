@@ -36,6 +36,7 @@ void sampler_free(Sampler *s)
     free(s->prob);
     free(s->counts);
     free(s->sorted);
+    free(s->ban);
     memset(s, 0, sizeof *s);
 }
 
@@ -88,20 +89,40 @@ static void apply_penalties(Sampler *s, float *logits)
     }
 }
 
+int sampler_ban(Sampler *s, int id)
+{
+    if (id < 0 || id >= s->vocab) return 0;
+    if (s->n_ban == s->cap_ban) {
+        int nc = s->cap_ban ? 2 * s->cap_ban : 64;
+        int *nb = realloc(s->ban, (size_t)nc * sizeof *nb);
+        if (!nb) return -1;
+        s->ban = nb;
+        s->cap_ban = nc;
+    }
+    s->ban[s->n_ban++] = id;
+    return 0;
+}
+
 int sampler_sample(Sampler *s, float *logits)
 {
     const SampleParams *p = &s->p;
+    int bad = 0;
+    for (int i = 0; i < s->vocab; i++) bad |= !(logits[i] < INFINITY); /* NaN or +inf */
+    if (bad) return -1;
+    for (int i = 0; i < s->n_ban; i++) logits[s->ban[i]] = -INFINITY;
     apply_penalties(s, logits);
-    if (p->temperature <= 0) return argmax(logits, s->vocab);
-    float mx = logits[argmax(logits, s->vocab)];
+    int best = argmax(logits, s->vocab);
+    if (!(logits[best] > -INFINITY)) return -1; /* every id banned or -inf */
+    if (p->temperature < 1e-6f) return best;
+    float mx = logits[best];
     /* candidates: tokens within exp(-30) of the best; the rest carry < 1e-8 of the mass */
     int n = 0;
     float cut = mx - 30.0f * p->temperature;
     for (int i = 0; i < s->vocab; i++)
-        if (logits[i] >= cut) s->cand[n++] = i;
+        if (logits[i] >= cut && logits[i] > -INFINITY) s->cand[n++] = i; /* at least the best: mx is finite */
     for (int i = 0; i < n; i++) {
         s->sorted[i].id = s->cand[i];
-        s->sorted[i].logit = logits[s->cand[i]] / p->temperature;
+        s->sorted[i].logit = (float)(((double)logits[s->cand[i]] - mx) / p->temperature); /* in -30 .. 0 */
     }
     qsort(s->sorted, (size_t)n, sizeof *s->sorted, cmp_cand);
     for (int i = 0; i < n; i++) s->cand[i] = s->sorted[i].id;

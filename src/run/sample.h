@@ -35,6 +35,8 @@ typedef struct Sampler {
     float *prob;    /* (vocab) */
     int *counts;    /* (vocab) occurrences in the history, for penalties */
     Cand *sorted;   /* (vocab) candidates in descending order */
+    int *ban;       /* (n_ban) ids never sampled: rows of the embedding without a token */
+    int n_ban, cap_ban;
 } Sampler;
 
 /* 0, or -1 on allocation failure. */
@@ -49,7 +51,15 @@ void sampler_accept(Sampler *s, int token);
 /* Forgets the history (a cleared context). */
 void sampler_reset(Sampler *s);
 
-/* Picks the next token. Modifies logits in place (penalties, temperature). */
+/* Never samples `id` from now on (Qwen pads its embedding with rows that
+ * have no token: sampling one would end the text with an error). 0, or -1
+ * out of memory. Kept by sampler_reset and sampler_set_params. */
+int sampler_ban(Sampler *s, int id);
+
+/* Picks the next token. Modifies logits in place (penalties, temperature,
+ * banned ids). -1 when the logits hold a NaN or +inf (weights or an adapter
+ * that overflow: every choice would be meaningless) or when no id is left.
+ * A temperature below 1e-6 is greedy (dividing by it would overflow). */
 int sampler_sample(Sampler *s, float *logits);
 
 /* Index of the largest value (the first one on ties, as torch.argmax). */

@@ -25,6 +25,7 @@ int err_prefix(Err *e, const char *fmt, ...)
         va_end(ap);
         memcpy(old, e->msg, sizeof old);
         size_t n = strlen(pre);
+        while (n && (pre[n - 1] == ' ' || pre[n - 1] == ':')) n--; /* the ": " is added here, once */
         if (n > sizeof e->msg - 3) n = sizeof e->msg - 3;
         memcpy(e->msg, pre, n);
         memcpy(e->msg + n, ": ", 2);

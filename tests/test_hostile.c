@@ -1,0 +1,537 @@
+/* test_hostile.c - duet against hostile files and careless callers (issue
+ * 16): non-finite weights, adapters and options; options out of range; one
+ * set of limits for load, compile and open; a .duet with 80,000 tensors;
+ * sampling ids the tokenizer lacks; adapter names with escapes. Each case
+ * plants one flaw in a copy of the tiny fixture (checksums recomputed where
+ * the file has them) and checks the status and the message that names it. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "duet.h"
+#include "duet_image.h"
+#include "util/clock.h"
+
+#define BASE "tests/fixtures/models/tiny-qwen2"
+#define ALPHA "tests/fixtures/models/tiny-qwen2-lora-alpha"
+#define VOCAB 151936
+#define N_TOKENS 151669 /* ids below this have a token; the rest pad the embedding */
+
+static char tmp[256];
+
+static const int prompt[] = {151644, 872, 198, 3838, 374, 279, 13940, 2730, 30, 151645, 198, 151644, 77091, 198};
+#define NP ((int)(sizeof prompt / sizeof prompt[0]))
+
+static char *path_in(const char *name)
+{
+    static char p[8][512];
+    static int k;
+    char *s = p[k++ % 8];
+    snprintf(s, 512, "%s/%s", tmp, name);
+    return s;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    size_t n;
+    unsigned char *b = duet_image_read(from, &n);
+    int rc = b ? duet_image_write(to, b, n) : -1;
+    free(b);
+    return rc;
+}
+
+/* A folder `name` under tmp with links to every file of BASE except
+ * config.json, which gets `config` (NULL: a copy). */
+static const char *base_with_config(const char *name, const char *config)
+{
+    const char *dir = path_in(name);
+    static char keep[4][512];
+    static int k;
+    char *d = keep[k++ % 4];
+    snprintf(d, 512, "%s", dir);
+    mkdir(d, 0700);
+    const char *files[] = {"generation_config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                           "model.safetensors.index.json", "tokenizer_config.json"};
+    char src[1024], dst[1024], abs[4096];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(src, sizeof src, BASE "/%s", files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", d, files[i]);
+        if (realpath(src, abs)) symlink(abs, dst);
+    }
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", d);
+    if (realpath(BASE "/tokenizer.json", abs)) symlink(abs, dst);
+    snprintf(dst, sizeof dst, "%s/config.json", d);
+    if (config) write_text(dst, config);
+    else copy_file(BASE "/config.json", dst);
+    return d;
+}
+
+/* BASE's config.json with `from` replaced by `to`, as a malloc'd string. */
+static char *config_with(const char *from, const char *to)
+{
+    size_t n;
+    unsigned char *b = duet_image_read(BASE "/config.json", &n);
+    char *s = malloc(n + strlen(to) + 1);
+    if (!b || !s) return NULL;
+    const char *at = strstr((const char *)b, from);
+    if (!at) return NULL;
+    size_t pre = (size_t)(at - (const char *)b);
+    memcpy(s, b, pre);
+    strcpy(s + pre, to);
+    strncat(s, at + strlen(from), n - pre - strlen(from));
+    s[pre + strlen(to) + n - pre - strlen(from)] = 0;
+    free(b);
+    return s;
+}
+
+/* ---------------------------------------------------------------- adapters */
+
+/* A PEFT folder with lora_A/lora_B on layer 0's q_proj only, rank r, f32,
+ * values 0.01 except B[0] = b0; lora_alpha alpha. */
+static const char *adapter(const char *name, int r, double alpha, float b0)
+{
+    const char *dir = path_in(name);
+    static char keep[8][512];
+    static int k;
+    char *d = keep[k++ % 8];
+    snprintf(d, 512, "%s", dir);
+    mkdir(d, 0700);
+    char p[600], cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"peft_type\": \"LORA\", \"r\": %d, \"lora_alpha\": %g, \"target_modules\": [\"q_proj\"], "
+             "\"layers_to_transform\": [0]}",
+             r, alpha);
+    snprintf(p, sizeof p, "%s/adapter_config.json", d);
+    write_text(p, cfg);
+    size_t na = (size_t)r * 48, nb = (size_t)48 * r;
+    char hdr[512];
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{\"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight\":{\"dtype\":\"F32\",\"shape\":[%d,48],"
+                      "\"data_offsets\":[0,%zu]},"
+                      "\"base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight\":{\"dtype\":\"F32\",\"shape\":[48,%d],"
+                      "\"data_offsets\":[%zu,%zu]}}",
+                      r, na * 4, r, na * 4, (na + nb) * 4);
+    while (hl % 8) hdr[hl++] = ' ';
+    size_t len = 8 + (size_t)hl + (na + nb) * 4;
+    unsigned char *buf = malloc(len);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, hdr, (size_t)hl);
+    float *v = (float *)(buf + 8 + hl), x = 0.01f;
+    for (size_t i = 0; i < na + nb; i++) memcpy(buf + 8 + hl + 4 * i, &x, 4);
+    memcpy(buf + 8 + hl + 4 * na, &b0, 4);
+    (void)v;
+    snprintf(p, sizeof p, "%s/adapter_model.safetensors", d);
+    duet_image_write(p, buf, len);
+    free(buf);
+    return d;
+}
+
+/* Opens BASE with one adapter spec; the status, the message in err. */
+static int open_with(const char *spec, char *err, size_t n)
+{
+    const char *loras[] = {spec, NULL};
+    duet_model_options mo;
+    duet_model_options_default(&mo);
+    mo.loras = loras;
+    duet_model *m = NULL;
+    int rc = duet_model_open(&m, BASE, &mo, err, n);
+    duet_model_close(m);
+    return rc;
+}
+
+/* Compiles base (+ one adapter spec) at quant into out; the status, the message in err. */
+static int compile_with(const char *base, const char *spec, const char *quant, const char *out, char *err, size_t n)
+{
+    const char *loras[] = {spec, NULL};
+    duet_compile_options co;
+    duet_compile_options_default(&co);
+    co.loras = spec ? loras : NULL;
+    co.quant = quant;
+    return duet_compile_file(base, out, &co, err, n);
+}
+
+static void test_adapters(void)
+{
+    char err[512], err2[512], spec[600];
+    /* one inf in lora_B: refused at load, naming the tensor */
+    snprintf(spec, sizeof spec, "inf=%s", adapter("a-inf", 8, 16, INFINITY));
+    int rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "q_proj.lora_B.weight") && strstr(err, "non-finite"),
+          "adapter with inf in lora_B: %d %s", rc, err);
+    snprintf(spec, sizeof spec, "nan=%s", adapter("a-nan", 8, 16, NAN));
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "non-finite"), "adapter with NaN in lora_B: %d %s", rc, err);
+    /* a huge lora_alpha */
+    snprintf(spec, sizeof spec, "big=%s", adapter("a-alpha", 8, 1e9, 0.01f));
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "lora_alpha") && strstr(err, "limit"), "lora_alpha 1e9: %d %s", rc, err);
+    snprintf(spec, sizeof spec, "ok=%s", adapter("a-ok", 8, 16, 0.5f));
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_OK, "a plain rank-8 adapter opens: %s", err);
+
+    /* rank 300: the same refusal at open and at compile (it used to compile,
+     * and to open from a folder, then fail at generate) */
+    snprintf(spec, sizeof spec, "r300=%s", adapter("a-r300", 300, 16, 0.01f));
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "rank 300") && strstr(err, "limit of 256"), "rank 300 at open: %d %s", rc, err);
+    int rc2 = compile_with(BASE, spec, "f32", path_in("r300.duet"), err2, sizeof err2);
+    CHECK(rc2 == rc && strstr(err2, err), "rank 300 at compile, the same message: %d %s", rc2, err2);
+    CHECK(access(path_in("r300.duet"), F_OK) != 0, "no file written");
+    snprintf(spec, sizeof spec, "r256=%s", adapter("a-r256", 256, 16, 0.01f));
+    CHECK(open_with(spec, err, sizeof err) == DUET_OK, "rank 256 opens: %s", err);
+
+    /* adapter names: what reaches a terminal is restricted, and escaped in the message */
+    snprintf(spec, sizeof spec, "bad\x1b[31mname=%s", ALPHA);
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_ARG && strstr(err, "\\x1b") && !strchr(err, 0x1b), "adapter name with ESC: %d %s", rc, err);
+    snprintf(spec, sizeof spec, "two\nlines=%s", ALPHA);
+    CHECK(open_with(spec, err, sizeof err) == DUET_ERR_ARG && !strchr(err, '\n'), "adapter name with a newline: %s", err);
+    rc = compile_with(BASE, spec, "f32", path_in("nl.duet"), err2, sizeof err2);
+    CHECK(rc == DUET_ERR_ARG && !strcmp(err, err2), "the same at compile: %d %s", rc, err2);
+    snprintf(spec, sizeof spec, "%.*s=%s", 64, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ALPHA);
+    CHECK(open_with(spec, err, sizeof err) == DUET_ERR_ARG && strstr(err, "64 bytes"), "a 64-byte name: %s", err);
+    snprintf(spec, sizeof spec, "ok.name_1-x=%s", ALPHA);
+    CHECK(open_with(spec, err, sizeof err) == DUET_OK, "A-Za-z0-9._- are fine: %s", err);
+    /* a missing adapter folder is an I/O error, not a format one */
+    snprintf(spec, sizeof spec, "gone=%s", path_in("no-such-adapter"));
+    rc = open_with(spec, err, sizeof err);
+    CHECK(rc == DUET_ERR_IO, "missing adapter folder: %d %s", rc, err);
+}
+
+/* ---------------------------------------------------------------- config limits */
+
+static void test_config_limits(void)
+{
+    struct {
+        const char *from, *to, *want;
+    } cases[] = {
+        {"\"max_position_embeddings\": 4096", "\"max_position_embeddings\": 2000000000", "max_position_embeddings"},
+        {"\"rope_theta\": 1000000.0", "\"rope_theta\": 1e31", "rope_theta"},
+        {"\"eos_token_id\": 151645", "\"eos_token_id\": 999999", "eos"},
+        {"\"head_dim\": 0", "\"head_dim\": 0", NULL}, /* placeholder: skipped */
+        {"\"num_key_value_heads\": 1", "\"num_key_value_heads\": 1, \"head_dim\": 4096", "head_dim"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (!cases[i].want) continue;
+        char *cfg = config_with(cases[i].from, cases[i].to), name[32], err[512], err2[512];
+        if (!cfg) {
+            CHECK(0, "config case %zu: no \"%s\" in config.json", i, cases[i].from);
+            continue;
+        }
+        snprintf(name, sizeof name, "cfg%zu", i);
+        const char *dir = base_with_config(name, cfg);
+        if (cases[i].want[0] == 'e') { /* generation_config.json overrides eos: use a folder without it */
+            char g[600];
+            snprintf(g, sizeof g, "%s/generation_config.json", dir);
+            unlink(g);
+        }
+        duet_model *m = NULL;
+        int rc = duet_model_open(&m, dir, NULL, err, sizeof err);
+        duet_model_close(m);
+        CHECK(rc == DUET_ERR_FORMAT && strstr(err, cases[i].want) && strstr(err, "expected"), "config %s: %d %s",
+              cases[i].to, rc, err);
+        int rc2 = compile_with(dir, NULL, "f32", path_in("cfg.duet"), err2, sizeof err2);
+        CHECK(rc2 == rc && !strcmp(err, err2), "compile refuses %s with the same message: %s", cases[i].to, err2);
+        free(cfg);
+    }
+}
+
+/* ---------------------------------------------------------------- options */
+
+static void test_options(void)
+{
+    char err[512];
+    duet_model_options mo;
+    duet_model *m = NULL;
+    int bad_chunk[] = {-1, 2147483647, 2000000000, 4097};
+    for (int i = 0; i < 4; i++) {
+        duet_model_options_default(&mo);
+        mo.prefill_chunk = bad_chunk[i];
+        int rc = duet_model_open(&m, BASE, &mo, err, sizeof err);
+        CHECK(rc == DUET_ERR_ARG && !m && strstr(err, "prefill_chunk"), "prefill_chunk %d: %d %s", bad_chunk[i], rc, err);
+        duet_model_close(m);
+        m = NULL;
+    }
+    duet_model_options_default(&mo);
+    mo.n_threads = 1 << 30;
+    int rc = duet_model_open(&m, BASE, &mo, err, sizeof err);
+    CHECK(rc == DUET_ERR_ARG && strstr(err, "n_threads"), "n_threads 2^30: %d %s", rc, err);
+    duet_model_close(m);
+    m = NULL;
+    duet_model_options_default(&mo);
+    mo.prefill_chunk = 4096;
+    if (duet_model_open(&m, BASE, &mo, err, sizeof err)) {
+        CHECK(0, "open with prefill_chunk 4096: %s", err);
+        return;
+    }
+    typedef struct OptCase {
+        const char *name;
+        float *field;
+        float value;
+    } OptCase;
+    OptCase cases[16];
+    duet_session_options o;
+    int n = 0;
+#define C(f, v) cases[n++] = (OptCase){#f, &o.f, v}
+    C(temperature, NAN), C(temperature, INFINITY), C(temperature, -1), C(temperature, 1000);
+    C(top_p, NAN), C(min_p, NAN), C(repetition_penalty, NAN), C(repetition_penalty, INFINITY);
+    C(frequency_penalty, NAN), C(frequency_penalty, -INFINITY), C(presence_penalty, INFINITY), C(presence_penalty, 1e9f);
+#undef C
+    duet_session *s = NULL, *live = NULL;
+    duet_session_options_default(&o);
+    o.n_ctx = 64;
+    CHECK(duet_session_create(m, &o, &live) == DUET_OK, "create: %s", duet_model_errmsg(m));
+    for (int i = 0; i < n; i++) {
+        duet_session_options_default(&o);
+        o.n_ctx = 64;
+        *cases[i].field = cases[i].value;
+        rc = duet_session_create(m, &o, &s);
+        CHECK(rc == DUET_ERR_ARG && !s && strstr(duet_model_errmsg(m), cases[i].name), "%s = %g at create: %d %s",
+              cases[i].name, (double)cases[i].value, rc, duet_model_errmsg(m));
+        rc = live ? duet_session_set_options(live, &o) : DUET_ERR_ARG;
+        CHECK(rc == DUET_ERR_ARG && strstr(duet_session_errmsg(live), cases[i].name), "%s = %g at set_options: %s",
+              cases[i].name, (double)cases[i].value, live ? duet_session_errmsg(live) : "");
+    }
+    /* the scheduler runs a 4096-row chunk (the limit) */
+    if (live) {
+        int *ids = malloc(60 * sizeof *ids);
+        for (int i = 0; i < 60; i++) ids[i] = prompt[i % NP];
+        duet_session_options_default(&o);
+        o.n_ctx = 64;
+        o.max_tokens = 2;
+        duet_session_set_options(live, &o);
+        duet_session_append_tokens(live, ids, 60);
+        char *text = NULL;
+        rc = duet_generate_all(live, &text);
+        CHECK(rc == DUET_FINISH_LENGTH, "generate with prefill_chunk 4096: %d %s", rc, duet_session_errmsg(live));
+        free(text);
+        free(ids);
+    }
+    duet_session_close(live);
+    /* n_ctx above max_position_embeddings */
+    duet_session_options_default(&o);
+    o.n_ctx = 4097;
+    CHECK(duet_session_create(m, &o, &s) == DUET_ERR_ARG && strstr(duet_model_errmsg(m), "max_position_embeddings"),
+          "n_ctx 4097 on a 4096-position model: %s", duet_model_errmsg(m));
+    duet_model_close(m);
+}
+
+/* ---------------------------------------------------------------- .duet files */
+
+/* Writes img with the f32 value x planted at every element of tensor `name`
+ * (first n values, or all when n is 0) and checksums recomputed; returns the path. */
+static const char *plant(const unsigned char *img, size_t len, const char *name, size_t first, size_t n, float x,
+                         float mul, const char *out)
+{
+    unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
+    memcpy(cp, img, len);
+    cJSON *meta = duet_image_meta(cp, len);
+    long long off = duet_image_tensor(meta, name, "data");
+    if (off < 0) {
+        CHECK(0, "no tensor %s", name);
+    } else {
+        for (size_t i = first; i < first + n; i++) {
+            float v;
+            memcpy(&v, cp + off + 4 * i, 4);
+            v = mul ? v * mul : x;
+            memcpy(cp + off + 4 * i, &v, 4);
+        }
+    }
+    size_t nl;
+    unsigned char *b = duet_image_build(cp, len, meta, &nl);
+    const char *p = path_in(out);
+    if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
+    free(b);
+    free(cp);
+    cJSON_Delete(meta);
+    return p;
+}
+
+typedef struct Toks {
+    int v[64];
+    int n;
+} Toks;
+
+static int grab(void *user, const char *piece, size_t len, int token)
+{
+    (void)piece;
+    (void)len;
+    Toks *d = user;
+    if (token >= 0 && d->n < 64) d->v[d->n++] = token;
+    return 0;
+}
+
+static int gen_ids(duet_model *m, float temp, int *out, int n, int *finish, char *msg, size_t mn)
+{
+    duet_session_options o;
+    duet_session_options_default(&o);
+    o.n_ctx = 64;
+    o.max_tokens = n;
+    o.ignore_eos = 1;
+    o.temperature = temp;
+    duet_session *s;
+    if (duet_session_create(m, &o, &s)) return 0;
+    duet_session_append_tokens(s, prompt, NP);
+    *finish = duet_generate(s, NULL, NULL);
+    snprintf(msg, mn, "%s", duet_session_errmsg(s));
+    int got = duet_session_n_tokens(s) - NP;
+    (void)out;
+    duet_session_close(s);
+    return got;
+}
+
+static void test_duet_files(const char *duet)
+{
+    size_t len;
+    unsigned char *img = duet_image_read(duet, &len);
+    if (!img) {
+        CHECK(0, "read %s", duet);
+        return;
+    }
+    char err[512], msg[512];
+    duet_model *m = NULL;
+    /* the helper itself: an untouched rebuild opens */
+    const char *same = plant(img, len, "final_norm", 0, 0, 0, 0, "same.duet");
+    int rc = duet_model_open(&m, same, NULL, err, sizeof err);
+    CHECK(rc == DUET_OK, "rebuilt image opens: %s", err);
+    duet_model_close(m);
+    m = NULL;
+
+    /* a NaN norm weight: refused at open, naming the tensor */
+    const char *p = plant(img, len, "layers.1.ffn_norm", 5, 1, NAN, 0, "nan-norm.duet");
+    rc = duet_model_open(&m, p, NULL, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "layers.1.ffn_norm") && strstr(err, "non-finite"), "NaN norm: %d %s", rc, err);
+    duet_model_close(m);
+    m = NULL;
+    p = plant(img, len, "embed", 1000, 1, INFINITY, 0, "inf-embed.duet");
+    rc = duet_model_open(&m, p, NULL, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "\"embed\""), "inf in the embedding: %d %s", rc, err);
+    duet_model_close(m);
+    m = NULL;
+
+    /* finite weights that overflow at run time: a clear error, greedy or sampled */
+    p = plant(img, len, "final_norm", 0, 48, 3e38f, 0, "overflow.duet");
+    if ((rc = duet_model_open(&m, p, NULL, err, sizeof err)) != DUET_OK) {
+        CHECK(0, "open overflow.duet: %s", err);
+    } else {
+        int fin = 0, ids[8];
+        gen_ids(m, 0, ids, 4, &fin, msg, sizeof msg);
+        CHECK(fin == DUET_ERR_FORMAT && strstr(msg, "non-finite logits"), "overflowing weights, greedy: %d %s", fin, msg);
+        gen_ids(m, 0.8f, ids, 4, &fin, msg, sizeof msg);
+        CHECK(fin == DUET_ERR_FORMAT && strstr(msg, "non-finite logits"), "overflowing weights, sampled: %d %s", fin, msg);
+    }
+    duet_model_close(m);
+    m = NULL;
+
+    /* the padded embedding rows (no token): made the likeliest, never sampled */
+    p = plant(img, len, "embed", (size_t)N_TOKENS * 48, (size_t)(VOCAB - N_TOKENS) * 48, 0, 1e3f, "padded.duet");
+    if ((rc = duet_model_open(&m, p, NULL, err, sizeof err)) != DUET_OK) {
+        CHECK(0, "open padded.duet: %s", err);
+    } else {
+        for (int t = 0; t < 2; t++) {
+            duet_session_options o;
+            duet_session_options_default(&o);
+            o.n_ctx = 64;
+            o.max_tokens = 6;
+            o.ignore_eos = 1;
+            o.temperature = t ? 1.0f : 0;
+            duet_session *s;
+            if (duet_session_create(m, &o, &s)) break;
+            duet_session_append_tokens(s, prompt, NP);
+            Toks g = {{0}, 0};
+            int fin = duet_generate(s, grab, &g), pad = 0;
+            for (int i = 0; i < g.n; i++) pad += g.v[i] >= N_TOKENS;
+            CHECK(fin == DUET_FINISH_LENGTH && g.n == 6 && pad == 0, "padded rows at temperature %d: %d of %d ids without a token (%d)",
+                  t, pad, g.n, fin);
+            duet_session_close(s);
+        }
+    }
+    duet_model_close(m);
+    m = NULL;
+
+    /* 80,000 tensors: refused in well under a second (it took 52 s) */
+    unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
+    memcpy(cp, img, len);
+    cJSON *meta = duet_image_meta(cp, len);
+    cJSON *ts = cJSON_GetObjectItemCaseSensitive(meta, "tensors");
+    long long off = duet_image_tensor(meta, "final_norm", "data");
+    for (int i = 0; i < 80000; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "extra.%d", i);
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", nm);
+        cJSON_AddStringToObject(t, "type", "f32");
+        cJSON_AddNumberToObject(t, "rows", 1);
+        cJSON_AddNumberToObject(t, "cols", 16);
+        cJSON_AddNumberToObject(t, "data", (double)off);
+        cJSON_AddNumberToObject(t, "data_size", 64);
+        cJSON_AddItemToArray(ts, t);
+    }
+    size_t nl;
+    unsigned char *b = duet_image_build(cp, len, meta, &nl);
+    p = path_in("many.duet");
+    duet_image_write(p, b, nl);
+    free(b);
+    free(cp);
+    cJSON_Delete(meta);
+    double t0 = now_s();
+    rc = duet_model_open(&m, p, NULL, err, sizeof err);
+    double dt = now_s() - t0;
+    CHECK(rc == DUET_ERR_FORMAT && dt < 3.0, "80,000 tensors refused in %.2f s: %s", dt, err);
+    duet_model_close(m);
+    m = NULL;
+
+    /* an adapter name with an escape sequence, checksums recomputed: refused, escaped */
+    cp = aligned_alloc(64, (len + 63) / 64 * 64);
+    memcpy(cp, img, len);
+    meta = duet_image_meta(cp, len);
+    cJSON *ad = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(meta, "adapters"), 0);
+    if (ad) cJSON_ReplaceItemInObjectCaseSensitive(ad, "name", cJSON_CreateString("x\x1b]0;owned\x07"));
+    b = duet_image_build(cp, len, meta, &nl);
+    p = path_in("esc.duet");
+    duet_image_write(p, b, nl);
+    free(b);
+    free(cp);
+    cJSON_Delete(meta);
+    rc = duet_model_open(&m, p, NULL, err, sizeof err);
+    CHECK(ad && rc == DUET_ERR_FORMAT && strstr(err, "adapter name") && !strchr(err, 0x1b), "ESC in a .duet adapter name: %d %s",
+          rc, err);
+    duet_model_close(m);
+    free(img);
+}
+
+int main(void)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/duet-hostile-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(tmp)) {
+        CHECK(0, "mkdtemp %s", tmp);
+        return check_summary("hostile");
+    }
+    test_adapters();
+    test_config_limits();
+    test_options();
+    char err[512], spec[600];
+    snprintf(spec, sizeof spec, "alpha=%s", ALPHA);
+    const char *duet = path_in("tiny-f32.duet");
+    if (compile_with(BASE, spec, "f32", duet, err, sizeof err)) CHECK(0, "compile: %s", err);
+    else test_duet_files(duet);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd)) fprintf(stderr, "cannot remove %s\n", tmp);
+    return check_summary("hostile");
+}
