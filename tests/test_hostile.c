@@ -516,10 +516,8 @@ static void test_duet_files(const char *duet)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/duet-hostile-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(tmp)) {
-        CHECK(0, "mkdtemp %s", tmp);
+    if (check_tmpdir(tmp, sizeof tmp, "hostile")) {
+        CHECK(0, "cannot make a temporary folder");
         return check_summary("hostile");
     }
     test_adapters();
@@ -530,8 +528,6 @@ int main(void)
     const char *duet = path_in("tiny-f32.duet");
     if (compile_with(BASE, spec, "f32", duet, err, sizeof err)) CHECK(0, "compile: %s", err);
     else test_duet_files(duet);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd)) fprintf(stderr, "cannot remove %s\n", tmp);
+    check_rmtree(tmp);
     return check_summary("hostile");
 }
