@@ -414,6 +414,7 @@ static int parse_openai_common(GenReq *r, const cJSON *j, const ReqLimits *lim, 
         r->logprobs = 1;
         r->top_logprobs = (int)ll;
     }
+    if ((rc = get_bool(j, "ignore_eos", &r->so.ignore_eos, e)) > 1) return rc; /* vLLM's and llama-server's extension */
     if ((rc = get_bool(j, "echo", &b, e)) > 1) return rc;
     if (rc == 1 && b) return api_error(e, 400, "echo", "echo: not supported");
     const char *user;
@@ -539,7 +540,8 @@ int genreq_parse(Api api, const char *body, size_t len, const ReqLimits *lim, Ge
 {
     memset(r, 0, sizeof *r);
     r->api = api;
-    duet_session_options_default(&r->so);
+    r->so.top_p = 1; /* duet_session_options_default's values, set here so the fuzz target needs no model code */
+    r->so.repetition_penalty = 1;
     cJSON *j = body_json(body, len, e);
     if (!j) return e->status;
     int rc = api == API_CHAT || api == API_COMPLETION ? parse_openai(r, j, lim, e) : parse_ollama(r, j, lim, e);
