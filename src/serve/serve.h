@@ -286,7 +286,8 @@ struct Server {
     Job **jobs;
     int n_jobs, cap_jobs;
     atomic_int draining;
-    atomic_int in_flight;       /* requests being handled (drain waits for 0) */
+    atomic_int in_flight;       /* generations running (drain waits for 0) */
+    atomic_int responding;      /* generation responses not yet sent out (drain waits for 0) */
     pthread_mutex_t log_lock;
     pthread_rwlock_t ad_lock;   /* writers: adapter load / unload; readers: name lookups */
 };

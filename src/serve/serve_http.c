@@ -25,6 +25,7 @@ typedef struct Req {
     double t0;
     int too_big;
     int answered;
+    int counted;               /* in srv->responding until completed() */
     char peer[64];
 } Req;
 
@@ -325,6 +326,8 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     }
     j->stream = j->req.stream;
     atomic_fetch_add(&srv->in_flight, 1);
+    atomic_fetch_add(&srv->responding, 1); /* until the answer is out: completed() */
+    rq->counted = 1;
     if (!j->stream) {
         st = gen_run(j, &e);
         char *body = st ? resp_error(api, &e) : resp_body(&j->req, &j->res, j->id, j->created, j->model);
@@ -467,9 +470,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode tc)
 {
-    (void)cls, (void)c, (void)tc;
+    (void)c, (void)tc;
+    Server *srv = cls;
     Req *rq = *con_cls;
     if (!rq) return;
+    if (rq->counted) atomic_fetch_sub(&srv->responding, 1);
     free(rq->body.p);
     free(rq);
     *con_cls = NULL;

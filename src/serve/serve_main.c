@@ -192,7 +192,7 @@ static int serve_body(Server *srv)
         pthread_cond_broadcast(&srv->pool.cv);
         pthread_mutex_unlock(&srv->pool.lock);
         double t0 = now_s();
-        while (atomic_load(&srv->in_flight) > 0 && now_s() - t0 < srv->o.drain_s) {
+        while ((atomic_load(&srv->in_flight) > 0 || atomic_load(&srv->responding) > 0) && now_s() - t0 < srv->o.drain_s) {
             struct timespec ts = {0, 20 * 1000000};
             nanosleep(&ts, NULL);
         }

@@ -1,12 +1,12 @@
 #!/bin/sh
-# duet serve on the tiny fixture model (base + alpha + beta), driven by the
+# duet serve on the demo model (demo/base as "demo" + tools + shell), driven by the
 # official openai and ollama npm clients and raw sockets (tests/serve/api.mjs):
 # chat, streaming, adapters per request and loaded at run time, errors,
 # faults, a small load run with every answer checked against the same
 # request alone; then SIGTERM drains a request in flight and exits 0.
 # Skipped (0 passed, 0 failed) when node is not installed.
 DUET=${DUET:-build/duet}
-F=tests/fixtures/models
+D=demo
 pass=0; fail=0
 ok() { if [ "$1" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
 if ! command -v node >/dev/null 2>&1; then echo "serve: skipped (node is absent)"; echo "serve: 0 passed, 0 failed"; exit 0; fi
@@ -17,8 +17,9 @@ fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/duet-serve.XXXXXX")
 trap 'kill $SRV 2>/dev/null; [ -n "$KEEP" ] || rm -rf "$T"' EXIT
 KEY=test-key-$$
-$DUET serve $F/tiny-qwen2 --lora alpha=$F/tiny-qwen2-lora-alpha --lora beta=$F/tiny-qwen2-lora-beta \
-    --lora-dir $F --port 0 --api-key "$KEY" --parallel 2 --queue 8 --max-body 1M --timeout 2 --ctx 1024 \
+: > "$T/log"
+$DUET serve $D/base --name demo --lora tools=$D/tools --lora shell=$D/shell \
+    --lora-dir $D --port 0 --api-key "$KEY" --parallel 2 --queue 8 --max-body 1M --timeout 2 --ctx 1024 \
     --threads 1 2>"$T/log" &
 SRV=$!
 i=0
@@ -36,7 +37,7 @@ if [ -n "$PORT" ]; then
     node -e '
       const [u, k] = process.argv.slice(1);
       fetch(u + "/v1/chat/completions", {method: "POST", headers: {Authorization: "Bearer " + k},
-        body: JSON.stringify({model: "alpha", messages: [{role: "user", content: "hi"}], max_tokens: 200, temperature: 0, stream: true})})
+        body: JSON.stringify({model: "tools", messages: [{role: "user", content: "hi"}], max_tokens: 200, temperature: 0, ignore_eos: true, stream: true})})
       .then(async (r) => { console.log("STARTED"); const t = await r.text(); console.log(t.includes("[DONE]") && t.includes("\"finish_reason\":\"length\"") ? "DRAINED" : "CUT"); });
     ' "http://127.0.0.1:$PORT" "$KEY" > "$T/drain" 2>&1 &
     CL=$!

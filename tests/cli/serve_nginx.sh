@@ -4,7 +4,7 @@
 # and failover when a replica is killed (tests/serve/route.mjs).
 # Skipped (0 passed, 0 failed) without node or nginx.
 DUET=${DUET:-build/duet}
-F=tests/fixtures/models
+D=demo
 pass=0; fail=0
 ok() { if [ "$1" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2"; fi; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -16,7 +16,8 @@ PIDS=""
 trap 'for p in $PIDS; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
 URLS=""; SERVERS=""
 for r in 1 2 3; do
-    $DUET serve $F/tiny-qwen2 --lora alpha=$F/tiny-qwen2-lora-alpha --lora beta=$F/tiny-qwen2-lora-beta \
+    : > "$T/r$r.log"
+    $DUET serve $D/base --name demo --lora tools=$D/tools --lora shell=$D/shell \
         --port 0 --ctx 512 --parallel 2 --threads 1 --quiet 2>"$T/r$r.log" &
     PIDS="$PIDS $!"
 done

@@ -8,7 +8,7 @@ const [lb, replicasArg, pidsArg] = process.argv.slice(2);
 const replicas = replicasArg.split(','), pids = pidsArg.split(',').map(Number);
 let passed = 0, failed = 0;
 const check = (ok, msg) => { if (ok) passed++; else { failed++; console.log(`FAIL ${msg}`); } };
-const models = ['tiny-qwen2', 'alpha', 'beta'];
+const models = ['demo', 'tools', 'shell'];
 
 async function chat(base, model) {
   const r = await fetch(`${base}/v1/chat/completions`, {
@@ -45,19 +45,19 @@ try {
     check(got.filter((n) => n === 4).length === 1 && got.filter((n) => n === 0).length === 2, `${mo}: all 4 requests on one replica (${got})`);
     home[mo] = got.indexOf(4);
   }
-  // kill the replica that holds alpha: its requests fail over to another
-  const dead = home.alpha;
+  // kill the replica that holds tools: its requests fail over to another
+  const dead = home.tools;
   process.kill(pids[dead], 'SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
   let ok2 = true;
   for (let i = 0; i < 4; i++) {
-    const r = await chat(lb, 'alpha');
-    ok2 &&= r.status === 200 && r.json.choices[0].message.content === direct.alpha;
+    const r = await chat(lb, 'tools');
+    ok2 &&= r.status === 200 && r.json.choices[0].message.content === direct.tools;
   }
-  check(ok2, 'alpha after its replica was killed: 200 and the same answer');
+  check(ok2, 'tools after its replica was killed: 200 and the same answer');
   const last = await Promise.all(replicas.map(counts));
-  const moved = last.map((c, i) => (c && i !== dead ? c.alpha - after[i].alpha : 0));
-  check(moved.filter((n) => n === 4).length === 1, `alpha's requests moved to one live replica (${moved})`);
+  const moved = last.map((c, i) => (c && i !== dead ? c.tools - after[i].tools : 0));
+  check(moved.filter((n) => n === 4).length === 1, `tools' requests moved to one live replica (${moved})`);
   let ok3 = true;
   for (const mo of models) ok3 &&= (await chat(lb, mo)).status === 200;
   check(ok3, 'every model still served with one replica down');
