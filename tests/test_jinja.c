@@ -154,6 +154,32 @@ static const Case cases[] = {
     {"{% if a is defined and a is not none %}A{% endif %}{% if b is not defined %}B{% endif %}{% if c is none %}C{% endif %}",
      "{\"a\": 0, \"c\": null}",
      "ABC"},
+    /* transformers' environment: tojson options, non-string dict keys, select/map on
+     * none, Markup (|safe) arithmetic, {% filter %}, indent, unknown names in soft frames */
+    {"{{ d | tojson(ensure_ascii=true) }}|{{ d | tojson(separators=(',', ':')) }}|{{ d | tojson(indent='\\t') }}|{{ [1,[2]] | tojson(indent=0) }}",
+     "{\"d\": {\"k\": \"café 😀\", \"n\": [1, 2]}}",
+     "{\"k\": \"caf\\u00e9 \\ud83d\\ude00\", \"n\": [1, 2]}|{\"k\":\"café 😀\",\"n\":[1,2]}|{\n\t\"k\": \"café 😀\",\n\t\"n\": [\n\t\t1,\n\t\t2\n\t]\n}|[\n1,\n[\n2\n]\n]"},
+    {"{% set t = {0: 'zero', 512: 'half', 1.5: 'f', true: 'T', none: 'N'} %}{{ t[0] }}{{ t[512] }}{{ t[1] }}{{ t[1.5] }}{{ t[none] }}{{ 512 in t }}{{ t | tojson }}{{ t }}",
+     "{}",
+     "zerohalfTfNTrue{\"0\": \"zero\", \"512\": \"half\", \"1.5\": \"f\", \"true\": \"T\", \"null\": \"N\"}{0: 'zero', 512: 'half', 1.5: 'f', True: 'T', None: 'N'}"},
+    {"{{ none | selectattr('a') | list }}{{ x | map(attribute='a') | list }}{{ none | reject | list }}{{ 0 | select | list }}",
+     "{}",
+     "[][][][]"},
+    {"{{ '<a>' | safe + '<b>' }}|{{ '<a>' + '<b>' | safe }}|{{ ('<a>' | safe) ~ '<b>' }}|{{ ('x' | safe + '&') | upper }}|{{ ('<' | safe + '>') | replace('x', 'y') }}|{{ '<&\"\\'>' | e }}",
+     "{}",
+     "<a>&lt;b&gt;|&lt;a&gt;<b>|<a><b>|X&AMP;|<&gt;|&lt;&amp;&#34;&#39;&gt;"},
+    {"{% filter upper %}ab{{ 'c' }}{% endfilter %}|{% filter indent(2) | trim %}\n x\ny\n{% endfilter %}|{{ 'a\\nb\\n\\nc' | indent }}|{{ 'a\\nb' | indent(3, true) }}|{{ 'a\\n\\nb' | indent(width='>', blank=true) }}",
+     "{}",
+     "ABC|x\n  y|a\n    b\n\n    c|   a\n   b|a\n>\n>b"},
+    {"{% if false %}{{ x | nosuchfilter }}{% endif %}{{ 'ok' if true else y is nosuchtest }}",
+     "{}",
+     "ok"},
+    {"{% if xs | selectattr('a') %}T{% else %}F{% endif %}{% if [] | select %}T{% endif %}{{ xs | map(attribute='a') | first }}",
+     "{\"xs\": [{\"a\": 0}]}",
+     "TT0"},
+    {"{{ 2.675 | round(2) }} {{ 2.5 | round }} {{ 3 | round }} {{ 1.23 | round(1, 'ceil') }} {{ 1.27 | round(1, 'floor') }} {{ '%s-%s' | format(1, 'b') }}",
+     "{}",
+     "2.67 2.0 3 1.3 1.2 1-b"},
 };
 
 static char *render(const char *tpl, const char *vars_json, Err *e)
@@ -208,6 +234,15 @@ static void test_errors(void)
         {"{{ 5 | first }}", "'int' object is not iterable"},
         {"{% for x in 3 %}{% endfor %}", "'int' object is not iterable"},
         {"{{ [1,2] < 'a' }}", "cannot compare"},
+        /* an unknown filter or test: a parse error outside {% if %} / `if else`, else a run-time one */
+        {"{% if true %}{% for x in [1] %}{{ x|nosuch }}{% endfor %}{% endif %}", "template:1:37: unknown filter \"nosuch\""},
+        {"{% if false %}{% macro m() %}{{ 1 is nosuch }}{% endmacro %}{% endif %}", "template:1:38: unknown test \"nosuch\""},
+        {"{% if true %}\n{{ x | nosuch }}{% endif %}", "template:2:8: no filter named \"nosuch\""},
+        {"{% set x = 1 if 1 is nosuch else 2 %}", "template:1:22: no test named \"nosuch\""},
+        {"{{ [1] | map(attribute='a') | length }}", "object of type 'generator' has no len()"},
+        {"{{ [1] | select | tojson }}", "Object of type generator is not JSON serializable"},
+        {"{{ {[1]: 2} }}", "unhashable type"},
+        {"{{ 'x' | tojson(separators=1) }}", "separators must be a pair of strings"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Err e = {{0}};

@@ -31,6 +31,10 @@ JinjaTemplate *jinja_parse(const char *src, size_t len, const char *name, Err *e
 /* Sets the render limits (defaults: 16 MiB output, depth 64, 50M steps). */
 void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim);
 
+/* Pins strftime_now() to a fixed time (seconds since the epoch, shown as UTC)
+ * instead of the local clock: for tests that compare renders. */
+void jinja_set_time(JinjaTemplate *t, long long unix_seconds);
+
 /* Renders with the variables of `vars` (a JV_DICT; borrowed, not modified) as
  * globals, on top of the built-in globals (namespace, range, raise_exception,
  * strftime_now). Returns a malloc'd NUL-terminated string the caller frees

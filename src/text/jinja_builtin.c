@@ -14,7 +14,8 @@
 static const char *const filters[] = {
     "tojson", "length", "count", "trim", "upper", "lower", "title", "capitalize", "default", "d", "join",
     "first", "last", "list", "string", "int", "float", "items", "selectattr", "rejectattr", "map", "replace",
-    "safe", "abs", "reverse", "unique", "sort", "max", "min", "select", "reject", "dictsort", NULL};
+    "safe", "abs", "reverse", "unique", "sort", "max", "min", "select", "reject", "dictsort", "escape", "e",
+    "forceescape", "indent", "round", "format", NULL};
 
 static const char *const tests[] = {
     "defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable", "sequence",
@@ -286,8 +287,8 @@ int jinja_apply_test(JRender *r, const JNode *at, const char *name, const Jv *v,
                 for (size_t i = 0; i < a->u.l.n && !*res; i++) *res = jv_equal(a->u.l.v[i], v);
             else if (a->type == JV_STR && v->type == JV_STR)
                 *res = !v->u.s.n || memmem(a->u.s.p, a->u.s.n, v->u.s.p, v->u.s.n) != NULL;
-            else if (a->type == JV_DICT && v->type == JV_STR)
-                *res = jv_dict_get(a, v->u.s.p, v->u.s.n) != NULL;
+            else if (a->type == JV_DICT)
+                *res = jv_hashable(v) && jv_dict_getv(a, v) != NULL;
             else return jr_err(r, at, "test \"in\" needs a container");
         } else {
             if (jv_compare(v, a, &cmp)) return jr_err(r, at, "cannot compare %s with %s", jv_type_name(v), jv_type_name(a));
@@ -311,7 +312,7 @@ Jv *jinja_call_builtin(JRender *r, const JNode *at, int id, Jv **args, char **kw
             if (kw && kw[i]) rc = jv_dict_set(d, kw[i], strlen(kw[i]), jv_ref(args[i]));
             else if (args[i]->type == JV_DICT)
                 for (size_t k = 0; k < args[i]->u.d.n && !rc; k++)
-                    rc = jv_dict_set(d, args[i]->u.d.k[k]->u.s.p, args[i]->u.d.k[k]->u.s.n, jv_ref(args[i]->u.d.v[k]));
+                    rc = jv_dict_setv(d, jv_ref(args[i]->u.d.k[k]), jv_ref(args[i]->u.d.v[k]));
             else {
                 jv_unref(d);
                 jr_err(r, at, "%s() takes keyword arguments or a dict", id == FN_NAMESPACE ? "namespace" : "dict");
@@ -381,9 +382,10 @@ Jv *jinja_call_builtin(JRender *r, const JNode *at, int id, Jv **args, char **kw
             return NULL;
         }
         char out[512];
-        time_t now = time(NULL);
+        time_t now = r->t->fixed_time ? (time_t)r->t->now : time(NULL);
         struct tm tm;
-        localtime_r(&now, &tm);
+        if (r->t->fixed_time) gmtime_r(&now, &tm);
+        else localtime_r(&now, &tm);
         size_t n = strftime(out, sizeof out, f->u.s.p, &tm);
         return jv_str(out, n);
     }
@@ -499,7 +501,7 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
     if (obj->type == JV_DICT) {
         if (!strcmp(name, "get")) {
             Jv *k = a0 ? a0 : jb_arg(args, kw, nargs, 0, "key");
-            Jv *v = k && k->type == JV_STR ? jv_dict_get(obj, k->u.s.p, k->u.s.n) : NULL;
+            Jv *v = k && jv_hashable(k) ? jv_dict_getv(obj, k) : NULL;
             Jv *def = a1 ? a1 : jb_arg(args, kw, nargs, 1, "default");
             return jv_ref(v ? v : def ? def : jv_none());
         }
@@ -566,7 +568,7 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
         if (name[0] == 'f') {
             const char *hit = memmem(obj->u.s.p, obj->u.s.n, a0->u.s.p, a0->u.s.n);
             if (!hit) return jv_int(-1);
-            Jv tmp = {JV_STR, -1, {.s = {obj->u.s.p, (size_t)(hit - obj->u.s.p)}}};
+            Jv tmp = {JV_STR, -1, {.s = {obj->u.s.p, (size_t)(hit - obj->u.s.p), 0}}, 0};
             return jv_int((long long)jb_cp_count(&tmp));
         }
         long long c = 0;

@@ -126,8 +126,8 @@ static Jv *get_item(JRender *r, const JNode *at, Jv *obj, Jv *key)
         jr_err(r, at, "'%s' is undefined", undef_name(at->a));
         return NULL;
     }
-    if ((obj->type == JV_DICT || obj->type == JV_NS) && key->type == JV_STR) {
-        Jv *v = jv_dict_get(obj, key->u.s.p, key->u.s.n);
+    if ((obj->type == JV_DICT || obj->type == JV_NS) && jv_hashable(key)) {
+        Jv *v = jv_dict_getv(obj, key);
         return v ? jv_ref(v) : jv_undef();
     }
     if ((obj->type == JV_LIST || obj->type == JV_STR) && (key->type == JV_INT || key->type == JV_BOOL)) {
@@ -223,7 +223,7 @@ static int contains(const Jv *hay, const Jv *needle, int *res)
         return 0;
     }
     if (hay->type == JV_DICT || hay->type == JV_NS) {
-        *res = needle->type == JV_STR && jv_dict_get(hay, needle->u.s.p, needle->u.s.n) != NULL;
+        *res = jv_hashable(needle) && jv_dict_getv(hay, needle) != NULL;
         return 0;
     }
     if (hay->type == JV_UNDEF) {
@@ -253,13 +253,28 @@ static Jv *arith(JRender *r, const JNode *n, JOp op, Jv *a, Jv *b)
         jr_err(r, n, "'%s' is undefined", undef_name(u));
         return NULL;
     }
+    if (op == OP_ADD && a->type == JV_STR && b->type == JV_STR && a->u.s.safe != b->u.s.safe) {
+        /* Markup + str (or str + Markup) escapes the plain side; the sum is Markup */
+        JBuf buf = {0};
+        buf.max = r->out.max;
+        if (a->u.s.safe) jbuf_put(&buf, a->u.s.p, a->u.s.n);
+        else jv_write_escaped(&buf, a->u.s.p, a->u.s.n);
+        if (b->u.s.safe) jbuf_put(&buf, b->u.s.p, b->u.s.n);
+        else jv_write_escaped(&buf, b->u.s.p, b->u.s.n);
+        Jv *res = buf.nomem || buf.over ? NULL : buf.p ? jv_str_take(buf.p, buf.n) : jv_str("", 0);
+        if (!res) free(buf.p);
+        else res->u.s.safe = 1;
+        return res;
+    }
     if (op == OP_ADD && a->type == JV_STR && b->type == JV_STR) {
         char *p = malloc(a->u.s.n + b->u.s.n + 1);
         if (!p) return NULL;
         memcpy(p, a->u.s.p, a->u.s.n);
         memcpy(p + a->u.s.n, b->u.s.p, b->u.s.n);
         p[a->u.s.n + b->u.s.n] = 0;
-        return jv_str_take(p, a->u.s.n + b->u.s.n);
+        Jv *res = jv_str_take(p, a->u.s.n + b->u.s.n);
+        if (res) res->u.s.safe = a->u.s.safe;
+        return res;
     }
     if (op == OP_ADD && a->type == JV_LIST && b->type == JV_LIST) {
         Jv *l = jv_list();
@@ -585,15 +600,21 @@ Jv *jinja_eval(JRender *r, const JNode *n)
         for (int i = 0; i + 1 < n->args.n; i += 2) {
             Jv *k = jinja_eval(r, n->args.v[i]);
             if (!k) goto fail;
-            if (k->type != JV_STR) {
-                jr_err(r, n->args.v[i], "dict keys must be strings, not %s", jv_type_name(k));
+            if (!jv_hashable(k)) {
+                jr_err(r, n->args.v[i], "unhashable type: '%s' (dict keys are strings, numbers, booleans or none)",
+                       jv_type_name(k));
                 jv_unref(k);
                 goto fail;
             }
             Jv *val = jinja_eval(r, n->args.v[i + 1]);
-            int rc = val ? jv_dict_set(v, k->u.s.p, k->u.s.n, val) : -1;
-            jv_unref(k);
-            if (rc) goto fail;
+            if (!val) {
+                jv_unref(k);
+                goto fail;
+            }
+            if (jv_dict_setv(v, k, val)) {
+                jr_err(r, n, "out of memory");
+                goto fail;
+            }
         }
         return v;
     case N_ATTR:
@@ -616,7 +637,12 @@ Jv *jinja_eval(JRender *r, const JNode *n)
     }
     case N_SLICE: return eval_slice(r, n);
     case N_CALL: return eval_call(r, n);
+    case N_BLOCKVAL: return r->blockval ? jv_ref(r->blockval) : jv_str("", 0);
     case N_FILTER:
+        if (n->i) {
+            jr_err(r, n, "no filter named \"%s\"", n->s);
+            return NULL;
+        }
         if (!(o = jinja_eval(r, n->a))) return NULL;
         if (!eval_args(r, n, &a)) {
             v = jinja_apply_filter(r, n, n->s, o, a.v, a.kw, a.n);
@@ -625,6 +651,10 @@ Jv *jinja_eval(JRender *r, const JNode *n)
         jv_unref(o);
         return v;
     case N_TEST: {
+        if (n->i) {
+            jr_err(r, n, "no test named \"%s\"", n->s);
+            return NULL;
+        }
         if (!(o = jinja_eval(r, n->a))) return NULL;
         int res = 0;
         if (!eval_args(r, n, &a)) {

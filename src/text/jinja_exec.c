@@ -214,6 +214,22 @@ static int exec_node(JRender *r, const JNode *n)
     case N_BREAK: r->loopctl = 1; return 0;
     case N_CONTINUE: r->loopctl = 2; return 0;
     case N_BODY: return jinja_exec(r, &n->body);
+    case N_FILTBLOCK: {
+        Jv *body = jinja_render_body(r, &n->body, n);
+        if (!body) return -1;
+        Jv *saved = r->blockval;
+        r->blockval = body;
+        Jv *v = jinja_eval(r, n->a);
+        r->blockval = saved;
+        jv_unref(body);
+        if (!v) return -1;
+        int rc = 0;
+        if (v->type == JV_STR) rc = jr_out(r, n, v->u.s.p, v->u.s.n);
+        else if (jv_write_str(&r->out, v))
+            rc = jr_err(r, n, r->out.over ? "output size limit exceeded" : "out of memory");
+        jv_unref(v);
+        return rc;
+    }
     default: return jr_err(r, n, "not a statement");
     }
 }
@@ -241,6 +257,12 @@ JinjaTemplate *jinja_parse(const char *src, size_t len, const char *name, Err *e
 }
 
 void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim) { t->lim = *lim; }
+
+void jinja_set_time(JinjaTemplate *t, long long unix_seconds)
+{
+    t->fixed_time = 1;
+    t->now = unix_seconds;
+}
 
 char *jinja_render(const JinjaTemplate *t, const Jv *vars, size_t *out_len, Err *e)
 {

@@ -92,47 +92,189 @@ static Jv *sort_items(JRender *r, const JNode *at, Jv *l, const char *attr, int 
     return out ? out : jb_nomem(r, at);
 }
 
+/* Length of the line break at p (str.splitlines' set), 0 if none. */
+static size_t line_break(const char *p, const char *end)
+{
+    unsigned char c = (unsigned char)*p;
+    if (c == '\r') return p + 1 < end && p[1] == '\n' ? 2 : 1;
+    if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e)) return 1;
+    if (c == 0xC2 && p + 1 < end && (unsigned char)p[1] == 0x85) return 2;
+    if (c == 0xE2 && p + 2 < end && (unsigned char)p[1] == 0x80 && ((unsigned char)p[2] == 0xA8 || (unsigned char)p[2] == 0xA9))
+        return 3;
+    return 0;
+}
+
+/* jinja2's indent(width=4, first=False, blank=False): s + "\n", split into
+ * lines, lines after the first indented unless blank (or blank=True). */
+static Jv *indent(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int nargs)
+{
+    Jv *w = jb_arg(args, kw, nargs, 0, "width"), *first = jb_arg(args, kw, nargs, 1, "first");
+    Jv *blank = jb_arg(args, kw, nargs, 2, "blank");
+    char spaces[257];
+    const char *ind = spaces;
+    size_t il;
+    if (w && w->type == JV_STR) {
+        ind = w->u.s.p;
+        il = w->u.s.n;
+    } else if (!w || w->type == JV_INT || w->type == JV_BOOL) {
+        long long k = !w ? 4 : w->type == JV_INT ? w->u.i : w->u.b;
+        if (k > 256) {
+            jr_err(r, at, "indent: width %lld is over the limit of 256", k);
+            return NULL;
+        }
+        il = k < 0 ? 0 : (size_t)k;
+        memset(spaces, ' ', il);
+    } else {
+        jr_err(r, at, "indent: width must be an integer or a string, not %s", jv_type_name(w));
+        return NULL;
+    }
+    Jv *s = jb_str_of(v);
+    if (!s) return jb_nomem(r, at);
+    JBuf b = {0};
+    b.max = r->out.max;
+    const char *p = s->u.s.p, *end = p + s->u.s.n;
+    int all = blank && jv_truthy(blank);
+    if (first && jv_truthy(first)) jbuf_put(&b, ind, il);
+    for (int line = 0; p < end || line == 0; line++) {
+        const char *q = p;
+        size_t br = 0;
+        while (q < end && !(br = line_break(q, end))) q++;
+        if (line) {
+            jbuf_putc(&b, '\n');
+            if (q > p || all) jbuf_put(&b, ind, il);
+        }
+        jbuf_put(&b, p, (size_t)(q - p));
+        p = q + br;
+        if (q >= end) break;
+    }
+    Jv *res = b.nomem || b.over ? NULL : b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
+    if (!res) free(b.p);
+    else res->u.s.safe = s->u.s.safe;
+    jv_unref(s);
+    if (!res) jr_err(r, at, b.over ? "output size limit exceeded" : "out of memory");
+    return res;
+}
+
+/* jinja2's round(value, precision=0, method='common'|'ceil'|'floor'). */
+static Jv *round_filter(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int nargs)
+{
+    Jv *pr = jb_arg(args, kw, nargs, 0, "precision"), *m = jb_arg(args, kw, nargs, 1, "method");
+    long long p = pr && pr->type == JV_INT ? pr->u.i : 0;
+    if (!jv_is_number(v)) {
+        jr_err(r, at, "round: expected a number, got %s", jv_type_name(v));
+        return NULL;
+    }
+    if (p < -300 || p > 300) p = p < 0 ? -300 : 300;
+    const char *meth = m && m->type == JV_STR ? m->u.s.p : "common";
+    double x = jv_num(v), f = pow(10, (double)p);
+    if (!strcmp(meth, "ceil")) return jv_float(ceil(x * f) / f);
+    if (!strcmp(meth, "floor")) return jv_float(floor(x * f) / f);
+    if (strcmp(meth, "common")) {
+        jr_err(r, at, "round: method must be common, ceil or floor");
+        return NULL;
+    }
+    if (v->type != JV_FLOAT) return v->type == JV_INT ? jv_ref(v) : jv_int(v->u.b); /* round(int, n) is the int */
+    if (!isfinite(x) || p < 0) return jv_float(p < 0 ? nearbyint(x * f) / f : x);
+    char buf[400];
+    snprintf(buf, sizeof buf, "%.*f", (int)p, x); /* correctly rounded, ties to even as Python */
+    return jv_float(strtod(buf, NULL));
+}
+
+/* HF's tojson: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False). */
+static Jv *tojson(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int nargs)
+{
+    Jv *ea = jb_arg(args, kw, nargs, 0, "ensure_ascii"), *ind = jb_arg(args, kw, nargs, 1, "indent");
+    Jv *sep = jb_arg(args, kw, nargs, 2, "separators"), *sk = jb_arg(args, kw, nargs, 3, "sort_keys");
+    JsonOpts o = {0};
+    char spaces[65];
+    o.ensure_ascii = ea && jv_truthy(ea);
+    o.sort_keys = sk && jv_truthy(sk);
+    if (ind && (ind->type == JV_INT || ind->type == JV_BOOL)) {
+        long long k = ind->type == JV_INT ? ind->u.i : ind->u.b;
+        k = k < 0 ? 0 : k > 64 ? 64 : k; /* json.dumps clamps nothing; 64 spaces is plenty */
+        memset(spaces, ' ', (size_t)k);
+        spaces[k] = 0;
+        o.indent = spaces;
+    } else if (ind && ind->type == JV_STR) {
+        o.indent = ind->u.s.p;
+    } else if (ind && ind->type != JV_NONE) {
+        jr_err(r, at, "tojson: indent must be an integer, a string or none, not %s", jv_type_name(ind));
+        return NULL;
+    }
+    if (sep && sep->type != JV_NONE) {
+        if (sep->type != JV_LIST || sep->u.l.n != 2 || sep->u.l.v[0]->type != JV_STR || sep->u.l.v[1]->type != JV_STR) {
+            jr_err(r, at, "tojson: separators must be a pair of strings (item, key)");
+            return NULL;
+        }
+        o.item_sep = sep->u.l.v[0]->u.s.p;
+        o.key_sep = sep->u.l.v[1]->u.s.p;
+    }
+    JBuf b = {0};
+    b.max = r->out.max;
+    Err e;
+    if (jv_write_json(&b, v, &o, &e)) {
+        free(b.p);
+        jr_err(r, at, "%s", e.msg);
+        return NULL;
+    }
+    return b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
+}
+
 Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv **args, char **kw, int nargs)
 {
     Jv *a0 = jb_arg(args, kw, nargs, 0, NULL), *res = NULL;
-    if (!strcmp(name, "safe")) return jv_ref(v);
+    if (!strcmp(name, "safe") || !strcmp(name, "escape") || !strcmp(name, "e") || !strcmp(name, "forceescape")) {
+        /* Markup(v), escape(v): a string marked safe (see arith in jinja_eval.c) */
+        if (v->type == JV_STR && v->u.s.safe && name[0] != 'f') return jv_ref(v);
+        JBuf b = {0};
+        b.max = r->out.max;
+        if (name[0] == 's') jv_write_str(&b, v);
+        else if (v->type == JV_STR) jv_write_escaped(&b, v->u.s.p, v->u.s.n);
+        else {
+            Jv *t = jb_str_of(v);
+            if (t) jv_write_escaped(&b, t->u.s.p, t->u.s.n);
+            else b.nomem = 1;
+            jv_unref(t);
+        }
+        res = b.nomem || b.over ? NULL : b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
+        if (!res) {
+            free(b.p);
+            return jb_nomem(r, at);
+        }
+        res->u.s.safe = 1;
+        return res;
+    }
+    if (!strcmp(name, "indent")) return indent(r, at, v, args, kw, nargs);
+    if (!strcmp(name, "round")) return round_filter(r, at, v, args, kw, nargs);
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
         Jv *def = a0 ? a0 : jb_arg(args, kw, nargs, 0, "default_value");
         Jv *boolean = jb_arg(args, kw, nargs, 1, "boolean");
         int use = v->type == JV_UNDEF || (boolean && jv_truthy(boolean) && !jv_truthy(v));
         return use ? (def ? jv_ref(def) : jv_str("", 0)) : jv_ref(v);
     }
-    if (!strcmp(name, "tojson")) {
-        Jv *ind = jb_arg(args, kw, nargs, 1, "indent"), *sk = jb_arg(args, kw, nargs, 3, "sort_keys");
-        Jv *ea = jb_arg(args, kw, nargs, 0, "ensure_ascii"), *sep = jb_arg(args, kw, nargs, 2, "separators");
-        if ((ea && jv_truthy(ea)) || (sep && sep->type != JV_NONE)) {
-            jr_err(r, at, "tojson: ensure_ascii and separators are not supported");
-            return NULL;
-        }
-        if (ind && ind->type != JV_INT && ind->type != JV_NONE) {
-            jr_err(r, at, "tojson: indent must be an integer");
-            return NULL;
-        }
-        JBuf b = {0};
-        b.max = r->out.max;
-        Err e;
-        if (jv_write_json(&b, v, ind && ind->type == JV_INT ? (int)(ind->u.i < 0 ? 0 : ind->u.i > 64 ? 64 : ind->u.i) : -1,
-                          sk && jv_truthy(sk), &e)) {
-            free(b.p);
-            jr_err(r, at, "%s", e.msg);
-            return NULL;
-        }
-        return b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
-    }
+    if (!strcmp(name, "tojson")) return tojson(r, at, v, args, kw, nargs);
     if (!strcmp(name, "length") || !strcmp(name, "count")) {
         switch (v->type) {
         case JV_STR: return jv_int((long long)jb_cp_count(v));
-        case JV_LIST: return jv_int((long long)v->u.l.n);
+        case JV_LIST:
+            if (v->u.l.gen) break;
+            return jv_int((long long)v->u.l.n);
         case JV_DICT:
         case JV_NS: return jv_int((long long)v->u.d.n);
         case JV_UNDEF: return jv_int(0);
-        default: jr_err(r, at, "object of type %s has no length", jv_type_name(v)); return NULL;
+        default: break;
         }
+        jr_err(r, at, "object of type '%s' has no len()", v->type == JV_LIST ? "generator" : jv_type_name(v));
+        return NULL;
+    }
+    if (!strcmp(name, "list") && v->type == JV_LIST && v->u.l.gen) {
+        res = jv_list();
+        for (size_t i = 0; res && i < v->u.l.n; i++)
+            if (jv_list_push(res, jv_ref(v->u.l.v[i]))) {
+                jv_unref(res);
+                res = NULL;
+            }
+        return res ? res : jb_nomem(r, at);
     }
     if (!strcmp(name, "string")) return jb_str_of(v);
     if (!strcmp(name, "list")) return as_list(r, at, v);
@@ -142,7 +284,9 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
             jr_err(r, at, "items: expected a dict, got %s", jv_type_name(v));
             return NULL;
         }
-        return (res = jb_items(v)) ? res : jb_nomem(r, at);
+        if (!(res = jb_items(v))) return jb_nomem(r, at);
+        res->u.l.gen = 1;
+        return res;
     }
     if (!strcmp(name, "int") || !strcmp(name, "float")) {
         int is_int = name[0] == 'i';
@@ -195,10 +339,15 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
         if (!l) return NULL;
         size_t n = l->u.l.n;
         if (name[0] == 'f') res = n ? jv_ref(l->u.l.v[0]) : jv_undef();
-        else if (name[0] == 'l') res = n ? jv_ref(l->u.l.v[n - 1]) : jv_undef();
+        else if (name[0] == 'l' && l->u.l.gen) {
+            jv_unref(l);
+            jr_err(r, at, "last: 'generator' object is not reversible");
+            return NULL;
+        } else if (name[0] == 'l') res = n ? jv_ref(l->u.l.v[n - 1]) : jv_undef();
         else if (name[0] == 'r') {
             res = jv_list();
             for (size_t i = n; res && i-- > 0;) jv_list_push(res, jv_ref(l->u.l.v[i]));
+            if (res) res->u.l.gen = 1; /* reversed(): an iterator */
         } else if (name[0] == 'u') {
             res = jv_list();
             for (size_t i = 0; res && i < n; i++) {
@@ -206,6 +355,7 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
                 for (size_t j = 0; j < res->u.l.n && !seen; j++) seen = jv_equal(res->u.l.v[j], l->u.l.v[i]);
                 if (!seen) jv_list_push(res, jv_ref(l->u.l.v[i]));
             }
+            if (res) res->u.l.gen = 1;
         } else {
             Jv *best = NULL;
             for (size_t i = 0; i < n; i++) {
@@ -236,7 +386,8 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
     }
     if (!strcmp(name, "map") || !strcmp(name, "selectattr") || !strcmp(name, "rejectattr") ||
         !strcmp(name, "select") || !strcmp(name, "reject")) {
-        Jv *l = as_list(r, at, v);
+        /* jinja2 iterates only a truthy value: none and undefined give nothing */
+        Jv *l = jv_truthy(v) ? as_list(r, at, v) : jv_list();
         if (!l) return NULL;
         res = jv_list();
         Jv *attr = name[0] == 'm' ? jb_arg(args, kw, nargs, 1 << 30, "attribute") : NULL;
@@ -297,6 +448,7 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
             if (ok != reject) jv_list_push(res, jv_ref(item));
         }
         jv_unref(l);
+        if (res) res->u.l.gen = 1;
         return res ? res : r->raised ? NULL : jb_nomem(r, at);
     }
     /* string filters */
@@ -307,7 +459,16 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
     else if (!strcmp(name, "lower")) res = jb_recase(s, 0);
     else if (!strcmp(name, "capitalize")) res = jb_recase(s, 2);
     else if (!strcmp(name, "title")) res = jb_recase(s, 3);
-    else if (!strcmp(name, "replace")) {
+    else if (!strcmp(name, "format")) {
+        Jv *l = jv_list();
+        for (int i = 0; l && i < nargs; i++)
+            if (!(kw && kw[i]) && jv_list_push(l, jv_ref(args[i]))) l = NULL;
+        Jv *fa[1] = {l};
+        res = l ? jinja_call_method(r, at, s, "__mod__", fa, NULL, 1) : NULL;
+        jv_unref(l);
+        jv_unref(s);
+        return res ? res : r->raised ? NULL : jb_nomem(r, at);
+    } else if (!strcmp(name, "replace")) {
         Jv *a1 = jb_arg(args, kw, nargs, 1, "new");
         if (!a0 || !a1) {
             jv_unref(s);
@@ -323,6 +484,8 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
         jr_err(r, at, "filter \"%s\" is not implemented", name);
         return NULL;
     }
+    /* Markup's str methods return Markup (replace is str(s).replace when autoescape is off) */
+    if (res && s->u.s.safe && strcmp(name, "replace")) res->u.s.safe = 1;
     jv_unref(s);
     return res ? res : jb_nomem(r, at);
 }

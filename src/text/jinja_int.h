@@ -49,8 +49,9 @@ typedef enum JNodeKind {
     /* expressions */
     N_STR, N_INT, N_FLOAT, N_BOOL, N_NONE, N_LIST, N_TUPLE, N_DICT, N_NAME, N_ATTR, N_ITEM,
     N_SLICE, N_CALL, N_FILTER, N_TEST, N_UNARY, N_BINARY, N_COND,
+    N_BLOCKVAL, /* the rendered body of the enclosing {% filter %} block */
     /* statements */
-    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_MACRO, N_BREAK, N_CONTINUE, N_BODY
+    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_MACRO, N_BREAK, N_CONTINUE, N_BODY, N_FILTBLOCK
 } JNodeKind;
 
 typedef struct JNode JNode;
@@ -89,6 +90,8 @@ struct JinjaTemplate {
     char *name;
     JNode *root;
     JinjaLimits lim;
+    int fixed_time;      /* strftime_now shows `now` (UTC) instead of the clock */
+    long long now;
 };
 
 /* Render state of one jinja_render call. */
@@ -103,6 +106,7 @@ typedef struct JRender {
     int depth;
     long long steps;
     int loopctl;     /* 1 break, 2 continue pending */
+    Jv *blockval;    /* body text of the innermost {% filter %} block being applied */
     int raised;      /* error already has its final text (raise_exception) */
 } JRender;
 

@@ -393,11 +393,6 @@ static JNode *parse_filters(Parser *P, JNode *n)
                 jinja_node_free(n);
                 return NULL;
             }
-            if (!jinja_filter_known(nm->s)) {
-                jp_perr(P, nm, "unknown filter \"%s\"", nm->s);
-                jinja_node_free(n);
-                return NULL;
-            }
             jp_next(P);
             JNode *m = jp_node(P, N_FILTER, nm);
             if (!m || jp_set_str(P, m, nm->s, nm->n)) {
@@ -405,6 +400,7 @@ static JNode *parse_filters(Parser *P, JNode *n)
                 jinja_node_free(n);
                 return NULL;
             }
+            m->i = !jinja_filter_known(nm->s); /* an error at parse or at run: see jinja_check_names */
             m->a = n;
             n = m;
             if (jp_is_op(P, OP_LPAREN)) {
@@ -428,11 +424,6 @@ static JNode *parse_filters(Parser *P, JNode *n)
                 jinja_node_free(n);
                 return NULL;
             }
-            if (!jinja_test_known(nm->s)) {
-                jp_perr(P, nm, "unknown test \"%s\"", nm->s);
-                jinja_node_free(n);
-                return NULL;
-            }
             jp_next(P);
             JNode *m = jp_node(P, N_TEST, nm);
             if (!m || jp_set_str(P, m, nm->s, nm->n)) {
@@ -440,6 +431,7 @@ static JNode *parse_filters(Parser *P, JNode *n)
                 jinja_node_free(n);
                 return NULL;
             }
+            m->i = !jinja_test_known(nm->s);
             m->op = (JOp)neg;
             m->a = n;
             n = m;
@@ -473,6 +465,34 @@ static JNode *parse_filters(Parser *P, JNode *n)
         }
     }
     return n;
+}
+
+JNode *jp_parse_filter_chain(Parser *P, JNode *operand)
+{
+    const JTok *nm = jp_cur(P);
+    if (nm->kind != TK_NAME) {
+        char b[64];
+        jp_perr(P, nm, "expected a filter name, got %s", jp_tok_desc(nm, b));
+        jinja_node_free(operand);
+        return NULL;
+    }
+    jp_next(P);
+    JNode *m = jp_node(P, N_FILTER, nm);
+    if (!m || jp_set_str(P, m, nm->s, nm->n)) {
+        jinja_node_free(m);
+        jinja_node_free(operand);
+        return NULL;
+    }
+    m->i = !jinja_filter_known(nm->s);
+    m->a = operand;
+    if (jp_is_op(P, OP_LPAREN)) {
+        jp_next(P);
+        if (parse_args(P, m)) {
+            jinja_node_free(m);
+            return NULL;
+        }
+    }
+    return parse_filters(P, m);
 }
 
 static JNode *parse_unary(Parser *P, int with_filter)

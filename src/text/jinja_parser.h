@@ -29,5 +29,7 @@ int jp_list_push(Parser *P, JNodeList *l, JNode *n, const char *kw); /* takes n 
 int jp_set_str(Parser *P, JNode *n, const char *s, size_t len);
 /* An expression; with_cond 0 leaves "x if c" to the caller (for-loop filters). */
 JNode *jp_parse_expr(Parser *P, int with_cond);
+/* "f(args) | g ..." applied to operand (taken, also on failure): the head of {% filter %}. */
+JNode *jp_parse_filter_chain(Parser *P, JNode *operand);
 
 #endif

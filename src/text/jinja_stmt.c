@@ -212,6 +212,17 @@ static JNode *parse_stmt(Parser *P, const JTok *kw)
         }
         return n;
     }
+    if (!strcmp(s, "filter")) { /* {% filter f(args) | g %}body{% endfilter %}: the filters applied to the body's text */
+        static const char *const stop[] = {"endfilter", NULL};
+        JNode *n = jp_node(P, N_FILTBLOCK, kw);
+        JNode *ph = n ? jp_node(P, N_BLOCKVAL, kw) : NULL;
+        if (!ph || !(n->a = jp_parse_filter_chain(P, ph)) || end_tag(P) || !body_until(P, &n->body, stop, kw) ||
+            end_tag(P)) {
+            jinja_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
     if (!strcmp(s, "generation")) { /* HF's assistant-mask extension: renders its body */
         static const char *const stop[] = {"endgeneration", NULL};
         JNode *n = jp_node(P, N_BODY, kw);
@@ -274,7 +285,7 @@ static int parse_body(Parser *P, JNodeList *body, const char *const *stop, const
                 return jp_perr(P, kw, "expected a tag name after '{%%', got %s", jp_tok_desc(kw, b));
             }
             if (in_list(kw->s, stop)) break;
-            static const char *const enders[] = {"endif", "endfor", "endset", "endmacro", "endgeneration",
+            static const char *const enders[] = {"endif", "endfor", "endset", "endmacro", "endgeneration", "endfilter",
                                                  "elif", "else", NULL};
             if (in_list(kw->s, enders)) return jp_perr(P, kw, "unexpected {%% %s %%}", kw->s);
             if (jp_list_push(P, body, parse_stmt(P, kw), NULL)) return -1;
@@ -287,12 +298,51 @@ static int parse_body(Parser *P, JNodeList *body, const char *const *stop, const
     return 0;
 }
 
+/* jinja2 compiles an unknown filter or test to a run-time error only in a
+ * "soft" frame: inside an {% if %} (test and branches) or an inline
+ * `x if c else y`, up to the next for loop, macro or block, which start a new
+ * frame. Anywhere else the template does not compile. 0, or -1 at the first
+ * unknown name outside a soft frame. */
+static int check_names(Parser *P, const JNode *n, int soft);
+
+static int check_list(Parser *P, const JNodeList *l, int soft)
+{
+    for (int i = 0; i < l->n; i++)
+        if (check_names(P, l->v[i], soft)) return -1;
+    return 0;
+}
+
+static int check_names(Parser *P, const JNode *n, int soft)
+{
+    if (!n) return 0;
+    if ((n->kind == N_FILTER || n->kind == N_TEST) && n->i && !soft)
+        return err_set(P->e, "%s:%d:%d: unknown %s \"%s\"", P->name, n->line, n->col,
+                       n->kind == N_FILTER ? "filter" : "test", n->s);
+    int inner = soft; /* frame of the children */
+    if (n->kind == N_IF || n->kind == N_COND) inner = 1;
+    if (n->kind == N_FOR) {
+        if (check_names(P, n->a, soft)) return -1;
+        inner = 0;
+        return check_names(P, n->b, 0) || check_list(P, &n->body, 0) || check_list(P, &n->orelse, 0) ? -1 : 0;
+    }
+    if (n->kind == N_MACRO || n->kind == N_BODY || n->kind == N_FILTBLOCK) inner = 0;
+    if (n->kind == N_SET && !n->b) {
+        if (check_list(P, &n->body, 0)) return -1;
+        return check_names(P, n->c, 0);
+    }
+    return check_names(P, n->a, inner) || check_names(P, n->b, inner) || check_names(P, n->c, inner) ||
+                   check_names(P, n->d, inner) || check_list(P, &n->args, inner) || check_list(P, &n->body, inner) ||
+                   check_list(P, &n->orelse, inner)
+               ? -1
+               : 0;
+}
+
 JNode *jinja_parse_tokens(const JTokens *t, const char *name, Err *e)
 {
     Parser P = {t, 0, name, e, 0};
     JNode *root = jp_node(&P, N_BODY, &t->v[0]);
     if (!root) return NULL;
-    if (parse_body(&P, &root->body, NULL, NULL)) {
+    if (parse_body(&P, &root->body, NULL, NULL) || check_names(&P, root, 0)) {
         jinja_node_free(root);
         return NULL;
     }

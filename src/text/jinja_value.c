@@ -38,10 +38,10 @@ int jbuf_putc(JBuf *b, char c) { return jbuf_put(b, &c, 1); }
 
 /* ---- constructors ---- */
 
-static Jv k_undef = {JV_UNDEF, -1, {0}};
-static Jv k_none = {JV_NONE, -1, {0}};
-static Jv k_true = {JV_BOOL, -1, {.b = 1}};
-static Jv k_false = {JV_BOOL, -1, {.b = 0}};
+static Jv k_undef = {JV_UNDEF, -1, {0}, 0};
+static Jv k_none = {JV_NONE, -1, {0}, 0};
+static Jv k_true = {JV_BOOL, -1, {.b = 1}, 0};
+static Jv k_false = {JV_BOOL, -1, {.b = 0}, 0};
 
 Jv *jv_undef(void) { return &k_undef; }
 Jv *jv_none(void) { return &k_none; }
@@ -113,27 +113,72 @@ Jv *jv_ref(Jv *v)
     return v;
 }
 
-void jv_unref(Jv *v)
+/* Frees a dead value's own storage; its items go to `release`. */
+static void free_shell(Jv *v, Jv ***stack, size_t *n, size_t *cap, Jv **local);
+
+/* Drops one reference to each item of a dead container: values that die with
+ * it are pushed for the caller's loop (no recursion, so a value nested a
+ * million deep through namespaces is freed without deepening the C stack). */
+static void push_dead(Jv *c, Jv ***stack, size_t *n, size_t *cap, Jv **local)
 {
-    if (!v || v->refs < 0 || --v->refs > 0) return;
-    switch (v->type) {
-    case JV_STR: free(v->u.s.p); break;
-    case JV_LIST:
-        for (size_t i = 0; i < v->u.l.n; i++) jv_unref(v->u.l.v[i]);
+    if (!c || c->refs < 0 || --c->refs > 0) return;
+    if (c->type != JV_LIST && c->type != JV_DICT && c->type != JV_NS) {
+        if (c->type == JV_STR) free(c->u.s.p);
+        free(c);
+        return;
+    }
+    if (*n == *cap) {
+        size_t ncap = *cap * 2;
+        Jv **q = *stack == local ? malloc(ncap * sizeof *q) : realloc(*stack, ncap * sizeof *q);
+        if (!q) { /* out of memory: free this one here, one level deeper */
+            free_shell(c, stack, n, cap, local);
+            return;
+        }
+        if (*stack == local) memcpy(q, local, *n * sizeof *q);
+        *stack = q;
+        *cap = ncap;
+    }
+    (*stack)[(*n)++] = c;
+}
+
+static void free_shell(Jv *v, Jv ***stack, size_t *n, size_t *cap, Jv **local)
+{
+    if (v->type == JV_LIST) {
+        for (size_t i = 0; i < v->u.l.n; i++) push_dead(v->u.l.v[i], stack, n, cap, local);
         free(v->u.l.v);
-        break;
-    case JV_DICT:
-    case JV_NS:
+    } else {
         for (size_t i = 0; i < v->u.d.n; i++) {
-            jv_unref(v->u.d.k[i]);
-            jv_unref(v->u.d.v[i]);
+            push_dead(v->u.d.k[i], stack, n, cap, local);
+            push_dead(v->u.d.v[i], stack, n, cap, local);
         }
         free(v->u.d.k);
         free(v->u.d.v);
-        break;
-    default: break;
     }
     free(v);
+}
+
+void jv_unref(Jv *v)
+{
+    if (!v || v->refs < 0 || --v->refs > 0) return;
+    if (v->type != JV_LIST && v->type != JV_DICT && v->type != JV_NS) {
+        if (v->type == JV_STR) free(v->u.s.p);
+        free(v);
+        return;
+    }
+    Jv *local[64], **stack = local;
+    size_t n = 0, cap = 64;
+    stack[n++] = v;
+    while (n) {
+        Jv *x = stack[--n];
+        free_shell(x, &stack, &n, &cap, local);
+    }
+    if (stack != local) free(stack);
+}
+
+/* Nesting levels a container gains by holding v. */
+static int held_depth(const Jv *v)
+{
+    return v->type == JV_LIST || v->type == JV_DICT ? v->depth + 1 : 0;
 }
 
 int jv_list_push(Jv *l, Jv *item)
@@ -150,27 +195,48 @@ int jv_list_push(Jv *l, Jv *item)
         l->u.l.cap = cap;
     }
     l->u.l.v[l->u.l.n++] = item;
+    int d = held_depth(item);
+    if (d > l->depth) l->depth = d;
     return 0;
+}
+
+int jv_hashable(const Jv *v)
+{
+    return v->type == JV_NONE || v->type == JV_BOOL || v->type == JV_INT || v->type == JV_FLOAT || v->type == JV_STR;
 }
 
 Jv *jv_dict_get(const Jv *d, const char *k, size_t kn)
 {
     for (size_t i = 0; i < d->u.d.n; i++) {
         const Jv *key = d->u.d.k[i];
-        if (key->u.s.n == kn && !memcmp(key->u.s.p, k, kn)) return d->u.d.v[i];
+        if (key->type == JV_STR && key->u.s.n == kn && !memcmp(key->u.s.p, k, kn)) return d->u.d.v[i];
     }
     return NULL;
 }
 
-int jv_dict_set(Jv *d, const char *k, size_t kn, Jv *val)
+Jv *jv_dict_getv(const Jv *d, const Jv *key)
 {
-    if (!val) return -1;
+    if (key->type == JV_STR) return jv_dict_get(d, key->u.s.p, key->u.s.n);
+    for (size_t i = 0; i < d->u.d.n; i++)
+        if (d->u.d.k[i]->type != JV_STR && jv_equal(d->u.d.k[i], key)) return d->u.d.v[i];
+    return NULL;
+}
+
+int jv_dict_setv(Jv *d, Jv *key, Jv *val)
+{
+    if (!key || !val) {
+        jv_unref(key);
+        jv_unref(val);
+        return -1;
+    }
     for (size_t i = 0; i < d->u.d.n; i++) {
-        Jv *key = d->u.d.k[i];
-        if (key->u.s.n == kn && !memcmp(key->u.s.p, k, kn)) {
+        Jv *k = d->u.d.k[i];
+        if (key->type == JV_STR ? k->type == JV_STR && k->u.s.n == key->u.s.n && !memcmp(k->u.s.p, key->u.s.p, k->u.s.n)
+                                : k->type != JV_STR && jv_equal(k, key)) {
+            jv_unref(key);
             jv_unref(d->u.d.v[i]);
             d->u.d.v[i] = val;
-            return 0;
+            goto depth;
         }
     }
     if (d->u.d.n == d->u.d.cap) {
@@ -179,20 +245,29 @@ int jv_dict_set(Jv *d, const char *k, size_t kn, Jv *val)
         if (nk) d->u.d.k = nk;
         Jv **nv = nk ? realloc(d->u.d.v, cap * sizeof *nv) : NULL;
         if (!nv) {
+            jv_unref(key);
             jv_unref(val);
             return -1;
         }
         d->u.d.v = nv;
         d->u.d.cap = cap;
     }
+    d->u.d.k[d->u.d.n] = key;
+    d->u.d.v[d->u.d.n++] = val;
+depth:
+    if (held_depth(val) > d->depth) d->depth = held_depth(val);
+    return 0;
+}
+
+int jv_dict_set(Jv *d, const char *k, size_t kn, Jv *val)
+{
+    if (!val) return -1;
     Jv *key = jv_str(k, kn);
     if (!key) {
         jv_unref(val);
         return -1;
     }
-    d->u.d.k[d->u.d.n] = key;
-    d->u.d.v[d->u.d.n++] = val;
-    return 0;
+    return jv_dict_setv(d, key, val);
 }
 
 Jv *jv_from_cjson(const cJSON *j)
@@ -244,7 +319,7 @@ int jv_truthy(const Jv *v)
     case JV_INT: return v->u.i != 0;
     case JV_FLOAT: return v->u.f != 0;
     case JV_STR: return v->u.s.n != 0;
-    case JV_LIST: return v->u.l.n != 0;
+    case JV_LIST: return v->u.l.gen || v->u.l.n != 0; /* a generator is always true */
     case JV_DICT: return v->u.d.n != 0;
     default: return 1;
     }
@@ -283,8 +358,7 @@ int jv_equal(const Jv *a, const Jv *b)
     case JV_DICT:
         if (a->u.d.n != b->u.d.n) return 0;
         for (size_t i = 0; i < a->u.d.n; i++) {
-            const Jv *k = a->u.d.k[i];
-            const Jv *o = jv_dict_get(b, k->u.s.p, k->u.s.n);
+            const Jv *o = jv_dict_getv(b, a->u.d.k[i]);
             if (!o || !jv_equal(a->u.d.v[i], o)) return 0;
         }
         return 1;
@@ -429,14 +503,15 @@ int jv_write_repr(JBuf *b, const Jv *v) { return write_py(b, v, 1); }
 
 /* ---- json.dumps ---- */
 
-static int json_str(JBuf *b, const char *s, size_t n)
+static int json_str(JBuf *b, const char *s, size_t n, int ascii)
 {
     if (jbuf_putc(b, '"')) return -1;
     size_t run = 0; /* bytes copied verbatim, flushed in runs */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
-        char u[8];
+        char u[32];
+        size_t skip = 0;
         switch (c) {
         case '"': esc = "\\\""; break;
         case '\\': esc = "\\\\"; break;
@@ -446,8 +521,24 @@ static int json_str(JBuf *b, const char *s, size_t n)
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
         default:
-            if (c < 0x20) {
+            if (c < 0x20 || (ascii && c == 0x7f)) {
                 snprintf(u, sizeof u, "\\u%04x", c);
+                esc = u;
+            } else if (ascii && c >= 0x80) {
+                /* decode one UTF-8 sequence; a stray byte stands for itself */
+                unsigned long cp = c;
+                int k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+                if (k && i + (size_t)k < n) {
+                    cp = c & (0x3F >> k);
+                    for (int j = 1; j <= k; j++) cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3F);
+                    skip = (size_t)k;
+                }
+                if (cp >= 0x10000) {
+                    cp -= 0x10000;
+                    snprintf(u, sizeof u, "\\u%04lx\\u%04lx", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+                } else {
+                    snprintf(u, sizeof u, "\\u%04lx", cp);
+                }
                 esc = u;
             }
         }
@@ -457,16 +548,17 @@ static int json_str(JBuf *b, const char *s, size_t n)
         }
         if (jbuf_put(b, s + i - run, run) || jbuf_puts(b, esc)) return -1;
         run = 0;
+        i += skip;
     }
     if (jbuf_put(b, s + n - run, run)) return -1;
     return jbuf_putc(b, '"');
 }
 
-static int json_nl(JBuf *b, int indent, int level)
+static int json_nl(JBuf *b, const JsonOpts *o, int level)
 {
     if (jbuf_putc(b, '\n')) return -1;
-    for (int i = 0; i < indent * level; i++)
-        if (jbuf_putc(b, ' ')) return -1;
+    for (int i = 0; i < level; i++)
+        if (jbuf_puts(b, o->indent)) return -1;
     return 0;
 }
 
@@ -478,10 +570,28 @@ static int key_cmp(const void *x, const void *y)
     return r;
 }
 
-static int json_val(JBuf *b, const Jv *v, int indent, int sort, int level, Err *e)
+/* Python's json key: strings as they are, numbers, booleans and None as text. */
+static int json_key(JBuf *b, const Jv *k, const JsonOpts *o)
+{
+    char num[40];
+    switch (k->type) {
+    case JV_STR: return json_str(b, k->u.s.p, k->u.s.n, o->ensure_ascii);
+    case JV_INT: snprintf(num, sizeof num, "\"%lld\"", k->u.i); return jbuf_puts(b, num);
+    case JV_BOOL: return jbuf_puts(b, k->u.b ? "\"true\"" : "\"false\"");
+    case JV_NONE: return jbuf_puts(b, "\"null\"");
+    default:
+        if (isnan(k->u.f)) return jbuf_puts(b, "\"NaN\"");
+        if (isinf(k->u.f)) return jbuf_puts(b, k->u.f < 0 ? "\"-Infinity\"" : "\"Infinity\"");
+        jv_format_float(num, k->u.f);
+        return jbuf_putc(b, '"') || jbuf_puts(b, num) || jbuf_putc(b, '"');
+    }
+}
+
+static int json_val(JBuf *b, const Jv *v, const JsonOpts *o, int level, Err *e)
 {
     char num[40];
     if (level > 200) return err_set(e, "tojson: value nested too deeply");
+    const char *isep = o->item_sep ? o->item_sep : o->indent ? "," : ", ", *ksep = o->key_sep ? o->key_sep : ": ";
     switch (v->type) {
     case JV_NONE: return jbuf_puts(b, "null");
     case JV_BOOL: return jbuf_puts(b, v->u.b ? "true" : "false");
@@ -491,16 +601,17 @@ static int json_val(JBuf *b, const Jv *v, int indent, int sort, int level, Err *
         if (isinf(v->u.f)) return jbuf_puts(b, v->u.f < 0 ? "-Infinity" : "Infinity");
         jv_format_float(num, v->u.f);
         return jbuf_puts(b, num);
-    case JV_STR: return json_str(b, v->u.s.p, v->u.s.n);
+    case JV_STR: return json_str(b, v->u.s.p, v->u.s.n, o->ensure_ascii);
     case JV_LIST:
+        if (v->u.l.gen) return err_set(e, "tojson: Object of type generator is not JSON serializable");
         if (!v->u.l.n) return jbuf_puts(b, "[]");
         if (jbuf_putc(b, '[')) return -1;
         for (size_t i = 0; i < v->u.l.n; i++) {
-            if (i && jbuf_puts(b, indent >= 0 ? "," : ", ")) return -1;
-            if (indent >= 0 && json_nl(b, indent, level + 1)) return -1;
-            if (json_val(b, v->u.l.v[i], indent, sort, level + 1, e)) return -1;
+            if (i && jbuf_puts(b, isep)) return -1;
+            if (o->indent && json_nl(b, o, level + 1)) return -1;
+            if (json_val(b, v->u.l.v[i], o, level + 1, e)) return -1;
         }
-        if (indent >= 0 && json_nl(b, indent, level)) return -1;
+        if (o->indent && json_nl(b, o, level)) return -1;
         return jbuf_putc(b, ']');
     case JV_DICT: {
         if (!v->u.d.n) return jbuf_puts(b, "{}");
@@ -508,27 +619,56 @@ static int json_val(JBuf *b, const Jv *v, int indent, int sort, int level, Err *
         Jv *const **order = malloc(n * sizeof *order);
         if (!order) return err_set(e, "out of memory");
         for (size_t i = 0; i < n; i++) order[i] = &v->u.d.k[i];
-        if (sort) qsort(order, n, sizeof *order, key_cmp);
+        if (o->sort_keys) {
+            for (size_t i = 1; i < n; i++) {
+                int c;
+                if (jv_compare(v->u.d.k[0], v->u.d.k[i], &c)) {
+                    free(order);
+                    return err_set(e, "tojson: sort_keys: cannot compare %s with %s", jv_type_name(v->u.d.k[0]),
+                                   jv_type_name(v->u.d.k[i]));
+                }
+            }
+            qsort(order, n, sizeof *order, key_cmp);
+        }
         int rc = jbuf_putc(b, '{');
         for (size_t i = 0; i < n && !rc; i++) {
             size_t k = (size_t)(order[i] - v->u.d.k);
-            if (i && jbuf_puts(b, indent >= 0 ? "," : ", ")) rc = -1;
-            else if (indent >= 0 && json_nl(b, indent, level + 1)) rc = -1;
-            else if (json_str(b, v->u.d.k[k]->u.s.p, v->u.d.k[k]->u.s.n) || jbuf_puts(b, ": ")) rc = -1;
-            else rc = json_val(b, v->u.d.v[k], indent, sort, level + 1, e);
+            if (i && jbuf_puts(b, isep)) rc = -1;
+            else if (o->indent && json_nl(b, o, level + 1)) rc = -1;
+            else if (json_key(b, v->u.d.k[k], o) || jbuf_puts(b, ksep)) rc = -1;
+            else rc = json_val(b, v->u.d.v[k], o, level + 1, e);
         }
         free(order);
         if (rc) return -1;
-        if (indent >= 0 && json_nl(b, indent, level)) return -1;
+        if (o->indent && json_nl(b, o, level)) return -1;
         return jbuf_putc(b, '}');
     }
     default: return err_set(e, "tojson: Object of type %s is not JSON serializable", jv_type_name(v));
     }
 }
 
-int jv_write_json(JBuf *b, const Jv *v, int indent, int sort_keys, Err *e)
+int jv_write_json(JBuf *b, const Jv *v, const JsonOpts *o, Err *e)
 {
-    int rc = json_val(b, v, indent, sort_keys, 0, e);
+    int rc = json_val(b, v, o, 0, e);
     if (rc && (b->over || b->nomem)) err_set(e, b->over ? "output size limit exceeded" : "out of memory");
     return rc;
+}
+
+int jv_write_escaped(JBuf *b, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '&': esc = "&amp;"; break;
+        case '<': esc = "&lt;"; break;
+        case '>': esc = "&gt;"; break;
+        case '"': esc = "&#34;"; break;
+        case '\'': esc = "&#39;"; break;
+        default: run++; continue;
+        }
+        if (jbuf_put(b, s + i - run, run) || jbuf_puts(b, esc)) return -1;
+        run = 0;
+    }
+    return jbuf_put(b, s + n - run, run);
 }

@@ -29,11 +29,12 @@ struct Jv {
         int b;
         long long i;
         double f;
-        struct { char *p; size_t n; } s;          /* UTF-8 bytes, NUL-terminated */
-        struct { Jv **v; size_t n, cap; } l;      /* list items */
-        struct { Jv **k; Jv **v; size_t n, cap; } d; /* dict / namespace: string keys, insertion order */
+        struct { char *p; size_t n; int safe; } s;     /* UTF-8 bytes, NUL-terminated; safe: a Markup (|safe) */
+        struct { Jv **v; size_t n, cap; int gen; } l;  /* list items; gen: made by map/select/... (a generator in jinja2) */
+        struct { Jv **k; Jv **v; size_t n, cap; } d;   /* dict / namespace: scalar keys (namespace: strings), insertion order */
         struct { int builtin; const struct JNode *macro; } fn; /* builtin id or macro node */
     } u;
+    int depth; /* lists and dicts: levels of nesting below (0 when flat); namespaces count as a leaf */
 };
 
 /* Growable output buffer with a size cap; `over` is set once a put would pass max. */
@@ -67,6 +68,11 @@ void jv_unref(Jv *v); /* safe on NULL */
 int jv_list_push(Jv *l, Jv *item);                    /* takes item; -1 when out of memory */
 int jv_dict_set(Jv *d, const char *k, size_t kn, Jv *val); /* takes val; replaces an old value */
 Jv *jv_dict_get(const Jv *d, const char *k, size_t kn); /* borrowed, NULL when absent */
+/* Keys of any scalar type (none, bool, int, float, string) with Python's
+ * equality (1, 1.0 and True are one key). setv takes key and val. */
+int jv_dict_setv(Jv *d, Jv *key, Jv *val);
+Jv *jv_dict_getv(const Jv *d, const Jv *key);
+int jv_hashable(const Jv *v);
 
 /* Converts a cJSON tree (numbers without a fraction or exponent become ints
  * when integral). NULL when out of memory. */
@@ -90,9 +96,19 @@ int jv_write_repr(JBuf *b, const Jv *v);
 /* Python's repr(float). */
 void jv_format_float(char out[40], double f);
 
-/* json.dumps(v, ensure_ascii=False, indent=indent, sort_keys=sort_keys) with
- * Python's default separators (", " and ": ", or "," and ": " when indented).
- * indent < 0 means None. -1 with *e set for values JSON cannot hold. */
-int jv_write_json(JBuf *b, const Jv *v, int indent, int sort_keys, Err *e);
+/* json.dumps options: indent NULL for None (else the string one level adds),
+ * separators NULL for Python's defaults (", " / ": ", or "," / ": " when indented). */
+typedef struct JsonOpts {
+    const char *indent;
+    const char *item_sep, *key_sep;
+    int sort_keys, ensure_ascii;
+} JsonOpts;
+
+/* json.dumps(v, ...) as Python writes it. -1 with *e set for values JSON cannot
+ * hold ("Object of type X is not JSON serializable"). */
+int jv_write_json(JBuf *b, const Jv *v, const JsonOpts *o, Err *e);
+
+/* Markup's escape(): & < > " ' as &amp; &lt; &gt; &#34; &#39;. */
+int jv_write_escaped(JBuf *b, const char *s, size_t n);
 
 #endif
