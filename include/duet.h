@@ -307,6 +307,148 @@ typedef struct duet_logprob {
 } duet_logprob;
 int duet_session_logprobs(const duet_session *s, int token, float *logprob, duet_logprob *top, int top_n);
 
+/* ---- Tools and structured output --------------------------------------
+ *
+ * Tools are given in the OpenAI form, a JSON array of
+ *   {"type": "function", "function": {"name", "description", "parameters"}}
+ * where "parameters" is a JSON Schema of the subset in docs/AGENT.md. A chat
+ * session with tools renders them through the model's chat template; a
+ * template with no tool section (Qwen2-Instruct) gets duet's Hermes-style
+ * fallback (duet_model_tools_native() says which). Each generate then parses
+ * the <tool_call> blocks the model writes: the stream callback receives only
+ * the text outside them, and the calls come back as structured data.
+ *
+ * A call block is decoded under a token mask compiled from the tools'
+ * schemas as soon as the model opens it, so every call parses and validates
+ * against its tool's "parameters", and it is complete within max_tokens.
+ * Tool choice "required" or a tool name forces a call from the first token;
+ * "none" renders the tools but forbids calls. A JSON schema set with
+ * duet_session_set_json_schema() constrains the whole answer the same way. */
+
+/* Sets the session's tools (tools_json: a JSON array as above; copied);
+ * NULL or "[]" clears them. DUET_ERR_ARG with the message naming the tool,
+ * field or schema keyword when the JSON is malformed or uses a keyword
+ * outside the supported subset. Chat mode only for rendering; the schemas
+ * apply in raw mode too (tool choice required / a name). */
+int duet_session_set_tools(duet_session *s, const char *tools_json);
+
+/* "auto" (default; NULL too), "none", "required", or the name of one of the
+ * session's tools. DUET_ERR_NOT_FOUND for an unknown name (checked against
+ * the tools set at this call and again at generate). */
+int duet_session_set_tool_choice(duet_session *s, const char *choice);
+
+/* Constrains every following answer to one JSON value valid under
+ * schema_json (a JSON Schema of the subset; "{\"type\":\"object\"}" for any
+ * JSON object); NULL turns it off. The answer ends right after the value.
+ * DUET_ERR_ARG naming the keyword for a schema outside the subset.
+ * Ignored while tool choice forces a call. */
+int duet_session_set_json_schema(duet_session *s, const char *schema_json);
+
+/* One tool call of the last generate. Strings are borrowed from the session
+ * and stay valid until the next generate, append or clear. */
+typedef struct duet_tool_call {
+    const char *id;             /* "call_<n>", never empty, unique in the session */
+    const char *name;
+    const char *arguments;      /* compact JSON object text */
+} duet_tool_call;
+
+/* Number of calls the last generate produced (parallel calls: several), and
+ * call i (NULL when out of range). A block that did not parse (possible only
+ * when a constraint could not be applied) is not a call: see
+ * duet_session_tool_call_errors(). */
+int duet_session_n_tool_calls(const duet_session *s);
+const duet_tool_call *duet_session_tool_call(const duet_session *s, int i);
+int duet_session_tool_call_errors(const duet_session *s);
+
+/* The last generate's text outside the call blocks (borrowed, as above). */
+const char *duet_session_content(const duet_session *s);
+
+/* Appends the result of the call with id tool_call_id (content: UTF-8) as a
+ * "tool" message. DUET_ERR_NOT_FOUND when no call of that id is in the history. */
+int duet_session_append_tool_result(duet_session *s, const char *tool_call_id, const char *content);
+
+/* Appends one OpenAI-form message (JSON text), so a server can replay a
+ * conversation: {"role": "system"|"user"|"assistant"|"tool", "content": ...},
+ * an assistant message with "tool_calls": [{"id", "type": "function",
+ * "function": {"name", "arguments"}}] (arguments a JSON string or object),
+ * a tool message with "tool_call_id". Content may be null or a list of
+ * {"type": "text", "text"} parts. DUET_ERR_ARG naming the field otherwise. */
+int duet_session_append_message_json(duet_session *s, const char *message_json);
+
+/* 1 if the model's chat template renders tools itself, 0 if duet's
+ * Hermes-style fallback renders them (the template has no tool section), a
+ * negative status without a template. */
+int duet_model_tools_native(duet_model *m);
+
+/* ---- Running tools ------------------------------------------------------
+ *
+ * A duet_toolbox holds tools that really run, none of them through a shell:
+ * the built-in read-only device tools (docs/TOOLS.md), command tools declared
+ * in a JSON file (run with fork/execve, each {param} one argv element) and
+ * the tools of MCP servers over stdio. Every call has a timeout and an
+ * output cap; failures come back as an {"error": "..."} result text, so the
+ * model reads them, never as a crash. One thread at a time per toolbox. */
+
+typedef struct duet_toolbox duet_toolbox;
+
+typedef struct duet_toolbox_options {
+    const char *sysroot;        /* built-in tools read SYSROOT/proc, SYSROOT/sys; NULL = "/" */
+    int timeout_ms;             /* per call; 0 = 10000 */
+    size_t output_cap;          /* bytes of a result kept; 0 = 16384 */
+} duet_toolbox_options;
+
+void duet_toolbox_options_default(duet_toolbox_options *o);
+
+/* o may be NULL (defaults). *out NULL and DUET_ERR_NOMEM on failure. */
+int duet_toolbox_create(duet_toolbox **out, const duet_toolbox_options *o);
+/* Stops the MCP servers (closing their stdin, then SIGTERM / SIGKILL) and frees. NULL is a no-op. */
+void duet_toolbox_free(duet_toolbox *tb);
+/* The message of the toolbox's last failed call; never NULL. */
+const char *duet_toolbox_errmsg(const duet_toolbox *tb);
+
+/* Adds the built-in device tools. */
+int duet_toolbox_add_builtin(duet_toolbox *tb);
+/* Adds the command tools of a JSON file (format in docs/AGENT.md);
+ * DUET_ERR_IO / DUET_ERR_ARG naming the file and field. */
+int duet_toolbox_add_commands(duet_toolbox *tb, const char *path);
+/* Starts an MCP server (argv: NULL-terminated, argv[0] looked up in PATH,
+ * no shell), initializes it and adds the tools it lists. DUET_ERR_IO with
+ * the reason when it does not start, answers garbage or times out. */
+int duet_toolbox_add_mcp(duet_toolbox *tb, const char *const *argv);
+
+/* The tools as an OpenAI-form JSON array (borrowed; valid until the next add). */
+const char *duet_toolbox_tools_json(duet_toolbox *tb);
+
+/* Runs tool `name` with arguments_json (a JSON object text). *result is a
+ * malloc'd text the caller frees: the tool's output, or {"error": "..."}.
+ * Returns 0 when the tool ran and succeeded, 1 when *result is an error
+ * result for the model, a negative status when out of memory. */
+int duet_toolbox_call(void *toolbox, const char *name, const char *arguments_json, char **result);
+
+/* The agent helper: the same signature as duet_toolbox_call, so a toolbox
+ * (or any callback of this shape) runs the tools. */
+typedef int (*duet_tool_fn)(void *user, const char *name, const char *arguments_json, char **result);
+
+/* One tool call the agent ran (borrowed from the session until the next
+ * duet_agent_run or clear). */
+typedef struct duet_agent_step {
+    const char *name, *arguments, *result;
+} duet_agent_step;
+
+/* Appends user_text as a user message (NULL: none, the history is ready)
+ * and loops: generate; run each call with fn; append the results; generate
+ * again, until an answer without calls or max_steps generates (0 = 8); the
+ * last round then runs with tool choice "none" so there is an answer. The
+ * answer streams through cb (may be NULL); *answer (may be NULL) receives it
+ * malloc'd. The session must have tools set. Returns a duet_finish or a
+ * negative status. */
+int duet_agent_run(duet_session *s, const char *user_text, int max_steps, duet_tool_fn fn, void *fn_user,
+                   duet_token_cb cb, void *cb_user, char **answer);
+
+/* The calls the last duet_agent_run made, in order. */
+int duet_agent_n_steps(const duet_session *s);
+const duet_agent_step *duet_agent_step_at(const duet_session *s, int i);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,8 @@ struct duet_model {
      * has room for DUET_MAX_ADAPTERS from the open on, so rows never see it move */
     int ad_refs[DUET_MAX_ADAPTERS];          /* (lock) sessions bound to each slot */
     unsigned char ad_gone[DUET_MAX_ADAPTERS]; /* (lock) AD_* */
+
+    struct TokTrie *trie;      /* (lock) token trie for JSON constraints, built at first use (session_tools.c) */
 };
 
 /* ad_gone states: a live adapter, one unloaded but still bound to sessions,
@@ -85,6 +87,8 @@ struct duet_session {
 
     duet_stats stats;
     char err[512];
+
+    struct SessTools *tools;   /* tools, tool choice, JSON schema, last calls; NULL: none (session_tools.c) */
 };
 
 /* Sets the session's message; returns `code`. */
@@ -100,5 +104,34 @@ void sched_stop(duet_model *m);
  * the last one's logits are in s->logits. DUET_OK, DUET_ERR_STATE when aborted
  * (s->abort set; the tokens fed so far stay cached), or a negative status. */
 int sched_run(duet_session *s);
+
+/* Tools and JSON constraints on a session (session_tools.c). The generate
+ * loop calls these only when s->tools is set. */
+typedef struct ToolGen ToolGen;
+/* Renders the chat history with the tools (the template's own tool section
+ * or the Hermes-style fallback) into *text (malloc'd). */
+int tools_render(duet_session *s, char **text);
+/* Starts one generate: *out is NULL when nothing constrains or filters it. */
+int tools_gen_begin(duet_session *s, ToolGen **out);
+/* Samples the next token from s->logits under the constraint, `left` tokens
+ * left (<= 0: no budget). The token, or a negative status. */
+int tools_gen_sample(ToolGen *g, duet_session *s, int left);
+void tools_gen_accept(ToolGen *g, duet_session *s, int token);
+/* Passes generated text to cb with the call blocks taken out; final = 1 at
+ * the end (what was held back comes out). Returns cb's result. */
+int tools_gen_emit(ToolGen *g, duet_token_cb cb, void *user, const char *piece, size_t len, int token, int final);
+/* Ends the generate: parses the calls of text into the session and returns
+ * the assistant message for the history (NULL when out of memory). */
+cJSON *tools_gen_end(ToolGen *g, duet_session *s, const char *text);
+void tools_gen_free(ToolGen *g);
+/* Frees what set_tools and friends keep; clears the last calls. */
+void tools_session_free(duet_session *s);
+void tools_session_clear(duet_session *s);
+void tools_model_free(duet_model *m);
+/* The record of duet_agent_run's calls (src/agent/agent_loop.c). */
+void api_agent_steps_reset(duet_session *s);
+/* The session's tool choice, malloc'd; NULL for auto (or out of memory). */
+char *api_tool_choice_dup(const duet_session *s);
+int api_agent_step_add(duet_session *s, const char *name, const char *args, const char *result);
 
 #endif

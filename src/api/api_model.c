@@ -187,6 +187,7 @@ int duet_model_close(duet_model *m)
     kern_destroy(m->k);
     tokenizer_free(m->tok);
     chat_template_free(m->tmpl);
+    tools_model_free(m);
     scratch_free(&m->scratch);
     model_close(&m->m);
     free(m->sess);

@@ -206,6 +206,7 @@ void duet_session_close(duet_session *s)
     free(s->logits);
     free(s->hist);
     cJSON_Delete(s->messages);
+    tools_session_free(s);
     for (int i = 0; i < s->n_stops; i++) free(s->stops[i]);
     pthread_cond_destroy(&s->done);
     api_adapter_unref(m, s->adapter);
@@ -284,8 +285,13 @@ int duet_session_append_message(duet_session *s, const char *role, const char *c
 static int render_chat(duet_session *s)
 {
     Err e;
-    char *text = chat_template_render(s->md->tmpl, s->messages, NULL, 1, &e);
-    if (!text) return api_serr(s, DUET_ERR_FORMAT, "%s", e.msg);
+    char *text = NULL;
+    if (s->tools) {
+        int trc = tools_render(s, &text);
+        if (trc) return trc;
+    } else if (!(text = chat_template_render(s->md->tmpl, s->messages, NULL, 1, &e))) {
+        return api_serr(s, DUET_ERR_FORMAT, "%s", e.msg);
+    }
     int *ids = NULL, n = 0;
     int rc = tokenizer_encode(s->md->tok, text, strlen(text), &ids, &n, &e);
     free(text);
@@ -369,6 +375,11 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
     if (s->n_past == s->n_hist) s->n_past--; /* all cached: feed the last token again for its logits */
     s->stats.n_prompt = s->n_hist - s->n_past;
     s->stats.n_cached = s->n_past;
+    ToolGen *tg = NULL;
+    if (s->tools) {
+        int trc = tools_gen_begin(s, &tg);
+        if (trc) return trc;
+    }
 
     Gen g = {0};
     Detok d;
@@ -386,8 +397,15 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
             finish = api_serr(s, rc, "forward pass failed: %s", why);
             break;
         }
-        int tok = sampler_sample(&s->smp, s->logits);
-        if (tok < 0) {
+        int tok;
+        if (tg) {
+            int left = s->o.n_ctx - s->n_hist;
+            if (s->o.max_tokens && s->o.max_tokens - s->stats.n_gen < left) left = s->o.max_tokens - s->stats.n_gen;
+            if ((tok = tools_gen_sample(tg, s, left)) < 0) {
+                finish = tok;
+                break;
+            }
+        } else if ((tok = sampler_sample(&s->smp, s->logits)) < 0) {
             finish = api_serr(s, DUET_ERR_FORMAT,
                               "the model produced non-finite logits (inf or NaN) at position %d: the weights, the adapter "
                               "or the cached keys and values overflow",
@@ -401,6 +419,7 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
         }
         s->hist[s->n_hist++] = tok;
         sampler_accept(&s->smp, tok);
+        if (tg) tools_gen_accept(tg, s, tok);
         if (is_stop_id(s, tok)) {
             finish = DUET_FINISH_EOS;
             break;
@@ -414,7 +433,9 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
         long at = find_stop(s, &g, &hold);
         size_t upto = at >= 0 ? (size_t)at : g.len - hold;
         if (upto < g.emitted) upto = g.emitted;
-        int stop_cb = cb ? cb(user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok) : 0;
+        int stop_cb = !cb ? 0
+                      : tg ? tools_gen_emit(tg, cb, user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok, 0)
+                           : cb(user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok);
         g.emitted = upto;
         if (at >= 0) {
             g.len = (size_t)at;
@@ -432,11 +453,20 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
         size_t n = 0;
         const char *rest = detok_flush(&d, &n, NULL);
         if (rest && n) gen_add(&g, rest, n);
-        if (cb && g.len > g.emitted) cb(user, g.buf + g.emitted, g.len - g.emitted, -1);
+        if (cb && g.len > g.emitted) {
+            if (tg) tools_gen_emit(tg, cb, user, g.buf + g.emitted, g.len - g.emitted, -1, 0);
+            else cb(user, g.buf + g.emitted, g.len - g.emitted, -1);
+        }
         g.emitted = g.len;
     }
+    if (tg && cb && finish >= 0) tools_gen_emit(tg, cb, user, "", 0, -1, 1);
     detok_free(&d);
-    if (s->messages && finish >= 0) {
+    if (tg) {
+        cJSON *msg = finish >= 0 ? tools_gen_end(tg, s, g.buf ? g.buf : "") : NULL;
+        if (msg && s->messages) cJSON_AddItemToArray(s->messages, msg);
+        else cJSON_Delete(msg);
+        tools_gen_free(tg);
+    } else if (s->messages && finish >= 0) {
         cJSON *msg = cJSON_CreateObject();
         if (msg) {
             cJSON_AddStringToObject(msg, "role", "assistant");
@@ -486,6 +516,7 @@ void duet_session_clear(duet_session *s)
     cJSON_Delete(s->messages);
     s->messages = NULL;
     sampler_reset(&s->smp);
+    tools_session_clear(s);
 }
 
 int duet_session_n_tokens(const duet_session *s) { return s ? s->n_hist : 0; }

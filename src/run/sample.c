@@ -161,3 +161,50 @@ void sampler_set_params(Sampler *s, const SampleParams *p)
     s->p = *p;
     s->rng = p->seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
 }
+
+/* Temperature sampling without truncation: the softmax over every token in
+ * id order (the same distribution as sampler_sample's sorted walk, in O(vocab)). */
+static int sample_plain(Sampler *s, const float *logits)
+{
+    float mx = logits[argmax(logits, s->vocab)], t = s->p.temperature;
+    float cut = mx - 30.0f * t;
+    double sum = 0;
+    for (int i = 0; i < s->vocab; i++)
+        if (logits[i] >= cut) sum += exp((logits[i] - mx) / t);
+    double r = rng_uniform(&s->rng) * sum, acc = 0;
+    int last = 0;
+    for (int i = 0; i < s->vocab; i++)
+        if (logits[i] >= cut) {
+            acc += exp((logits[i] - mx) / t);
+            last = i;
+            if (r < acc) return i;
+        }
+    return last;
+}
+
+int sampler_sample_masked(Sampler *s, float *logits, const uint32_t *mask)
+{
+    int any = 0;
+    for (int w = 0; w < (s->vocab + 31) / 32; w++) {
+        uint32_t m = mask[w];
+        if (m == 0xffffffffu) {
+            any = 1;
+            continue;
+        }
+        int lo = w * 32, hi = lo + 32 < s->vocab ? lo + 32 : s->vocab;
+        for (int i = lo; i < hi; i++)
+            if (!((m >> (i - lo)) & 1)) logits[i] = -INFINITY;
+            else any = 1;
+    }
+    if (!any) return -1;
+    const SampleParams *p = &s->p;
+    if (p->temperature >= 1e-6f && p->top_k == 0 && p->top_p >= 1.0f && p->min_p <= 0) {
+        for (int i = 0; i < s->vocab; i++)
+            if (!(logits[i] < INFINITY)) return -1; /* NaN or +inf */
+        for (int i = 0; i < s->n_ban; i++) logits[s->ban[i]] = -INFINITY;
+        apply_penalties(s, logits);
+        if (!(logits[argmax(logits, s->vocab)] > -INFINITY)) return -1;
+        return sample_plain(s, logits);
+    }
+    return sampler_sample(s, logits);
+}

@@ -62,6 +62,12 @@ int sampler_ban(Sampler *s, int id);
  * A temperature below 1e-6 is greedy (dividing by it would overflow). */
 int sampler_sample(Sampler *s, float *logits);
 
+/* The same over the tokens whose bit is set in mask (bit i of mask[i / 32]):
+ * the others get -infinity first. Without top-k / top-p / min-p it draws
+ * from the softmax in id order (same distribution, no sort of the
+ * vocabulary). Returns -1 when the mask allows none. */
+int sampler_sample_masked(Sampler *s, float *logits, const uint32_t *mask);
+
 /* Index of the largest value (the first one on ties, as torch.argmax). */
 int argmax(const float *x, int n);
 

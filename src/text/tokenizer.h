@@ -53,4 +53,7 @@ const char *tokenizer_token_bytes(const Tokenizer *t, int id, size_t *len);
 /* 1 if id is an added token marked "special": true, else 0. */
 int tokenizer_is_special(const Tokenizer *t, int id);
 
+/* 1 if id is an added token (special or not: <tool_call> too), else 0. */
+int tokenizer_is_added(const Tokenizer *t, int id);
+
 #endif

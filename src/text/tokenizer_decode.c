@@ -182,3 +182,8 @@ int tokenizer_is_special(const Tokenizer *t, int id)
 {
     return id >= 0 && id < t->n_ids && (t->flags[id] & TOK_SPECIAL) != 0;
 }
+
+int tokenizer_is_added(const Tokenizer *t, int id)
+{
+    return id >= 0 && id < t->n_ids && (t->flags[id] & TOK_ADDED) != 0;
+}
