@@ -180,6 +180,22 @@ static const Case cases[] = {
     {"{{ 2.675 | round(2) }} {{ 2.5 | round }} {{ 3 | round }} {{ 1.23 | round(1, 'ceil') }} {{ 1.27 | round(1, 'floor') }} {{ '%s-%s' | format(1, 'b') }}",
      "{}",
      "2.67 2.0 3 1.3 1.2 1-b"},
+    /* case-insensitive sort/unique/max/dictsort, tuples, more str methods and filters */
+    {"{{ ['b', 'A', 'a', 'C'] | sort }}{{ ['b', 'A', 'a'] | unique | list }}{{ ['b', 'A'] | max }}{{ {'b': 1, 'A': 2} | dictsort }}{{ {'b': 1, 'a': 2} | dictsort(by='value') }}{{ [{'n': 'x'}, {'n': 'B'}] | sort(attribute='n') | map(attribute='n') | join }}",
+     "{}",
+     "['A', 'a', 'b', 'C']['b', 'A']b[('A', 2), ('b', 1)][('b', 1), ('a', 2)]Bx"},
+    {"{{ (1, 2) }}{{ (1,) }}{{ {'a': 1}.items() | list }}{% macro m() %}{{ varargs }}{% endmacro %}{{ m(1) }}{{ (1, 2) == [1, 2] }}",
+     "{}",
+     "(1, 2)(1,)[('a', 1)](1,)False"},
+    {"{{ 'a,b,c'.rsplit(',', 1) }}{{ 'x\\ny\\r\\nz'.splitlines() }}{{ 'abcabc'.rfind('b') }}{{ 'prefix-x'.removeprefix('prefix-') }}{{ 'ABC'.isupper() }}{{ 'a1'.isalnum() }}",
+     "{}",
+     "['a,b', 'c']['x', 'y', 'z']4xTrueTrue"},
+    {"{{ [1, 2.5, true] | sum }}{{ [{'a': 1}, {'a': 2}] | sum(attribute='a', start=10) }}{{ 'ab' | center(6) }}|{{ 'one two_3, four!' | wordcount }}{{ [1,2,3,4,5] | batch(2, 0) | list }}{{ [1,2,3,4,5] | slice(2) | list }}{{ true is divisibleby 1 }}{{ 'x' is filter }}{{ 'upper' is filter }}{{ 'x' | safe is escaped }}",
+     "{}",
+     "4.513  ab  |3[[1, 2], [3, 4], [5, 0]][[1, 2, 3], [4, 5]]TrueFalseTrueTrue"},
+    {"{{ 5[1:2] is undefined }}{{ none[1:] is undefined }}",
+     "{}",
+     "TrueTrue"},
 };
 
 static char *render(const char *tpl, const char *vars_json, Err *e)

@@ -15,12 +15,12 @@ static const char *const filters[] = {
     "tojson", "length", "count", "trim", "upper", "lower", "title", "capitalize", "default", "d", "join",
     "first", "last", "list", "string", "int", "float", "items", "selectattr", "rejectattr", "map", "replace",
     "safe", "abs", "reverse", "unique", "sort", "max", "min", "select", "reject", "dictsort", "escape", "e",
-    "forceescape", "indent", "round", "format", NULL};
+    "forceescape", "indent", "round", "format", "sum", "center", "wordcount", "batch", "slice", NULL};
 
 static const char *const tests[] = {
     "defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable", "sequence",
     "boolean", "true", "false", "callable", "eq", "equalto", "ne", "lt", "gt", "le", "ge", "in", "odd", "even",
-    "divisibleby", "sameas", "lower", "upper", NULL};
+    "divisibleby", "sameas", "lower", "upper", "filter", "test", "escaped", NULL};
 
 static int in_names(const char *s, const char *const *l)
 {
@@ -89,6 +89,18 @@ int jb_is_space(int c)
 {
     return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 ||
            (c > 0x7f && utf8proc_category(c) == UTF8PROC_CATEGORY_ZS) || c == 0x2028 || c == 0x2029;
+}
+
+/* Length of the line break at p (str.splitlines' set), 0 if none. */
+size_t jb_line_break(const char *p, const char *end)
+{
+    unsigned char c = (unsigned char)*p;
+    if (c == '\r') return p + 1 < end && p[1] == '\n' ? 2 : 1;
+    if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e)) return 1;
+    if (c == 0xC2 && p + 1 < end && (unsigned char)p[1] == 0x85) return 2;
+    if (c == 0xE2 && p + 2 < end && (unsigned char)p[1] == 0x80 && ((unsigned char)p[2] == 0xA8 || (unsigned char)p[2] == 0xA9))
+        return 3;
+    return 0;
 }
 
 Jv *jb_recase(const Jv *s, int mode)
@@ -227,6 +239,7 @@ Jv *jb_items(const Jv *d)
     Jv *l = jv_list();
     for (size_t i = 0; l && i < d->u.d.n; i++) {
         Jv *pair = jv_list();
+        if (pair) pair->u.l.tuple = 1;
         if (!pair || jv_list_push(pair, jv_ref(d->u.d.k[i])) || jv_list_push(pair, jv_ref(d->u.d.v[i])) ||
             jv_list_push(l, pair)) {
             jv_unref(l);
@@ -270,11 +283,15 @@ int jinja_apply_test(JRender *r, const JNode *at, const char *name, const Jv *v,
     else if (!strcmp(name, "iterable")) *res = v->type == JV_LIST || v->type == JV_STR || v->type == JV_DICT || v->type == JV_UNDEF;
     else if (!strcmp(name, "sequence")) *res = v->type == JV_LIST || v->type == JV_STR || v->type == JV_DICT;
     else if (!strcmp(name, "callable")) *res = v->type == JV_FUNC;
+    else if (!strcmp(name, "escaped")) *res = v->type == JV_STR && v->u.s.safe;
+    else if (!strcmp(name, "filter") || !strcmp(name, "test"))
+        *res = v->type == JV_STR && (name[0] == 'f' ? jinja_filter_known(v->u.s.p) : jinja_test_known(v->u.s.p));
     else if (!strcmp(name, "lower") || !strcmp(name, "upper")) *res = v->type == JV_STR && all_cased(v, name[0] == 'u');
     else if (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby")) {
-        long long d = name[0] == 'd' ? (a && a->type == JV_INT ? a->u.i : 0) : 2;
-        if (v->type != JV_INT || d == 0) return jr_err(r, at, "test \"%s\" needs integers", name);
-        long long m = v->u.i % d;
+        /* Python's bool is an int */
+        long long d = name[0] == 'd' ? (a && a->type == JV_INT ? a->u.i : a && a->type == JV_BOOL ? a->u.b : 0) : 2;
+        if ((v->type != JV_INT && v->type != JV_BOOL) || d == 0) return jr_err(r, at, "test \"%s\" needs integers", name);
+        long long x = v->type == JV_INT ? v->u.i : v->u.b, m = d == -1 ? 0 : x % d;
         *res = name[0] == 'o' ? m != 0 : m == 0;
     } else {
         if (!a) return jr_err(r, at, "test \"%s\" needs an argument", name);
@@ -397,7 +414,8 @@ Jv *jinja_call_builtin(JRender *r, const JNode *at, int id, Jv **args, char **kw
 
 static const char *const str_methods[] = {
     "startswith", "endswith", "split", "strip", "lstrip", "rstrip", "replace", "upper", "lower", "title",
-    "capitalize", "format", "find", "count", "join", "isdigit", "isalpha", "isspace", NULL};
+    "capitalize", "format", "find", "count", "join", "isdigit", "isalpha", "isspace", "rfind", "index", "rindex",
+    "rsplit", "splitlines", "removeprefix", "removesuffix", "casefold", "isupper", "islower", "isalnum", NULL};
 static const char *const dict_methods[] = {"get", "items", "keys", "values", NULL};
 
 int jinja_has_method(const Jv *obj, const char *name)
@@ -560,13 +578,80 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
     else if (!strcmp(name, "lower")) res = jb_recase(obj, 0);
     else if (!strcmp(name, "title")) res = jb_recase(obj, 3);
     else if (!strcmp(name, "capitalize")) res = jb_recase(obj, 2);
-    else if (!strcmp(name, "find") || !strcmp(name, "count")) {
+    else if (!strcmp(name, "casefold")) res = jb_recase(obj, 0);
+    else if (!strcmp(name, "isupper") || !strcmp(name, "islower")) return jv_bool(all_cased(obj, name[2] == 'u'));
+    else if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
         if (!a0 || a0->type != JV_STR) {
             jr_err(r, at, "%s() takes a string", name);
             return NULL;
         }
-        if (name[0] == 'f') {
-            const char *hit = memmem(obj->u.s.p, obj->u.s.n, a0->u.s.p, a0->u.s.n);
+        int end = name[6] == 's';
+        if (!affix(obj, a0, end)) return jv_ref(obj);
+        res = jv_str(obj->u.s.p + (end ? 0 : a0->u.s.n), obj->u.s.n - a0->u.s.n);
+    } else if (!strcmp(name, "splitlines")) {
+        res = jv_list();
+        const char *p = obj->u.s.p, *e = p + obj->u.s.n;
+        while (res && p < e) {
+            const char *q = p;
+            size_t br = 0;
+            while (q < e && !(br = jb_line_break(q, e))) q++;
+            if (jv_list_push(res, jv_str(p, (size_t)(q - p)))) {
+                jv_unref(res);
+                res = NULL;
+            }
+            p = q + br;
+        }
+    } else if (!strcmp(name, "rsplit")) {
+        Jv *sep = a0 ? a0 : jb_arg(args, kw, nargs, 0, "sep");
+        long long maxsplit = int_arg(a1 ? a1 : jb_arg(args, kw, nargs, 1, "maxsplit"), -1);
+        if (!sep || sep->type != JV_STR || !sep->u.s.n) {
+            jr_err(r, at, "rsplit() takes a non-empty separator string");
+            return NULL;
+        }
+        /* split from the right: collect pieces backwards, then reverse */
+        Jv *l = jv_list();
+        const char *p = obj->u.s.p, *e = p + obj->u.s.n;
+        long long done = 0;
+        while (l) {
+            const char *hit = NULL;
+            if (maxsplit < 0 || done < maxsplit)
+                for (const char *q = e - sep->u.s.n; q >= p && !hit; q--)
+                    if (!memcmp(q, sep->u.s.p, sep->u.s.n)) hit = q;
+            if (!hit) {
+                if (jv_list_push(l, jv_str(p, (size_t)(e - p)))) l = NULL;
+                break;
+            }
+            if (jv_list_push(l, jv_str(hit + sep->u.s.n, (size_t)(e - hit - sep->u.s.n)))) l = NULL;
+            e = hit;
+            done++;
+        }
+        if (l) {
+            res = jv_list();
+            for (size_t i = l->u.l.n; res && i-- > 0;)
+                if (jv_list_push(res, jv_ref(l->u.l.v[i]))) {
+                    jv_unref(res);
+                    res = NULL;
+                }
+        }
+        jv_unref(l);
+    } else if (!strcmp(name, "find") || !strcmp(name, "count") || !strcmp(name, "rfind") || !strcmp(name, "index") ||
+               !strcmp(name, "rindex")) {
+        if (!a0 || a0->type != JV_STR) {
+            jr_err(r, at, "%s() takes a string", name);
+            return NULL;
+        }
+        if (name[0] != 'c') {
+            const char *hit = NULL;
+            if (name[0] == 'r') {
+                for (const char *q = obj->u.s.p + obj->u.s.n - a0->u.s.n; q >= obj->u.s.p && !hit; q--)
+                    if (!memcmp(q, a0->u.s.p, a0->u.s.n)) hit = q;
+            } else {
+                hit = memmem(obj->u.s.p, obj->u.s.n, a0->u.s.p, a0->u.s.n);
+            }
+            if (!hit && name[1] == 'n') {
+                jr_err(r, at, "%s(): substring not found", name);
+                return NULL;
+            }
             if (!hit) return jv_int(-1);
             Jv tmp = {JV_STR, -1, {.s = {obj->u.s.p, (size_t)(hit - obj->u.s.p), 0}}, 0};
             return jv_int((long long)jb_cp_count(&tmp));
@@ -586,12 +671,14 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
             jv_write_str(&b, a0->u.l.v[i]);
         }
         res = b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
-    } else { /* isdigit isalpha isspace */
+    } else { /* isdigit isalpha isalnum isspace */
         int ok = obj->u.s.n > 0;
         for (size_t i = 0; i < obj->u.s.n && ok;) {
             utf8proc_int32_t c = next_cp(obj->u.s.p, obj->u.s.n, &i);
             utf8proc_category_t cat = utf8proc_category(c);
             if (name[2] == 'd') ok = cat == UTF8PROC_CATEGORY_ND;
+            else if (name[2] == 'a' && name[4] == 'n')
+                ok = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) || (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
             else if (name[2] == 'a') ok = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
             else ok = jb_is_space(c);
         }

@@ -169,9 +169,11 @@ static Jv *eval_slice(JRender *r, const JNode *n)
     Jv *obj = jinja_eval(r, n->a);
     if (!obj) return NULL;
     if (obj->type != JV_LIST && obj->type != JV_STR) {
-        if (obj->type == JV_UNDEF) jr_err(r, n, "'%s' is undefined", undef_name(n->a));
-        else jr_err(r, n, "cannot slice a %s", jv_type_name(obj));
-        jv_unref(obj);
+        if (obj->type != JV_UNDEF) { /* jinja2: obj[slice] fails, getattr too: undefined */
+            jv_unref(obj);
+            return jv_undef();
+        }
+        jr_err(r, n, "'%s' is undefined", undef_name(n->a));
         return NULL;
     }
     long long len = obj->type == JV_LIST ? (long long)obj->u.l.n : (long long)utf8_len(obj->u.s.p, obj->u.s.n);
@@ -465,6 +467,7 @@ Jv *jinja_call(JRender *r, const JNode *at, Jv *fn, Jv **args, char **kw, int na
     JScope *s = jscope_new(r->globals);
     Jv *varargs = jv_list(), *kwargs = jv_dict();
     if (!s || !varargs || !kwargs) goto nomem;
+    varargs->u.l.tuple = 1;
     int pos = 0;
     for (int i = 0; i < nargs; i++) {
         if (kw && kw[i]) {
@@ -587,6 +590,7 @@ Jv *jinja_eval(JRender *r, const JNode *n)
     case N_LIST:
     case N_TUPLE:
         if (!(v = jv_list())) break;
+        v->u.l.tuple = n->kind == N_TUPLE;
         for (int i = 0; i < n->args.n; i++) {
             Jv *it = jinja_eval(r, n->args.v[i]);
             if (!it || jv_list_push(v, it)) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "text/jinja_int.h"
 
@@ -63,45 +64,49 @@ static int sort_cmp(const void *x, const void *y)
     return c ? c : (a->idx > b->idx) - (a->idx < b->idx); /* stable, as Python's sort */
 }
 
-static Jv *sort_items(JRender *r, const JNode *at, Jv *l, const char *attr, int rev, int pairs_by_key)
+/* jinja2's sort key: the item (or its attribute, or pair[which]); strings
+ * lowered unless case_sensitive. A new reference, or NULL out of memory. */
+static Jv *sort_key(Jv *v, const char *attr, int which, int icase)
+{
+    Jv *k = which >= 0 && v->type == JV_LIST && v->u.l.n > (size_t)which ? v->u.l.v[which] : attr ? attr_path(v, attr) : v;
+    return icase && k->type == JV_STR ? jb_recase(k, 0) : jv_ref(k);
+}
+
+static Jv *sort_items(JRender *r, const JNode *at, Jv *l, const char *attr, int rev, int which, int icase)
 {
     size_t n = l->u.l.n;
     SortItem *it = calloc(n ? n : 1, sizeof *it);
     if (!it) return jb_nomem(r, at);
-    for (size_t i = 0; i < n; i++) {
-        Jv *v = l->u.l.v[i];
-        it[i].val = v;
-        it[i].key = pairs_by_key ? v->u.l.v[0] : attr ? attr_path(v, attr) : v;
-        it[i].idx = i;
-        it[i].rev = rev;
-        for (size_t j = 0; j < i; j++) {
-            int c;
-            if (jv_compare(it[i].key, it[j].key, &c)) {
-                jr_err(r, at, "sort: cannot compare %s with %s", jv_type_name(it[i].key), jv_type_name(it[j].key));
-                free(it);
-                return NULL;
-            }
-            break;
+    Jv *out = NULL;
+    size_t made = 0;
+    for (; made < n; made++) {
+        Jv *v = l->u.l.v[made];
+        it[made].val = v;
+        it[made].idx = made;
+        it[made].rev = rev;
+        if (!(it[made].key = sort_key(v, attr, which, icase))) {
+            jb_nomem(r, at);
+            goto done;
+        }
+        int c;
+        if (made && jv_compare(it[made].key, it[0].key, &c)) {
+            jr_err(r, at, "sort: cannot compare %s with %s", jv_type_name(it[made].key), jv_type_name(it[0].key));
+            made++;
+            goto done;
         }
     }
     qsort(it, n, sizeof *it, sort_cmp);
-    Jv *out = jv_list();
+    out = jv_list();
     for (size_t i = 0; out && i < n; i++)
-        if (jv_list_push(out, jv_ref(it[i].val))) out = NULL;
+        if (jv_list_push(out, jv_ref(it[i].val))) {
+            jv_unref(out);
+            out = NULL;
+        }
+    if (!out) jb_nomem(r, at);
+done:
+    for (size_t i = 0; i < made; i++) jv_unref(it[i].key);
     free(it);
-    return out ? out : jb_nomem(r, at);
-}
-
-/* Length of the line break at p (str.splitlines' set), 0 if none. */
-static size_t line_break(const char *p, const char *end)
-{
-    unsigned char c = (unsigned char)*p;
-    if (c == '\r') return p + 1 < end && p[1] == '\n' ? 2 : 1;
-    if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e)) return 1;
-    if (c == 0xC2 && p + 1 < end && (unsigned char)p[1] == 0x85) return 2;
-    if (c == 0xE2 && p + 2 < end && (unsigned char)p[1] == 0x80 && ((unsigned char)p[2] == 0xA8 || (unsigned char)p[2] == 0xA9))
-        return 3;
-    return 0;
+    return out;
 }
 
 /* jinja2's indent(width=4, first=False, blank=False): s + "\n", split into
@@ -138,7 +143,7 @@ static Jv *indent(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int 
     for (int line = 0; p < end || line == 0; line++) {
         const char *q = p;
         size_t br = 0;
-        while (q < end && !(br = line_break(q, end))) q++;
+        while (q < end && !(br = jb_line_break(q, end))) q++;
         if (line) {
             jbuf_putc(&b, '\n');
             if (q > p || all) jbuf_put(&b, ind, il);
@@ -245,6 +250,76 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
         return res;
     }
     if (!strcmp(name, "indent")) return indent(r, at, v, args, kw, nargs);
+    if (!strcmp(name, "sum")) {
+        Jv *attr = jb_arg(args, kw, nargs, 0, "attribute"), *start = jb_arg(args, kw, nargs, 1, "start");
+        Jv *l = as_list(r, at, v);
+        if (!l) return NULL;
+        long long si = 0;
+        double sf = 0;
+        int is_f = 0, ovf = 0;
+        if (start && !jv_is_number(start)) ovf = 2;
+        else if (start) {
+            is_f = start->type == JV_FLOAT;
+            sf = jv_num(start);
+            si = start->type == JV_INT ? start->u.i : start->type == JV_BOOL ? start->u.b : 0;
+        }
+        for (size_t i = 0; i < l->u.l.n && !ovf; i++) {
+            Jv *x = attr && attr->type == JV_STR ? attr_path(l->u.l.v[i], attr->u.s.p) : l->u.l.v[i];
+            if (!jv_is_number(x)) ovf = 2;
+            else if (x->type == JV_FLOAT || is_f) {
+                sf = (is_f ? sf : (double)si) + jv_num(x);
+                is_f = 1;
+            } else if (__builtin_add_overflow(si, x->type == JV_INT ? x->u.i : x->u.b, &si)) ovf = 1;
+        }
+        jv_unref(l);
+        if (ovf) {
+            jr_err(r, at, ovf == 1 ? "sum: integer overflow" : "sum: unsupported operand type (numbers only)");
+            return NULL;
+        }
+        return is_f ? jv_float(sf) : jv_int(si);
+    }
+    if (!strcmp(name, "batch") || !strcmp(name, "slice")) {
+        /* batch(n, fill_with): rows of n items; slice(n, fill_with): n columns of near-equal length */
+        Jv *cnt = jb_arg(args, kw, nargs, 0, name[0] == 'b' ? "linecount" : "slices"), *fill = jb_arg(args, kw, nargs, 1, "fill_with");
+        if (fill && fill->type == JV_NONE) fill = NULL;
+        if (!cnt || cnt->type != JV_INT || cnt->u.i <= 0 || cnt->u.i > 1000000) {
+            jr_err(r, at, "%s: expected a positive count", name);
+            return NULL;
+        }
+        Jv *l = as_list(r, at, v);
+        if (!l) return NULL;
+        size_t n = l->u.l.n, k = (size_t)cnt->u.i;
+        res = jv_list();
+        if (name[0] == 'b') {
+            for (size_t i = 0; res && i < n; i += k) {
+                Jv *row = jv_list();
+                for (size_t j = i; row && j < i + k && (j < n || fill); j++)
+                    if (jv_list_push(row, jv_ref(j < n ? l->u.l.v[j] : fill))) row = NULL;
+                if (jv_list_push(res, row)) {
+                    jv_unref(res);
+                    res = NULL;
+                }
+            }
+        } else {
+            size_t per = n / k, extra = n % k, off = 0;
+            for (size_t s = 0; res && s < k; s++) {
+                size_t len = per + (s < extra);
+                Jv *col = jv_list();
+                for (size_t j = 0; col && j < len; j++)
+                    if (jv_list_push(col, jv_ref(l->u.l.v[off + j]))) col = NULL;
+                if (col && fill && s >= extra && jv_list_push(col, jv_ref(fill))) col = NULL;
+                off += len;
+                if (jv_list_push(res, col)) {
+                    jv_unref(res);
+                    res = NULL;
+                }
+            }
+        }
+        jv_unref(l);
+        if (!res) return jb_nomem(r, at);
+        res->u.l.gen = 1;
+        return res;
+    }
     if (!strcmp(name, "round")) return round_filter(r, at, v, args, kw, nargs);
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
         Jv *def = a0 ? a0 : jb_arg(args, kw, nargs, 0, "default_value");
@@ -348,39 +423,63 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
             res = jv_list();
             for (size_t i = n; res && i-- > 0;) jv_list_push(res, jv_ref(l->u.l.v[i]));
             if (res) res->u.l.gen = 1; /* reversed(): an iterator */
-        } else if (name[0] == 'u') {
-            res = jv_list();
-            for (size_t i = 0; res && i < n; i++) {
-                int seen = 0;
-                for (size_t j = 0; j < res->u.l.n && !seen; j++) seen = jv_equal(res->u.l.v[j], l->u.l.v[i]);
-                if (!seen) jv_list_push(res, jv_ref(l->u.l.v[i]));
-            }
-            if (res) res->u.l.gen = 1;
         } else {
-            Jv *best = NULL;
-            for (size_t i = 0; i < n; i++) {
+            /* unique/max/min(case_sensitive=False, attribute=None): keys as sort's */
+            Jv *cs = jb_arg(args, kw, nargs, 0, "case_sensitive"), *attr = jb_arg(args, kw, nargs, 1, "attribute");
+            const char *ap = attr && attr->type == JV_STR ? attr->u.s.p : NULL;
+            int icase = !(cs && jv_truthy(cs));
+            Jv **keys = calloc(n ? n : 1, sizeof *keys);
+            Jv *ukeys = name[0] == 'u' ? jv_list() : NULL;
+            size_t best = 0;
+            int bad = !keys || (name[0] == 'u' && !ukeys);
+            res = name[0] == 'u' ? jv_list() : NULL;
+            for (size_t i = 0; i < n && !bad; i++) {
                 int c;
-                if (!best) best = l->u.l.v[i];
-                else if (jv_compare(l->u.l.v[i], best, &c)) {
-                    jv_unref(l);
-                    jr_err(r, at, "%s: items cannot be compared", name);
-                    return NULL;
-                } else if (name[1] == 'a' ? c > 0 : c < 0) best = l->u.l.v[i];
+                if (!(keys[i] = sort_key(l->u.l.v[i], ap, -1, icase))) bad = 1;
+                else if (name[0] == 'u') {
+                    int seen = 0;
+                    for (size_t j = 0; j < ukeys->u.l.n && !seen; j++) seen = jv_equal(ukeys->u.l.v[j], keys[i]);
+                    if (!seen && (jv_list_push(ukeys, jv_ref(keys[i])) || jv_list_push(res, jv_ref(l->u.l.v[i])))) bad = 1;
+                } else if (i && jv_compare(keys[i], keys[best], &c)) {
+                    bad = 2;
+                } else if (i && (name[1] == 'a' ? c > 0 : c < 0)) {
+                    best = i;
+                }
             }
-            res = best ? jv_ref(best) : jv_undef();
+            for (size_t i = 0; keys && i < n; i++) jv_unref(keys[i]);
+            free(keys);
+            jv_unref(ukeys);
+            if (bad) {
+                jv_unref(res);
+                jv_unref(l);
+                if (bad == 2) jr_err(r, at, "%s: items cannot be compared", name);
+                else jb_nomem(r, at);
+                return NULL;
+            }
+            if (name[0] == 'u') {
+                if (res) res->u.l.gen = 1;
+            } else {
+                res = n ? jv_ref(l->u.l.v[best]) : jv_undef();
+            }
         }
         jv_unref(l);
         return res ? res : jb_nomem(r, at);
     }
     if (!strcmp(name, "sort") || !strcmp(name, "dictsort")) {
-        Jv *rev = jb_arg(args, kw, nargs, name[0] == 's' ? 0 : 2, "reverse");
-        Jv *attr = jb_arg(args, kw, nargs, 2, "attribute");
+        /* sort(reverse, case_sensitive, attribute), dictsort(case_sensitive, by, reverse) */
+        int is_sort = name[0] == 's';
+        Jv *rev = jb_arg(args, kw, nargs, is_sort ? 0 : 2, "reverse");
+        Jv *cs = jb_arg(args, kw, nargs, is_sort ? 1 : 0, "case_sensitive");
+        Jv *attr = is_sort ? jb_arg(args, kw, nargs, 2, "attribute") : NULL;
+        Jv *by = is_sort ? NULL : jb_arg(args, kw, nargs, 1, "by");
+        int which = is_sort ? -1 : by && by->type == JV_STR && !strcmp(by->u.s.p, "value") ? 1 : 0;
         Jv *l = name[0] == 's' ? as_list(r, at, v) : v->type == JV_DICT ? jb_items(v) : NULL;
         if (!l) {
             if (name[0] == 'd') jr_err(r, at, "dictsort: expected a dict, got %s", jv_type_name(v));
             return NULL;
         }
-        res = sort_items(r, at, l, attr && attr->type == JV_STR ? attr->u.s.p : NULL, rev && jv_truthy(rev), name[0] == 'd');
+        res = sort_items(r, at, l, attr && attr->type == JV_STR ? attr->u.s.p : NULL, rev && jv_truthy(rev), which,
+                         !(cs && jv_truthy(cs)));
         jv_unref(l);
         return res;
     }
@@ -459,7 +558,43 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
     else if (!strcmp(name, "lower")) res = jb_recase(s, 0);
     else if (!strcmp(name, "capitalize")) res = jb_recase(s, 2);
     else if (!strcmp(name, "title")) res = jb_recase(s, 3);
-    else if (!strcmp(name, "format")) {
+    else if (!strcmp(name, "wordcount")) {
+        long long words = 0;
+        int in = 0;
+        for (size_t i = 0; i < s->u.s.n;) {
+            utf8proc_int32_t c;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s->u.s.p + i, (utf8proc_ssize_t)(s->u.s.n - i), &c);
+            if (k <= 0) {
+                c = 0;
+                k = 1;
+            }
+            i += (size_t)k;
+            utf8proc_category_t cat = utf8proc_category(c);
+            int w = c == '_' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                    (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO) || cat == UTF8PROC_CATEGORY_MN ||
+                    cat == UTF8PROC_CATEGORY_MC;
+            words += w && !in;
+            in = w;
+        }
+        jv_unref(s);
+        return jv_int(words);
+    } else if (!strcmp(name, "center")) {
+        Jv *w = jb_arg(args, kw, nargs, 0, "width");
+        long long width = w && w->type == JV_INT ? w->u.i : 80, len = (long long)jb_cp_count(s);
+        if (width > 1 << 20) {
+            jv_unref(s);
+            jr_err(r, at, "center: width %lld is over the limit of %d", width, 1 << 20);
+            return NULL;
+        }
+        if (width <= len) return s;
+        long long marg = width - len, left = marg / 2 + (marg & width & 1);
+        JBuf b = {0};
+        for (long long i = 0; i < left; i++) jbuf_putc(&b, ' ');
+        jbuf_put(&b, s->u.s.p, s->u.s.n);
+        for (long long i = 0; i < marg - left; i++) jbuf_putc(&b, ' ');
+        res = b.nomem ? NULL : jv_str_take(b.p, b.n);
+        if (!res) free(b.p);
+    } else if (!strcmp(name, "format")) {
         Jv *l = jv_list();
         for (int i = 0; l && i < nargs; i++)
             if (!(kw && kw[i]) && jv_list_push(l, jv_ref(args[i]))) l = NULL;

@@ -148,6 +148,7 @@ Jv *jb_str_of(const Jv *v);                      /* str(v) as a new string value
 Jv *jb_nomem(JRender *r, const JNode *at);       /* sets "out of memory", returns NULL */
 Jv *jb_recase(const Jv *s, int mode);            /* 0 lower, 1 upper, 2 capitalize, 3 Jinja title */
 int jb_is_space(int codepoint);
+size_t jb_line_break(const char *p, const char *end); /* bytes of a str.splitlines break at p, or 0 */
 Jv *jb_strip(const Jv *s, const Jv *chars, int which); /* which: 1 left, 2 right, 3 both */
 size_t jb_cp_count(const Jv *s);
 Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count);

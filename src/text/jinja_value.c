@@ -351,7 +351,7 @@ int jv_equal(const Jv *a, const Jv *b)
     case JV_NONE: return 1;
     case JV_STR: return a->u.s.n == b->u.s.n && !memcmp(a->u.s.p, b->u.s.p, a->u.s.n);
     case JV_LIST:
-        if (a->u.l.n != b->u.l.n) return 0;
+        if (a->u.l.n != b->u.l.n || a->u.l.tuple != b->u.l.tuple) return 0;
         for (size_t i = 0; i < a->u.l.n; i++)
             if (!jv_equal(a->u.l.v[i], b->u.l.v[i])) return 0;
         return 1;
@@ -481,10 +481,11 @@ static int write_py(JBuf *b, const Jv *v, int repr)
     case JV_FLOAT: jv_format_float(num, v->u.f); return jbuf_puts(b, num);
     case JV_STR: return repr ? write_repr_str(b, v->u.s.p, v->u.s.n) : jbuf_put(b, v->u.s.p, v->u.s.n);
     case JV_LIST:
-        if (jbuf_putc(b, '[')) return -1;
+        if (jbuf_putc(b, v->u.l.tuple ? '(' : '[')) return -1;
         for (size_t i = 0; i < v->u.l.n; i++)
             if ((i && jbuf_puts(b, ", ")) || write_py(b, v->u.l.v[i], 1)) return -1;
-        return jbuf_putc(b, ']');
+        if (v->u.l.tuple && v->u.l.n == 1 && jbuf_putc(b, ',')) return -1;
+        return jbuf_putc(b, v->u.l.tuple ? ')' : ']');
     case JV_DICT:
         if (jbuf_putc(b, '{')) return -1;
         for (size_t i = 0; i < v->u.d.n; i++)

@@ -30,7 +30,8 @@ struct Jv {
         long long i;
         double f;
         struct { char *p; size_t n; int safe; } s;     /* UTF-8 bytes, NUL-terminated; safe: a Markup (|safe) */
-        struct { Jv **v; size_t n, cap; int gen; } l;  /* list items; gen: made by map/select/... (a generator in jinja2) */
+        struct { Jv **v; size_t n, cap; short gen, tuple; } l; /* list items; gen: made by map/select/... (a generator
+                                                        * in jinja2); tuple: a Python tuple (prints with parentheses) */
         struct { Jv **k; Jv **v; size_t n, cap; } d;   /* dict / namespace: scalar keys (namespace: strings), insertion order */
         struct { int builtin; const struct JNode *macro; } fn; /* builtin id or macro node */
     } u;
