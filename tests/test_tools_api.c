@@ -2,7 +2,7 @@
  * bad tools refused with the keyword named, forced calls that parse and
  * carry their tool's required arguments even from random weights, unique
  * non-empty ids, tool results and replayed OpenAI messages, JSON answers,
- * and unconstrained text unchanged. */
+ * the agent helper with a callback, and unconstrained text unchanged. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +157,33 @@ static void test_json_answer(duet_model *m)
     CHECK(ok == 4, "%d of 4 JSON answers valid", ok);
 }
 
+static int fake_tool(void *user, const char *name, const char *args, char **result)
+{
+    int *count = user;
+    (*count)++;
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"tool\":\"%s\",\"ok\":true,\"args\":%s}", name, strlen(args) < 150 ? args : "{}");
+    *result = strdup(buf);
+    return 0;
+}
+
+static void test_agent(duet_model *m)
+{
+    duet_session *s = new_session(m, 0, 3, 40);
+    duet_session_set_tools(s, TOOLS);
+    duet_session_set_tool_choice(s, "required");
+    int count = 0;
+    char *answer = NULL;
+    int rc = duet_agent_run(s, "Weather in Oslo?", 3, fake_tool, &count, NULL, NULL, &answer);
+    CHECK(rc >= 0 && answer, "agent: %s", duet_session_errmsg(s));
+    CHECK(count >= 1 && duet_agent_n_steps(s) == count, "agent ran %d tools, recorded %d", count,
+          duet_agent_n_steps(s));
+    const duet_agent_step *st = duet_agent_step_at(s, 0);
+    CHECK(st && st->result && strstr(st->result, "\"ok\":true"), "step result recorded");
+    free(answer);
+    duet_session_close(s);
+}
+
 static void test_replay(duet_model *m)
 {
     duet_session *s = new_session(m, 0, 3, 40);
@@ -194,6 +221,7 @@ int main(void)
     test_forced_calls(m);
     test_unchanged(m);
     test_json_answer(m);
+    test_agent(m);
     test_replay(m);
     duet_model_close(m);
     return check_summary("tools_api");

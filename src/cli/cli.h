@@ -18,6 +18,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* Prints "duet: error: MSG" on stderr and returns 1 (the exit status). */
@@ -53,6 +54,18 @@ typedef struct ModelOpts {
     int chunk;                      /* --chunk N prefill chunk (0: 512) */
     int ram;                        /* --ram: .duet weights copied to huge pages (MODEL_OPEN_RAM) */
 } ModelOpts;
+
+/* duet generate with tools or a JSON schema: run through duet.h sessions
+ * (cmd_generate_tools.c). Returns the exit status. */
+typedef struct GenStructured {
+    const char *path, *adapter, *tools_path, *tool_choice, *schema_path;
+    const char *const *loras;       /* "NAME=DIR" */
+    int n_lora, threads, json_object, max_tokens, top_k;
+    const char *chat, *system, *prompt; /* chat: one user message; else prompt as raw text */
+    float temperature, top_p;
+    uint64_t seed;
+} GenStructured;
+int cli_generate_structured(const GenStructured *g);
 
 /* Text front-end types (src/text). */
 typedef struct Tokenizer Tokenizer;

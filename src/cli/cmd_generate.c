@@ -61,6 +61,8 @@ int cmd_generate(int argc, char **argv)
     ModelOpts o = {0};
     SampleParams sp = sample_defaults();
     const char *ids_s = NULL, *prompt_text = NULL, *chat_text = NULL, *system = NULL;
+    const char *tools_path = NULL, *tool_choice = NULL, *schema_path = NULL;
+    int json_object = 0;
     long max_tokens = 128;
     int print_ids = 0, greedy = 0, ignore_eos = 0, verbose = 0;
     double d;
@@ -76,6 +78,10 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--chat")) r = cli_arg_str(argc, argv, &i, &chat_text, &e);
         else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
         else if (!strcmp(a, "--max-tokens")) r = cli_arg_int(argc, argv, &i, &max_tokens, 0, 1 << 24, &e);
+        else if (!strcmp(a, "--tools")) r = cli_arg_str(argc, argv, &i, &tools_path, &e);
+        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &tool_choice, &e);
+        else if (!strcmp(a, "--json-schema")) r = cli_arg_str(argc, argv, &i, &schema_path, &e);
+        else if (!strcmp(a, "--json")) json_object = 1;
         else if (!strcmp(a, "--greedy")) greedy = 1;
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
@@ -108,6 +114,16 @@ int cmd_generate(int argc, char **argv)
     if (!!ids_s + !!prompt_text + !!chat_text != 1)
         return cli_error("generate: give the prompt with one of --ids 1,2,3, --prompt TEXT or --chat TEXT");
     if (!o.path) return cli_error("generate: no MODEL given");
+    if (tools_path || tool_choice || schema_path || json_object) {
+        if (ids_s) return cli_error("generate: --tools / --json-schema / --json take --chat TEXT or --prompt TEXT");
+        if (tool_choice && !tools_path) return cli_error("generate: --tool-choice needs --tools FILE");
+        GenStructured g = {.path = o.path, .adapter = o.adapter, .tools_path = tools_path, .tool_choice = tool_choice,
+                           .schema_path = schema_path, .loras = o.lora_spec, .n_lora = o.n_lora, .threads = o.threads,
+                           .json_object = json_object, .max_tokens = (int)max_tokens, .top_k = sp.top_k,
+                           .chat = chat_text, .system = system, .prompt = prompt_text,
+                           .temperature = sp.temperature, .top_p = sp.top_p, .seed = sp.seed};
+        return cli_generate_structured(&g);
+    }
     Model m;
     Kern *k;
     const Adapter *ad;

@@ -11,7 +11,7 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
-    {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling]"},
+    {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling] [--tools FILE [--tool-choice C] | --json-schema FILE | --json]"},
     {"chat", cmd_chat, "MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]... [--mmap] (interactive)"},
     {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
@@ -22,6 +22,7 @@ static const Command commands[] = {
     {"synth", cmd_synth, "--like qwen2-0.5b|qwen2-1.5b|qwen2.5-3b -o DIR [--lora NAME=RANK]... [--seed S]"},
     {"serve", cmd_serve, "MODEL [--host H] [--port P] [--lora NAME=DIR]... [--lora-dir DIR] [--api-key KEY] [--parallel N] [--ctx N] [--kv-budget SIZE]"},
     {"bench", cmd_bench, "MODEL [--lora NAME=DIR] [--prompt-tokens N] [--gen-tokens N] [--reps R] [--json] | --memory"},
+    {"agent", cmd_agent, "MODEL [--adapter NAME] [--builtin] [--tools FILE.json]... [--mcp \"CMD ARG...\"]... [--tool-choice auto|required|none|NAME] [--max-steps N] (--ask TEXT | interactive) [--list-tools] [--json]"},
 };
 
 static void usage(FILE *f)

@@ -323,7 +323,14 @@ static int step_object(JmState *m, const JsNode *n, JmFrame *f, int x)
         f->c = 0;
         return R_OK;
     case OS_KEY:
-        if (x == '"') {
+        /* a key byte first: a '"' inside a key is escaped, so it never ends one */
+        for (int j = f->a; j < n->n; j++)
+            if (key_ok(n, f->a, j, f->b, f->c) && n->klen[j] > f->c && (unsigned char)n->key[j][f->c] == x) {
+                f->b = j;
+                f->c++;
+                return R_OK;
+            }
+        if (x == '"')
             for (int j = f->a; j < n->n; j++)
                 if (key_ok(n, f->a, j, f->b, f->c) && n->klen[j] == f->c) {
                     f->b = j;
@@ -331,14 +338,6 @@ static int step_object(JmState *m, const JsNode *n, JmFrame *f, int x)
                     f->st = OS_COLON;
                     return R_OK;
                 }
-            return R_REJECT;
-        }
-        for (int j = f->a; j < n->n; j++)
-            if (key_ok(n, f->a, j, f->b, f->c) && n->klen[j] > f->c && (unsigned char)n->key[j][f->c] == x) {
-                f->b = j;
-                f->c++;
-                return R_OK;
-            }
         return R_REJECT;
     }
     return R_REJECT;

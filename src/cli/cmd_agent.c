@@ -1,0 +1,230 @@
+/* duet agent MODEL [--adapter NAME] [--lora NAME=DIR]... [--builtin] [--sysroot DIR]
+ *   [--tools FILE.json]... [--mcp "CMD ARG..."]... [--tool-choice auto|required|none|NAME]
+ *   [--max-steps N] [--max-tokens N] [--system TEXT] [sampling] (--ask TEXT | interactive)
+ *   [--list-tools] [--json]
+ * The agent loop over duet.h: tools from the built-ins, command files and
+ * MCP servers (a duet_toolbox), duet_agent_run for each question. The answer
+ * streams to stdout; each tool call is shown on stderr as it runs. --json
+ * prints one object at the end instead: {"answer", "steps": [{"tool",
+ * "arguments", "result"}]}. --list-tools prints the tools' names and exits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "duet.h"
+
+#define MAX_SRC 16
+
+typedef struct AgentCli {
+    duet_toolbox *tb;
+    int json, verbose;
+} AgentCli;
+
+static int print_piece(void *user, const char *piece, size_t len, int token)
+{
+    (void)token;
+    AgentCli *a = user;
+    if (!a->json) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The tool callback: runs the call in the toolbox and shows it on stderr. */
+static int run_tool(void *user, const char *name, const char *args, char **result)
+{
+    AgentCli *a = user;
+    int rc = duet_toolbox_call(a->tb, name, args, result);
+    if (!a->json) fprintf(stderr, "[tool] %s(%s) -> %s\n", name, args, *result ? *result : "(out of memory)");
+    return rc;
+}
+
+/* Splits "CMD ARG..." on spaces into a NULL-terminated argv (no shell, no
+ * quotes); *buf owns the strings. */
+static char **split_words(const char *s, char **buf)
+{
+    size_t n = strlen(s);
+    char **v = calloc(n / 2 + 2, sizeof *v);
+    *buf = strdup(s);
+    if (!v || !*buf) {
+        free(v);
+        free(*buf);
+        return NULL;
+    }
+    int k = 0;
+    for (char *p = strtok(*buf, " \t"); p; p = strtok(NULL, " \t")) v[k++] = p;
+    v[k] = NULL;
+    return v;
+}
+
+static int print_json(duet_session *s, const char *answer)
+{
+    cJSON *o = cJSON_CreateObject(), *steps = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "answer", answer ? answer : "");
+    for (int i = 0; i < duet_agent_n_steps(s); i++) {
+        const duet_agent_step *st = duet_agent_step_at(s, i);
+        cJSON *e = cJSON_CreateObject(), *args = cJSON_Parse(st->arguments);
+        cJSON_AddStringToObject(e, "tool", st->name);
+        cJSON_AddItemToObject(e, "arguments", args ? args : cJSON_CreateObject());
+        cJSON_AddStringToObject(e, "result", st->result);
+        cJSON_AddItemToArray(steps, e);
+    }
+    cJSON_AddItemToObject(o, "steps", steps);
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!t) return cli_error("out of memory");
+    printf("%s\n", t);
+    free(t);
+    return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    const char *path = NULL, *adapter = NULL, *ask = NULL, *choice = NULL, *sysroot = NULL, *system = NULL;
+    const char *tool_files[MAX_SRC], *mcps[MAX_SRC], *loras[MAX_SRC + 1] = {0};
+    int n_files = 0, n_mcp = 0, n_lora = 0, builtin = 0, list = 0, json = 0;
+    long max_steps = 6, max_tokens = 256, threads = 0, timeout_ms = 10000, cap = 16384, seed = 0;
+    double temp = 0;
+    Err e = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int r = 0;
+        if (!strcmp(a, "--builtin")) builtin = 1;
+        else if (!strcmp(a, "--list-tools")) list = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--adapter")) r = cli_arg_str(argc, argv, &i, &adapter, &e);
+        else if (!strcmp(a, "--ask")) r = cli_arg_str(argc, argv, &i, &ask, &e);
+        else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
+        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &choice, &e);
+        else if (!strcmp(a, "--sysroot")) r = cli_arg_str(argc, argv, &i, &sysroot, &e);
+        else if (!strcmp(a, "--max-steps")) r = cli_arg_int(argc, argv, &i, &max_steps, 1, 100, &e);
+        else if (!strcmp(a, "--max-tokens")) r = cli_arg_int(argc, argv, &i, &max_tokens, 1, 1 << 20, &e);
+        else if (!strcmp(a, "--threads")) r = cli_arg_int(argc, argv, &i, &threads, 0, 1024, &e);
+        else if (!strcmp(a, "--timeout-ms")) r = cli_arg_int(argc, argv, &i, &timeout_ms, 1, 3600000, &e);
+        else if (!strcmp(a, "--output-cap")) r = cli_arg_int(argc, argv, &i, &cap, 64, 1 << 26, &e);
+        else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
+        else if (!strcmp(a, "--temperature")) r = cli_arg_float(argc, argv, &i, &temp, 0, 100, &e);
+        else if (!strcmp(a, "--tools") || !strcmp(a, "--mcp") || !strcmp(a, "--lora")) {
+            if (!(r = cli_arg_str(argc, argv, &i, &v, &e))) {
+                int *n = a[2] == 't' ? &n_files : a[2] == 'm' ? &n_mcp : &n_lora;
+                const char **arr = a[2] == 't' ? tool_files : a[2] == 'm' ? mcps : loras;
+                if (*n == MAX_SRC) return cli_error("agent: at most %d %s options", MAX_SRC, a);
+                arr[(*n)++] = v;
+            }
+        } else if (a[0] == '-' || path) {
+            return cli_error("agent: unknown argument \"%s\"", a);
+        } else {
+            path = a;
+        }
+        if (r < 0) return cli_error("%s", e.msg);
+    }
+    if (!path && !list) return cli_error("agent: no MODEL given");
+    if (!builtin && !n_files && !n_mcp) return cli_error("agent: no tools: give --builtin, --tools FILE or --mcp CMD");
+
+    AgentCli ac = {0};
+    ac.json = json;
+    duet_toolbox_options to;
+    duet_toolbox_options_default(&to);
+    to.sysroot = sysroot;
+    to.timeout_ms = (int)timeout_ms;
+    to.output_cap = (size_t)cap;
+    if (duet_toolbox_create(&ac.tb, &to)) return cli_error("out of memory");
+    int rc = 1;
+    duet_model *m = NULL;
+    duet_session *s = NULL;
+    if (builtin && duet_toolbox_add_builtin(ac.tb)) goto tb_fail;
+    for (int i = 0; i < n_files; i++)
+        if (duet_toolbox_add_commands(ac.tb, tool_files[i])) goto tb_fail;
+    for (int i = 0; i < n_mcp; i++) {
+        char *buf;
+        char **words = split_words(mcps[i], &buf);
+        if (!words || !words[0]) {
+            free(words);
+            free(buf);
+            cli_error("agent: --mcp \"%s\": expected a command", mcps[i]);
+            goto done;
+        }
+        int r = duet_toolbox_add_mcp(ac.tb, (const char *const *)words);
+        free(words);
+        free(buf);
+        if (r) goto tb_fail;
+    }
+    if (list) {
+        cJSON *tools = cJSON_Parse(duet_toolbox_tools_json(ac.tb)), *t;
+        cJSON_ArrayForEach(t, tools) printf("%s\n", cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(t, "function"), "name")));
+        cJSON_Delete(tools);
+        rc = 0;
+        goto done;
+    }
+
+    char err[512];
+    duet_model_options mo;
+    duet_model_options_default(&mo);
+    mo.n_threads = (int)threads;
+    mo.loras = n_lora ? loras : NULL;
+    if (duet_model_open(&m, path, &mo, err, sizeof err)) {
+        cli_error("%s", err);
+        goto done;
+    }
+    duet_session_options so;
+    duet_session_options_default(&so);
+    so.adapter = adapter;
+    so.temperature = (float)temp;
+    so.seed = (uint64_t)seed;
+    so.max_tokens = (int)max_tokens;
+    if (duet_session_create(m, &so, &s)) {
+        cli_error("%s", duet_model_errmsg(m));
+        goto done;
+    }
+    if (duet_session_set_tools(s, duet_toolbox_tools_json(ac.tb)) || (choice && duet_session_set_tool_choice(s, choice))) {
+        cli_error("%s", duet_session_errmsg(s));
+        goto done;
+    }
+    if (system && duet_session_append_message(s, "system", system)) {
+        cli_error("%s", duet_session_errmsg(s));
+        goto done;
+    }
+    if (!duet_model_tools_native(m)) fprintf(stderr, "duet: the chat template has no tool section: tools rendered "
+                                                     "with duet's Hermes-style fallback\n");
+    char line[8192];
+    int tty = isatty(0);
+    for (;;) {
+        const char *q = ask;
+        if (!ask) {
+            if (tty) {
+                printf("> ");
+                fflush(stdout);
+            }
+            if (!fgets(line, sizeof line, stdin)) break;
+            line[strcspn(line, "\n")] = 0;
+            if (!line[0]) continue;
+            q = line;
+        }
+        char *answer = NULL;
+        int r = duet_agent_run(s, q, (int)max_steps, run_tool, &ac, print_piece, &ac, &answer);
+        if (r < 0) {
+            free(answer);
+            cli_error("%s", duet_session_errmsg(s));
+            goto done;
+        }
+        if (json) print_json(s, answer);
+        else printf("\n");
+        fflush(stdout);
+        free(answer);
+        if (ask) break;
+    }
+    rc = 0;
+    goto done;
+tb_fail:
+    cli_error("%s", duet_toolbox_errmsg(ac.tb));
+done:
+    duet_session_close(s);
+    duet_model_close(m);
+    duet_toolbox_free(ac.tb);
+    return rc;
+}
