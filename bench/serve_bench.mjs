@@ -70,10 +70,13 @@ for (const c of streams) {
 
 // the conversation: a tools prompt of ~1k tokens, then `turns` user turns
 const tools = [];
-for (let i = 0; i < 12; i++)
+const toolsPrompt = () => `You are the device assistant. You can call these tools; answer with a call when one fits.\n${JSON.stringify(tools)}`;
+const count = async (text) => (await (await fetch(`${url}/tokenize`, { method: 'POST', headers, body: JSON.stringify({ content: text }) })).json()).tokens.length;
+for (let i = 0; i < 40 && (i < 2 || (await count(toolsPrompt())) < 1000); i++)
   tools.push({ type: 'function', function: { name: `device_tool_${i}`, description: `Reads sensor group ${i} of the board: temperatures, fan speeds, voltages and clock frequencies, with units, for the diagnostics dashboard of the device.`,
     parameters: { type: 'object', properties: { zone: { type: 'string', description: 'which zone to read: cpu, gpu, soc, board or all' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit', 'kelvin'] }, samples: { type: 'integer', description: 'how many samples to average over one second' } }, required: ['zone'] } } });
-const system = `You are the device assistant. You can call these tools; answer with a call when one fits.\n${JSON.stringify(tools, null, 1)}`;
+const system = toolsPrompt();
+results.tools_prompt_tokens = await count(system);
 const conv = [{ role: 'system', content: system }];
 for (let t = 1; t <= turns; t++) {
   conv.push({ role: 'user', content: `Turn ${t}: what does sensor group ${t} say about the cpu zone?` });
@@ -81,6 +84,6 @@ for (let t = 1; t <= turns; t++) {
   conv.push({ role: 'assistant', content: r.text });
   results.turns.push(r.ttft);
 }
-console.log(`${label} 10-turn conversation, TTFT per turn (ms): ${results.turns.map(f1).join(' ')}`);
+console.log(`${label} ${turns}-turn conversation behind a ${results.tools_prompt_tokens}-token tools prompt, TTFT per turn (ms): ${results.turns.map(f1).join(' ')}`);
 console.log(`${label} turn 10 / turn 2 TTFT: ${(results.turns[turns - 1] / results.turns[1]).toFixed(2)}`);
 if (args.includes('--json')) console.log(JSON.stringify(results));

@@ -268,8 +268,10 @@ void chan_init(Chan *c);
 void chan_destroy(Chan *c);
 void chan_put(Chan *c, const char *p, size_t n);
 void chan_close(Chan *c);
-/* Takes up to max bytes, waiting for some; 0 when closed and empty. */
-size_t chan_take(Chan *c, char *out, size_t max);
+/* Takes up to max bytes, waiting up to wait_s seconds for some; 0 when
+ * closed and empty, or with *idle = 1 when nothing came in time (then all
+ * that was put has been taken: the stream is between two chunks). */
+size_t chan_take(Chan *c, char *out, size_t max, double wait_s, int *idle);
 
 /* ---- the server ---------------------------------------------------------- */
 

@@ -42,10 +42,23 @@ void chan_close(Chan *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-size_t chan_take(Chan *c, char *out, size_t max)
+size_t chan_take(Chan *c, char *out, size_t max, double wait_s, int *idle)
 {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += (time_t)wait_s;
+    dl.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    *idle = 0;
     pthread_mutex_lock(&c->lock);
-    while (c->off == c->b.len && !c->closed) pthread_cond_wait(&c->cv, &c->lock);
+    while (c->off == c->b.len && !c->closed)
+        if (pthread_cond_timedwait(&c->cv, &c->lock, &dl)) {
+            *idle = c->off == c->b.len && !c->closed; /* all taken: a chunk boundary */
+            if (*idle) break;
+        }
     size_t n = c->b.len - c->off;
     if (n > max) n = max;
     if (n) memcpy(out, c->b.p + c->off, n);

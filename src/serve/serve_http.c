@@ -176,24 +176,38 @@ static void job_release(Job *j)
     free(j);
 }
 
-/* After a generation: the session back to the pool, the slot freed, the
- * counters and the log line. */
-static void job_finish(Job *j, int status)
+/* After a generation, before the client can see its end: takes the session
+ * out of reach of the watcher and of stream_free. Returns whether it may be
+ * kept for reuse: a session aborted after its generation ended would carry
+ * the abort to its next request, so only a clean one is kept. */
+static int job_detach(Job *j, int status, duet_session **s)
 {
     Server *srv = j->srv;
-    server_unwatch(srv, j); /* the watcher no longer aborts it */
+    server_unwatch(srv, j);
     pthread_mutex_lock(&srv->jobs_lock);
-    duet_session *s = j->s; /* nor does stream_free */
+    *s = j->s;
     j->s = NULL;
     pthread_mutex_unlock(&srv->jobs_lock);
-    /* a session aborted after its generation ended would carry the abort to
-     * its next request: only a clean one is kept */
-    spool_give(&srv->pool, s, j->adapter, j->epoch, status == 200 && !atomic_load(&j->gone));
+    return status == 200 && !atomic_load(&j->gone);
+}
+
+/* The session back to the pool, the slot freed, the counters and the log line. */
+static void job_settle(Job *j, int status, duet_session *s, int keep)
+{
+    Server *srv = j->srv;
+    spool_give(&srv->pool, s, j->adapter, j->epoch, keep);
     spool_leave(&srv->pool);
     j->status = status;
     metrics_request(&srv->met, j->model, status);
     metrics_result(&srv->met, &j->res, status == 499);
     server_log(srv, j->peer, "POST", j->path, status, j, now_s() - j->t0);
+}
+
+static void job_finish(Job *j, int status)
+{
+    duet_session *s;
+    int keep = job_detach(j, status, &s);
+    job_settle(j, status, s, keep);
 }
 
 static void *stream_worker(void *arg)
@@ -202,10 +216,14 @@ static void *stream_worker(void *arg)
     ApiError e;
     int st = gen_run(j, &e);
     char *tail = st ? resp_stream_error(j->req.api, &e) : resp_final(&j->req, &j->res, j->id, j->created, j->model);
+    /* detached before the last bytes go out: a client that hangs up right
+     * after [DONE] must not cost the session its place in the cache */
+    duet_session *s;
+    int keep = job_detach(j, st ? st : 200, &s);
     if (tail) chan_put(&j->chan, tail, strlen(tail));
     free(tail);
     chan_close(&j->chan);
-    job_finish(j, st ? st : 200);
+    job_settle(j, st ? st : 200, s, keep);
     atomic_fetch_sub(&j->srv->in_flight, 1);
     job_release(j);
     return NULL;
@@ -215,8 +233,25 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     Job *j = cls;
-    size_t n = chan_take(&j->chan, buf, max);
-    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+    /* while the prompt is prefilled nothing else would go out: a heartbeat
+     * every half --timeout keeps the connection (and proxies) from timing out */
+    double wait = j->srv->o.timeout_s / 2.0;
+    for (;;) {
+        int idle;
+        size_t n = chan_take(&j->chan, buf, max, wait > 10 ? 10 : wait, &idle);
+        if (n) return (ssize_t)n;
+        if (!idle) return MHD_CONTENT_READER_END_OF_STREAM;
+        char *hb = j->req.api == API_CHAT || j->req.api == API_COMPLETION
+                       ? strdup(": keep-alive\n\n") /* an SSE comment: clients skip it */
+                       : resp_chunk(&j->req, j->id, j->created, j->model, "", 0, 0, NULL); /* Ollama: an empty chunk */
+        size_t hn = hb ? strlen(hb) : 0;
+        if (hn && hn <= max) {
+            memcpy(buf, hb, hn);
+            free(hb);
+            return (ssize_t)hn;
+        }
+        free(hb);
+    }
 }
 
 static void stream_free(void *cls)

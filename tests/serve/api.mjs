@@ -1,6 +1,6 @@
 // api.mjs - duet serve through the official openai and ollama npm clients,
 // raw HTTP faults, and a small load run. Usage:
-//   node api.mjs URL API_KEY SERVER_PID [--load CLIENTS REQUESTS]
+//   node api.mjs URL API_KEY SERVER_PID [--load | --load-only CLIENTS REQUESTS]
 // The server runs the demo model (demo/base named "demo", adapters "tools"
 // and "shell"), --lora-dir demo, --max-body 1M, --timeout 2, --parallel 2
 // --queue 8; the env can name others: DUET_BASE, DUET_A, DUET_B, and
@@ -299,6 +299,11 @@ async function overload() {
 
 const args = process.argv.slice(5);
 try {
+  if (args[0] === '--load-only') {
+    await load(Number(args[1]), Number(args[2]));
+    console.log(`serve_api: ${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  }
   await basics();
   await errors();
   await adapters();
