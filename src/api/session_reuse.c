@@ -1,12 +1,13 @@
 /* session_reuse.c - what a server needs to reuse one session for many
- * requests: a new prompt or message history that keeps the cached prefix, the tokens to compare prompts against, and the
- * log-probabilities of a generated token. */
+ * requests: a new prompt or message history that keeps the cached prefix,
+ * the tokens to compare prompts against, the log-probabilities of a
+ * generated token, and the KV budget set after the open. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
-#include "text/utf8.h"
 
 int duet_session_set_prompt(duet_session *s, const int *ids, int n)
 {
@@ -28,76 +29,6 @@ int duet_session_set_prompt(duet_session *s, const int *ids, int n)
     return DUET_OK;
 }
 
-/* Checks one message and returns a {role, content[, other fields]} copy with
- * content as a plain string (text parts joined); NULL with the message set. */
-static cJSON *norm_message(duet_session *s, const cJSON *in, int i)
-{
-    if (!cJSON_IsObject(in)) return api_serr(s, DUET_ERR_ARG, "messages[%d]: expected an object", i), NULL;
-    const cJSON *role = cJSON_GetObjectItemCaseSensitive(in, "role");
-    if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-                                  strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "tool")))
-        return api_serr(s, DUET_ERR_ARG, "messages[%d].role: expected system, user, assistant or tool", i), NULL;
-    cJSON *out = cJSON_Duplicate(in, 1);
-    if (!out) return api_serr(s, DUET_ERR_NOMEM, "out of memory"), NULL;
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(in, "content");
-    char *text = NULL;
-    size_t len = 0;
-    if (cJSON_IsString(c)) {
-        text = strdup(c->valuestring);
-    } else if (!c || cJSON_IsNull(c)) {
-        text = strdup("");
-    } else if (cJSON_IsArray(c)) {
-        text = strdup("");
-        const cJSON *part;
-        int k = 0;
-        cJSON_ArrayForEach(part, c)
-        {
-            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(part, "type");
-            const cJSON *tx = cJSON_GetObjectItemCaseSensitive(part, "text");
-            if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "text") || !cJSON_IsString(tx)) {
-                free(text);
-                cJSON_Delete(out);
-                return api_serr(s, DUET_ERR_ARG, "messages[%d].content[%d]: expected {\"type\": \"text\", \"text\": string}", i,
-                                k),
-                       NULL;
-            }
-            size_t tl = strlen(tx->valuestring);
-            char *t = text ? realloc(text, len + tl + 1) : NULL;
-            if (!t) break;
-            memcpy(t + len, tx->valuestring, tl + 1);
-            text = t;
-            len += tl;
-            k++;
-        }
-    } else {
-        cJSON_Delete(out);
-        return api_serr(s, DUET_ERR_ARG, "messages[%d].content: expected a string, null or a list of text parts", i), NULL;
-    }
-    if (!text) {
-        cJSON_Delete(out);
-        return api_serr(s, DUET_ERR_NOMEM, "out of memory"), NULL;
-    }
-    size_t n = strlen(text);
-    for (size_t j = 0; j < n;) {
-        int k = utf8_check((const unsigned char *)text + j, n - j);
-        if (k <= 0) {
-            free(text);
-            cJSON_Delete(out);
-            return api_serr(s, DUET_ERR_UTF8, "messages[%d].content: invalid UTF-8 at byte %zu", i, j), NULL;
-        }
-        j += (size_t)k;
-    }
-    cJSON *str = cJSON_CreateString(text);
-    free(text);
-    if (!str || !cJSON_ReplaceItemInObjectCaseSensitive(out, "content", str)) {
-        if (str && !cJSON_GetObjectItemCaseSensitive(out, "content") && cJSON_AddItemToObject(out, "content", str)) return out;
-        cJSON_Delete(str);
-        cJSON_Delete(out);
-        return api_serr(s, DUET_ERR_NOMEM, "out of memory"), NULL;
-    }
-    return out;
-}
-
 int duet_session_set_messages(duet_session *s, const char *messages_json)
 {
     if (!s || !messages_json) return api_serr(s, DUET_ERR_ARG, "set_messages: NULL argument");
@@ -107,24 +38,33 @@ int duet_session_set_messages(duet_session *s, const char *messages_json)
         cJSON_Delete(in);
         return api_serr(s, DUET_ERR_ARG, "messages: expected a JSON array of {role, content}");
     }
-    cJSON *out = cJSON_CreateArray();
-    int i = 0, rc = out ? DUET_OK : api_serr(s, DUET_ERR_NOMEM, "out of memory");
-    const cJSON *msg;
-    cJSON_ArrayForEach(msg, in)
+    /* each message goes through duet_session_append_message_json (its checks
+     * and normal form) into a fresh history; the tokens stay, so the next
+     * generate's render keeps their common prefix */
+    cJSON *old = s->messages;
+    s->messages = cJSON_CreateArray();
+    int i = 0, rc = s->messages ? DUET_OK : api_serr(s, DUET_ERR_NOMEM, "out of memory");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, in)
     {
         if (rc) break;
-        cJSON *nm = norm_message(s, msg, i++);
-        if (!nm) rc = strstr(s->err, "UTF-8") ? DUET_ERR_UTF8 : strstr(s->err, "memory") ? DUET_ERR_NOMEM : DUET_ERR_ARG;
-        else cJSON_AddItemToArray(out, nm);
+        char *t = cJSON_PrintUnformatted(m);
+        rc = t ? duet_session_append_message_json(s, t) : api_serr(s, DUET_ERR_NOMEM, "out of memory");
+        free(t);
+        if (rc) {
+            char why[sizeof s->err];
+            snprintf(why, sizeof why, "%s", s->err);
+            api_serr(s, rc, "messages[%d]: %s", i, why);
+        }
+        i++;
     }
     cJSON_Delete(in);
     if (rc) {
-        cJSON_Delete(out);
+        cJSON_Delete(s->messages);
+        s->messages = old;
         return rc;
     }
-    /* the tokens stay: the next generate's render keeps their common prefix */
-    cJSON_Delete(s->messages);
-    s->messages = out;
+    cJSON_Delete(old);
     return DUET_OK;
 }
 

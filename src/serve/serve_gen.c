@@ -156,6 +156,10 @@ int gen_run(Job *j, ApiError *e)
     so.max_tokens = r->max_tokens && r->max_tokens < room ? r->max_tokens : room;
     int rc = duet_session_set_options(s, &so);
     if (!rc) rc = r->messages ? duet_session_set_messages(s, r->messages) : duet_session_set_prompt(s, j->ids, j->n_ids);
+    /* a reused session carries the last request's tools: set all three every time */
+    if (!rc) rc = duet_session_set_tools(s, r->tools);
+    if (!rc) rc = duet_session_set_tool_choice(s, r->tools ? r->tool_choice : NULL);
+    if (!rc) rc = duet_session_set_json_schema(s, r->schema);
     if (rc) return session_error(j, rc, e);
     Ctx c = {.j = j, .first = 1};
     double t0 = now_s();
@@ -179,6 +183,21 @@ int gen_run(Job *j, ApiError *e)
     g->gen_s = c.t_first > 0 ? t1 - c.t_first : 0;
     g->total_s = t1 - j->t0;
     g->finish = fin == DUET_FINISH_LENGTH || fin == DUET_FINISH_CONTEXT ? "length" : "stop";
+    int nc = r->tools ? duet_session_n_tool_calls(s) : 0;
+    if (nc > 1 && !r->parallel_tool_calls) nc = 1; /* the client asked for one call at most */
+    if (nc > 0 && !(g->calls = calloc((size_t)nc, sizeof *g->calls))) return api_error(e, 500, "", "out of memory");
+    for (int i = 0; i < nc; i++) {
+        const duet_tool_call *tc = duet_session_tool_call(s, i);
+        char id[64];
+        /* ids unique across requests too (a session numbers its own calls) */
+        snprintf(id, sizeof id, "call_%.12s_%d", j->id + strlen(j->id) - 12, i);
+        g->calls[i].id = strdup(id);
+        g->calls[i].name = strdup(tc && tc->name ? tc->name : "");
+        g->calls[i].arguments = strdup(tc && tc->arguments ? tc->arguments : "{}");
+        g->n_calls++;
+        if (!g->calls[i].id || !g->calls[i].name || !g->calls[i].arguments) return api_error(e, 500, "", "out of memory");
+    }
+    if (g->n_calls) g->finish = "tool_calls";
     if (fin == DUET_FINISH_ABORT || fin == DUET_FINISH_CALLBACK || atomic_load(&j->gone))
         return api_error(e, 499, "", "the client closed the connection");
     if (!g->text) return api_error(e, 500, "", "out of memory");

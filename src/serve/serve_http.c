@@ -326,9 +326,6 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     int st = genreq_parse(api, rq->body.p ? rq->body.p : "", rq->body.len, &srv->lim, &j->req, &e);
     if (!st && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
     if (!st) st = server_resolve_model(srv, j->req.model, &j->adapter, &e);
-    if (!st && (j->req.tools || j->req.schema || (j->req.tool_choice && strcmp(j->req.tool_choice, "auto"))))
-        st = api_error(&e, 400, j->req.tools ? "tools" : "response_format",
-                       "tools and structured output are not available in this build yet");
     snprintf(j->model, sizeof j->model, "%s", j->req.model ? j->req.model : "-");
     job_set_id(j);
     if (!st) st = render_ids(srv, j, &e);

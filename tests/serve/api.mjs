@@ -181,6 +181,54 @@ async function misc() {
   check((await fetch(`${url}/v1/chat/completions`, { headers: auth })).status === 405, 'GET on a POST route 405');
 }
 
+async function tools() {
+  const tdefs = [
+    { type: 'function', function: { name: 'get_cpu_temperature', description: 'Read the CPU temperature', parameters: { type: 'object', properties: { unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } }, required: ['unit'] } } },
+    { type: 'function', function: { name: 'list_disks', description: 'List the disks', parameters: { type: 'object', properties: {} } } },
+  ];
+  const ask = [{ role: 'user', content: 'What is the CPU temp?' }];
+  const base = { model: A, messages: ask, tools: tdefs, temperature: 0, max_tokens: 64 };
+  const r = await oa.chat.completions.create({ ...base, tool_choice: 'required' });
+  const c = r.choices[0].message.tool_calls?.[0];
+  check(r.choices[0].finish_reason === 'tool_calls' && c && c.id && c.type === 'function' && tdefs.some((t) => t.function.name === c.function.name), `tool_choice required gives a call: ${JSON.stringify(r.choices[0].message)}`);
+  const args = JSON.parse(c?.function?.arguments ?? 'null');
+  check(c?.function?.name !== 'get_cpu_temperature' || ['celsius', 'fahrenheit'].includes(args?.unit), `arguments follow the schema: ${c?.function?.arguments}`);
+  const named = await oa.chat.completions.create({ ...base, model: BASE, tool_choice: { type: 'function', function: { name: 'list_disks' } } });
+  check(named.choices[0].message.tool_calls?.[0]?.function?.name === 'list_disks', `named tool_choice honoured: ${JSON.stringify(named.choices[0].message)}`);
+  // streamed: calls as deltas keyed by index, ids never empty; the SDK's helper assembles them
+  const s = await oa.chat.completions.create({ ...base, tool_choice: 'required', stream: true });
+  const calls = [];
+  let fin = null;
+  for await (const ch of s) {
+    for (const d of ch.choices[0]?.delta?.tool_calls ?? []) {
+      calls[d.index] ??= { id: '', name: '', arguments: '' };
+      if (d.id) calls[d.index].id = d.id;
+      calls[d.index].name += d.function?.name ?? '';
+      calls[d.index].arguments += d.function?.arguments ?? '';
+    }
+    fin = ch.choices[0]?.finish_reason ?? fin;
+  }
+  check(fin === 'tool_calls' && calls.length >= 1 && calls.every((x) => x.id && x.name) && calls[0].name === c?.function?.name && calls[0].arguments === c?.function?.arguments, `streamed tool calls equal the non-streamed ones: ${JSON.stringify(calls)}`);
+  // the result goes back and the model answers
+  const follow = await oa.chat.completions.create({ model: A, tools: tdefs, temperature: 0, max_tokens: 24, tool_choice: 'none',
+    messages: [...ask, r.choices[0].message, { role: 'tool', tool_call_id: c?.id, content: '{"celsius": 48.5}' }] });
+  check(typeof follow.choices[0].message.content === 'string' && !follow.choices[0].message.tool_calls?.length, 'tool_choice none after a tool result: text, no call');
+  const schema = { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city', 'days'] };
+  const js = await oa.chat.completions.create({ model: BASE, messages: [{ role: 'user', content: 'Plan a trip.' }], temperature: 0, max_tokens: 64,
+    response_format: { type: 'json_schema', json_schema: { name: 'trip', schema, strict: true } } });
+  let obj = null;
+  try { obj = JSON.parse(js.choices[0].message.content); } catch { /* checked below */ }
+  check(obj && typeof obj.city === 'string' && Number.isInteger(obj.days), `json_schema answer parses and follows the schema: ${js.choices[0].message.content}`);
+  const jo = await ol.chat({ model: A, messages: ask, tools: tdefs, options: { temperature: 0, num_predict: 64 } });
+  check(Array.isArray(jo.message.tool_calls) ? jo.message.tool_calls.every((t) => t.function?.name && typeof t.function.arguments === 'object') : typeof jo.message.content === 'string', 'ollama chat with tools');
+  const of = await ol.chat({ model: BASE, messages: [{ role: 'user', content: 'Plan a trip.' }], format: schema, options: { temperature: 0, num_predict: 64 } });
+  let o2 = null;
+  try { o2 = JSON.parse(of.message.content); } catch { /* checked below */ }
+  check(o2 && typeof o2.city === 'string', `ollama format schema: ${of.message.content}`);
+  try { await oa.chat.completions.create({ ...base, tool_choice: { type: 'function', function: { name: 'nope' } } }); check(false, 'unknown tool name'); }
+  catch (e) { check(e.status === 400 && e.param === 'tool_choice', 'tool_choice naming an unknown tool: 400'); }
+}
+
 // raw socket: send bytes, return the status line (or '' when closed without one)
 function raw(bytes, { delayMs = 0, chunks = null, closeAfterMs = 0 } = {}) {
   const u = new URL(url);
@@ -308,6 +356,7 @@ try {
   await errors();
   await adapters();
   await ollama();
+  await tools();
   await misc();
   await faults();
   if (args[0] === '--load') await load(Number(args[1]), Number(args[2]));
