@@ -10,7 +10,7 @@ const args = process.argv.slice(2);
 const [url, model] = args;
 const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
 const label = opt('label', 'server'), nTok = Number(opt('tokens', 64)), turns = Number(opt('turns', 10));
-const streams = opt('streams', '1,4,16').split(',').map(Number), key = opt('key', '');
+const streams = opt('streams', '1,4,16').split(',').map(Number).filter((c) => c > 0), key = opt('key', '');
 const headers = { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}) };
 
 // One streaming chat request: arrival-to-first-token, the gaps between
