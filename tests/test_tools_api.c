@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -205,6 +206,73 @@ static void test_replay(duet_model *m)
     duet_session_close(s);
 }
 
+/* A Qwen2-Instruct template (no tool section): the Hermes-style fallback
+ * puts the tools in the system turn and results in <tool_response> blocks. */
+static void test_fallback(void)
+{
+    const char *t = getenv("TMPDIR");
+    char dir[300], p[400], src[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/duet-fallback-XXXXXX", t ? t : "/tmp");
+    if (!mkdtemp(dir) || !realpath(MODEL, src)) {
+        CHECK(0, "fallback: temp folder");
+        return;
+    }
+    const char *files[] = {"config.json", "generation_config.json", "model-00001-of-00002.safetensors",
+                           "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json"};
+    for (int i = 0; i < 6; i++) {
+        char from[PATH_MAX + 64];
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (symlink(from, p)) CHECK(0, "symlink %s", files[i]);
+    }
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs("{\"eos_token\": \"<|im_end|>\", \"chat_template\": \"{% for message in messages %}{% if loop.first and "
+              "messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+              "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+              "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}\"}",
+              f);
+        fclose(f);
+    }
+    duet_model *m = NULL;
+    char err[512];
+    if (duet_model_open(&m, dir, NULL, err, sizeof err)) {
+        CHECK(0, "fallback model: %s", err);
+    } else {
+        CHECK(duet_model_tools_native(m) == 0, "Qwen2-Instruct's template has no tool section");
+        duet_session *s = new_session(m, 1.0f, 5, 80);
+        duet_session_set_tools(s, TOOLS);
+        duet_session_set_tool_choice(s, "get_weather");
+        duet_session_append_message(s, "user", "Weather?");
+        CHECK(duet_generate(s, NULL, NULL) >= 0 && duet_session_n_tool_calls(s) == 1, "fallback: a forced call (%s)",
+              duet_session_errmsg(s));
+        if (duet_session_n_tool_calls(s) == 1)
+            duet_session_append_tool_result(s, duet_session_tool_call(s, 0)->id, "{\"temperature\":18}");
+        duet_session_options o;
+        duet_session_options_default(&o);
+        o.max_tokens = 1;
+        duet_session_set_options(s, &o);
+        duet_session_set_tool_choice(s, "none");
+        duet_generate(s, NULL, NULL);
+        int n = 0;
+        const int *ids = duet_session_tokens(s, &n);
+        char *text = NULL;
+        if (ids && n) duet_detokenize(m, ids, n, &text);
+        CHECK(text && strstr(text, "<|im_start|>system\n# Tools") && strstr(text, "\"name\":\"get_weather\"") &&
+                  strstr(text, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {") &&
+                  strstr(text, "<|im_start|>tool\n<tool_response>\n{\"temperature\":18}\n</tool_response>") == NULL &&
+                  strstr(text, "<|im_start|>user\n<tool_response>\n{\"temperature\":18}\n</tool_response><|im_end|>"),
+              "fallback rendering: %s", text ? text : "NULL");
+        free(text);
+        duet_session_close(s);
+        duet_model_close(m);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) CHECK(0, "rm %s", dir);
+}
+
 int main(void)
 {
     duet_model *m = NULL;
@@ -224,5 +292,6 @@ int main(void)
     test_agent(m);
     test_replay(m);
     duet_model_close(m);
+    test_fallback();
     return check_summary("tools_api");
 }

@@ -1,4 +1,7 @@
 /* duet chat MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]...
+ *   [--builtin] [--tools FILE.json]... [--mcp "CMD ARG..."]... [--sysroot DIR]
+ *   [--tool-choice C] [--max-steps N]: with tools each line is answered by the
+ *   agent loop (docs/AGENT.md), the calls shown on stderr as they run.
  * Interactive chat through the model's chat template, built on duet.h only
  * (plus the tool-call parser for showing calls). Lines starting with / are
  * commands: /adapter NAME|base, /reset, /save FILE, /load FILE, /quit, /help.
@@ -29,6 +32,8 @@ static void on_sigint(int sig)
 
 typedef struct Chat {
     duet_session *s;
+    duet_toolbox *tb;         /* --builtin / --tools / --mcp: the agent loop answers; NULL: plain chat */
+    int max_steps;
     ToolCallParser *tp;
     atomic_int generating, quit;
     atomic_int seen_sigint;   /* sigint_count already handled */
@@ -99,6 +104,35 @@ static void answer(Chat *c, int tty)
     (void)tty;
 }
 
+/* The agent's tool callback: runs the call, shows it on stderr. */
+static int run_tool(void *user, const char *name, const char *args, char **result)
+{
+    Chat *c = user;
+    int rc = duet_toolbox_call(c->tb, name, args, result);
+    fprintf(stderr, "[tool] %s(%s) -> %s\n", name, args, *result ? *result : "(out of memory)");
+    return rc;
+}
+
+static int agent_piece(void *user, const char *piece, size_t len, int token)
+{
+    (void)user;
+    (void)token;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* With tools: the agent loop answers the line (calls run, results go back). */
+static void answer_agent(Chat *c, const char *line)
+{
+    atomic_store(&c->generating, 1);
+    int rc = duet_agent_run(c->s, line, c->max_steps, run_tool, c, agent_piece, c, NULL);
+    atomic_store(&c->generating, 0);
+    putchar('\n');
+    fflush(stdout);
+    if (rc < 0) fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
+}
+
 static void command(Chat *c, char *line, const char *system)
 {
     char *arg = strchr(line, ' ');
@@ -130,7 +164,9 @@ static void command(Chat *c, char *line, const char *system)
 int cmd_chat(int argc, char **argv)
 {
     const char *path = NULL, *system = NULL, *loras[CLI_MAX_LORAS + 1] = {0}, *s_str;
-    int n_lora = 0;
+    const char *tool_files[16], *mcps[16], *sysroot = NULL, *choice = NULL;
+    int n_lora = 0, n_files = 0, n_mcp = 0, builtin = 0;
+    long max_steps = 6;
     long n;
     double d;
     Err e = {{0}};
@@ -150,6 +186,15 @@ int cmd_chat(int argc, char **argv)
         else if (!strcmp(a, "--ignore-eos")) so.ignore_eos = 1;
         else if (!strcmp(a, "--mmap")) mo.load_to_ram = 0;
         else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
+        else if (!strcmp(a, "--builtin")) builtin = 1;
+        else if (!strcmp(a, "--sysroot")) r = cli_arg_str(argc, argv, &i, &sysroot, &e);
+        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &choice, &e);
+        else if (!strcmp(a, "--max-steps")) r = cli_arg_int(argc, argv, &i, &max_steps, 1, 100, &e);
+        else if (!strcmp(a, "--tools") || !strcmp(a, "--mcp")) {
+            int *cnt = a[2] == 't' ? &n_files : &n_mcp;
+            if (*cnt == 16) return cli_error("chat: at most 16 %s", a);
+            if (!(r = cli_arg_str(argc, argv, &i, &s_str, &e))) (a[2] == 't' ? tool_files : mcps)[(*cnt)++] = s_str;
+        }
         else if (!strcmp(a, "--lora")) {
             if (n_lora == CLI_MAX_LORAS) return cli_error("chat: at most %d --lora", CLI_MAX_LORAS);
             if (!(r = cli_arg_str(argc, argv, &i, &s_str, &e))) loras[n_lora++] = s_str;
@@ -188,6 +233,34 @@ int cmd_chat(int argc, char **argv)
         int rc = cli_error("%s", duet_model_errmsg(m));
         duet_model_close(m);
         return rc;
+    }
+    c.max_steps = (int)max_steps;
+    if (builtin || n_files || n_mcp) {
+        duet_toolbox_options to;
+        duet_toolbox_options_default(&to);
+        to.sysroot = sysroot;
+        int bad = duet_toolbox_create(&c.tb, &to) || (builtin && duet_toolbox_add_builtin(c.tb));
+        for (int i = 0; !bad && i < n_files; i++) bad = duet_toolbox_add_commands(c.tb, tool_files[i]) != 0;
+        for (int i = 0; !bad && i < n_mcp; i++) {
+            char *buf = strdup(mcps[i]), *words[64];
+            int k = 0;
+            for (char *w = buf ? strtok(buf, " \t") : NULL; w && k < 63; w = strtok(NULL, " \t")) words[k++] = w;
+            words[k] = NULL;
+            bad = !k || duet_toolbox_add_mcp(c.tb, (const char *const *)words) != 0;
+            free(buf);
+        }
+        if (!bad && (duet_session_set_tools(c.s, duet_toolbox_tools_json(c.tb)) ||
+                     (choice && duet_session_set_tool_choice(c.s, choice)))) {
+            fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c.s));
+            bad = 2;
+        }
+        if (bad) {
+            if (bad == 1) cli_error("%s", c.tb ? duet_toolbox_errmsg(c.tb) : "out of memory");
+            duet_toolbox_free(c.tb);
+            duet_session_close(c.s);
+            duet_model_close(m);
+            return 1;
+        }
     }
     int tty = isatty(0) && isatty(1);
     c.tp = toolcall_parser_new();
@@ -230,11 +303,15 @@ int cmd_chat(int argc, char **argv)
             command(&c, line, system);
             continue;
         }
+        atomic_store(&c.seen_sigint, sigint_count);
+        if (c.tb) { /* duet_agent_run appends the message itself */
+            answer_agent(&c, line);
+            continue;
+        }
         if (duet_session_append_message(c.s, "user", line)) {
             fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c.s));
             continue;
         }
-        atomic_store(&c.seen_sigint, sigint_count);
         answer(&c, tty);
     }
     atomic_store(&c.quit, 1);
@@ -242,6 +319,7 @@ int cmd_chat(int argc, char **argv)
     free(line);
     toolcall_parser_free(c.tp);
     duet_session_close(c.s);
+    duet_toolbox_free(c.tb);
     duet_model_close(m);
     return 0;
 }

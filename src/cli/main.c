@@ -12,7 +12,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling] [--tools FILE [--tool-choice C] | --json-schema FILE | --json]"},
-    {"chat", cmd_chat, "MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]... [--mmap] (interactive)"},
+    {"chat", cmd_chat, "MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]... [--mmap] [--builtin] [--tools FILE.json]... [--mcp CMD] (interactive)"},
     {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
     {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},

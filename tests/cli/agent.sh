@@ -27,6 +27,10 @@ assert '"temperature":61.4' in o["steps"][0]["result"], o
 assert "61.4" in o["answer"], o
 PY
     ok $? "demo: calls get_cpu_temperature and answers with its value: $(cat "$tmp/out")"
+    echo "What is the CPU temperature?" | "$DUET" chat demo/base --lora tools=demo/tools --adapter tools --mmap \
+        --builtin --sysroot "$tmp/root" > "$tmp/out" 2> "$tmp/err"
+    grep -q "61.4" "$tmp/out" && grep -q "^\[tool\] get_cpu_temperature" "$tmp/err"
+    ok $? "duet chat --builtin runs the loop: $(cat "$tmp/out" "$tmp/err")"
 else
     echo "agent: demo model skipped (demo/base or demo/tools absent)"
 fi
