@@ -75,8 +75,10 @@ def _candidates():
     if env:
         yield env
     here = os.path.dirname(os.path.abspath(__file__))
+    # python/duet in a built checkout first: a copy left beside the package by
+    # `pip install ./python` must not shadow a newer build
+    yield os.path.join(here, "..", "..", "build", "libduet.so")
     yield os.path.join(here, "libduet.so")                       # installed beside the package
-    yield os.path.join(here, "..", "..", "build", "libduet.so")  # python/duet in a built checkout
     found = ctypes.util.find_library("duet")
     if found:
         yield found
