@@ -35,6 +35,12 @@
 extern "C" {
 #endif
 
+/* The version of this header; duet_version() gives the library's. */
+#define DUET_VERSION "0.2.0"
+
+/* The library's version, "MAJOR.MINOR.PATCH" (static string). */
+const char *duet_version(void);
+
 typedef struct duet_model duet_model;
 typedef struct duet_session duet_session;
 
@@ -149,6 +155,13 @@ typedef struct duet_session_options {
 
 /* Fills o with the defaults above. */
 void duet_session_options_default(duet_session_options *o);
+
+/* Sets o's temperature, top_k, top_p, min_p and repetition_penalty to what
+ * users of the model expect: its generation_config.json applied as
+ * transformers does (do_sample false: greedy), else llama.cpp's defaults
+ * (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05). Returns 1 when they
+ * came from the model, 0 for llama.cpp's, DUET_ERR_ARG for NULL. */
+int duet_model_sampling_defaults(const duet_model *m, duet_session_options *o);
 
 /* Creates a session bound to adapter o->adapter (o may be NULL: defaults).
  * Its whole KV cache is allocated now; DUET_ERR_BUDGET if it would take the

@@ -9,6 +9,7 @@
 
 #include "api/api_int.h"
 #include "load/limits.h"
+#include "run/sample.h"
 
 int api_merr(duet_model *m, int code, const char *fmt, ...)
 {
@@ -218,6 +219,18 @@ const char *duet_model_adapter_name(const duet_model *m, int i)
 
 int duet_model_vocab(const duet_model *m) { return m ? m->m.cfg.vocab_size : 0; }
 int duet_model_max_context(const duet_model *m) { return m ? m->m.cfg.max_pos : 0; }
+
+int duet_model_sampling_defaults(const duet_model *m, duet_session_options *o)
+{
+    if (!m || !o) return DUET_ERR_ARG;
+    SampleParams p = sample_model_defaults(&m->m.cfg.gen);
+    o->temperature = p.temperature;
+    o->top_k = p.top_k;
+    o->top_p = p.top_p;
+    o->min_p = p.min_p;
+    o->repetition_penalty = p.repetition_penalty;
+    return m->m.cfg.gen.set;
+}
 
 size_t duet_model_kv_bytes(const duet_model *m, int n_ctx, duet_kv_type t)
 {

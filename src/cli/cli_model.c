@@ -1,56 +1,88 @@
+/* cli_model.c - the options shared by the commands that run a model: the
+ * model and its adapters, and sampling; opening the model they name. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "load/limits.h"
+#include "load/limits.h"
 
-int cli_model_opt(ModelOpts *o, int argc, char **argv, int *i, Err *e)
+void cli_model_opts(ModelOpts *o, CliOpt *t, const char *kv_def, const char *ctx_help, unsigned what)
 {
-    const char *a = argv[*i], *v;
-    long n;
-    if (!strcmp(a, "--lora")) {
-        if (cli_arg_str(argc, argv, i, &v, e)) return -1;
-        if (o->n_lora == CLI_MAX_LORAS) return err_set(e, "--lora: at most %d adapters", CLI_MAX_LORAS);
-        o->lora_spec[o->n_lora++] = v;
-        return 1;
+    int n = 0;
+    t[n++] = (CliOpt){CLI_LIST, "--lora", NULL, o->lora_spec, "[NAME=]DIR",
+                      NULL, "a PEFT adapter folder (NAME: the folder's name when left out); one given is used", 0,
+                      CLI_MAX_LORAS, &o->n_lora};
+    t[n++] = (CliOpt){CLI_STR, "--adapter", NULL, &o->adapter, "NAME", NULL,
+                      "the adapter to run (\"base\": none; default: the one --lora gave, else none)"};
+    if (what & CLI_MODEL_MERGE)
+        t[n++] = (CliOpt){CLI_FLAG, "--merge", NULL, &o->merge, NULL, NULL, "merge the adapter into the weights first"};
+    t[n++] = (CliOpt){CLI_INT, "--threads", "-t", &o->threads, "N", "0", "kernel threads; 0: one per physical core",
+                      0, LIMIT_THREADS};
+    t[n++] = (CliOpt){CLI_CHOICE, "--isa", NULL, &o->isa, "scalar|avx2|avx512|neon", NULL,
+                      "kernel backend (default: the best this CPU has)"};
+    t[n++] = (CliOpt){CLI_CHOICE, "--kv", NULL, &o->kv, "f16|f32", kv_def, "KV cache element type"};
+    t[n++] = (CliOpt){CLI_INT, "--ctx", "-c", &o->ctx, "N", "0", ctx_help, 0, LIMIT_MAX_POS};
+    t[n++] = (CliOpt){CLI_INT, "--chunk", NULL, &o->chunk, "N", "512", "prompt tokens per prefill step", 1,
+                      LIMIT_PREFILL_CHUNK};
+    if (what & CLI_MODEL_RAM)
+        t[n++] = (CliOpt){CLI_FLAG, "--ram", NULL, &o->ram, NULL, NULL,
+                          "copy a .duet into memory (huge pages) instead of mapping it: faster decode, slower start"};
+    t[n] = (CliOpt){0};
+}
+
+void cli_sampling_opts(CliSampling *s, CliOpt *t)
+{
+    *s = (CliSampling){NAN, NAN, NAN, NAN, NAN, NAN, -1, -1, 0};
+    int n = 0;
+    t[n++] = (CliOpt){CLI_FLAG, "--greedy", NULL, &s->greedy, NULL, NULL, "always the most likely token (reproducible)"};
+    t[n++] = (CliOpt){CLI_FLOAT, "--temperature", "--temp", &s->temperature, "T", NULL,
+                      "randomness; 0: greedy (default: the model's generation_config.json, else 0.8)", 0, 100};
+    t[n++] = (CliOpt){CLI_INT, "--top-k", NULL, &s->top_k, "K", NULL,
+                      "sample from the K most likely tokens; 0: off (default: generation_config.json, else 40)", 0,
+                      1 << 24};
+    t[n++] = (CliOpt){CLI_FLOAT, "--top-p", NULL, &s->top_p, "P", NULL,
+                      "nucleus sampling; 1: off (default: generation_config.json, else 0.95)", 0, 1};
+    t[n++] = (CliOpt){CLI_FLOAT, "--min-p", NULL, &s->min_p, "P", NULL,
+                      "drop tokens below P x the top one's probability; 0: off (default: generation_config.json, else 0.05)",
+                      0, 1};
+    t[n++] = (CliOpt){CLI_FLOAT, "--repeat-penalty", NULL, &s->repeat_penalty, "R", NULL,
+                      "penalty for tokens already seen; 1: off (default: generation_config.json, else 1)", 0.01, 100};
+    t[n++] = (CliOpt){CLI_FLOAT, "--frequency-penalty", NULL, &s->frequency_penalty, "F", "0",
+                      "minus F x a token's count so far", -2, 2};
+    t[n++] = (CliOpt){CLI_FLOAT, "--presence-penalty", NULL, &s->presence_penalty, "F", "0",
+                      "minus F for a token seen at all", -2, 2};
+    t[n++] = (CliOpt){CLI_INT, "--seed", "-s", &s->seed, "S", NULL,
+                      "random seed, for a repeatable run (default: a random one, printed with -v)", 0, 0x7fffffff};
+    t[n] = (CliOpt){0};
+}
+
+SampleParams cli_sampling_resolve(const CliSampling *s, SampleParams p)
+{
+    if (!isnan(s->temperature)) p.temperature = (float)s->temperature;
+    if (s->top_k >= 0) p.top_k = s->top_k;
+    if (!isnan(s->top_p)) p.top_p = (float)s->top_p;
+    if (!isnan(s->min_p)) p.min_p = (float)s->min_p;
+    if (!isnan(s->repeat_penalty)) p.repetition_penalty = (float)s->repeat_penalty;
+    if (!isnan(s->frequency_penalty)) p.frequency_penalty = (float)s->frequency_penalty;
+    if (!isnan(s->presence_penalty)) p.presence_penalty = (float)s->presence_penalty;
+    if (s->greedy) p.temperature = 0;
+    if (s->seed >= 0) {
+        p.seed = (uint64_t)s->seed;
+    } else {
+        unsigned r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (unsigned)time(NULL) ^ (unsigned)getpid() * 2654435761u;
+        p.seed = r & 0x7fffffff;
     }
-    if (!strcmp(a, "--adapter")) return cli_arg_str(argc, argv, i, &o->adapter, e) ? -1 : 1;
-    if (!strcmp(a, "--isa")) return cli_arg_str(argc, argv, i, &o->isa, e) ? -1 : 1;
-    if (!strcmp(a, "--merge")) {
-        o->merge = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--ram")) {
-        o->ram = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--threads")) {
-        if (cli_arg_int(argc, argv, i, &n, 0, LIMIT_THREADS, e)) return -1;
-        o->threads = (int)n;
-        return 1;
-    }
-    if (!strcmp(a, "--ctx")) {
-        if (cli_arg_int(argc, argv, i, &n, 1, LIMIT_MAX_POS, e)) return -1; /* and the model's own, at seq_init */
-        o->ctx = (int)n;
-        return 1;
-    }
-    if (!strcmp(a, "--chunk")) {
-        if (cli_arg_int(argc, argv, i, &n, 1, LIMIT_PREFILL_CHUNK, e)) return -1;
-        o->chunk = (int)n;
-        return 1;
-    }
-    if (!strcmp(a, "--kv")) {
-        if (cli_arg_str(argc, argv, i, &v, e)) return -1;
-        if (!strcmp(v, "f16")) o->kv_type = KV_F16;
-        else if (!strcmp(v, "f32")) o->kv_type = KV_F32;
-        else return err_set(e, "--kv: expected f16 or f32, got \"%s\"", v);
-        return 1;
-    }
-    return 0;
+    return p;
 }
 
 /* "NAME=DIR" or "DIR" (the name is then the folder's last component). */
-static void split_spec(const char *spec, char *name, size_t cap, const char **dir)
+void cli_lora_split(const char *spec, char *name, size_t cap, const char **dir)
 {
     const char *eq = strchr(spec, '=');
     if (eq && eq != spec) {
@@ -70,20 +102,21 @@ static void split_spec(const char *spec, char *name, size_t cap, const char **di
     *dir = spec;
 }
 
-int cli_model_open(const ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Err *e)
+int cli_model_open(ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Err *e)
 {
     *k = NULL;
     *adapter = NULL;
     if (!o->path) return err_set(e, "no MODEL given (a checkpoint folder or a .duet file)");
+    o->kv_type = o->kv && !strcmp(o->kv, "f32") ? KV_F32 : KV_F16;
     if (model_open_flags(m, o->path, o->ram ? MODEL_OPEN_RAM : 0, e)) return -1;
     for (int i = 0; i < o->n_lora; i++) {
         char name[128];
         const char *dir;
-        split_spec(o->lora_spec[i], name, sizeof name, &dir);
+        cli_lora_split(o->lora_spec[i], name, sizeof name, &dir);
         if (model_add_lora(m, dir, name, e)) goto fail;
     }
     int idx = -1;
-    if (o->adapter) {
+    if (o->adapter && strcmp(o->adapter, "base")) {
         idx = model_find_adapter(m, o->adapter);
         if (idx < 0) {
             char have[512] = "";
@@ -94,6 +127,8 @@ int cli_model_open(const ModelOpts *o, Model *m, Kern **k, const Adapter **adapt
             err_set(e, "--adapter: no adapter named \"%s\" (have: %s)", o->adapter, m->n_adapters ? have : "none");
             goto fail;
         }
+    } else if (o->adapter) {
+        idx = -1; /* --adapter base */
     } else if (o->n_lora == 1) {
         idx = m->n_adapters - 1;
     } else if (o->n_lora > 1) {

@@ -86,43 +86,55 @@ static int print_json(duet_session *s, const char *answer)
 int cmd_agent(int argc, char **argv)
 {
     const char *path = NULL, *adapter = NULL, *ask = NULL, *choice = NULL, *sysroot = NULL, *system = NULL;
-    const char *tool_files[MAX_SRC], *mcps[MAX_SRC], *loras[MAX_SRC + 1] = {0};
+    const char *tool_files[MAX_SRC], *mcps[MAX_SRC], *lora_in[MAX_SRC], *loras[MAX_SRC + 1] = {0};
     int n_files = 0, n_mcp = 0, n_lora = 0, builtin = 0, list = 0, json = 0;
-    long max_steps = 6, max_tokens = 256, threads = 0, timeout_ms = 10000, cap = 16384, seed = 0;
+    int max_steps = 6, max_tokens = 256, threads = 0, timeout_ms = 10000, cap = 16384, seed = 0;
     double temp = 0;
-    Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r = 0;
-        if (!strcmp(a, "--builtin")) builtin = 1;
-        else if (!strcmp(a, "--list-tools")) list = 1;
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--adapter")) r = cli_arg_str(argc, argv, &i, &adapter, &e);
-        else if (!strcmp(a, "--ask")) r = cli_arg_str(argc, argv, &i, &ask, &e);
-        else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
-        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &choice, &e);
-        else if (!strcmp(a, "--sysroot")) r = cli_arg_str(argc, argv, &i, &sysroot, &e);
-        else if (!strcmp(a, "--max-steps")) r = cli_arg_int(argc, argv, &i, &max_steps, 1, 100, &e);
-        else if (!strcmp(a, "--max-tokens")) r = cli_arg_int(argc, argv, &i, &max_tokens, 1, 1 << 20, &e);
-        else if (!strcmp(a, "--threads")) r = cli_arg_int(argc, argv, &i, &threads, 0, 1024, &e);
-        else if (!strcmp(a, "--timeout-ms")) r = cli_arg_int(argc, argv, &i, &timeout_ms, 1, 3600000, &e);
-        else if (!strcmp(a, "--output-cap")) r = cli_arg_int(argc, argv, &i, &cap, 64, 1 << 26, &e);
-        else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
-        else if (!strcmp(a, "--temperature")) r = cli_arg_float(argc, argv, &i, &temp, 0, 100, &e);
-        else if (!strcmp(a, "--tools") || !strcmp(a, "--mcp") || !strcmp(a, "--lora")) {
-            if (!(r = cli_arg_str(argc, argv, &i, &v, &e))) {
-                int *n = a[2] == 't' ? &n_files : a[2] == 'm' ? &n_mcp : &n_lora;
-                const char **arr = a[2] == 't' ? tool_files : a[2] == 'm' ? mcps : loras;
-                if (*n == MAX_SRC) return cli_error("agent: at most %d %s options", MAX_SRC, a);
-                arr[(*n)++] = v;
-            }
-        } else if (a[0] == '-' || path) {
-            return cli_error("agent: unknown argument \"%s\"", a);
-        } else {
-            path = a;
-        }
-        if (r < 0) return cli_error("%s", e.msg);
+    CliOpt own[] = {
+        {CLI_STR, "--ask", NULL, &ask, "TEXT", NULL, "one question, then exit (default: read questions from stdin)"},
+        {CLI_FLAG, "--builtin", NULL, &builtin, NULL, NULL, "the built-in device tools (docs/TOOLS.md)"},
+        {CLI_LIST, "--tools", NULL, tool_files, "FILE.json", NULL, "command tools described in a JSON file", 0, MAX_SRC,
+         &n_files},
+        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio), e.g. \"npx server stdio\"", 0, MAX_SRC, &n_mcp},
+        {CLI_STR, "--tool-choice", NULL, &choice, "C", NULL, "auto, required, none or a tool's name (default auto)"},
+        {CLI_INT, "--max-steps", NULL, &max_steps, "N", "6", "tool calls per question at most", 1, 100},
+        {CLI_FLAG, "--list-tools", NULL, &list, NULL, NULL, "print the tools' names and exit"},
+        {CLI_FLAG, "--json", NULL, &json, NULL, NULL, "print each answer with its tool calls as JSON"},
+        {CLI_STR, "--system", NULL, &system, "TEXT", NULL, "a system message"},
+        {CLI_LIST, "--lora", NULL, lora_in, "[NAME=]DIR", NULL,
+         "a PEFT adapter folder (NAME: the folder's name when left out); one given is used", 0, MAX_SRC, &n_lora},
+        {CLI_STR, "--adapter", NULL, &adapter, "NAME", NULL, "the adapter to run (default: the one --lora gave, else none)"},
+        {CLI_INT, "--max-tokens", "-n", &max_tokens, "N", "256", "tokens per answer at most", 1, 1 << 20},
+        {CLI_FLOAT, "--temperature", "--temp", &temp, "T", "0", "randomness; 0: greedy", 0, 100},
+        {CLI_INT, "--seed", "-s", &seed, "S", "0", "random seed", 0, 0x7fffffff},
+        {CLI_INT, "--threads", "-t", &threads, "N", "0", "kernel threads; 0: one per physical core", 0, 1024},
+        {CLI_INT, "--timeout-ms", NULL, &timeout_ms, "MS", "10000", "a tool call is killed after this", 1, 3600000},
+        {CLI_INT, "--output-cap", NULL, &cap, "BYTES", "16384", "a tool's output is cut at this", 64, 1 << 26},
+        {CLI_STR, "--sysroot", NULL, &sysroot, "DIR", NULL, "read /proc and /sys under DIR (for tests)"},
+        {0}};
+    const CliSpec spec = {
+        .name = "agent",
+        .summary = "Answers questions with MODEL calling tools: built-in device tools, command tools, MCP servers",
+        .usage = "MODEL (--builtin | --tools FILE.json | --mcp \"CMD ARG...\")... [--ask TEXT] [options]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &path,
+        .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
+    char names[MAX_SRC][160];
+    for (int i = 0; i < n_lora; i++) { /* NAME=DIR for duet.h */
+        char name[64];
+        const char *dir;
+        cli_lora_split(lora_in[i], name, sizeof name, &dir);
+        snprintf(names[i], sizeof names[i], "%s=%s", name, dir);
+        loras[i] = names[i];
     }
+    char one[64];
+    if (n_lora == 1 && !adapter) { /* one adapter given: the one used, as in every command */
+        const char *dir;
+        cli_lora_split(lora_in[0], one, sizeof one, &dir);
+        adapter = one;
+    }
+    if (adapter && !strcmp(adapter, "base")) adapter = NULL;
     if (!path && !list) return cli_error("agent: no MODEL given");
     if (!builtin && !n_files && !n_mcp) return cli_error("agent: no tools: give --builtin, --tools FILE or --mcp CMD");
 

@@ -56,14 +56,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 static size_t qmat_bytes(const QMat *w)
 {
     return qmat_data_bytes(w->type, w->rows, w->cols) + qmat_scale_bytes(w->type, w->rows, w->cols) +
@@ -238,27 +230,29 @@ static int bench_memory(const ModelOpts *o, int reps, long mb, int json)
 int cmd_bench(int argc, char **argv)
 {
     ModelOpts o = {0};
-    o.kv_type = KV_F16; /* what a deployment runs (and llama.cpp's default); --kv f32 to compare */
-    long n_prompt = 512, n_gen = 128, reps = 3, seed = 1, mb = 1024;
-    int json = 0, memory = 0;
+    int n_prompt = 512, n_gen = 128, reps = 3, seed = 1, mb = 1024, json = 0, memory = 0;
+    CliOpt own[] = {
+        {CLI_INT, "--prompt-tokens", NULL, &n_prompt, "N", "512", "prompt length (random token ids)", 1, 1 << 20},
+        {CLI_INT, "--gen-tokens", NULL, &n_gen, "N", "128", "tokens decoded after the prompt", 0, 1 << 20},
+        {CLI_INT, "--reps", NULL, &reps, "R", "3", "repetitions; the median is reported", 1, MAX_REPS},
+        {CLI_INT, "--seed", "-s", &seed, "S", "1", "seed of the random prompt", 0, 0x7fffffff},
+        {CLI_FLAG, "--json", NULL, &json, NULL, NULL, "one JSON object on stdout"},
+        {CLI_FLAG, "--memory", NULL, &memory, NULL, NULL, "without MODEL: measure the memory read bandwidth"},
+        {CLI_INT, "--memory-mb", NULL, &mb, "MB", "1024", "the buffer --memory reads", 1, 1 << 20},
+        {0}};
+    CliOpt model[CLI_GROUP_MAX];
+    /* f16: what a deployment runs (and llama.cpp's default); --kv f32 to compare */
+    cli_model_opts(&o, model, "f16", "context positions; 0: prompt + generated tokens", CLI_MODEL_ALL);
+    const CliSpec spec = {
+        .name = "bench",
+        .summary = "Measures prefill and decode speed of MODEL (base and adapter side by side), or memory bandwidth",
+        .usage = "MODEL [--lora NAME=DIR] [options] | --memory",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.path,
+        .groups = {own, model}, .titles = {"options", "model"}};
+    int status;
+    if (cli_parse(&spec, argc, argv, &status)) return status;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_model_opt(&o, argc, argv, &i, &e);
-        if (r < 0) return cli_error("%s", e.msg);
-        if (r) continue;
-        const char *a = argv[i];
-        if (!strcmp(a, "--prompt-tokens")) r = cli_arg_int(argc, argv, &i, &n_prompt, 1, 1 << 20, &e);
-        else if (!strcmp(a, "--gen-tokens")) r = cli_arg_int(argc, argv, &i, &n_gen, 0, 1 << 20, &e);
-        else if (!strcmp(a, "--reps")) r = cli_arg_int(argc, argv, &i, &reps, 1, MAX_REPS, &e);
-        else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
-        else if (!strcmp(a, "--memory-mb")) r = cli_arg_int(argc, argv, &i, &mb, 1, 1 << 20, &e);
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--memory")) memory = 1;
-        else if (a[0] == '-' || o.path) return cli_error("bench: unknown argument \"%s\"", a);
-        else o.path = a;
-        if (r < 0) return cli_error("%s", e.msg);
-    }
-    if (!o.path && memory) return bench_memory(&o, (int)reps, mb, json);
+    if (!o.path && memory) return bench_memory(&o, reps, mb, json);
     if (!o.path) return cli_error("bench: give a MODEL (a checkpoint folder or a .duet file), or --memory");
 
     Model m;
@@ -266,7 +260,7 @@ int cmd_bench(int argc, char **argv)
     const Adapter *ad;
     if (cli_model_open(&o, &m, &k, &ad, &e)) return cli_error("%s", e.msg);
     const ModelConfig *c = &m.cfg;
-    int chunk = o.chunk ? o.chunk : 512, rc = 1;
+    int chunk = o.chunk, rc = 1;
     int ctx = (int)(n_prompt + n_gen) + 1;
     Seq qb = {0}, qa = {0};
     int *prompt = malloc((size_t)n_prompt * sizeof *prompt);
@@ -291,7 +285,7 @@ int cmd_bench(int argc, char **argv)
     /* CPU time / (wall time x threads): below ~90% the machine was busy with other work */
     double w0 = now_s(), c0 = cpu_s();
     for (int r = 0; r < reps; r++) {
-        if (!json && isatty(2)) fprintf(stderr, "rep %d/%ld...\r", r + 1, reps);
+        if (!json && isatty(2)) fprintf(stderr, "rep %d/%d...\r", r + 1, reps);
         /* odd reps run the adapter first, so neither side always follows the other */
         for (int side = 0; side < 2; side++) {
             int adapter_side = side ^ (r & 1);
@@ -365,7 +359,7 @@ int cmd_bench(int argc, char **argv)
         printf("}\n");
     } else {
         if (isatty(2)) fprintf(stderr, "%20s\r", "");
-        printf("%s: %s, %s x%d, kv %s; prompt %ld tokens (chunk %d), %ld generated; median of %d; cpu %.0f%%\n",
+        printf("%s: %s, %s x%d, kv %s; prompt %d tokens (chunk %d), %d generated; median of %d; cpu %.0f%%\n",
                o.path, quant, kern_isa(k), kern_threads(k), kvname, n_prompt, chunk, n_gen, R, util);
         printf("%-18s %12s %10s %12s %14s %10s\n", "", "prefill t/s", "TTFT ms", "decode t/s", "bytes/token",
                "GB/s");
@@ -375,7 +369,7 @@ int cmd_bench(int argc, char **argv)
             snprintf(label, sizeof label, "lora %.8s r%d", ad->name, lora_rank(&m, ad));
             printf("%-18s %12.1f %10.1f %12.2f %14.0f %10.1f\n", label, pfa, tta, dca, bpta, gbsa);
             printf("adapter slowdown: decode %.1f%%, prefill %.1f%%; decode interleaved token by token %.1f%% "
-                   "(median of %ld pairs)\n", slow, slow_pf, slow_il, reps * n_gen);
+                   "(median of %d pairs)\n", slow, slow_pf, slow_il, reps * n_gen);
         }
         if (memory)
             printf("read bandwidth: %.1f GB/s measured; decode uses %.0f%% of it\n", bw, 100 * gbs / bw);

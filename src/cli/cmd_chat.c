@@ -21,6 +21,18 @@
 #include "duet.h"
 #include "text/toolcall.h"
 
+#define CHAT_COMMANDS                                                                                                \
+    "in the chat:\n"                                                                                                \
+    "  /help                      the commands\n"                                                                   \
+    "  /adapter [NAME|base]       switch adapter; without NAME: the current one and the list\n"                      \
+    "  /set NAME VALUE            temperature, top_k, top_p, min_p, repeat_penalty, seed, max_tokens\n"              \
+    "  /show                      the model, adapter, sampling settings and context use\n"                           \
+    "  /reset                     forget the conversation\n"                                                         \
+    "  /save FILE, /load FILE     save or restore the conversation\n"                                                \
+    "  /quit                      leave (also Ctrl-D; Ctrl-C twice at the prompt)\n"                                 \
+    "  \"\"\"                        start and end a message of several lines\n"                                       \
+    "  Ctrl-C stops an answer; the chat goes on.\n"
+
 /* The one permitted static: set by the SIGINT handler, read by the watcher. */
 static volatile sig_atomic_t sigint_count;
 
@@ -163,71 +175,98 @@ static void command(Chat *c, char *line, const char *system)
 
 int cmd_chat(int argc, char **argv)
 {
-    const char *path = NULL, *system = NULL, *loras[CLI_MAX_LORAS + 1] = {0}, *s_str;
-    const char *tool_files[16], *mcps[16], *sysroot = NULL, *choice = NULL;
-    int n_lora = 0, n_files = 0, n_mcp = 0, builtin = 0;
-    long max_steps = 6;
-    long n;
-    double d;
-    Err e = {{0}};
+    ModelOpts o = {0};
+    CliSampling cs;
+    const char *system = NULL, *tool_files[16], *mcps[16], *sysroot = NULL, *choice = NULL;
+    int max_tokens = 1024, ignore_eos = 0, mmap_it = 0, verbose = 0;
+    int n_files = 0, n_mcp = 0, builtin = 0, max_steps = 6;
+    CliOpt own[] = {
+        {CLI_STR, "--system", NULL, &system, "TEXT", NULL, "a system message at the start of the chat"},
+        {CLI_INT, "--max-tokens", "-n", &max_tokens, "N", "1024", "tokens per answer at most; 0: until the context is full",
+         0, 1 << 24},
+        {CLI_FLAG, "--ignore-eos", NULL, &ignore_eos, NULL, NULL, "go on past the end-of-sequence token"},
+        {CLI_FLAG, "--mmap", NULL, &mmap_it, NULL, NULL,
+         "map a .duet file instead of reading it into memory (faster start, slower decode)"},
+        {CLI_FLAG, "--verbose", "-v", &verbose, NULL, NULL, "print the sampling settings and the seed on stderr"},
+        {0}};
+    CliOpt tools[] = {
+        {CLI_FLAG, "--builtin", NULL, &builtin, NULL, NULL, "the built-in device tools (docs/TOOLS.md)"},
+        {CLI_LIST, "--tools", NULL, tool_files, "FILE.json", NULL, "command tools described in a JSON file", 0, 16,
+         &n_files},
+        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio), e.g. \"npx server stdio\"", 0,
+         16, &n_mcp},
+        {CLI_STR, "--tool-choice", NULL, &choice, "C", NULL, "auto, required, none or a tool's name (default auto)"},
+        {CLI_INT, "--max-steps", NULL, &max_steps, "N", "6", "tool calls per message at most", 1, 100},
+        {CLI_STR, "--sysroot", NULL, &sysroot, "DIR", NULL, "read /proc and /sys under DIR (for tests)"},
+        {0}};
+    CliOpt model[CLI_GROUP_MAX], sampling[CLI_GROUP_MAX];
+    cli_model_opts(&o, model, "f16", "context positions; 0: 4096 or the model's, whichever is less", 0);
+    cli_sampling_opts(&cs, sampling);
+    const CliSpec spec = {
+        .name = "chat",
+        .summary = "Chats with MODEL in the terminal (line editing, history), or answers one message per line from a pipe",
+        .usage = "MODEL [--adapter NAME | --lora [NAME=]DIR] [--system TEXT] [options]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.path, .pos_required = 1,
+        .groups = {own, model, sampling, tools}, .titles = {"options", "model", "sampling", "tools (the agent loop answers)"},
+        .notes = CHAT_COMMANDS};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
+    const char *path = o.path;
+    /* every --lora as NAME=DIR for duet.h, the name from the folder when not given */
+    char names[CLI_MAX_LORAS][160];
+    const char *loras[CLI_MAX_LORAS + 1] = {0};
+    for (int i = 0; i < o.n_lora; i++) {
+        char name[64];
+        const char *dir;
+        cli_lora_split(o.lora_spec[i], name, sizeof name, &dir);
+        snprintf(names[i], sizeof names[i], "%s=%s", name, dir);
+        loras[i] = names[i];
+    }
     duet_model_options mo;
     duet_session_options so;
     duet_model_options_default(&mo);
     duet_session_options_default(&so);
     /* a chat lives long enough that reading the .duet into huge pages once
      * (~1-2 s per GB) pays for itself in decode speed; --mmap maps it instead */
-    mo.load_to_ram = 1;
-    so.n_ctx = 4096;
-    so.max_tokens = 1024;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = 0;
-        if (!strcmp(a, "--adapter")) r = cli_arg_str(argc, argv, &i, &so.adapter, &e);
-        else if (!strcmp(a, "--ignore-eos")) so.ignore_eos = 1;
-        else if (!strcmp(a, "--mmap")) mo.load_to_ram = 0;
-        else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
-        else if (!strcmp(a, "--builtin")) builtin = 1;
-        else if (!strcmp(a, "--sysroot")) r = cli_arg_str(argc, argv, &i, &sysroot, &e);
-        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &choice, &e);
-        else if (!strcmp(a, "--max-steps")) r = cli_arg_int(argc, argv, &i, &max_steps, 1, 100, &e);
-        else if (!strcmp(a, "--tools") || !strcmp(a, "--mcp")) {
-            int *cnt = a[2] == 't' ? &n_files : &n_mcp;
-            if (*cnt == 16) return cli_error("chat: at most 16 %s", a);
-            if (!(r = cli_arg_str(argc, argv, &i, &s_str, &e))) (a[2] == 't' ? tool_files : mcps)[(*cnt)++] = s_str;
-        }
-        else if (!strcmp(a, "--lora")) {
-            if (n_lora == CLI_MAX_LORAS) return cli_error("chat: at most %d --lora", CLI_MAX_LORAS);
-            if (!(r = cli_arg_str(argc, argv, &i, &s_str, &e))) loras[n_lora++] = s_str;
-        } else if (!strcmp(a, "--threads")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 0, 1024, &e))) mo.n_threads = (int)n;
-        } else if (!strcmp(a, "--ctx")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 16, 1 << 20, &e))) so.n_ctx = (int)n;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 0, 1 << 20, &e))) so.max_tokens = (int)n;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0, 100, &e))) so.temperature = (float)d;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0.001, 1, &e))) so.top_p = (float)d;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 0, 0x7fffffffL, &e))) so.seed = (uint64_t)n;
-        } else if (!strcmp(a, "--kv")) {
-            if (!(r = cli_arg_str(argc, argv, &i, &s_str, &e))) {
-                if (!strcmp(s_str, "f32")) so.kv_type = DUET_KV_F32;
-                else if (strcmp(s_str, "f16")) return cli_error("--kv: expected f16 or f32");
-            }
-        } else if (a[0] == '-' || path) {
-            return cli_error("chat: unknown argument \"%s\"", a);
-        } else {
-            path = a;
-        }
-        if (r < 0) return cli_error("%s", e.msg);
-    }
-    if (!path) return cli_error("chat: no MODEL given (a checkpoint folder or a .duet file)");
+    mo.load_to_ram = !mmap_it;
     mo.loras = loras;
+    mo.n_threads = o.threads;
+    mo.isa = o.isa;
+    mo.prefill_chunk = o.chunk;
+    so.kv_type = !strcmp(o.kv, "f32") ? DUET_KV_F32 : DUET_KV_F16;
+    so.max_tokens = max_tokens;
+    so.ignore_eos = ignore_eos;
     duet_model *m;
     char err[512];
     if (duet_model_open(&m, path, &mo, err, sizeof err)) return cli_error("%s", err);
+    /* the adapter: --adapter NAME ("base": none), else the one --lora gave */
+    if (o.adapter && strcmp(o.adapter, "base")) so.adapter = o.adapter;
+    else if (!o.adapter && o.n_lora == 1) so.adapter = duet_model_adapter_name(m, duet_model_n_adapters(m) - 1);
+    else if (!o.adapter && o.n_lora > 1) {
+        duet_model_close(m);
+        return cli_error("chat: %d adapters given: choose one with --adapter NAME", o.n_lora);
+    }
+    so.n_ctx = o.ctx ? o.ctx : 4096;
     if (so.n_ctx > duet_model_max_context(m)) so.n_ctx = duet_model_max_context(m);
+    duet_model_sampling_defaults(m, &so);
+    SampleParams base = sample_defaults();
+    base.temperature = so.temperature;
+    base.top_k = so.top_k;
+    base.top_p = so.top_p;
+    base.min_p = so.min_p;
+    base.repetition_penalty = so.repetition_penalty;
+    SampleParams sp = cli_sampling_resolve(&cs, base);
+    so.temperature = sp.temperature;
+    so.top_k = sp.top_k;
+    so.top_p = sp.top_p;
+    so.min_p = sp.min_p;
+    so.repetition_penalty = sp.repetition_penalty;
+    so.frequency_penalty = sp.frequency_penalty;
+    so.presence_penalty = sp.presence_penalty;
+    so.seed = sp.seed;
+    if (verbose)
+        fprintf(stderr, "sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
+                so.temperature, so.top_k, so.top_p, so.min_p, so.repetition_penalty, (unsigned long long)so.seed);
     Chat c = {0};
     if (duet_session_create(m, &so, &c.s)) {
         int rc = cli_error("%s", duet_model_errmsg(m));

@@ -26,58 +26,50 @@ int cmd_compile(int argc, char **argv)
 {
     CompileAdapter ads[32];
     char names[32][64];
-    CompileOpts o = {.quant = DT_BF16, .adapters = ads};
+    CompileOpts o = {.adapters = ads};
+    const char *loras[32], *ttypes[CG_COUNT * 2], *quant = NULL, *round = NULL;
+    int n_lora = 0, n_tt = 0;
+    CliOpt own[] = {
+        {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
+        {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
+         "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
+        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q4", "bf16", "the weights' type"},
+        {CLI_LIST, "--tensor-type", NULL, ttypes, "GROUP=TYPE", NULL,
+         "another type for a group of tensors: embed, lm_head, attn or mlp", 0, CG_COUNT * 2, &n_tt},
+        {CLI_CHOICE, "--round", NULL, &round, "search|nearest", "search",
+         "q8/q4 rounding: search each block's scale, or round to nearest"},
+        {CLI_STR, "--calib", NULL, &o.calib_path, "FILE", NULL,
+         "JSONL prompts to calibrate q8/q4 on (AWQ-style scales; default: none)"},
+        {CLI_INT, "--threads", "-t", &o.threads, "N", "0", "threads; 0: one per physical core", 0, 1024},
+        {0}};
+    const CliSpec spec = {
+        .name = "compile",
+        .summary = "Compiles a Hugging Face checkpoint folder and its PEFT adapters into one .duet file",
+        .usage = "BASE_DIR -o OUT.duet [options]",
+        .pos_name = "BASE_DIR", .pos_help = "a checkpoint folder (config.json, *.safetensors, tokenizer.json)",
+        .pos = &o.base_dir, .pos_required = 1, .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--lora")) {
-            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
-            if (o.n_adapters == 32) return cli_error("--lora: at most 32 adapters");
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || (size_t)(eq - v) >= 64 || !eq[1]) return cli_error("--lora: expected NAME=DIR, got \"%s\"", v);
-            memcpy(names[o.n_adapters], v, (size_t)(eq - v));
-            names[o.n_adapters][eq - v] = 0;
-            ads[o.n_adapters] = (CompileAdapter){names[o.n_adapters], eq + 1};
-            o.n_adapters++;
-        } else if (!strcmp(argv[i], "--quant")) {
-            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
-            int t = dtype_from_name(v);
-            if (t < 0) return cli_error("--quant: expected f32, bf16, f16, q8 or q4, got \"%s\"", v);
-            o.quant = (DType)t;
-        } else if (!strcmp(argv[i], "--tensor-type")) {
-            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
-            const char *eq = strchr(v, '=');
-            int g = -1, t = eq ? dtype_from_name(eq + 1) : -1;
-            for (int k = 0; eq && k < CG_COUNT; k++)
-                if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
-            if (g < 0 || t < 0)
-                return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
-                                 "f32, bf16, f16, q8 or q4, got \"%s\"", v);
-            o.group_type[g] = t + 1;
-        } else if (!strcmp(argv[i], "--round")) {
-            if (cli_arg_str(argc, argv, &i, &v, &e)) return cli_error("%s", e.msg);
-            if (!strcmp(v, "search")) o.round = QROUND_SEARCH;
-            else if (!strcmp(v, "nearest")) o.round = QROUND_NEAREST;
-            else return cli_error("--round: expected search or nearest, got \"%s\"", v);
-        } else if (!strcmp(argv[i], "--calib")) {
-            if (cli_arg_str(argc, argv, &i, &o.calib_path, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "-o")) {
-            if (cli_arg_str(argc, argv, &i, &o.out_path, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "--threads")) {
-            long n;
-            if (cli_arg_int(argc, argv, &i, &n, 0, 1024, &e)) return cli_error("%s", e.msg);
-            o.threads = (int)n;
-        } else if (argv[i][0] == '-') {
-            return cli_error("compile: unknown option \"%s\"", argv[i]);
-        } else if (!o.base_dir) {
-            o.base_dir = argv[i];
-        } else {
-            return cli_error("compile: unexpected argument \"%s\"", argv[i]);
-        }
+    if (!o.out_path) return cli_error("compile: -o OUT.duet is required");
+    o.quant = (DType)dtype_from_name(quant);
+    o.round = !strcmp(round, "nearest") ? QROUND_NEAREST : QROUND_SEARCH;
+    for (int i = 0; i < n_lora; i++) {
+        const char *dir;
+        cli_lora_split(loras[i], names[i], sizeof names[i], &dir);
+        if (!names[i][0] || !dir[0]) return cli_error("--lora: expected [NAME=]DIR, got \"%s\"", loras[i]);
+        ads[o.n_adapters++] = (CompileAdapter){names[i], dir};
     }
-    if (!o.base_dir || !o.out_path)
-        return cli_error("usage: duet compile BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] "
-                         "[--tensor-type embed|lm_head|attn|mlp=TYPE]... [--round search|nearest] [--calib FILE] -o OUT.duet");
+    for (int i = 0; i < n_tt; i++) {
+        const char *v = ttypes[i], *eq = strchr(v, '=');
+        int g = -1, t = eq ? dtype_from_name(eq + 1) : -1;
+        for (int k = 0; eq && k < CG_COUNT; k++)
+            if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
+        if (g < 0 || t < 0)
+            return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
+                             "f32, bf16, f16, q8 or q4, got \"%s\"", v);
+        o.group_type[g] = t + 1;
+    }
     int tty = isatty(2);
     CompileReport rep;
     o.progress = progress;

@@ -59,67 +59,56 @@ static int is_eos(const ModelConfig *c, int tok)
 int cmd_generate(int argc, char **argv)
 {
     ModelOpts o = {0};
-    SampleParams sp = sample_defaults();
+    CliSampling cs;
     const char *ids_s = NULL, *prompt_text = NULL, *chat_text = NULL, *system = NULL;
     const char *tools_path = NULL, *tool_choice = NULL, *schema_path = NULL;
-    int json_object = 0;
-    long max_tokens = 128;
-    int print_ids = 0, greedy = 0, ignore_eos = 0, verbose = 0;
-    double d;
-    long n;
+    int max_tokens = 128, print_ids = 0, ignore_eos = 0, verbose = 0, json_object = 0;
+    CliOpt own[] = {
+        {CLI_STR, "--chat", NULL, &chat_text, "TEXT", NULL, "the prompt: one user message, through the chat template"},
+        {CLI_STR, "--prompt", "-p", &prompt_text, "TEXT", NULL, "the prompt: raw text, no template"},
+        {CLI_STR, "--ids", NULL, &ids_s, "1,2,3", NULL, "the prompt: token ids"},
+        {CLI_STR, "--system", NULL, &system, "TEXT", NULL, "a system message before --chat's"},
+        {CLI_INT, "--max-tokens", "-n", &max_tokens, "N", "128", "tokens to generate at most", 0, 1 << 24},
+        {CLI_FLAG, "--ignore-eos", NULL, &ignore_eos, NULL, NULL, "go on past the end-of-sequence token"},
+        {CLI_FLAG, "--print-ids", NULL, &print_ids, NULL, NULL, "print the generated token ids instead of the text"},
+        {CLI_FLAG, "--verbose", "-v", &verbose, NULL, NULL, "print timings and the seed on stderr"},
+        {CLI_STR, "--tools", NULL, &tools_path, "FILE", NULL, "a JSON array of tools the model may call (docs/AGENT.md)"},
+        {CLI_STR, "--tool-choice", NULL, &tool_choice, "C", NULL, "with --tools: auto, required, none or a tool's name"},
+        {CLI_STR, "--json-schema", NULL, &schema_path, "FILE", NULL, "the answer must be JSON valid under this schema"},
+        {CLI_FLAG, "--json", NULL, &json_object, NULL, NULL, "the answer must be a JSON object"},
+        {0}};
+    CliOpt model[CLI_GROUP_MAX], sampling[CLI_GROUP_MAX];
+    cli_model_opts(&o, model, "f32", "context positions; 0: the prompt plus --max-tokens", CLI_MODEL_ALL);
+    cli_sampling_opts(&cs, sampling);
+    const CliSpec spec = {
+        .name = "generate",
+        .summary = "Runs MODEL on one prompt and prints what it generates",
+        .usage = "MODEL (--chat TEXT | --prompt TEXT | --ids 1,2,3) [options]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.path, .pos_required = 1,
+        .groups = {own, model, sampling}, .titles = {"options", "model", "sampling"}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_model_opt(&o, argc, argv, &i, &e);
-        if (r < 0) return cli_error("%s", e.msg);
-        if (r) continue;
-        const char *a = argv[i];
-        if (!strcmp(a, "--ids")) r = cli_arg_str(argc, argv, &i, &ids_s, &e);
-        else if (!strcmp(a, "--prompt")) r = cli_arg_str(argc, argv, &i, &prompt_text, &e);
-        else if (!strcmp(a, "--chat")) r = cli_arg_str(argc, argv, &i, &chat_text, &e);
-        else if (!strcmp(a, "--system")) r = cli_arg_str(argc, argv, &i, &system, &e);
-        else if (!strcmp(a, "--max-tokens")) r = cli_arg_int(argc, argv, &i, &max_tokens, 0, 1 << 24, &e);
-        else if (!strcmp(a, "--tools")) r = cli_arg_str(argc, argv, &i, &tools_path, &e);
-        else if (!strcmp(a, "--tool-choice")) r = cli_arg_str(argc, argv, &i, &tool_choice, &e);
-        else if (!strcmp(a, "--json-schema")) r = cli_arg_str(argc, argv, &i, &schema_path, &e);
-        else if (!strcmp(a, "--json")) json_object = 1;
-        else if (!strcmp(a, "--greedy")) greedy = 1;
-        else if (!strcmp(a, "--print-ids")) print_ids = 1;
-        else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
-        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) verbose = 1;
-        else if (!strcmp(a, "--temperature")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0, 100, &e))) sp.temperature = (float)d;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 0, 1 << 24, &e))) sp.top_k = (int)n;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0, 1, &e))) sp.top_p = (float)d;
-        } else if (!strcmp(a, "--min-p")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0, 1, &e))) sp.min_p = (float)d;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, 0.01, 100, &e))) sp.repetition_penalty = (float)d;
-        } else if (!strcmp(a, "--frequency-penalty")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, -2, 2, &e))) sp.frequency_penalty = (float)d;
-        } else if (!strcmp(a, "--presence-penalty")) {
-            if (!(r = cli_arg_float(argc, argv, &i, &d, -2, 2, &e))) sp.presence_penalty = (float)d;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(r = cli_arg_int(argc, argv, &i, &n, 0, 0x7fffffffL, &e))) sp.seed = (uint64_t)n;
-        } else if (a[0] == '-' || o.path) {
-            return cli_error("generate: unknown argument \"%s\"", a);
-        } else {
-            o.path = a;
-        }
-        if (r < 0) return cli_error("%s", e.msg);
-    }
-    if (greedy) sp.temperature = 0;
-    else if (sp.temperature == 0 && (sp.top_k || sp.top_p < 1)) sp.temperature = 1.0f;
     if (!!ids_s + !!prompt_text + !!chat_text != 1)
         return cli_error("generate: give the prompt with one of --ids 1,2,3, --prompt TEXT or --chat TEXT");
-    if (!o.path) return cli_error("generate: no MODEL given");
     if (tools_path || tool_choice || schema_path || json_object) {
         if (ids_s) return cli_error("generate: --tools / --json-schema / --json take --chat TEXT or --prompt TEXT");
         if (tool_choice && !tools_path) return cli_error("generate: --tool-choice needs --tools FILE");
+        /* duet.h's sessions: every --lora as NAME=DIR */
+        char names[CLI_MAX_LORAS][160];
+        const char *loras[CLI_MAX_LORAS];
+        for (int i = 0; i < o.n_lora; i++) {
+            char name[64];
+            const char *dir;
+            cli_lora_split(o.lora_spec[i], name, sizeof name, &dir);
+            snprintf(names[i], sizeof names[i], "%s=%s", name, dir);
+            loras[i] = names[i];
+        }
+        /* the model's generation_config.json is not read on this path: llama.cpp's defaults */
+        SampleParams sp = cli_sampling_resolve(&cs, sample_model_defaults(&(GenDefaults){0}));
         GenStructured g = {.path = o.path, .adapter = o.adapter, .tools_path = tools_path, .tool_choice = tool_choice,
-                           .schema_path = schema_path, .loras = o.lora_spec, .n_lora = o.n_lora, .threads = o.threads,
-                           .json_object = json_object, .max_tokens = (int)max_tokens, .top_k = sp.top_k,
+                           .schema_path = schema_path, .loras = loras, .n_lora = o.n_lora, .threads = o.threads,
+                           .json_object = json_object, .max_tokens = max_tokens, .top_k = sp.top_k,
                            .chat = chat_text, .system = system, .prompt = prompt_text,
                            .temperature = sp.temperature, .top_p = sp.top_p, .seed = sp.seed};
         return cli_generate_structured(&g);
@@ -128,6 +117,10 @@ int cmd_generate(int argc, char **argv)
     Kern *k;
     const Adapter *ad;
     if (cli_model_open(&o, &m, &k, &ad, &e)) return cli_error("%s", e.msg);
+    SampleParams sp = cli_sampling_resolve(&cs, sample_model_defaults(&m.cfg.gen));
+    if (verbose)
+        fprintf(stderr, "sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
+                sp.temperature, sp.top_k, sp.top_p, sp.min_p, sp.repetition_penalty, (unsigned long long)sp.seed);
     int n_prompt = 0;
     int *prompt = NULL;
     Tokenizer *tok = NULL;
@@ -172,7 +165,7 @@ int cmd_generate(int argc, char **argv)
             goto fail;
         }
     if (max_tokens > 0) {
-        if (seq_prefill(&q, k, prompt, n_prompt, o.chunk ? o.chunk : 512, lg, NULL, &e)) goto fail;
+        if (seq_prefill(&q, k, prompt, n_prompt, o.chunk, lg, NULL, &e)) goto fail;
         t1 = now_s();
         for (;;) {
             int t = sampler_sample(&smp, lg);

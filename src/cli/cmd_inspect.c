@@ -13,14 +13,18 @@
 int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (argv[i][0] == '-') return cli_error("inspect: unknown option \"%s\"", argv[i]);
-        else if (!path) path = argv[i];
-        else return cli_error("inspect: unexpected argument \"%s\"", argv[i]);
-    }
-    if (!path) return cli_error("usage: duet inspect FILE.duet [--json]");
+    int json = 0, tensors = 0;
+    CliOpt own[] = {{CLI_FLAG, "--tensors", NULL, &tensors, NULL, NULL, "also list every tensor: name, type, shape, bytes"},
+                    {CLI_FLAG, "--json", NULL, &json, NULL, NULL, "print the file's meta section (JSON) instead"},
+                    {0}};
+    const CliSpec spec = {
+        .name = "inspect",
+        .summary = "Checks a .duet file (every checksum) and prints what it holds: model, quantization, adapters, calibration",
+        .usage = "FILE.duet [--tensors] [--json]",
+        .pos_name = "FILE.duet", .pos_help = "a file written by duet compile", .pos = &path, .pos_required = 1,
+        .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Model m;
     Err e;
     if (model_open_duet(&m, path, 0, &e)) return cli_error("%s", e.msg);
@@ -41,8 +45,8 @@ int cmd_inspect(int argc, char **argv)
     for (int i = 0; i < c->n_eos; i++) printf(" %d", c->eos_ids[i]);
     printf("\nquantization: %s\n", cJSON_GetStringValue(q));
     printf("tokenizer: %zu bytes, tokenizer_config: %zu bytes\n", m.tokenizer_json_len, m.tokenizer_config_len);
-    printf("tensors: %d\n", cJSON_GetArraySize(ts));
-    for (const cJSON *t = ts ? ts->child : NULL; t; t = t->next) {
+    printf("tensors: %d%s\n", cJSON_GetArraySize(ts), tensors ? "" : " (--tensors lists them)");
+    for (const cJSON *t = ts && tensors ? ts->child : NULL; t; t = t->next) {
         double sz = cJSON_GetObjectItem(t, "data_size")->valuedouble;
         const cJSON *ss = cJSON_GetObjectItem(t, "scales_size");
         if (ss) sz += ss->valuedouble;

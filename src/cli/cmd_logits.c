@@ -12,23 +12,22 @@ int cmd_logits(int argc, char **argv)
     ModelOpts o = {0};
     const char *ids_s = NULL, *out = NULL;
     int all = 0;
+    CliOpt own[] = {
+        {CLI_STR, "--ids", NULL, &ids_s, "1,2,3", NULL, "the prompt's token ids (required)"},
+        {CLI_STR, "-o", "--output", &out, "FILE", NULL, "the file to write (required)"},
+        {CLI_FLAG, "--all", NULL, &all, NULL, NULL, "the logits of every position, not only the last"},
+        {0}};
+    CliOpt model[CLI_GROUP_MAX];
+    cli_model_opts(&o, model, "f32", "context positions; 0: the number of ids", CLI_MODEL_ALL);
+    const CliSpec spec = {
+        .name = "logits",
+        .summary = "Writes the float32 little-endian logits of the last position (or of all, --all) to a file",
+        .usage = "MODEL --ids 1,2,3 -o FILE [options]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.path, .pos_required = 1,
+        .groups = {own, model}, .titles = {"options", "model"}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_model_opt(&o, argc, argv, &i, &e);
-        if (r < 0) return cli_error("%s", e.msg);
-        if (r) continue;
-        if (!strcmp(argv[i], "--ids")) {
-            if (cli_arg_str(argc, argv, &i, &ids_s, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
-            if (cli_arg_str(argc, argv, &i, &out, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "--all")) {
-            all = 1;
-        } else if (argv[i][0] == '-' || o.path) {
-            return cli_error("logits: unknown argument \"%s\"", argv[i]);
-        } else {
-            o.path = argv[i];
-        }
-    }
     if (!ids_s) return cli_error("logits: --ids is required");
     if (!out) return cli_error("logits: -o FILE is required");
     int n;
@@ -48,7 +47,7 @@ int cmd_logits(int argc, char **argv)
     if (!lg) {
         cli_error("out of memory");
     } else if (seq_init(&q, &m, o.ctx > n ? o.ctx : n, o.kv_type, ad, &e) ||
-               seq_prefill(&q, k, ids, n, o.chunk ? o.chunk : 512, all ? NULL : lg, all ? lg : NULL, &e)) {
+               seq_prefill(&q, k, ids, n, o.chunk, all ? NULL : lg, all ? lg : NULL, &e)) {
         cli_error("%s", e.msg);
     } else if (!(f = fopen(out, "wb"))) {
         cli_error("%s: cannot open for writing", out);

@@ -26,61 +26,64 @@ static long long parse_size(const char *s)
     return (long long)(v * mul);
 }
 
-static const char usage[] =
-    "usage: duet serve MODEL [--host 127.0.0.1] [--port 8080] [--name NAME] [--lora NAME=DIR]... [--lora-dir DIR]\n"
-    "       [--api-key KEY | --api-key-file F] [--parallel N] [--queue N] [--ctx N] [--kv-budget SIZE]\n"
-    "       [--max-body SIZE] [--timeout S] [--queue-timeout S] [--drain S] [--threads N] [--isa NAME] [--ram] [--quiet]";
-
 int cmd_serve(int argc, char **argv)
 {
     ServeOpts o;
     serve_opts_default(&o);
     Err e = {{0}};
     char *keybuf = NULL;
-    const char *keyfile = NULL, *v;
-    long n;
-    double d;
-    int rc = 0;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--host")) rc = cli_arg_str(argc, argv, &i, &o.host, &e);
-        else if (!strcmp(a, "--name")) rc = cli_arg_str(argc, argv, &i, &o.name, &e);
-        else if (!strcmp(a, "--port")) rc = cli_arg_int(argc, argv, &i, &n, 0, 65535, &e), o.port = (int)n;
-        else if (!strcmp(a, "--lora")) {
-            if (!(rc = cli_arg_str(argc, argv, &i, &v, &e))) {
-                if (!strchr(v, '=')) rc = err_set(&e, "--lora %s: expected NAME=DIR", v);
-                else if (o.n_lora == DUET_MAX_ADAPTERS) rc = err_set(&e, "--lora: at most %d adapters", DUET_MAX_ADAPTERS);
-                else o.loras[o.n_lora++] = v;
-            }
-        } else if (!strcmp(a, "--lora-dir")) rc = cli_arg_str(argc, argv, &i, &o.lora_dir, &e);
-        else if (!strcmp(a, "--api-key")) rc = cli_arg_str(argc, argv, &i, &o.api_key, &e);
-        else if (!strcmp(a, "--api-key-file")) rc = cli_arg_str(argc, argv, &i, &keyfile, &e);
-        else if (!strcmp(a, "--parallel")) rc = cli_arg_int(argc, argv, &i, &n, 1, 256, &e), o.parallel = (int)n;
-        else if (!strcmp(a, "--queue")) rc = cli_arg_int(argc, argv, &i, &n, 0, 100000, &e), o.queue = (int)n;
-        else if (!strcmp(a, "--ctx")) rc = cli_arg_int(argc, argv, &i, &n, 16, 1 << 20, &e), o.ctx = (int)n;
-        else if (!strcmp(a, "--threads")) rc = cli_arg_int(argc, argv, &i, &n, 0, 1024, &e), o.threads = (int)n;
-        else if (!strcmp(a, "--timeout")) rc = cli_arg_int(argc, argv, &i, &n, 1, 86400, &e), o.timeout_s = (int)n;
-        else if (!strcmp(a, "--queue-timeout")) rc = cli_arg_float(argc, argv, &i, &d, 0, 86400, &e), o.queue_timeout_s = d;
-        else if (!strcmp(a, "--drain")) rc = cli_arg_float(argc, argv, &i, &d, 0, 86400, &e), o.drain_s = d;
-        else if (!strcmp(a, "--isa")) rc = cli_arg_str(argc, argv, &i, &o.isa, &e);
-        else if (!strcmp(a, "--ram")) o.ram = 1;
-        else if (!strcmp(a, "--quiet")) o.quiet = 1;
-        else if (!strcmp(a, "--kv-budget") || !strcmp(a, "--max-body")) {
-            if (!(rc = cli_arg_str(argc, argv, &i, &v, &e))) {
-                long long s = parse_size(v);
-                if (s <= 0) rc = err_set(&e, "%s %s: expected a size such as 512M or 2G", a, v);
-                else if (a[2] == 'k') o.kv_budget = (size_t)s;
-                else o.max_body = (size_t)s;
-            }
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            puts(usage);
-            return 0;
-        } else if (a[0] == '-') rc = err_set(&e, "serve: unknown option \"%s\"", a);
-        else if (!o.model_path) o.model_path = a;
-        else rc = err_set(&e, "serve: unexpected argument \"%s\"", a);
+    const char *keyfile = NULL, *kv_budget = NULL, *max_body = "8M", *lora[DUET_MAX_ADAPTERS];
+    int n_lora = 0, rc = 0;
+    CliOpt own[] = {
+        {CLI_STR, "--host", NULL, &o.host, "ADDR", "127.0.0.1", "address to listen on"},
+        {CLI_INT, "--port", NULL, &o.port, "P", "8080", "port to listen on", 0, 65535},
+        {CLI_STR, "--name", NULL, &o.name, "NAME", NULL, "the base model's name in the API (default: the file's name)"},
+        {CLI_LIST, "--lora", NULL, lora, "[NAME=]DIR", NULL,
+         "a PEFT adapter, served as model NAME (default: the folder's name)", 0, DUET_MAX_ADAPTERS, &n_lora},
+        {CLI_STR, "--lora-dir", NULL, &o.lora_dir, "DIR", NULL,
+         "adapters under DIR may be loaded at run time (default: off)"},
+        {CLI_STR, "--api-key", NULL, &o.api_key, "KEY", NULL, "clients must send this bearer key (default: none)"},
+        {CLI_STR, "--api-key-file", NULL, &keyfile, "F", NULL, "the key, read from a file"},
+        {CLI_INT, "--parallel", NULL, &o.parallel, "N", "4", "generations at once", 1, 256},
+        {CLI_INT, "--queue", NULL, &o.queue, "N", "64", "requests that may wait for a slot", 0, 100000},
+        {CLI_FLOAT, "--queue-timeout", NULL, &o.queue_timeout_s, "S", "60", "a waiting request gets 503 after S seconds",
+         0, 86400},
+        {CLI_INT, "--ctx", "-c", &o.ctx, "N", "0", "context positions per session; 0: 4096 or the model's, if less", 0,
+         1 << 20},
+        {CLI_STR, "--kv-budget", NULL, &kv_budget, "SIZE", NULL,
+         "KV cache of all sessions, e.g. 2G (default: 2 x --parallel sessions)"},
+        {CLI_STR, "--max-body", NULL, &max_body, "SIZE", "8M", "largest request body"},
+        {CLI_INT, "--timeout", NULL, &o.timeout_s, "S", "30", "idle connection / slow body timeout in seconds", 1, 86400},
+        {CLI_FLOAT, "--drain", NULL, &o.drain_s, "S", "60", "on SIGTERM, wait this long for requests in flight", 0, 86400},
+        {CLI_INT, "--threads", "-t", &o.threads, "N", "0", "kernel threads; 0: one per physical core", 0, 1024},
+        {CLI_CHOICE, "--isa", NULL, &o.isa, "scalar|avx2|avx512|neon", NULL, "kernel backend (default: the best)"},
+        {CLI_FLAG, "--ram", NULL, &o.ram, NULL, NULL, "copy a .duet into memory (huge pages) instead of mapping it"},
+        {CLI_FLAG, "--quiet", "-q", &o.quiet, NULL, NULL, "no log line per request"},
+        {0}};
+    const CliSpec spec = {
+        .name = "serve",
+        .summary = "Serves MODEL and its adapters over the OpenAI and Ollama HTTP APIs until SIGTERM",
+        .usage = "MODEL [--lora [NAME=]DIR]... [--port P] [options]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.model_path, .pos_required = 1,
+        .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
+    char names[DUET_MAX_ADAPTERS][160];
+    for (int i = 0; i < n_lora; i++) {
+        char name[64];
+        const char *dir;
+        cli_lora_split(lora[i], name, sizeof name, &dir);
+        snprintf(names[i], sizeof names[i], "%s=%s", name, dir);
+        o.loras[o.n_lora++] = names[i];
     }
-    if (rc) return cli_error("%s", e.msg);
-    if (!o.model_path) return cli_error("%s", usage);
+    long long size;
+    if (kv_budget) {
+        if ((size = parse_size(kv_budget)) <= 0)
+            return cli_error("--kv-budget %s: expected a size such as 512M or 2G", kv_budget);
+        o.kv_budget = (size_t)size;
+    }
+    if ((size = parse_size(max_body)) <= 0) return cli_error("--max-body %s: expected a size such as 512K or 8M", max_body);
+    o.max_body = (size_t)size;
     if (keyfile) {
         if (o.api_key) return cli_error("--api-key and --api-key-file: give one");
         size_t len;

@@ -5,6 +5,7 @@
  * The tokenizer files are copied from --tokenizer DIR, by default from the
  * repository's tests/fixtures/tokenizer (found from the binary's path or the
  * working directory). One line per folder written goes to stdout. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,32 +70,50 @@ static int copy_file(const char *from, const char *to, Err *e)
     return 0;
 }
 
+/* 1 if path is a folder with something in it. */
+static int nonempty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int found = 0;
+    for (struct dirent *de; !found && (de = readdir(d));)
+        found = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    closedir(d);
+    return found;
+}
+
 int cmd_synth(int argc, char **argv)
 {
     const char *like = NULL, *dir = NULL, *tok_dir = NULL;
     const char *lora[MAX_SYNTH_LORAS];
-    int n_lora = 0;
-    long seed = 1;
+    int n_lora = 0, seed = 1, force = 0;
     double shard_mb = 2000;
+    CliOpt own[] = {
+        {CLI_STR, "--like", NULL, &like, "SHAPE", NULL, "the shapes to copy (required): tiny, qwen2-0.5b, qwen2-1.5b, ..."},
+        {CLI_STR, "-o", "--out", &dir, "DIR", NULL, "the checkpoint folder to write (required)"},
+        {CLI_LIST, "--lora", NULL, lora, "NAME=RANK", NULL, "also write a PEFT adapter of that rank to DIR-lora-NAME", 0,
+         MAX_SYNTH_LORAS, &n_lora},
+        {CLI_INT, "--seed", "-s", &seed, "S", "1", "random seed of the weights", 0, 0x7fffffff},
+        {CLI_FLOAT, "--shard-mb", NULL, &shard_mb, "MB", "2000", "largest safetensors shard", 0.001, 1 << 20},
+        {CLI_STR, "--tokenizer", NULL, &tok_dir, "DIR", NULL,
+         "where to copy tokenizer files from (default: the repository's tests/fixtures/tokenizer)"},
+        {CLI_FLAG, "--force", "-f", &force, NULL, NULL, "write into DIR even if it is not empty"},
+        {0}};
+    const CliSpec spec = {
+        .name = "synth",
+        .summary = "Writes a checkpoint with random weights and the shapes of a real model (and PEFT adapters), for "
+                   "benchmarks",
+        .usage = "--like SHAPE -o DIR [--lora NAME=RANK]... [options]",
+        .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = 0;
-        if (!strcmp(a, "--like")) r = cli_arg_str(argc, argv, &i, &like, &e);
-        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) r = cli_arg_str(argc, argv, &i, &dir, &e);
-        else if (!strcmp(a, "--tokenizer")) r = cli_arg_str(argc, argv, &i, &tok_dir, &e);
-        else if (!strcmp(a, "--seed")) r = cli_arg_int(argc, argv, &i, &seed, 0, 0x7fffffffL, &e);
-        else if (!strcmp(a, "--shard-mb")) r = cli_arg_float(argc, argv, &i, &shard_mb, 0.001, 1 << 20, &e);
-        else if (!strcmp(a, "--lora")) {
-            if (n_lora == MAX_SYNTH_LORAS) return cli_error("--lora: at most %d adapters", MAX_SYNTH_LORAS);
-            r = cli_arg_str(argc, argv, &i, &lora[n_lora++], &e);
-        } else return cli_error("synth: unknown argument \"%s\"", a);
-        if (r < 0) return cli_error("%s", e.msg);
-    }
     if (!like) return cli_error("synth: give the shape with --like %s", synth_shape_names());
     const SynthShape *s = synth_shape(like);
     if (!s) return cli_error("--like: unknown shape \"%s\" (expected %s)", like, synth_shape_names());
     if (!dir) return cli_error("synth: give the output folder with -o DIR");
+    if (!force && nonempty_dir(dir))
+        return cli_error("synth: -o %s: the folder is not empty (choose a new one, or --force to write into it)", dir);
 
     /* check every --lora before writing gigabytes */
     char names[MAX_SYNTH_LORAS][64];

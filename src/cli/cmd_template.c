@@ -14,25 +14,23 @@
 int cmd_template(int argc, char **argv)
 {
     const char *model = NULL, *msgs_path = NULL, *tools_path = NULL;
-    int gen = 1;
+    int no_gen = 0;
+    CliOpt own[] = {
+        {CLI_STR, "--messages", "-m", &msgs_path, "M.json", NULL, "a JSON array of {\"role\", \"content\"} (required)"},
+        {CLI_STR, "--tools", NULL, &tools_path, "T.json", NULL, "a JSON array of tools, passed to the template"},
+        {CLI_FLAG, "--no-generation-prompt", NULL, &no_gen, NULL, NULL, "leave out the assistant header at the end"},
+        {0}};
+    const CliSpec spec = {
+        .name = "template",
+        .summary = "Prints the prompt the model's chat template renders for a list of messages, byte for byte",
+        .usage = "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder, a .duet file or a tokenizer_config.json", .pos = &model,
+        .pos_required = 1, .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
+    int gen = !no_gen;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--messages")) {
-            if (cli_arg_str(argc, argv, &i, &msgs_path, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "--tools")) {
-            if (cli_arg_str(argc, argv, &i, &tools_path, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "--no-generation-prompt")) {
-            gen = 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("template: unknown option \"%s\"", argv[i]);
-        } else if (!model) {
-            model = argv[i];
-        } else {
-            return cli_error("template: unexpected argument \"%s\"", argv[i]);
-        }
-    }
-    if (!model || !msgs_path)
-        return cli_error("usage: duet template MODEL --messages M.json [--tools T.json] [--no-generation-prompt]");
+    if (!msgs_path) return cli_error("template: --messages is required");
     ChatTemplate *t = NULL;
     if (cli_open_text(model, NULL, &t, &e)) return cli_error("%s", e.msg);
     int rc = 1;

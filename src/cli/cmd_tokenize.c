@@ -23,22 +23,19 @@ static Tokenizer *tokenizer_open_model(const char *model_path, Err *e)
 int cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL, *file = NULL;
+    CliOpt own[] = {{CLI_STR, "--text", NULL, &text, "TEXT", NULL, "the text to encode"},
+                    {CLI_STR, "--file", "-f", &file, "F", NULL, "the file to encode"},
+                    {0}};
+    const CliSpec spec = {
+        .name = "tokenize",
+        .summary = "Prints the token ids of a text, space-separated (no special tokens added)",
+        .usage = "MODEL (--text TEXT | --file F)",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder, a .duet file or a tokenizer.json", .pos = &model,
+        .pos_required = 1, .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--text")) {
-            if (cli_arg_str(argc, argv, &i, &text, &e)) return cli_error("%s", e.msg);
-        } else if (!strcmp(argv[i], "--file")) {
-            if (cli_arg_str(argc, argv, &i, &file, &e)) return cli_error("%s", e.msg);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("tokenize: unknown option \"%s\"", argv[i]);
-        } else if (!model) {
-            model = argv[i];
-        } else {
-            return cli_error("tokenize: unexpected argument \"%s\"", argv[i]);
-        }
-    }
-    if (!model || (!text == !file))
-        return cli_error("usage: duet tokenize MODEL (--text TEXT | --file F)");
+    if (!text == !file) return cli_error("tokenize: give one of --text TEXT or --file F");
     size_t len = 0;
     char *buf = NULL;
     if (file) {
@@ -65,19 +62,17 @@ int cmd_tokenize(int argc, char **argv)
 int cmd_detokenize(int argc, char **argv)
 {
     const char *model = NULL, *list = NULL;
+    CliOpt own[] = {{CLI_STR, "--ids", NULL, &list, "1,2,3", NULL, "the token ids to decode (required)"}, {0}};
+    const CliSpec spec = {
+        .name = "detokenize",
+        .summary = "Prints the text of token ids, byte for byte, no newline added",
+        .usage = "MODEL --ids 1,2,3",
+        .pos_name = "MODEL", .pos_help = "a checkpoint folder, a .duet file or a tokenizer.json", .pos = &model,
+        .pos_required = 1, .groups = {own}};
+    int st;
+    if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ids")) {
-            if (cli_arg_str(argc, argv, &i, &list, &e)) return cli_error("%s", e.msg);
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("detokenize: unknown option \"%s\"", argv[i]);
-        } else if (!model) {
-            model = argv[i];
-        } else {
-            return cli_error("detokenize: unexpected argument \"%s\"", argv[i]);
-        }
-    }
-    if (!model || !list) return cli_error("usage: duet detokenize MODEL --ids 1,2,3");
+    if (!list) return cli_error("detokenize: --ids is required");
     int n = 0;
     int *ids = cli_parse_ids(list, &n, &e);
     if (!ids) return cli_error("%s", e.msg);

@@ -1,48 +1,87 @@
-/* main.c - the duet command: dispatches to the subcommands. */
+/* main.c - the duet command: dispatches to the subcommands, prints the
+ * command list (duet --help), a command's help (duet help CMD) and the
+ * version, and suggests the closest command for a misspelt one. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "duet.h"
 
 typedef struct Command {
     const char *name;
     int (*run)(int argc, char **argv);
-    const char *help;
+    const char *summary; /* one line for duet --help; the command's own table has the rest */
 } Command;
 
 static const Command commands[] = {
-    {"generate", cmd_generate, "MODEL (--ids 1,2,3 | --prompt TEXT | --chat TEXT) [--max-tokens N] [sampling] [--tools FILE [--tool-choice C] | --json-schema FILE | --json]"},
-    {"chat", cmd_chat, "MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]... [--mmap] [--builtin] [--tools FILE.json]... [--mcp CMD] (interactive)"},
-    {"logits", cmd_logits, "MODEL --ids 1,2,3 -o FILE [--all]"},
-    {"tokenize", cmd_tokenize, "MODEL (--text TEXT | --file F)"},
-    {"detokenize", cmd_detokenize, "MODEL --ids 1,2,3"},
-    {"template", cmd_template, "MODEL --messages M.json [--tools T.json] [--no-generation-prompt]"},
-    {"compile", cmd_compile, "BASE_DIR [--lora NAME=DIR]... [--quant f32|bf16|f16|q8|q4] [--round search|nearest] [--calib FILE] -o OUT.duet"},
-    {"inspect", cmd_inspect, "FILE.duet [--json]"},
-    {"synth", cmd_synth, "--like qwen2-0.5b|qwen2-1.5b|qwen2.5-3b -o DIR [--lora NAME=RANK]... [--seed S]"},
-    {"serve", cmd_serve, "MODEL [--host H] [--port P] [--lora NAME=DIR]... [--lora-dir DIR] [--api-key KEY] [--parallel N] [--ctx N] [--kv-budget SIZE]"},
-    {"bench", cmd_bench, "MODEL [--lora NAME=DIR] [--prompt-tokens N] [--gen-tokens N] [--reps R] [--json] | --memory"},
-    {"agent", cmd_agent, "MODEL [--adapter NAME] [--builtin] [--tools FILE.json]... [--mcp \"CMD ARG...\"]... [--tool-choice auto|required|none|NAME] [--max-steps N] (--ask TEXT | interactive) [--list-tools] [--json]"},
+    {"chat", cmd_chat, "chat with a model in the terminal"},
+    {"generate", cmd_generate, "generate from one prompt (text, chat message or token ids)"},
+    {"compile", cmd_compile, "compile a checkpoint folder and PEFT adapters into one .duet file"},
+    {"inspect", cmd_inspect, "check a .duet file and show what it holds"},
+    {"agent", cmd_agent, "answer with tools: built-in device tools, command tools, MCP servers"},
+    {"serve", cmd_serve, "serve the OpenAI and Ollama HTTP APIs"},
+    {"bench", cmd_bench, "measure prefill and decode speed, or memory bandwidth"},
+    {"synth", cmd_synth, "write a random checkpoint with a real model's shapes"},
+    {"tokenize", cmd_tokenize, "text to token ids"},
+    {"detokenize", cmd_detokenize, "token ids to text"},
+    {"template", cmd_template, "render messages through the model's chat template"},
+    {"logits", cmd_logits, "write a prompt's logits to a file"},
 };
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: duet COMMAND [options]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nMODEL is a checkpoint folder or a .duet file. Options for the commands that run one:\n"
-               "  --lora [NAME=]DIR (PEFT folder, repeatable)  --adapter NAME  --merge  --threads N\n"
-               "  --kv f16|f32  --ctx N  --chunk N  --isa scalar|avx2|avx512|neon  --ram\n"
-               "Sampling: --greedy --temperature T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n");
+    fprintf(f, "usage: duet COMMAND [options]     (duet %s)\n\ncommands:\n", duet_version());
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nMODEL is a Hugging Face checkpoint folder or a .duet file (duet compile).\n"
+               "duet help COMMAND (or duet COMMAND --help) lists a command's options and their defaults.\n"
+               "duet --version prints the version.\n");
+}
+
+static const Command *find(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name)) return &commands[i];
+    return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+    const char *names[N_COMMANDS + 1];
+    for (int i = 0; i < N_COMMANDS; i++) names[i] = commands[i].name;
+    names[N_COMMANDS] = "help";
+    const char *s = cli_suggest(name, names, N_COMMANDS + 1);
+    if (s) return cli_error("unknown command \"%s\" (did you mean %s?)", name, s);
+    return cli_error("unknown command \"%s\" (duet --help lists the commands)", name);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    return cli_error("unknown command \"%s\" (try duet --help)", argv[1]);
+    const char *a = argv[1];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(a, "--version") || !strcmp(a, "-V") || !strcmp(a, "version")) {
+        printf("duet %s\n", duet_version());
+        return 0;
+    }
+    if (!strcmp(a, "help")) {
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        const Command *c = find(argv[2]);
+        if (!c) return unknown_command(argv[2]);
+        char *hv[] = {argv[2], "--help", NULL};
+        return c->run(2, hv);
+    }
+    if (a[0] == '-') return cli_error("unknown option \"%s\" before the command (duet --help lists the commands)", a);
+    const Command *c = find(a);
+    if (!c) return unknown_command(a);
+    return c->run(argc - 1, argv + 1);
 }

@@ -8,6 +8,7 @@
 
 #include <xxhash.h>
 
+#include "util/version.h"
 #include "compile/compile_int.h"
 #include "util/json.h"
 
@@ -130,6 +131,15 @@ static cJSON *config_json(const ModelConfig *c)
     cJSON_AddBoolToObject(j, "qk_norm", c->qk_norm);
     cJSON_AddNumberToObject(j, "bos_id", c->bos_id);
     cJSON_AddItemToObject(j, "eos_ids", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
+    if (c->gen.set) { /* generation_config.json's sampling settings, the defaults of every run */
+        cJSON *g = cJSON_AddObjectToObject(j, "generation");
+        cJSON_AddBoolToObject(g, "do_sample", c->gen.do_sample);
+        cJSON_AddNumberToObject(g, "temperature", c->gen.temperature);
+        cJSON_AddNumberToObject(g, "top_k", c->gen.top_k);
+        cJSON_AddNumberToObject(g, "top_p", c->gen.top_p);
+        cJSON_AddNumberToObject(g, "min_p", c->gen.min_p);
+        cJSON_AddNumberToObject(g, "repetition_penalty", c->gen.repetition_penalty);
+    }
     return j;
 }
 
@@ -194,7 +204,7 @@ static char *meta_text(const Writer *w, const Model *m, DType quant, const cJSON
     char hx[17] = "0000000000000000";
     cJSON_AddStringToObject(j, "format", "duet");
     cJSON_AddNumberToObject(j, "version", DUET_VERSION);
-    cJSON_AddStringToObject(j, "generator", "duet 0.1");
+    cJSON_AddStringToObject(j, "generator", "duet " DUET_RELEASE);
     cJSON_AddItemToObject(j, "config", config_json(&m->cfg));
     cJSON_AddStringToObject(j, "quant", dtype_name(quant));
     cJSON *blobs = cJSON_AddObjectToObject(j, "blobs");

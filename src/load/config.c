@@ -175,6 +175,36 @@ out:
     return rc;
 }
 
+int config_gen_parse(GenDefaults *g, const cJSON *j, const char *name, Err *e)
+{
+    *g = (GenDefaults){.temperature = 1.0f, .top_k = 50, .top_p = 1.0f, .repetition_penalty = 1.0f};
+    static const char *const keys[] = {"temperature", "top_p", "min_p", "repetition_penalty"};
+    static const double lo[] = {0, 0, 0, 0.01}, hi[] = {100, 1, 1, 100};
+    float *dst[] = {&g->temperature, &g->top_p, &g->min_p, &g->repetition_penalty};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo[i] && v->valuedouble <= hi[i]))
+            return err_set(e, "%s: field \"%s\": expected a number from %g to %g", name, keys[i], lo[i], hi[i]);
+        *dst[i] = (float)v->valuedouble;
+        g->set = 1;
+    }
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "top_k");
+    if (k && !cJSON_IsNull(k)) {
+        if (!cJSON_IsNumber(k) || k->valuedouble != (int)k->valuedouble || k->valuedouble < 0 || k->valuedouble > 1 << 24)
+            return err_set(e, "%s: field \"top_k\": expected a non-negative integer", name);
+        g->top_k = (int)k->valuedouble;
+        g->set = 1;
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "do_sample");
+    if (d && !cJSON_IsNull(d)) {
+        if (!cJSON_IsBool(d)) return err_set(e, "%s: field \"do_sample\": expected true or false", name);
+        g->do_sample = cJSON_IsTrue(d);
+        g->set = 1;
+    }
+    return 0;
+}
+
 int config_load_dir(ModelConfig *c, const char *dir, Err *e)
 {
     char path[4096];
@@ -193,6 +223,7 @@ int config_load_dir(ModelConfig *c, const char *dir, Err *e)
     if (!g) return -1;
     ModelConfig tmp = *c;
     rc = cJSON_IsObject(g) ? get_eos(&tmp, g, path, e) : err_set(e, "%s: expected a JSON object", path);
+    if (rc >= 0 && config_gen_parse(&c->gen, g, path, e)) rc = -1;
     if (rc == 0) {
         c->n_eos = tmp.n_eos;
         memcpy(c->eos_ids, tmp.eos_ids, sizeof c->eos_ids);

@@ -7,6 +7,8 @@
 
 #include "util/err.h"
 
+typedef struct cJSON cJSON;
+
 typedef enum Arch {
     ARCH_QWEN2 = 0, /* q/k/v biases */
     ARCH_LLAMA = 1, /* no biases */
@@ -14,6 +16,18 @@ typedef enum Arch {
 } Arch;
 
 #define CONFIG_MAX_EOS 8
+
+/* The sampling settings of generation_config.json, with transformers'
+ * GenerationConfig defaults for the fields it leaves out. */
+typedef struct GenDefaults {
+    int set;                  /* 1: the file gives do_sample or a sampling field */
+    int do_sample;            /* 0: greedy (transformers' default) */
+    float temperature;        /* 1.0 when absent */
+    int top_k;                /* 50 when absent; 0: off */
+    float top_p;              /* 1.0 when absent */
+    float min_p;              /* 0 (off) when absent */
+    float repetition_penalty; /* 1.0 when absent */
+} GenDefaults;
 
 typedef struct ModelConfig {
     Arch arch;
@@ -33,6 +47,7 @@ typedef struct ModelConfig {
     int bos_id;       /* -1 if none */
     int n_eos;
     int eos_ids[CONFIG_MAX_EOS];
+    GenDefaults gen;  /* generation_config.json's sampling settings */
 } ModelConfig;
 
 const char *arch_name(Arch a);
@@ -49,7 +64,13 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
 int config_check(const ModelConfig *c, const char *name, Err *e);
 
 /* config_parse on DIR/config.json, then DIR/generation_config.json (if
- * present) for eos ids, which override config.json's eos_token_id. */
+ * present) for eos ids, which override config.json's eos_token_id, and the
+ * sampling settings (c->gen). */
+/* Reads the sampling fields of a parsed generation_config.json (or of the
+ * "generation" object a .duet stores) into *g, checking their ranges.
+ * 0 or -1 with *e set. */
+int config_gen_parse(GenDefaults *g, const cJSON *j, const char *name, Err *e);
+
 int config_load_dir(ModelConfig *c, const char *dir, Err *e);
 
 #endif

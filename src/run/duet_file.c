@@ -267,6 +267,9 @@ static int parse_config(Parse *P, const cJSON *j, ModelConfig *c, Err *e)
             return err_set(e, "%s: config: field \"eos_ids\": expected integers", P->name);
         c->eos_ids[c->n_eos++] = (int)x->valuedouble;
     }
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "generation"); /* optional */
+    if (g && !cJSON_IsObject(g)) return err_set(e, "%s: config: field \"generation\": expected an object", P->name);
+    if (g && config_gen_parse(&c->gen, g, P->name, e)) return -1;
     return config_check(c, P->name, e);
 }
 

@@ -12,6 +12,25 @@ SampleParams sample_defaults(void)
     return p;
 }
 
+SampleParams sample_model_defaults(const GenDefaults *g)
+{
+    SampleParams p = sample_defaults();
+    if (!g->set) {
+        p.temperature = 0.8f;
+        p.top_k = 40;
+        p.top_p = 0.95f;
+        p.min_p = 0.05f;
+        return p;
+    }
+    p.repetition_penalty = g->repetition_penalty;
+    if (!g->do_sample) return p;
+    p.temperature = g->temperature;
+    p.top_k = g->top_k;
+    p.top_p = g->top_p;
+    p.min_p = g->min_p;
+    return p;
+}
+
 int sampler_init(Sampler *s, const SampleParams *p, int vocab)
 {
     memset(s, 0, sizeof *s);

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "load/config.h"
+
 typedef struct SampleParams {
     float temperature;        /* 0: greedy */
     int top_k;                /* 0: off */
@@ -21,6 +23,12 @@ typedef struct SampleParams {
 
 /* Greedy defaults: temperature 0, everything off, seed 0. */
 SampleParams sample_defaults(void);
+
+/* The defaults a user of a model expects (seed 0): its generation_config.json
+ * as transformers applies it when g->set (do_sample false: greedy, with the
+ * repetition penalty), else llama.cpp's (temperature 0.8, top_k 40, top_p
+ * 0.95, min_p 0.05, no penalty). */
+SampleParams sample_model_defaults(const GenDefaults *g);
 
 typedef struct Cand {
     float logit;

@@ -77,7 +77,9 @@ expect_error() { # WHAT PATTERN ARGS...
 expect_error "unknown shape" 'unknown shape "qwen9"' synth --like qwen9 -o "$tmp/x"
 expect_error "synth without -o" '-o DIR' synth --like tiny
 expect_error "synth bad --lora" 'NAME=RANK' synth --like tiny -o "$tmp/x" --lora a=0
-expect_error "synth unknown arg" 'unknown argument "--frob"' synth --like tiny -o "$tmp/x" --frob
+expect_error "synth unknown arg" 'unknown option "--frob"' synth --like tiny -o "$tmp/x" --frob
+expect_error "synth -o into a non-empty folder" 'not empty.*--force' synth --like tiny -o "$tmp/m"
+"$DUET" synth --like tiny -o "$tmp/m" --seed 7 --force > /dev/null 2> "$tmp/err" && ok || bad "synth --force: $(cat "$tmp/err")"
 expect_error "bench without model" 'MODEL' bench
 expect_error "bench --prompt-tokens 0" 'prompt-tokens' bench "$tmp/m" --prompt-tokens 0
 expect_error "bench unknown adapter" 'no adapter named "zz"' bench "$tmp/m" --lora a="$tmp/m-lora-a" --adapter zz
