@@ -39,7 +39,7 @@ void cli_sampling_opts(CliSampling *s, CliOpt *t)
 {
     *s = (CliSampling){NAN, NAN, NAN, NAN, NAN, NAN, -1, -1, 0};
     int n = 0;
-    t[n++] = (CliOpt){CLI_FLAG, "--greedy", NULL, &s->greedy, NULL, NULL, "always the most likely token (reproducible)"};
+    t[n++] = (CliOpt){CLI_FLAG, "--greedy", NULL, &s->greedy, NULL, NULL, "always the most likely token, no penalties unless given (reproducible)"};
     t[n++] = (CliOpt){CLI_FLOAT, "--temperature", "--temp", &s->temperature, "T", NULL,
                       "randomness; 0: greedy (default: the model's generation_config.json, else 0.8)", 0, 100};
     t[n++] = (CliOpt){CLI_INT, "--top-k", NULL, &s->top_k, "K", NULL,
@@ -70,7 +70,10 @@ SampleParams cli_sampling_resolve(const CliSampling *s, SampleParams p)
     if (!isnan(s->repeat_penalty)) p.repetition_penalty = (float)s->repeat_penalty;
     if (!isnan(s->frequency_penalty)) p.frequency_penalty = (float)s->frequency_penalty;
     if (!isnan(s->presence_penalty)) p.presence_penalty = (float)s->presence_penalty;
-    if (s->greedy) p.temperature = 0;
+    if (s->greedy) { /* the most likely token, nothing else: the model's repetition penalty too is off */
+        p.temperature = 0;
+        if (isnan(s->repeat_penalty)) p.repetition_penalty = 1;
+    }
     if (s->seed >= 0) {
         p.seed = (uint64_t)s->seed;
     } else {

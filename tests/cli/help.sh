@@ -72,7 +72,7 @@ line "$tmp/m" | grep -q 'temperature 0.7, top_k 20, top_p 0.8, min_p 0, repeat_p
     || bad "generation_config.json: $(line "$tmp/m")"
 line "$tmp/m" --temperature 0.3 --top-k 5 | grep -q 'temperature 0.3, top_k 5, top_p 0.8,' && ok \
     || bad "flags over generation_config.json: $(line "$tmp/m" --temperature 0.3 --top-k 5)"
-line "$tmp/m" --greedy | grep -q 'temperature 0,' && ok || bad "--greedy: $(line "$tmp/m" --greedy)"
+line "$tmp/m" --greedy | grep -q "temperature 0, .*repeat_penalty 1," && ok || bad "--greedy: $(line "$tmp/m" --greedy)"
 "$DUET" compile "$tmp/m" --quant f16 -o "$tmp/g.duet" > /dev/null 2>&1
 line "$tmp/g.duet" | grep -q 'temperature 0.7, top_k 20, top_p 0.8, min_p 0, repeat_penalty 1.1,' && ok \
     || bad "a .duet keeps generation_config.json: $(line "$tmp/g.duet")"
