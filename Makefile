@@ -80,13 +80,25 @@ $(BUILD)/%.o: %.c
 test: all
 	@BUILD=$(BUILD) sh tests/run.sh
 
+# make install PREFIX=/usr/local (DESTDIR for packaging): the duet binary,
+# libduet.so and libduet.a, include/duet.h and a pkg-config file (duet.pc)
+PREFIX ?= /usr/local
+install: $(BUILD)/duet $(BUILD)/libduet.so $(BUILD)/libduet.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/duet $(DESTDIR)$(PREFIX)/bin/duet
+	install -m 755 $(BUILD)/libduet.so $(DESTDIR)$(PREFIX)/lib/libduet.so
+	install -m 644 $(BUILD)/libduet.a $(DESTDIR)$(PREFIX)/lib/libduet.a
+	install -m 644 include/duet.h $(DESTDIR)$(PREFIX)/include/duet.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$(sed -n 's/^#define DUET_VERSION "\(.*\)"$$/\1/p' include/duet.h)|" \
+	    include/duet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/duet.pc
+
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 clean:
 	rm -rf build build-asan build-arm64
 
-.PHONY: all test asan clean examples
+.PHONY: all test asan clean examples install
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # The main job on the model that ships with the tests (random weights: the

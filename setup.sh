@@ -14,3 +14,6 @@ if [ -n "$missing" ]; then
 fi
 make -j"$(nproc)"
 make demo
+echo
+echo "duet is built: build/duet (make install PREFIX=... puts it on your PATH)."
+echo "Next, try:  build/duet chat build/demo.duet      (build/duet --help lists the commands)"

@@ -32,6 +32,12 @@ int cmd_bench(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
+/* Checks that path is the kind of input a command takes: want "duet" (a
+ * .duet file), "checkpoint" (a checkpoint folder) or "model" (either); a
+ * PEFT adapter folder or a folder given for a file is refused with a message
+ * that says what to pass instead. 0, or -1 with *e set. */
+int cli_check_model_path(const char *path, const char *want, Err *e);
+
 /* Prints "duet: error: MSG" on stderr and returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

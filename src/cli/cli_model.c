@@ -111,6 +111,7 @@ int cli_model_open(ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Er
     *adapter = NULL;
     if (!o->path) return err_set(e, "no MODEL given (a checkpoint folder or a .duet file)");
     o->kv_type = o->kv && !strcmp(o->kv, "f32") ? KV_F32 : KV_F16;
+    if (cli_check_model_path(o->path, "model", e)) return -1;
     if (model_open_flags(m, o->path, o->ram ? MODEL_OPEN_RAM : 0, e)) return -1;
     for (int i = 0; i < o->n_lora; i++) {
         char name[128];

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 int cli_error(const char *fmt, ...)
 {
@@ -85,5 +87,32 @@ int cli_arg_float(int argc, char **argv, int *i, double *out, double lo, double 
     if (end == s || *end || !isfinite(v) || v < lo || v > hi)
         return err_set(e, "%s: expected a number in [%g, %g], got \"%s\"", argv[*i - 1], lo, hi, s);
     *out = v;
+    return 0;
+}
+
+/* 1 if DIR/name exists. */
+static int has_file(const char *dir, const char *name)
+{
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0;
+}
+
+int cli_check_model_path(const char *path, const char *want, Err *e)
+{
+    struct stat st;
+    if (stat(path, &st)) return 0; /* the opener names a missing file */
+    int dir = S_ISDIR(st.st_mode);
+    if (!strcmp(want, "duet")) {
+        if (dir) return err_set(e, "%s: is a folder; inspect takes a .duet file (duet compile %s -o FILE.duet makes one)",
+                                path, path);
+        return 0;
+    }
+    if (dir && has_file(path, "adapter_config.json") && !has_file(path, "config.json"))
+        return err_set(e, "%s: is a PEFT adapter, not a model; give the base model and pass it with --lora %s", path, path);
+    if (!strcmp(want, "checkpoint") && !dir)
+        return err_set(e, "%s: is a file; compile takes a checkpoint folder (config.json, *.safetensors)%s", path,
+                       strlen(path) > 5 && !strcmp(path + strlen(path) - 5, ".duet") ? ": this one is already compiled" : "");
     return 0;
 }

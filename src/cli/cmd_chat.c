@@ -238,6 +238,8 @@ int cmd_chat(int argc, char **argv)
     so.ignore_eos = ignore_eos;
     duet_model *m;
     char err[512];
+    Err pe;
+    if (cli_check_model_path(path, "model", &pe)) return cli_error("%s", pe.msg);
     if (duet_model_open(&m, path, &mo, err, sizeof err)) return cli_error("%s", err);
     /* the adapter: --adapter NAME ("base": none), else the one --lora gave */
     if (o.adapter && strcmp(o.adapter, "base")) so.adapter = o.adapter;

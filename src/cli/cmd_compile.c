@@ -52,6 +52,7 @@ int cmd_compile(int argc, char **argv)
     if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
     if (!o.out_path) return cli_error("compile: -o OUT.duet is required");
+    if (cli_check_model_path(o.base_dir, "checkpoint", &e)) return cli_error("%s", e.msg);
     o.quant = (DType)dtype_from_name(quant);
     o.round = !strcmp(round, "nearest") ? QROUND_NEAREST : QROUND_SEARCH;
     for (int i = 0; i < n_lora; i++) {

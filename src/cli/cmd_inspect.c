@@ -25,6 +25,8 @@ int cmd_inspect(int argc, char **argv)
         .groups = {own}};
     int st;
     if (cli_parse(&spec, argc, argv, &st)) return st;
+    Err pe;
+    if (cli_check_model_path(path, "duet", &pe)) return cli_error("%s", pe.msg);
     Model m;
     Err e;
     if (model_open_duet(&m, path, 0, &e)) return cli_error("%s", e.msg);

@@ -89,5 +89,14 @@ g() { "$DUET" generate "$M" --ids 1,2,3 --max-tokens 12 --ignore-eos --print-ids
 a=$(g --seed 5); b=$(g --seed 5); c=$(g --seed 6)
 [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && ok || bad "seeds: '$a' '$b' '$c'"
 
+# errors that say what to pass instead
+A=tests/fixtures/models/tiny-qwen2-lora-alpha
+err() { "$DUET" "$@" < /dev/null > /dev/null 2> "$tmp/err"; [ $? -ne 0 ] && cat "$tmp/err"; }
+err inspect "$M" | grep -q 'is a folder; inspect takes a .duet file' && ok || bad "inspect of a folder: $(cat "$tmp/err")"
+err generate "$A" --ids 1 | grep -q 'is a PEFT adapter, not a model; .*--lora' && ok || bad "generate of a PEFT folder: $(cat "$tmp/err")"
+err chat "$A" | grep -q 'is a PEFT adapter, not a model; .*--lora' && ok || bad "chat of a PEFT folder: $(cat "$tmp/err")"
+err compile "$tmp/g.duet" -o "$tmp/x.duet" | grep -q 'compile takes a checkpoint folder.*already compiled' && ok \
+    || bad "compile of a .duet: $(cat "$tmp/err")"
+
 echo "help: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
