@@ -4,6 +4,7 @@
  * HF's tojson); then errors, which must name line and column. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "text/jinja.h"
@@ -279,7 +280,7 @@ static void test_limits(void)
     JinjaTemplate *t = jinja_parse(src, strlen(src), "template", &e);
     CHECK(t != NULL, "parse");
     if (!t) return;
-    JinjaLimits lim = {5000, 16, 1000000};
+    JinjaLimits lim = {5000, 16, 1000000, 0};
     jinja_set_limits(t, &lim);
     char *out = jinja_render(t, NULL, NULL, &e);
     CHECK(!out && strstr(e.msg, "output size limit"), "output limit: %s", e.msg);
@@ -295,7 +296,7 @@ static void test_limits(void)
     /* loops of loops that print nothing still stop at the step limit */
     src = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
     t = jinja_parse(src, strlen(src), "template", &e);
-    lim = (JinjaLimits){1 << 20, 16, 200000};
+    lim = (JinjaLimits){1 << 20, 16, 200000, 0};
     if (t) jinja_set_limits(t, &lim);
     out = t ? jinja_render(t, NULL, NULL, &e) : NULL;
     CHECK(t && !out && strstr(e.msg, "step limit"), "step limit: %s", e.msg);
@@ -313,6 +314,83 @@ static void test_limits(void)
     t = jinja_parse(deep, k, "template", &e);
     CHECK(!t && strstr(e.msg, "nested too deeply"), "nesting limit: %s", t ? "parsed" : e.msg);
     jinja_free(t);
+}
+
+/* Renders src at the default limits: must fail with `want` in the message,
+ * naming a line, in well under a second of CPU. */
+static void hostile(const char *what, const char *src, size_t len, const char *want)
+{
+    Err e = {{0}};
+    clock_t t0 = clock();
+    JinjaTemplate *t = jinja_parse(src, len, "evil", &e);
+    char *out = t ? jinja_render(t, NULL, NULL, &e) : NULL;
+    double sec = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(!out && strstr(e.msg, want) && !strncmp(e.msg, "evil:", 5), "%s: refused naming the line [%s]", what, e.msg);
+    CHECK(sec < 0.5, "%s: ends in %.3f s of CPU", what, sec);
+    free(out);
+    jinja_free(t);
+}
+
+/* Each hostile template of issue 16, at the real limits. */
+static void test_hostile(void)
+{
+    size_t cap = 1 << 20, k = 0;
+    char *b = malloc(cap);
+    if (!b) return;
+    /* 40 KB of 1+1+...: a tall tree, refused at parse (no C stack overflow) */
+    k = (size_t)sprintf(b, "{{ 1");
+    while (k < 40000) k += (size_t)sprintf(b + k, "+1");
+    k += (size_t)sprintf(b + k, " }}");
+    hostile("1+1+...+1", b, k, "nested too deeply");
+    k = (size_t)sprintf(b, "{{ 'x'");
+    while (k < 40000) k += (size_t)sprintf(b + k, "|trim");
+    k += (size_t)sprintf(b + k, " }}");
+    hostile("long filter chain", b, k, "nested too deeply");
+    k = (size_t)sprintf(b, "{{ x");
+    while (k < 40000) k += (size_t)sprintf(b + k, ".a[0]");
+    k += (size_t)sprintf(b + k, " }}");
+    hostile("long attribute chain", b, k, "nested too deeply");
+    k = (size_t)sprintf(b, "{%% if 0 %%}");
+    while (k < 40000) k += (size_t)sprintf(b + k, "{%% elif 0 %%}");
+    k += (size_t)sprintf(b + k, "{%% endif %%}");
+    hostile("thousands of elifs", b, k, "nested too deeply");
+    /* values nested a million deep through a namespace; printing, comparing, freeing them */
+    const char *deep = "{% set ns = namespace(v=[]) %}{% for i in range(1000000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v == ns.v }}{{ ns.v }}";
+    hostile("value nested a million deep", deep, strlen(deep), "nested too deeply");
+    const char *chain = "{% set ns = namespace(p=none) %}{% set root = ns %}{% for i in range(1000000) %}{% set n2 = namespace(p=none) %}{% set ns.p = n2 %}{% endfor %}";
+    hostile("a long chain of namespaces", chain, strlen(chain), "limit");
+    /* these render, at once (a namespace holding itself is freed at the end: ASan sees no leak) */
+    const char *fine[] = {"{% set ns = namespace(x=1) %}{% set ns.x = [ns, ns] %}{{ ns.x | length }}",
+                          "{{ '' * 9223372036854775807 }}|{{ ([] * 9223372036854775807) | length }}"};
+    const char *fwant[] = {"2", "|0"};
+    for (int i = 0; i < 2; i++) {
+        Err e = {{0}};
+        clock_t t0 = clock();
+        JinjaTemplate *t = jinja_parse(fine[i], strlen(fine[i]), "fine", &e);
+        char *out = t ? jinja_render(t, NULL, NULL, &e) : NULL;
+        CHECK(out && !strcmp(out, fwant[i]) && (double)(clock() - t0) / CLOCKS_PER_SEC < 0.1, "%s: [%s]", fine[i], out ? out : e.msg);
+        free(out);
+        jinja_free(t);
+    }
+    const char *rep[] = {"{{ 'ab' * 9223372036854775807 }}", "{{ [1, 2] * 4000000000 }}"};
+    for (int i = 0; i < 2; i++) hostile(rep[i], rep[i], strlen(rep[i]), "memory limit");
+    const char *dbl = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}";
+    hostile("string doubling", dbl, strlen(dbl), "memory limit");
+    const char *loops = "{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}";
+    hostile("two empty nested loops", loops, strlen(loops), "step limit");
+    const char *join = "{{ range(1000000) | join('x' * 1000) | length }}";
+    hostile("join of a huge list", join, strlen(join), "memory limit");
+    const char *repl = "{% set s = 'a' * 100000 %}{{ s.replace('a', s) | length }}{{ s | replace('a', s) | length }}";
+    hostile("replace that multiplies", repl, strlen(repl), "memory limit");
+    const char *ind = "{% set s = '\\n' * 1000000 %}{{ s | indent(256, true, true) | length }}";
+    hostile("indent of many lines", ind, strlen(ind), "memory limit");
+    const char *uniq = "{{ range(1000000) | unique | list | length }}";
+    hostile("unique of a long list", uniq, strlen(uniq), "step limit");
+    const char *mac = "{% macro f(n) %}{{ f(n) ~ f(n) }}{% endmacro %}{{ f(1) }}";
+    hostile("recursive macro", mac, strlen(mac), "limit");
+    const char *fmt = "{{ ('{0}' * 100000).format('y' * 100000) }}";
+    hostile("format that repeats an argument", fmt, strlen(fmt), "memory limit");
+    free(b);
 }
 
 static void test_whitespace(void)
@@ -335,6 +413,7 @@ int main(void)
     test_cases();
     test_errors();
     test_limits();
+    test_hostile();
     test_whitespace();
     return check_summary("test_jinja");
 }

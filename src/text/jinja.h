@@ -16,11 +16,18 @@
 
 typedef struct JinjaTemplate JinjaTemplate;
 
-/* Limits that guard a render against runaway templates. */
+/* Limits that guard a render against runaway templates; each ends the render
+ * with "NAME:LINE:COL: ... limit ... exceeded". A chat template renders on
+ * every turn: real ones take a few thousand steps and well under 1 MB.
+ * Fixed limits besides these (docs/LIMITS.md): an expression's tree at most
+ * 256 levels tall, blocks and elif chains 200 deep, 768 levels of evaluation
+ * at run time (blocks, expressions, macro calls together), values nested
+ * 1,000 deep. */
 typedef struct JinjaLimits {
-    size_t max_output;   /* bytes of rendered text; 0 for no limit */
-    int max_depth;       /* nested macro calls / expression evaluation depth */
-    long long max_steps; /* evaluated nodes in one render (loops of loops) */
+    size_t max_output;   /* bytes of rendered text */
+    int max_depth;       /* nested macro calls */
+    long long max_steps; /* work: evaluated nodes, loop iterations, and one step per 64 bytes made */
+    size_t max_memory;   /* bytes of strings, lists and dicts the render makes, added up */
 } JinjaLimits;
 
 /* Parses src (len bytes, need not be NUL-terminated). `name` prefixes error
@@ -28,7 +35,8 @@ typedef struct JinjaLimits {
  * jinja_free, or NULL with *e set ("NAME:LINE:COL: unknown filter \"xyz\""). */
 JinjaTemplate *jinja_parse(const char *src, size_t len, const char *name, Err *e);
 
-/* Sets the render limits (defaults: 16 MiB output, depth 64, 50M steps). */
+/* Sets the render limits (defaults: 16 MiB output, 64 macro calls deep,
+ * 4M steps, 128 MiB of values). A zero field keeps its default. */
 void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim);
 
 /* Pins strftime_now() to a fixed time (seconds since the epoch, shown as UTC)

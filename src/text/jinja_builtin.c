@@ -157,9 +157,10 @@ size_t jb_cp_count(const Jv *s)
     return c;
 }
 
-Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count)
+Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count, size_t max, int *over)
 {
     JBuf b = {0};
+    b.max = max;
     const char *p = s->u.s.p, *end = p + s->u.s.n;
     long long done = 0;
     if (old->u.s.n == 0) { /* Python inserts new between every character */
@@ -187,7 +188,8 @@ Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count)
             done++;
         }
     }
-    if (b.nomem) {
+    *over = b.over;
+    if (b.nomem || b.over) {
         free(b.p);
         return NULL;
     }
@@ -323,7 +325,10 @@ Jv *jinja_call_builtin(JRender *r, const JNode *at, int id, Jv **args, char **kw
     case FN_NAMESPACE:
     case FN_DICT: {
         Jv *d = id == FN_NAMESPACE ? jv_ns() : jv_dict();
-        if (!d) return jb_nomem(r, at);
+        if (!d || (id == FN_NAMESPACE && jr_track_ns(r, d))) {
+            jv_unref(d);
+            return jb_nomem(r, at);
+        }
         for (int i = 0; i < nargs; i++) {
             int rc = 0;
             if (kw && kw[i]) rc = jv_dict_set(d, kw[i], strlen(kw[i]), jv_ref(args[i]));
@@ -436,6 +441,7 @@ static int affix(const Jv *s, const Jv *a, int end)
 static Jv *str_format(JRender *r, const JNode *at, const Jv *s, Jv **args, char **kw, int nargs)
 {
     JBuf b = {0};
+    b.max = jr_room(r); /* '{0}{0}...' repeats an argument */
     int auto_idx = 0;
     const char *p = s->u.s.p, *end = p + s->u.s.n;
     while (p < end) {
@@ -468,6 +474,7 @@ static Jv *str_format(JRender *r, const JNode *at, const Jv *s, Jv **args, char 
         if (*p == '}') break;
         jbuf_putc(&b, *p++);
     }
+    if (b.over || b.nomem) return jr_buf_fail(r, at, &b);
     if (p < end) {
         free(b.p);
         jr_err(r, at, "format(): unsupported or malformed format string");
@@ -573,7 +580,12 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
             jr_err(r, at, "replace() takes two strings");
             return NULL;
         }
-        res = jb_replace(obj, a0, a1, int_arg(jb_arg(args, kw, nargs, 2, "count"), -1));
+        int over = 0;
+        res = jb_replace(obj, a0, a1, int_arg(jb_arg(args, kw, nargs, 2, "count"), -1), jr_room(r), &over);
+        if (!res && over) {
+            JBuf b = {.over = 1};
+            return jr_buf_fail(r, at, &b);
+        }
     } else if (!strcmp(name, "upper")) res = jb_recase(obj, 1);
     else if (!strcmp(name, "lower")) res = jb_recase(obj, 0);
     else if (!strcmp(name, "title")) res = jb_recase(obj, 3);
@@ -666,10 +678,12 @@ Jv *jinja_call_method(JRender *r, const JNode *at, Jv *obj, const char *name, Jv
             return NULL;
         }
         JBuf b = {0};
+        b.max = jr_room(r);
         for (size_t i = 0; i < a0->u.l.n; i++) {
             if (i) jbuf_put(&b, obj->u.s.p, obj->u.s.n);
             jv_write_str(&b, a0->u.l.v[i]);
         }
+        if (b.over || b.nomem) return jr_buf_fail(r, at, &b);
         res = b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
     } else { /* isdigit isalpha isalnum isspace */
         int ok = obj->u.s.n > 0;

@@ -90,8 +90,47 @@ int jr_err(JRender *r, const JNode *at, const char *fmt, ...)
     return err_set(r->e, "%s: %s", r->t->name, msg);
 }
 
+int jr_charge(JRender *r, const JNode *at, size_t bytes)
+{
+    r->mem += bytes;
+    if (r->mem > r->t->lim.max_memory)
+        return jr_err(r, at, "memory limit (%zu bytes of values) exceeded", r->t->lim.max_memory);
+    r->steps += (long long)(bytes >> 6);
+    if (r->steps > r->t->lim.max_steps)
+        return jr_err(r, at, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);
+    return 0;
+}
+
+size_t jr_room(const JRender *r)
+{
+    return r->mem < r->t->lim.max_memory ? r->t->lim.max_memory - r->mem : 0;
+}
+
+Jv *jr_buf_fail(JRender *r, const JNode *at, JBuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    if (b->over) jr_err(r, at, "memory limit (%zu bytes of values) exceeded", r->t->lim.max_memory);
+    else jr_err(r, at, "out of memory");
+    return NULL;
+}
+
+int jr_track_ns(JRender *r, Jv *ns)
+{
+    if (r->n_ns == r->cap_ns) {
+        size_t cap = r->cap_ns ? r->cap_ns * 2 : 8;
+        Jv **v = realloc(r->ns, cap * sizeof *v);
+        if (!v) return -1;
+        r->ns = v;
+        r->cap_ns = cap;
+    }
+    r->ns[r->n_ns++] = jv_ref(ns);
+    return 0;
+}
+
 int jr_out(JRender *r, const JNode *at, const char *p, size_t n)
 {
+    if (jr_charge(r, at, n)) return -1;
     if (!jbuf_put(&r->out, p, n)) return 0;
     if (r->out.over) return jr_err(r, at, "output size limit exceeded (%zu bytes)", r->out.max);
     return jr_err(r, at, "out of memory");
@@ -289,18 +328,23 @@ static Jv *arith(JRender *r, const JNode *n, JOp op, Jv *a, Jv *b)
     }
     if (op == OP_MUL && (a->type == JV_STR || a->type == JV_LIST) && b->type == JV_INT) {
         long long k = b->u.i < 0 ? 0 : b->u.i;
+        size_t unit = a->type == JV_STR ? a->u.s.n : a->u.l.n * sizeof(Jv *);
+        if (!unit) k = 0; /* '' * N and [] * N are empty at once */
+        /* the size is known before anything is made: check it against what is left */
+        if (k && (size_t)k > jr_room(r) / unit) {
+            jr_err(r, n, "memory limit (%zu bytes of values) exceeded: %s repetition of %zu x %lld",
+                   r->t->lim.max_memory, a->type == JV_STR ? "string" : "list", a->type == JV_STR ? unit : a->u.l.n, k);
+            r->raised = 1;
+            return NULL;
+        }
         if (a->type == JV_STR) {
-            if (a->u.s.n && (size_t)k > r->out.max / a->u.s.n) {
-                jr_err(r, n, "string repetition too large");
-                return NULL;
-            }
             JBuf buf = {0};
             for (long long i = 0; i < k; i++) jbuf_put(&buf, a->u.s.p, a->u.s.n);
+            if (buf.nomem) {
+                free(buf.p);
+                return NULL;
+            }
             return buf.p ? jv_str_take(buf.p, buf.n) : jv_str("", 0);
-        }
-        if (a->u.l.n && (size_t)k > 1000000 / a->u.l.n) {
-            jr_err(r, n, "list repetition too large");
-            return NULL;
         }
         Jv *l = jv_list();
         for (long long i = 0; l && i < k; i++)
@@ -396,6 +440,12 @@ static Jv *eval_binary(JRender *r, const JNode *n)
     }
     Jv *res = NULL;
     int c = 0;
+    /* comparing or searching containers and strings: work in their size */
+    if (n->op == OP_EQ || n->op == OP_NE || n->op == OP_IN || n->op == OP_NOTIN) {
+        const Jv *big = n->op == OP_IN || n->op == OP_NOTIN ? b : a;
+        size_t size = big->type == JV_LIST ? big->u.l.n * 8 : big->type == JV_STR ? big->u.s.n : 0;
+        r->steps += (long long)(size >> 6);
+    }
     switch (n->op) {
     case OP_EQ: res = jv_bool(jv_equal(a, b)); break;
     case OP_NE: res = jv_bool(!jv_equal(a, b)); break;
@@ -564,7 +614,36 @@ static const struct { const char *name; int id; } builtins[] = {
     {"strftime_now", FN_STRFTIME}, {"dict", FN_DICT},
 };
 
+static Jv *eval_node(JRender *r, const JNode *n);
+
+/* Every evaluation passes here: the run-time nesting bound, then the new
+ * value's size is charged and its nesting checked (values only grow a level
+ * or a literal's height per evaluation, so checking here bounds them all). */
 Jv *jinja_eval(JRender *r, const JNode *n)
+{
+    if (++r->nest > JR_MAX_NEST) {
+        r->nest--;
+        jr_err(r, n, "template nested too deeply (more than %d levels of blocks, expressions and macro calls)",
+               JR_MAX_NEST);
+        return NULL;
+    }
+    Jv *v = eval_node(r, n);
+    r->nest--;
+    if (!v || v->refs != 1 || (v->type != JV_STR && v->type != JV_LIST && v->type != JV_DICT)) return v;
+    size_t bytes = v->type == JV_STR ? v->u.s.n : v->type == JV_LIST ? v->u.l.n * sizeof(Jv *) : v->u.d.n * 2 * sizeof(Jv *);
+    if (jr_charge(r, n, bytes + sizeof *v)) {
+        jv_unref(v);
+        return NULL;
+    }
+    if ((v->type == JV_LIST || v->type == JV_DICT) && v->depth > JV_MAX_DEPTH) {
+        jv_unref(v);
+        jr_err(r, n, "value nested too deeply (more than %d levels)", JV_MAX_DEPTH);
+        return NULL;
+    }
+    return v;
+}
+
+static Jv *eval_node(JRender *r, const JNode *n)
 {
     if (++r->steps > r->t->lim.max_steps) {
         jr_err(r, n, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);

@@ -135,7 +135,8 @@ static int exec_for(JRender *r, const JNode *n)
     }
     size_t len = items->u.l.n;
     for (size_t i = 0; i < len && !rc; i++) {
-        if (++r->steps > r->t->lim.max_steps) {
+        /* an iteration makes a scope and a loop object: a few nodes' work */
+        if ((r->steps += 8) > r->t->lim.max_steps) {
             rc = jr_err(r, n, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);
             break;
         }
@@ -181,7 +182,21 @@ static int exec_set(JRender *r, const JNode *n)
     return 0;
 }
 
+static int exec_stmt(JRender *r, const JNode *n);
+
 static int exec_node(JRender *r, const JNode *n)
+{
+    if (++r->nest > JR_MAX_NEST) {
+        r->nest--;
+        return jr_err(r, n, "template nested too deeply (more than %d levels of blocks, expressions and macro calls)",
+                      JR_MAX_NEST);
+    }
+    int rc = exec_stmt(r, n);
+    r->nest--;
+    return rc;
+}
+
+static int exec_stmt(JRender *r, const JNode *n)
 {
     if (++r->steps > r->t->lim.max_steps)
         return jr_err(r, n, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);
@@ -252,11 +267,17 @@ JinjaTemplate *jinja_parse(const char *src, size_t len, const char *name, Err *e
         return NULL;
     }
     t->root = root;
-    t->lim = (JinjaLimits){16u << 20, 64, 50000000};
+    t->lim = (JinjaLimits){16u << 20, 64, 4000000, 128u << 20};
     return t;
 }
 
-void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim) { t->lim = *lim; }
+void jinja_set_limits(JinjaTemplate *t, const JinjaLimits *lim)
+{
+    if (lim->max_output) t->lim.max_output = lim->max_output;
+    if (lim->max_depth > 0) t->lim.max_depth = lim->max_depth;
+    if (lim->max_steps > 0) t->lim.max_steps = lim->max_steps;
+    if (lim->max_memory) t->lim.max_memory = lim->max_memory;
+}
 
 void jinja_set_time(JinjaTemplate *t, long long unix_seconds)
 {
@@ -282,6 +303,22 @@ char *jinja_render(const JinjaTemplate *t, const Jv *vars, size_t *out_len, Err 
     }
     int rc = jinja_exec(&r, &t->root->body);
     jscope_free(r.globals);
+    /* only a namespace can hold itself (ns.x = [ns]): emptying them all frees every cycle */
+    for (size_t i = 0; i < r.n_ns; i++) {
+        Jv *ns = r.ns[i];
+        Jv **k = ns->u.d.k, **v = ns->u.d.v;
+        size_t n = ns->u.d.n;
+        ns->u.d.k = ns->u.d.v = NULL;
+        ns->u.d.n = ns->u.d.cap = 0;
+        for (size_t j = 0; j < n; j++) {
+            jv_unref(k[j]);
+            jv_unref(v[j]);
+        }
+        free(k);
+        free(v);
+        jv_unref(ns);
+    }
+    free(r.ns);
     if (rc) {
         free(r.out.p);
         return NULL;

@@ -136,7 +136,7 @@ static Jv *indent(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int 
     Jv *s = jb_str_of(v);
     if (!s) return jb_nomem(r, at);
     JBuf b = {0};
-    b.max = r->out.max;
+    b.max = jr_room(r);
     const char *p = s->u.s.p, *end = p + s->u.s.n;
     int all = blank && jv_truthy(blank);
     if (first && jv_truthy(first)) jbuf_put(&b, ind, il);
@@ -152,12 +152,12 @@ static Jv *indent(JRender *r, const JNode *at, Jv *v, Jv **args, char **kw, int 
         p = q + br;
         if (q >= end) break;
     }
-    Jv *res = b.nomem || b.over ? NULL : b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
-    if (!res) free(b.p);
-    else res->u.s.safe = s->u.s.safe;
+    int safe = s->u.s.safe;
     jv_unref(s);
-    if (!res) jr_err(r, at, b.over ? "output size limit exceeded" : "out of memory");
-    return res;
+    if (b.nomem || b.over) return jr_buf_fail(r, at, &b);
+    Jv *res = b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
+    if (res) res->u.s.safe = safe;
+    return res ? res : jb_nomem(r, at);
 }
 
 /* jinja2's round(value, precision=0, method='common'|'ceil'|'floor'). */
@@ -394,11 +394,13 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
         Jv *l = as_list(r, at, v);
         if (!l) return NULL;
         JBuf b = {0};
+        b.max = jr_room(r); /* a long list joined with a long separator: refused before it is made */
         for (size_t i = 0; i < l->u.l.n; i++) {
             if (i && sep) jv_write_str(&b, sep);
             jv_write_str(&b, attr && attr->type == JV_STR ? attr_path(l->u.l.v[i], attr->u.s.p) : l->u.l.v[i]);
         }
         jv_unref(l);
+        if (b.over || b.nomem) return jr_buf_fail(r, at, &b);
         return b.p ? jv_str_take(b.p, b.n) : jv_str("", 0);
     }
     if (!strcmp(name, "first") || !strcmp(name, "last") || !strcmp(name, "reverse") || !strcmp(name, "unique") ||
@@ -433,6 +435,10 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
             size_t best = 0;
             int bad = !keys || (name[0] == 'u' && !ukeys);
             res = name[0] == 'u' ? jv_list() : NULL;
+            if (name[0] == 'u' && n > 1 && (r->steps += (long long)(n / 16 + 1) * (long long)n) > r->t->lim.max_steps) {
+                bad = 3; /* each item is compared with those kept: n^2 work */
+                jr_err(r, at, "evaluation step limit (%lld) exceeded", r->t->lim.max_steps);
+            }
             for (size_t i = 0; i < n && !bad; i++) {
                 int c;
                 if (!(keys[i] = sort_key(l->u.l.v[i], ap, -1, icase))) bad = 1;
@@ -453,7 +459,7 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
                 jv_unref(res);
                 jv_unref(l);
                 if (bad == 2) jr_err(r, at, "%s: items cannot be compared", name);
-                else jb_nomem(r, at);
+                else if (bad == 1) jb_nomem(r, at);
                 return NULL;
             }
             if (name[0] == 'u') {
@@ -611,7 +617,15 @@ Jv *jinja_apply_filter(JRender *r, const JNode *at, const char *name, Jv *v, Jv 
             return NULL;
         }
         Jv *o = jb_str_of(a0), *nw = jb_str_of(a1), *cnt = jb_arg(args, kw, nargs, 2, "count");
-        if (o && nw) res = jb_replace(s, o, nw, cnt && cnt->type == JV_INT ? cnt->u.i : -1);
+        int over = 0;
+        if (o && nw) res = jb_replace(s, o, nw, cnt && cnt->type == JV_INT ? cnt->u.i : -1, jr_room(r), &over);
+        if (!res && over) {
+            jv_unref(o);
+            jv_unref(nw);
+            jv_unref(s);
+            JBuf fb = {.over = 1};
+            return jr_buf_fail(r, at, &fb);
+        }
         jv_unref(o);
         jv_unref(nw);
     } else {

@@ -64,6 +64,7 @@ typedef struct JNodeList {
 struct JNode {
     JNodeKind kind;
     int line, col;
+    int h;           /* expressions: height of the tree below (1 for a leaf), bounded at parse */
     JOp op;          /* UNARY/BINARY operator; TEST: 1 when negated ("is not") */
     char *s;         /* STR/TEXT bytes, NAME, ATTR name, FILTER/TEST name, MACRO name */
     size_t n;
@@ -103,8 +104,12 @@ typedef struct JRender {
     JScope *scope;   /* innermost */
     JScope *globals; /* the template's top level */
     const Jv *vars;  /* the caller's variables (a dict), below the scopes */
-    int depth;
+    int depth;       /* macro calls */
+    int nest;        /* jinja_eval + statement recursion, bounded by JR_MAX_NEST */
     long long steps;
+    size_t mem;      /* bytes of values made so far (limit: lim.max_memory) */
+    Jv **ns;         /* namespaces made by this render: emptied at its end, which breaks cycles */
+    size_t n_ns, cap_ns;
     int loopctl;     /* 1 break, 2 continue pending */
     Jv *blockval;    /* body text of the innermost {% filter %} block being applied */
     int raised;      /* error already has its final text (raise_exception) */
@@ -116,6 +121,19 @@ JScope *jscope_new(JScope *parent);
 void jscope_free(JScope *s);
 int jscope_set(JScope *s, const char *name, Jv *v);
 Jv *jscope_lookup(JRender *r, const char *name);
+
+#define JR_MAX_NEST 768    /* levels of evaluation at run time */
+#define JV_MAX_DEPTH 1000  /* nesting of a value (cJSON parses 1000 levels) */
+
+/* Adds `bytes` of values made to the memory count and bytes/64 to the step
+ * count: 0, or -1 with "memory limit ..." / "step limit ..." set at `at`. */
+int jr_charge(JRender *r, const JNode *at, size_t bytes);
+/* Bytes of values the render may still make (for the max of a JBuf). */
+size_t jr_room(const JRender *r);
+/* Sets "memory limit (N bytes) exceeded" or "out of memory" after a JBuf failed; returns NULL. */
+Jv *jr_buf_fail(JRender *r, const JNode *at, JBuf *b);
+/* Keeps a reference to a namespace the render made (emptied at the end). -1 out of memory. */
+int jr_track_ns(JRender *r, Jv *ns);
 
 /* Appends rendered text; -1 with the error set past the output limit. */
 int jr_out(JRender *r, const JNode *at, const char *p, size_t n);
@@ -151,7 +169,8 @@ int jb_is_space(int codepoint);
 size_t jb_line_break(const char *p, const char *end); /* bytes of a str.splitlines break at p, or 0 */
 Jv *jb_strip(const Jv *s, const Jv *chars, int which); /* which: 1 left, 2 right, 3 both */
 size_t jb_cp_count(const Jv *s);
-Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count);
+/* Python str.replace; NULL with *over set past max bytes (else out of memory). */
+Jv *jb_replace(const Jv *s, const Jv *old, const Jv *new_, long long count, size_t max, int *over);
 Jv *jb_split(const Jv *s, const Jv *sep, long long maxsplit);
 Jv *jb_items(const Jv *d);                       /* [[k, v], ...] */
 

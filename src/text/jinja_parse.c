@@ -151,6 +151,29 @@ int jp_set_str(Parser *P, JNode *n, const char *s, size_t len)
 
 /* ---- expressions ---- */
 
+/* Sets n->h from its operands and refuses trees taller than MAX_EXPR_DEPTH, so
+ * that evaluating, checking and freeing them recurses a bounded depth (long
+ * left-leaning chains such as 1+1+...+1 or a|f|f|... are built in loops).
+ * Returns n, or NULL (n freed) with the error set. */
+static JNode *hcheck(Parser *P, JNode *n)
+{
+    if (!n) return NULL;
+    int h = 0;
+    const JNode *ops[4] = {n->a, n->b, n->c, n->d};
+    for (int i = 0; i < 4; i++)
+        if (ops[i] && ops[i]->h > h) h = ops[i]->h;
+    for (int i = 0; i < n->args.n; i++)
+        if (n->args.v[i]->h > h) h = n->args.v[i]->h;
+    n->h = h + 1;
+    if (n->h > MAX_EXPR_DEPTH) {
+        err_set(P->e, "%s:%d:%d: expression nested too deeply (more than %d levels)", P->name, n->line, n->col,
+                MAX_EXPR_DEPTH);
+        jinja_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
 JNode *jp_parse_expr(Parser *P, int with_cond);
 static JNode *parse_unary(Parser *P, int with_filter);
 
@@ -241,7 +264,7 @@ static JNode *parse_primary(Parser *P)
                 if (jp_list_push(P, &n->args, jp_parse_expr(P, 1), NULL)) goto fail;
             }
             if (jp_expect_op(P, OP_RPAREN, ")")) goto fail;
-            return n;
+            return hcheck(P, n);
         }
         if (t->op == OP_LBRACK) {
             jp_next(P);
@@ -252,7 +275,7 @@ static JNode *parse_primary(Parser *P)
                 jp_next(P);
             }
             if (jp_expect_op(P, OP_RBRACK, "]")) goto fail;
-            return n;
+            return hcheck(P, n);
         }
         if (t->op == OP_LBRACE) {
             jp_next(P);
@@ -265,7 +288,7 @@ static JNode *parse_primary(Parser *P)
                 jp_next(P);
             }
             if (jp_expect_op(P, OP_RBRACE, "}")) goto fail;
-            return n;
+            return hcheck(P, n);
         }
         break;
     default: break;
@@ -279,7 +302,7 @@ fail:
 
 static JNode *parse_postfix(Parser *P, JNode *n)
 {
-    while (n) {
+    while ((n = hcheck(P, n))) {
         const JTok *t = jp_cur(P);
         if (jp_is_op(P, OP_DOT)) {
             jp_next(P);
@@ -382,7 +405,7 @@ static int starts_test_arg(Parser *P)
 
 static JNode *parse_filters(Parser *P, JNode *n)
 {
-    while (n) {
+    while ((n = hcheck(P, n))) {
         const JTok *t = jp_cur(P);
         if (jp_is_op(P, OP_PIPE)) {
             jp_next(P);
@@ -518,7 +541,7 @@ static JNode *parse_unary(Parser *P, int with_filter)
     }
     if (with_filter) n = parse_filters(P, n);
     P->depth--;
-    return n;
+    return hcheck(P, n);
 }
 
 static JNode *binary(Parser *P, const JTok *at, JOp op, JNode *a, JNode *b)
@@ -537,7 +560,7 @@ static JNode *binary(Parser *P, const JTok *at, JOp op, JNode *a, JNode *b)
     n->op = op;
     n->a = a;
     n->b = b;
-    return n;
+    return hcheck(P, n);
 }
 
 static JNode *parse_pow(Parser *P)
@@ -620,7 +643,7 @@ static JNode *parse_not(Parser *P)
         }
         n->op = OP_NOT;
         n->a = a;
-        return n;
+        return hcheck(P, n);
     }
     return parse_compare(P);
 }
@@ -676,7 +699,7 @@ JNode *jp_parse_expr(Parser *P, int with_cond)
         }
     }
     P->depth--;
-    return n;
+    return hcheck(P, n);
 }
 
 

@@ -5,7 +5,8 @@
 
 #include "text/jinja_int.h"
 
-#define MAX_NEST 200 /* nesting of expressions and blocks */
+#define MAX_NEST 200       /* nesting of expressions and blocks (recursion of the parser), elif chains */
+#define MAX_EXPR_DEPTH 256 /* height of one expression's tree */
 
 typedef struct Parser {
     const JTokens *t;

@@ -30,8 +30,14 @@ static JNode *parse_if(Parser *P, const JTok *kw)
     if (!(n->a = jp_parse_expr(P, 1)) || end_tag(P)) goto fail;
     const char *s = body_until(P, &n->body, stop, kw);
     if (!s) goto fail;
-    if (!strcmp(s, "elif")) {
-        if (jp_list_push(P, &n->orelse, parse_if(P, &P->t->v[P->pos - 1]), NULL)) goto fail;
+    if (!strcmp(s, "elif")) { /* an elif is a nested if: counted as nesting */
+        if (++P->depth > MAX_NEST) {
+            jp_perr(P, &P->t->v[P->pos - 1], "more than %d elif branches or nested blocks", MAX_NEST);
+            goto fail;
+        }
+        int rc = jp_list_push(P, &n->orelse, parse_if(P, &P->t->v[P->pos - 1]), NULL);
+        P->depth--;
+        if (rc) goto fail;
         return n; /* the nested if consumed endif */
     }
     if (!strcmp(s, "else")) {
