@@ -1,13 +1,17 @@
-/* fuzz_template.c - libFuzzer target for the chat-template parser and
- * renderer. The input's first line (up to the first '\n', at most 4 KiB) is
- * the messages JSON when it parses as an array; the rest is the template.
- * Otherwise the whole input is the template, rendered with a fixed
- * conversation. Limits are lowered so runaway templates end quickly.
+/* fuzz_template.c - libFuzzer target for the chat-template engine at its real
+ * limits (jinja.h defaults: 16 MiB output, 4M steps, 128 MiB of values, the
+ * fixed nesting bounds), over a realistic conversation: messages with a system
+ * prompt, tools, assistant tool calls with arguments, tool results and
+ * reasoning, as chat.c passes them. If the input's first line (at most 4 KiB)
+ * parses as a JSON array it replaces the messages; the rest is the template.
+ * The rendered text then feeds the <tool_call> parser in odd pieces.
+ * A refusal is fine; a crash, sanitizer report, leak, or a render that runs
+ * past libFuzzer's -timeout is a finding.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *       fuzz/fuzz_template.c src/text/jinja*.c src/util/err.c \
- *       -o build/fuzz_template -lcjson -lutf8proc -lm
- *   build/fuzz_template -max_len=8192 fuzz/corpus_template  (see fuzz/README.md) */
+ *   sh fuzz/build.sh
+ *   mkdir -p /tmp/fzt && cp -r fuzz/corpus/template/. /tmp/fzt/ && cp tests/fixtures/templates/[A-z]*.jinja /tmp/fzt/
+ *   build-fuzz/fuzz_template -dict=fuzz/jinja.dict -max_len=262144 -timeout=10 -rss_limit_mb=2048 /tmp/fzt
+ */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +20,18 @@
 #include "text/toolcall.h"
 
 static const char *default_msgs =
-    "[{\"role\":\"system\",\"content\":\"You are terse.\"},{\"role\":\"user\",\"content\":\"Hi \\u4f60\"},"
-    "{\"role\":\"assistant\",\"content\":\"<think>\\nx\\n</think>\\n\\nok\",\"tool_calls\":[{\"type\":\"function\","
-    "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":[1,2.5,null,true]}}}]},{\"role\":\"tool\",\"content\":\"42\"}]";
+    "[{\"role\":\"system\",\"content\":\"You are terse. <b>&amp;</b>\"},"
+    "{\"role\":\"user\",\"content\":\"Weather in Z\\u00fcrich? \\u4f60\\u597d\"},"
+    "{\"role\":\"assistant\",\"content\":\"\",\"reasoning_content\":\"need a tool\",\"tool_calls\":[{\"id\":\"abc123xyz\","
+    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Z\\u00fcrich\",\"days\":[1,2.5,null,true]}}}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"abc123xyz\",\"name\":\"get_weather\",\"content\":\"{\\\"temp\\\": 3}\"},"
+    "{\"role\":\"assistant\",\"content\":\"<think>\\nx\\n</think>\\n\\nIt is 3 degrees.\"},"
+    "{\"role\":\"user\",\"content\":\"Thanks\"}]";
+
+static const char *default_tools =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Get the weather.\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"description\":\"City\"},"
+    "\"unit\":{\"type\":\"string\",\"enum\":[\"c\",\"f\"]}},\"required\":[\"city\"]}}}]";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,22 +50,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (!msgs) msgs = cJSON_Parse(default_msgs);
+    cJSON *tools = cJSON_Parse(default_tools);
     Err e;
     JinjaTemplate *t = jinja_parse(src, len, "fuzz", &e);
     if (t) {
-        JinjaLimits lim = {1 << 16, 16, 200000};
-        jinja_set_limits(t, &lim);
+        jinja_set_time(t, 1768473000);
         Jv *vars = jv_dict();
         jv_dict_set(vars, "messages", 8, jv_from_cjson(msgs));
-        jv_dict_set(vars, "tools", 5, jv_from_cjson(cJSON_GetArrayItem(msgs, 0)));
+        jv_dict_set(vars, "tools", 5, jv_from_cjson(tools));
+        jv_dict_set(vars, "documents", 9, jv_none());
         jv_dict_set(vars, "add_generation_prompt", 21, jv_bool(1));
         jv_dict_set(vars, "bos_token", 9, jv_strz("<s>"));
+        jv_dict_set(vars, "eos_token", 9, jv_strz("</s>"));
         size_t n;
         char *out = jinja_render(t, vars, &n, &e);
         if (out) {
-            /* the rendered text also feeds the tool-call parser, in odd pieces */
             ToolCallParser *p = toolcall_parser_new();
-            for (size_t i = 0; p && i < n; i += 3) {
+            for (size_t i = 0; p && i < n && i < 65536; i += 3) {
                 char *s = toolcall_feed(p, out + i, n - i < 3 ? n - i : 3, &e);
                 free(s);
             }
@@ -67,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         jv_unref(vars);
         jinja_free(t);
     }
+    cJSON_Delete(tools);
     cJSON_Delete(msgs);
     return 0;
 }
