@@ -49,6 +49,7 @@ typedef struct Chat {
     ToolCallParser *tp;
     atomic_int generating, quit;
     atomic_int seen_sigint;   /* sigint_count already handled */
+    int failed;               /* a message got an error: a piped chat exits 1 */
 } Chat;
 
 /* Turns a Ctrl-C during generation into duet_session_abort (which also
@@ -106,6 +107,10 @@ static void answer(Chat *c, int tty)
     fflush(stdout);
     if (rc < 0) {
         fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
+        if (rc == DUET_ERR_CONTEXT_FULL)
+            fprintf(stderr, "[the context is full (%d positions): /reset starts over; --ctx N gives more]\n",
+                    duet_session_n_ctx(c->s));
+        c->failed = 1;
         return;
     }
     duet_stats st;
@@ -113,6 +118,9 @@ static void answer(Chat *c, int tty)
     fprintf(stderr, "[%d tokens, %.1f tok/s, first token %.0f ms, context %d/%d%s]\n", st.n_gen,
             st.n_gen > 1 && st.gen_s > 0 ? (st.n_gen - 1) / st.gen_s : 0.0, st.ttft_s * 1e3, duet_session_n_tokens(c->s),
             duet_session_n_ctx(c->s), rc == DUET_FINISH_ABORT ? ", stopped" : "");
+    if (rc == DUET_FINISH_CONTEXT)
+        fprintf(stderr, "[the context is full (%d positions): /reset starts over; --ctx N gives more]\n",
+                duet_session_n_ctx(c->s));
     (void)tty;
 }
 
@@ -142,7 +150,10 @@ static void answer_agent(Chat *c, const char *line)
     atomic_store(&c->generating, 0);
     putchar('\n');
     fflush(stdout);
-    if (rc < 0) fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
+    if (rc < 0) {
+        fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
+        c->failed = 1;
+    }
 }
 
 static void command(Chat *c, char *line, const char *system)
@@ -351,6 +362,7 @@ int cmd_chat(int argc, char **argv)
         }
         if (duet_session_append_message(c.s, "user", line)) {
             fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c.s));
+            c.failed = 1;
             continue;
         }
         answer(&c, tty);
@@ -362,5 +374,5 @@ int cmd_chat(int argc, char **argv)
     duet_session_close(c.s);
     duet_toolbox_free(c.tb);
     duet_model_close(m);
-    return 0;
+    return c.failed && !tty ? 1 : 0;
 }

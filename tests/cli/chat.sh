@@ -48,6 +48,10 @@ printf '/load %s\nAgain\n' "$T/s.sess" | chat >"$T/load.out" 2>"$T/load.err"
 printf '/adapter nope\nHello\n' | chat >"$T/bad.out" 2>"$T/bad.err"
 [ $? -eq 0 ] && grep -q 'no adapter named "nope"' "$T/bad.err" && [ -s "$T/bad.out" ]; ok $? "unknown adapter is an error, chat goes on"
 
+# a piped chat whose message failed (the context is too small) exits 1 and says how to go on
+printf 'Hello there, this is a long message\n' | chat --ctx 8 >/dev/null 2>"$T/full.err"
+[ $? -eq 1 ] && grep -q 'context is full.*/reset' "$T/full.err"; ok $? "piped chat with a failed message exits 1: $(cat "$T/full.err")"
+
 "$DUET" chat tests/fixtures/no-such-model </dev/null >/dev/null 2>"$T/miss.err"
 [ $? -ne 0 ] && grep -q 'duet: error' "$T/miss.err"; ok $? "missing model: one error line, exit 1"
 
