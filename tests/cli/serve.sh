@@ -27,7 +27,9 @@ while [ $i -lt 100 ] && ! grep -q 'on http://' "$T/log"; do sleep 0.1; i=$((i + 
 PORT=$(sed -n 's/.*on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/log")
 [ -n "$PORT" ]; ok $? "the server starts and says its port"
 if [ -n "$PORT" ]; then
-    node tests/serve/api.mjs "http://127.0.0.1:$PORT" "$KEY" $SRV > "$T/out" 2>&1
+    asan=""
+    grep -q __asan_init "$DUET" 2>/dev/null && asan=1
+    DUET_ASAN=$asan node tests/serve/api.mjs "http://127.0.0.1:$PORT" "$KEY" $SRV > "$T/out" 2>&1
     ok $? "api.mjs"
     grep -E '^(FAIL|load:|serve_api:)' "$T/out"
     line=$(grep -E '^serve_api: [0-9]+ passed, [0-9]+ failed$' "$T/out")

@@ -331,7 +331,9 @@ async function load(clients, requests) {
   await round();
   const rss1 = rss();
   check(bad === 0 && done === clients * requests, `load ${clients}x${requests}: ${done} done, ${bad} wrong or failed, ${n503} deliberate 503s`);
-  check(rss1 <= rss0 * 1.05, `RSS after the load ${rss1} kB within 5% of after warm-up ${rss0} kB`);
+  // under ASan freed blocks wait in its quarantine, so RSS says nothing there
+  if (process.env.DUET_ASAN) console.log('RSS check skipped: the server runs under ASan');
+  else check(rss1 <= rss0 * 1.05, `RSS after the load ${rss1} kB within 5% of after warm-up ${rss0} kB`);
   console.log(`load: ${clients} clients x ${requests} requests, ${done} identical to alone, ${n503} 503s retried, RSS ${rss0} -> ${rss1} kB`);
 }
 
