@@ -98,8 +98,9 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
  * freed) while sessions are open. NULL is a no-op returning DUET_OK. */
 int duet_model_close(duet_model *m);
 
-/* The message of this model's last failed call (shared by the threads that
- * use the model; copy it out at once). Never NULL. */
+/* The message of the last failed call on this model made by the calling
+ * thread (each thread has its own: another thread's failure does not
+ * overwrite it). Valid until this thread's next call on the model. Never NULL. */
 const char *duet_model_errmsg(const duet_model *m);
 
 /* Number of adapters and the name of adapter i (borrowed; NULL if out of range). */
@@ -212,8 +213,14 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user);
 int duet_generate_all(duet_session *s, char **text);
 
 /* Makes the generation in progress (or the next one) stop within one
- * scheduler step. Any thread; safe while duet_generate runs. */
+ * scheduler step. Any thread; safe while duet_generate runs, and closing
+ * the session from that thread then waits for the generate to return. */
 void duet_session_abort(duet_session *s);
+
+/* Withdraws an abort that is waiting for the next duet_generate (one that
+ * arrived just as the previous generation ended, as a Ctrl-C watcher's
+ * can); no effect while a generation runs. */
+void duet_session_abort_cancel(duet_session *s);
 
 /* Forgets every token and message (the cache memory is kept). */
 void duet_session_clear(duet_session *s);

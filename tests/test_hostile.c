@@ -514,6 +514,214 @@ static void test_duet_files(const char *duet)
     free(img);
 }
 
+
+/* ---------------------------------------------------------------- sessions, identity */
+
+#include <xxhash.h>
+
+/* A session file rebuilt from a saved raw one (64-byte header, no messages):
+ * messages json (NULL: none) inserted, the first cached key set to key0
+ * (when not 0), the checksum recomputed. Returns the path. */
+static const char *sess_variant(const char *saved, const char *msgs, float key0, const char *out)
+{
+    size_t n;
+    unsigned char *b = duet_image_read(saved, &n);
+    if (!b || n < 72) return NULL;
+    uint32_t ml = msgs ? (uint32_t)strlen(msgs) : 0, old_ml;
+    memcpy(&old_ml, b + 56, 4);
+    size_t body = n - 8 - 64 - old_ml, len = 64 + ml + body + 8;
+    unsigned char *o = malloc(len);
+    memcpy(o, b, 64);
+    memcpy(o + 56, &ml, 4);
+    if (ml) memcpy(o + 64, msgs, ml);
+    memcpy(o + 64 + ml, b + 64 + old_ml, body);
+    int32_t n_hist;
+    memcpy(&n_hist, o + 32, 4);
+    if (key0 != 0) { /* f16 cache: the first key element */
+        uint16_t h = key0 != key0 ? 0x7e00 : 0x7c00;
+        memcpy(o + 64 + ml + 4 * (size_t)n_hist, &h, 2);
+    }
+    uint64_t sum = XXH64(o, len - 8, 0);
+    memcpy(o + len - 8, &sum, 8);
+    const char *p = path_in(out);
+    duet_image_write(p, o, len);
+    free(o);
+    free(b);
+    return p;
+}
+
+static void test_sessions(const char *duet)
+{
+    char err[512];
+    duet_model *a = NULL, *b = NULL;
+    /* B: the same file with one weight of layer 0's q_proj changed */
+    size_t len;
+    unsigned char *img = duet_image_read(duet, &len);
+    const char *other = img ? plant(img, len, "layers.0.q_proj", 7, 1, 0.123f, 0, "other.duet") : NULL;
+    free(img);
+    if (!other || duet_model_open(&a, duet, NULL, err, sizeof err) || duet_model_open(&b, other, NULL, err, sizeof err)) {
+        CHECK(0, "open the two models: %s", err);
+        duet_model_close(a);
+        return;
+    }
+    duet_session_options o;
+    duet_session_options_default(&o);
+    o.n_ctx = 64;
+    o.max_tokens = 2;
+    duet_session *sa = NULL, *sb = NULL;
+    duet_session_create(a, &o, &sa);
+    duet_session_create(b, &o, &sb);
+    duet_session_append_tokens(sa, prompt, NP);
+    duet_generate(sa, NULL, NULL);
+    const char *f = path_in("a.sess");
+    CHECK(duet_session_save(sa, f) == DUET_OK, "save: %s", duet_session_errmsg(sa));
+    int rc = duet_session_load(sb, f);
+    CHECK(rc == DUET_ERR_MISMATCH, "a session of model A into B (one weight differs): %d %s", rc, duet_session_errmsg(sb));
+    CHECK(duet_session_load(sa, f) == DUET_OK, "into A itself: %s", duet_session_errmsg(sa));
+
+    /* damaged content behind a valid checksum */
+    struct {
+        const char *msgs, *want;
+        float key0;
+    } cases[] = {
+        {"[1,2,3]", "message 0", 0},
+        {"[]", "non-empty", 0},
+        {"[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]", "UTF-8", 0},
+        {"[{\"role\":\"hacker\",\"content\":\"x\"}]", "role", 0},
+        {"[{\"role\":\"user\"}]", "content", 0},
+        {NULL, "inf or NaN", NAN},
+        {NULL, "inf or NaN", INFINITY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "bad%zu.sess", i);
+        const char *p = sess_variant(f, cases[i].msgs, cases[i].key0, nm);
+        rc = p ? duet_session_load(sa, p) : -100;
+        CHECK(rc == DUET_ERR_FORMAT && strstr(duet_session_errmsg(sa), cases[i].want), "session file %s: %d %s",
+              cases[i].msgs ? cases[i].msgs : "with a non-finite key", rc, duet_session_errmsg(sa));
+        CHECK(duet_session_n_tokens(sa) == 0, "a refused file leaves the session cleared");
+    }
+    const char *good = sess_variant(f, "[{\"role\":\"user\",\"content\":\"hi\"}]", 0, "good.sess");
+    rc = duet_session_load(sa, good);
+    CHECK(rc == DUET_OK, "a valid chat history loads: %s", duet_session_errmsg(sa));
+
+    /* append_message: unknown roles and bad UTF-8 */
+    duet_session_clear(sa);
+    CHECK(duet_session_append_message(sa, "hacker", "x") == DUET_ERR_ARG, "unknown role refused");
+    CHECK(duet_session_append_message(sa, "us\xffr", "x") == DUET_ERR_ARG, "role with invalid UTF-8 refused");
+    CHECK(duet_session_append_message(sa, "user", "bad \xc0\x80") == DUET_ERR_UTF8, "content with an overlong refused");
+    duet_session_close(sa);
+    duet_session_close(sb);
+    duet_model_close(a);
+    duet_model_close(b);
+}
+
+/* ---------------------------------------------------------------- folders, compile, calibration */
+
+static void test_folders(void)
+{
+    char err[512];
+    duet_model *m = NULL;
+    duet_model_options mo;
+    duet_model_options_default(&mo);
+    mo.tokenizer_dir = path_in("no-such-tokenizer");
+    int rc = duet_model_open(&m, BASE, &mo, err, sizeof err);
+    CHECK(rc == DUET_ERR_IO && !m && strstr(err, "tokenizer_dir"), "missing tokenizer_dir: %d %s", rc, err);
+    duet_model_close(m);
+    m = NULL;
+
+    /* a third shard with an unlisted duplicate of model.norm.weight, opened first */
+    const char *dir = base_with_config("dup", NULL);
+    char p[700];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    size_t n;
+    unsigned char *ix = duet_image_read(BASE "/model.safetensors.index.json", &n);
+    cJSON *j = ix ? cJSON_ParseWithLength((const char *)ix, n) : NULL;
+    free(ix);
+    cJSON *map = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
+    if (!map) {
+        CHECK(0, "index");
+        cJSON_Delete(j);
+        return;
+    }
+    cJSON *first = cJSON_CreateString("model-extra.safetensors");
+    first->string = strdup("extra.weight");
+    cJSON *last = map->child->prev; /* cJSON keeps the last item in child->prev */
+    first->next = map->child;       /* first in the map: its shard is opened first */
+    map->child->prev = first;
+    first->prev = last;
+    map->child = first;
+    char *txt = cJSON_PrintUnformatted(j);
+    unlink(p);
+    write_text(p, txt);
+    free(txt);
+    cJSON_Delete(j);
+    const char *hdr = "{\"extra.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                      "\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[48],\"data_offsets\":[4,196]}}";
+    size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8, tot = 8 + hl + pad + 196;
+    unsigned char *st = calloc(1, tot);
+    for (int i = 0; i < 8; i++) st[i] = (unsigned char)((uint64_t)(hl + pad) >> (8 * i));
+    memcpy(st + 8, hdr, hl);
+    memset(st + 8 + hl, ' ', pad);
+    float big = 1000.0f;
+    for (int i = 0; i < 49; i++) memcpy(st + 8 + hl + pad + 4 * i, &big, 4);
+    snprintf(p, sizeof p, "%s/model-extra.safetensors", dir);
+    duet_image_write(p, st, tot);
+    free(st);
+    rc = duet_model_open(&m, dir, NULL, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "model.norm.weight") && strstr(err, "two shards"),
+          "an unlisted duplicate in another shard: %d %s", rc, err);
+    duet_model_close(m);
+    m = NULL;
+
+    /* compile: a planted symlink at OUT.tmp is not followed */
+    const char *victim = path_in("victim.txt"), *out = path_in("sym.duet");
+    write_text(victim, "precious\n");
+    char tmpname[600], abs[4096];
+    snprintf(tmpname, sizeof tmpname, "%s.tmp", out);
+    if (realpath(victim, abs)) symlink(abs, tmpname);
+    rc = compile_with(BASE, NULL, "q8", out, err, sizeof err);
+    size_t vn;
+    unsigned char *v = duet_image_read(victim, &vn);
+    CHECK(rc == DUET_OK && v && vn == 9 && !memcmp(v, "precious\n", 9), "a symlink at OUT.tmp is left alone: %d %s", rc, err);
+    free(v);
+
+    /* calibration lines: a NUL, messages that are not objects, and one ': ' per context */
+    struct {
+        const char *line, *want;
+    } cal[] = {
+        {"{\"text\": \"abc\\u0000def\"}", "NUL"},
+        {"{\"messages\": [1, 2, 3]}", "message 0: expected an object"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "content"},
+        {"{\"text\": \"\xff\"}", "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof cal / sizeof *cal; i++) {
+        const char *cp = path_in("calib.jsonl");
+        char body[256];
+        snprintf(body, sizeof body, "{\"text\": \"fine\"}\n%s\n", cal[i].line);
+        write_text(cp, body);
+        duet_compile_options co;
+        duet_compile_options_default(&co);
+        co.quant = "q8";
+        co.calib_path = cp;
+        rc = duet_compile_file(BASE, path_in("cal.duet"), &co, err, sizeof err);
+        CHECK(rc == DUET_ERR_FORMAT && strstr(err, "calib.jsonl:2") && strstr(err, cal[i].want) && !strstr(err, ": :"),
+              "calibration line %s: %d %s", cal[i].line, rc, err);
+    }
+    const char *cp = path_in("calib.jsonl");
+    write_text(cp, "{\"text\": \"a\\u0000\"}");
+    char raw[] = "{\"text\": \"a\0b\"}\n";
+    FILE *fp = fopen(cp, "wb");
+    fwrite(raw, 1, sizeof raw - 1, fp);
+    fclose(fp);
+    duet_compile_options co;
+    duet_compile_options_default(&co);
+    co.quant = "q8";
+    co.calib_path = cp;
+    rc = duet_compile_file(BASE, path_in("cal.duet"), &co, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, "NUL"), "a raw NUL byte in a calibration line: %d %s", rc, err);
+}
+
 int main(void)
 {
     if (check_tmpdir(tmp, sizeof tmp, "hostile")) {
@@ -525,9 +733,14 @@ int main(void)
     test_options();
     char err[512], spec[600];
     snprintf(spec, sizeof spec, "alpha=%s", ALPHA);
-    const char *duet = path_in("tiny-f32.duet");
+    char duet[512]; /* path_in's buffers are reused */
+    snprintf(duet, sizeof duet, "%s", path_in("tiny-f32.duet"));
     if (compile_with(BASE, spec, "f32", duet, err, sizeof err)) CHECK(0, "compile: %s", err);
-    else test_duet_files(duet);
+    else {
+        test_duet_files(duet);
+        test_sessions(duet);
+    }
+    test_folders();
     check_rmtree(tmp);
     return check_summary("hostile");
 }

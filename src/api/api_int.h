@@ -84,6 +84,8 @@ struct duet_session {
     pthread_cond_t done;       /* the client waits here */
     atomic_int abort;
     atomic_int generating;     /* inside duet_generate: between tokens it is sampling, not idle */
+    int active;                /* (lock) inside duet_generate; close waits for 0 on `idle` */
+    pthread_cond_t idle;
 
     duet_stats stats;
     char err[512];

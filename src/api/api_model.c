@@ -11,19 +11,34 @@
 #include "load/limits.h"
 #include "run/sample.h"
 
+/* Each thread's last model message: a failing call on one thread must not
+ * overwrite the message another thread is about to read (TSan saw it). The
+ * model's own copy, under its lock, serves threads that have none. */
+static _Thread_local struct {
+    const duet_model *m;
+    char msg[512];
+} tl_err;
+
 int api_merr(duet_model *m, int code, const char *fmt, ...)
 {
     if (!m) return code;
     va_list ap;
     va_start(ap, fmt);
-    pthread_mutex_lock(&m->err_lock);
-    vsnprintf(m->err, sizeof m->err, fmt, ap);
-    pthread_mutex_unlock(&m->err_lock);
+    vsnprintf(tl_err.msg, sizeof tl_err.msg, fmt, ap);
     va_end(ap);
+    tl_err.m = m;
+    pthread_mutex_lock(&m->err_lock);
+    memcpy(m->err, tl_err.msg, sizeof m->err);
+    pthread_mutex_unlock(&m->err_lock);
     return code;
 }
 
-const char *duet_model_errmsg(const duet_model *m) { return m ? m->err : "NULL model"; }
+const char *duet_model_errmsg(const duet_model *m)
+{
+    if (!m) return "NULL model";
+    if (tl_err.m == m) return tl_err.msg;
+    return "no failed call on this model from this thread";
+}
 
 void duet_model_options_default(duet_model_options *o) { memset(o, 0, sizeof *o); }
 
@@ -36,26 +51,32 @@ static int code_of(const char *msg)
     return DUET_ERR_FORMAT;
 }
 
-/* XXH64 over the config and a sample of the embedding and output weights:
- * enough to tell models apart without reading every weight. */
+/* The identity of the weights, for session files: the config, then for a
+ * .duet the per-chunk checksums of its blob section (which cover every
+ * weight byte, adapters included), for a folder every shard's bytes. Two
+ * models that differ in any weight differ here. */
 static uint64_t model_hash(const Model *m)
 {
     const ModelConfig *c = &m->cfg;
     int v[] = {c->arch, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
                (int)m->embed.type, (int)m->lm_head.type, m->merged};
-    XXH64_state_t *st = XXH64_createState();
+    XXH3_state_t *st = XXH3_createState();
     if (!st) return 0;
-    XXH64_reset(st, 0);
-    XXH64_update(st, v, sizeof v);
-    const QMat *w[2] = {&m->embed, &m->lm_head};
-    for (int i = 0; i < 2; i++) {
-        size_t n = qmat_data_bytes(w[i]->type, w[i]->rows, w[i]->cols);
-        size_t k = n < 65536 ? n : 65536;
-        XXH64_update(st, w[i]->data, k);
-        XXH64_update(st, (const char *)w[i]->data + (n - k), k);
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, v, sizeof v);
+    if (m->meta) {
+        cJSON *j = cJSON_ParseWithLength(m->meta, m->meta_len), *h;
+        cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(j, "blob_hashes"))
+        {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(h, "xxh3");
+            if (cJSON_IsString(x)) XXH3_64bits_update(st, x->valuestring, strlen(x->valuestring));
+        }
+        cJSON_Delete(j);
+    } else {
+        for (int i = 0; i < m->ckpt.n_files; i++) XXH3_64bits_update(st, m->ckpt.files[i].map, m->ckpt.files[i].size);
     }
-    uint64_t h = XXH64_digest(st);
-    XXH64_freeState(st);
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
     return h;
 }
 
@@ -152,6 +173,13 @@ int duet_model_open(duet_model **out, const char *path, const duet_model_options
     }
     struct stat st;
     if (o->tokenizer_dir) {
+        char tp[4200];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", o->tokenizer_dir);
+        if (!file_exists(tp)) { /* asked for by name: its absence is an error, not "no tokenizer" */
+            err_set(&e, "tokenizer_dir %s: no tokenizer.json there", o->tokenizer_dir);
+            code = DUET_ERR_IO;
+            goto fail;
+        }
         if (load_text(d, o->tokenizer_dir, &e)) goto fail;
     } else if (d->m.tokenizer_json) { /* a .duet carries its own */
         if (load_text_embedded(d, path, &e)) goto fail;

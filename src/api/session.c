@@ -11,6 +11,7 @@
 #include "api/api_int.h"
 #include "load/limits.h"
 #include "text/detok.h"
+#include "text/messages.h"
 #include "text/utf8.h"
 #include "util/clock.h"
 
@@ -94,6 +95,7 @@ int duet_session_create(duet_model *m, const duet_session_options *o, duet_sessi
     s->o.n_ctx = n_ctx;
     s->adapter = ad;
     pthread_cond_init(&s->done, NULL);
+    pthread_cond_init(&s->idle, NULL);
     for (int i = 0; i < DUET_MAX_STOPS && o->stop[i]; i++)
         if (o->stop[i][0] && !(s->stops[s->n_stops++] = strdup(o->stop[i]))) goto oom;
     for (int i = 0; i < DUET_MAX_STOPS; i++) s->o.stop[i] = NULL;
@@ -192,6 +194,11 @@ void duet_session_close(duet_session *s)
     if (!s) return;
     duet_model *m = s->md;
     pthread_mutex_lock(&m->lock);
+    if (s->active) { /* misuse made safe: abort, then close, from another thread while it generates */
+        atomic_store(&s->abort, 1);
+        pthread_cond_broadcast(&m->work);
+        while (s->active) pthread_cond_wait(&s->idle, &m->lock);
+    }
     for (int i = 0; i < m->n_sess; i++)
         if (m->sess[i] == s) {
             memmove(m->sess + i, m->sess + i + 1, (size_t)(m->n_sess - i - 1) * sizeof *m->sess);
@@ -262,6 +269,8 @@ int duet_session_append_text(duet_session *s, const char *text, size_t len)
 int duet_session_append_message(duet_session *s, const char *role, const char *content)
 {
     if (!s || !role || !content) return api_serr(s, DUET_ERR_ARG, "append_message: NULL argument");
+    if (!messages_role_ok(role))
+        return api_serr(s, DUET_ERR_ARG, "append_message: role: expected \"system\", \"user\", \"assistant\" or \"tool\"");
     if (!s->md->tmpl || !s->md->tok) return api_serr(s, DUET_ERR_NOT_FOUND, "the model has no chat template or tokenizer");
     if (!s->messages && s->n_hist) return api_serr(s, DUET_ERR_STATE, "the session holds raw tokens; clear it first");
     size_t n = strlen(content);
@@ -362,9 +371,9 @@ static int is_stop_id(const duet_session *s, int tok)
     return 0;
 }
 
-int duet_generate(duet_session *s, duet_token_cb cb, void *user)
+/* duet_generate between marking the session active and idle. */
+static int generate_body(duet_session *s, duet_token_cb cb, void *user)
 {
-    if (!s) return DUET_ERR_ARG;
     double t0 = now_s(), t1 = t0;
     memset(&s->stats, 0, sizeof s->stats);
     if (s->messages) {
@@ -433,9 +442,13 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
         long at = find_stop(s, &g, &hold);
         size_t upto = at >= 0 ? (size_t)at : g.len - hold;
         if (upto < g.emitted) upto = g.emitted;
-        int stop_cb = !cb ? 0
-                      : tg ? tools_gen_emit(tg, cb, user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok, 0)
-                           : cb(user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok);
+        int stop_cb = 0;
+        if (cb) { /* the callback may take long (a slow consumer): the scheduler must not hold steps for us meanwhile */
+            atomic_store(&s->generating, 0);
+            stop_cb = tg ? tools_gen_emit(tg, cb, user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok, 0)
+                         : cb(user, g.buf ? g.buf + g.emitted : "", upto - g.emitted, tok);
+            atomic_store(&s->generating, 1);
+        }
         g.emitted = upto;
         if (at >= 0) {
             g.len = (size_t)at;
@@ -475,13 +488,29 @@ int duet_generate(duet_session *s, duet_token_cb cb, void *user)
         }
     }
     free(g.buf);
-    atomic_store(&s->abort, 0);
-    atomic_store(&s->generating, 0);
-    pthread_cond_broadcast(&s->md->work); /* the scheduler need not wait for us any more */
     double t2 = now_s();
     s->stats.ttft_s = (s->stats.n_gen ? t1 : t2) - t0;
     s->stats.gen_s = s->stats.n_gen ? t2 - t1 : 0;
+    atomic_store(&s->abort, 0);
+    atomic_store(&s->generating, 0);
+    duet_model *m = s->md;
+    pthread_cond_broadcast(&m->work); /* the scheduler need not wait for us any more */
     return finish;
+}
+
+int duet_generate(duet_session *s, duet_token_cb cb, void *user)
+{
+    if (!s) return DUET_ERR_ARG;
+    duet_model *m = s->md;
+    pthread_mutex_lock(&m->lock);
+    s->active = 1;
+    pthread_mutex_unlock(&m->lock);
+    int rc = generate_body(s, cb, user);
+    pthread_mutex_lock(&m->lock); /* the last touch of s: a close waiting on another thread may free it now */
+    s->active = 0;
+    pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
 }
 
 static int collect(void *user, const char *piece, size_t len, int token)
@@ -507,6 +536,14 @@ int duet_generate_all(duet_session *s, char **text)
 void duet_session_abort(duet_session *s)
 {
     if (s) atomic_store(&s->abort, 1);
+}
+
+void duet_session_abort_cancel(duet_session *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->md->lock);
+    if (!s->active) atomic_store(&s->abort, 0); /* only an abort still waiting for the next generate */
+    pthread_mutex_unlock(&s->md->lock);
 }
 
 void duet_session_clear(duet_session *s)

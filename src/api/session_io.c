@@ -14,6 +14,8 @@
 #include <xxhash.h>
 
 #include "api/api_int.h"
+#include "load/limits.h"
+#include "text/messages.h"
 
 #define SESS_MAGIC "DUETSESS"
 #define SESS_VERSION 1u
@@ -106,9 +108,15 @@ static int load_body(duet_session *s, FILE *f, const char *path, XXH64_state_t *
             return api_serr(s, DUET_ERR_FORMAT, "%s: truncated", path);
         }
         msgs[h.msg_len] = 0;
-        s->messages = cJSON_Parse(msgs);
+        s->messages = strlen(msgs) == h.msg_len ? cJSON_Parse(msgs) : NULL; /* no NUL inside */
         free(msgs);
-        if (!cJSON_IsArray(s->messages)) return api_serr(s, DUET_ERR_FORMAT, "%s: bad message history", path);
+        Err e;
+        char where[4200];
+        snprintf(where, sizeof where, "%s: message history", path);
+        if (!s->messages) return api_serr(s, DUET_ERR_FORMAT, "%s: message history: not JSON", path);
+        if (messages_check(s->messages, where, &e)) return api_serr(s, DUET_ERR_FORMAT, "%s", e.msg);
+        if (!s->md->tmpl || !s->md->tok)
+            return api_serr(s, DUET_ERR_MISMATCH, "%s: a chat session, but this model has no chat template or tokenizer", path);
     }
     if (get(f, x, s->hist, (size_t)h.n_hist * sizeof *s->hist)) return api_serr(s, DUET_ERR_FORMAT, "%s: truncated", path);
     for (int i = 0; i < h.n_hist; i++)
@@ -123,6 +131,19 @@ static int load_body(duet_session *s, FILE *f, const char *path, XXH64_state_t *
     uint64_t sum;
     if (fread(&sum, sizeof sum, 1, f) != 1 || sum != XXH64_digest(x))
         return api_serr(s, DUET_ERR_FORMAT, "%s: checksum mismatch (damaged file)", path);
+    /* a valid checksum says nothing about the values: NaN keys or values would poison every answer */
+    size_t n_val = (size_t)h.n_past * s->kv.kv_dim;
+    for (int l = 0; l < s->kv.n_layers; l++) {
+        size_t off = (size_t)l * s->kv.n_ctx * s->kv.kv_dim;
+        for (int half = 0; half < 2; half++) {
+            const void *base = half ? s->kv.v : s->kv.k;
+            size_t bad = s->kv.type == KV_F16 ? limit_first_nonfinite_f16((const uint16_t *)base + off, n_val)
+                                              : limit_first_nonfinite((const float *)base + off, n_val);
+            if (bad < n_val)
+                return api_serr(s, DUET_ERR_FORMAT, "%s: layer %d: cached %s at position %zu holds inf or NaN", path, l,
+                                half ? "value" : "key", bad / (size_t)s->kv.kv_dim);
+        }
+    }
     s->n_hist = h.n_hist;
     s->n_past = h.n_past;
     s->smp.rng = h.rng;

@@ -50,6 +50,7 @@ typedef struct Chat {
     atomic_int generating, quit;
     atomic_int seen_sigint;   /* sigint_count already handled */
     int failed;               /* a message got an error: a piped chat exits 1 */
+    pthread_mutex_t lock;     /* the watcher's check of `generating` and its abort are one step */
 } Chat;
 
 /* Turns a Ctrl-C during generation into duet_session_abort (which also
@@ -58,10 +59,12 @@ static void *watcher(void *arg)
 {
     Chat *c = arg;
     while (!atomic_load(&c->quit)) {
+        pthread_mutex_lock(&c->lock);
         if (atomic_load(&c->generating) && sigint_count != atomic_load(&c->seen_sigint)) {
             atomic_store(&c->seen_sigint, sigint_count);
             duet_session_abort(c->s);
         }
+        pthread_mutex_unlock(&c->lock);
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -96,7 +99,10 @@ static void answer(Chat *c, int tty)
 {
     atomic_store(&c->generating, 1);
     int rc = duet_generate(c->s, on_piece, c);
+    pthread_mutex_lock(&c->lock);
     atomic_store(&c->generating, 0);
+    duet_session_abort_cancel(c->s); /* a Ctrl-C that came as the answer ended must not stop the next one */
+    pthread_mutex_unlock(&c->lock);
     char *rest = toolcall_finish(c->tp, NULL);
     if (rest) {
         fputs(rest, stdout);
@@ -281,6 +287,7 @@ int cmd_chat(int argc, char **argv)
         fprintf(stderr, "sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
                 so.temperature, so.top_k, so.top_p, so.min_p, so.repetition_penalty, (unsigned long long)so.seed);
     Chat c = {0};
+    pthread_mutex_init(&c.lock, NULL);
     if (duet_session_create(m, &so, &c.s)) {
         int rc = cli_error("%s", duet_model_errmsg(m));
         duet_model_close(m);

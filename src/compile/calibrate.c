@@ -10,6 +10,7 @@
 #include "compile/compile_int.h"
 #include "run/seq.h"
 #include "text/chat.h"
+#include "text/messages.h"
 #include "text/tokenizer.h"
 #include "util/json.h"
 
@@ -31,6 +32,14 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
 {
     char name[600];
     snprintf(name, sizeof name, "%s:%d", path, lineno);
+    /* a NUL (raw, or \u0000 in a string) would cut the text where C strings end */
+    if (memchr(line, 0, len)) return err_set(e, "%s: a NUL byte in the line", name), NULL;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (line[i] == '\\') {
+            if (line[i + 1] == 'u' && i + 5 < len && !memcmp(line + i + 2, "0000", 4))
+                return err_set(e, "%s: \\u0000 (NUL) in a string: calibration text cannot hold NUL", name), NULL;
+            i++; /* the escaped character */
+        }
     cJSON *j = json_parse(line, len, name, e);
     if (!j) return NULL;
     char *out = NULL;
@@ -40,10 +49,14 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
         err_set(e, "%s: expected a JSON object with \"text\" or \"messages\"", name);
     } else if (txt) {
         if (!cJSON_IsString(txt) || !txt->valuestring[0]) err_set(e, "%s: field \"text\": expected a non-empty string", name);
+        else if (!messages_utf8_ok(txt->valuestring, strlen(txt->valuestring)))
+            err_set(e, "%s: field \"text\": invalid UTF-8", name);
         else if (!(out = strdup(txt->valuestring))) err_set(e, "out of memory");
     } else if (msgs) {
-        if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
-            err_set(e, "%s: field \"messages\": expected a non-empty array of {role, content}", name);
+        char where[700];
+        snprintf(where, sizeof where, "%s: field \"messages\"", name);
+        if (messages_check(msgs, where, e)) {
+            /* e says which message and field */
         } else {
             if (!*ct) {
                 char p[4096];
@@ -51,7 +64,7 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
                 *ct = chat_template_load_file(p, e);
             }
             if (*ct) out = chat_template_render(*ct, msgs, NULL, 0, e);
-            if (!out) err_prefix(e, "%s: ", name);
+            if (!out) err_prefix(e, "%s", name);
         }
     } else {
         err_set(e, "%s: expected a field \"text\" or \"messages\"", name);

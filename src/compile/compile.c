@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "compile/compile_int.h"
@@ -155,10 +156,20 @@ int duet_compile(const CompileOpts *o, Err *e)
     cJSON *cj = NULL;
     Kern *k = NULL;
     int rc = -1, quantized = o->quant == DT_Q8 || o->quant == DT_Q4;
-    size_t plen = strlen(o->out_path) + 8;
+    /* the temporary beside OUT gets a fresh unpredictable name (mkstemp:
+     * O_EXCL, so a planted OUT.tmp symlink cannot redirect the write) */
+    size_t plen = strlen(o->out_path) + 16;
     char *tmp = malloc(plen);
     if (!tmp) return err_set(e, "out of memory");
-    snprintf(tmp, plen, "%s.tmp", o->out_path);
+    snprintf(tmp, plen, "%s.tmp.XXXXXX", o->out_path);
+    int tfd = mkstemp(tmp);
+    if (tfd < 0) {
+        err_set(e, "%s: cannot create a temporary file beside it", o->out_path);
+        free(tmp);
+        return -1;
+    }
+    fchmod(tfd, 0644);
+    close(tfd);
     if (open_all(&src, o, e)) goto out;
     if (o->group_type[CG_LM_HEAD] && src.cfg.tie_embeddings) {
         err_set(e, "%s: the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE, not lm_head=",

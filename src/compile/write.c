@@ -1,7 +1,9 @@
 /* write.c - the .duet file layout (docs/FORMAT.md): header, JSON meta,
  * then the blob section (tokenizer files, then every tensor 64-byte aligned)
  * hashed in chunks; and duet_compile(), the whole compile step. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -406,7 +408,9 @@ int duet_write(const char *path, const QModel *qm, const char *base_dir, const C
     put_u64(hdr + 40, w.end - w.blob_off);
     put_u64(hdr + 48, XXH3_64bits(mbuf, (size_t)meta_size));
     put_u64(hdr + 56, XXH3_64bits(hdr, 56));
-    f = fopen(path, "wb");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a symlink */
+    f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f && fd >= 0) close(fd);
     if (!f) {
         free(mbuf);
         rc = err_set(e, "%s: cannot create the file", path);

@@ -26,6 +26,8 @@ static int add_shard(Checkpoint *c, const char *fname, Err *e)
     return 0;
 }
 
+static int name_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static int open_index(Checkpoint *c, const char *path, Err *e)
 {
     cJSON *j = json_parse_file(path, e);
@@ -39,6 +41,22 @@ static int open_index(Checkpoint *c, const char *path, Err *e)
         if (!cJSON_IsString(m)) rc = err_set(e, "%s: weight_map[\"%s\"]: expected a file name", path, m->string);
         else rc = add_shard(c, m->valuestring, e);
     }
+    /* a name in two shards: which copy is meant? Refuse rather than pick */
+    size_t total = 0;
+    for (int i = 0; i < c->n_files; i++) total += (size_t)c->files[i].n;
+    const char **names = rc ? NULL : malloc((total ? total : 1) * sizeof *names);
+    if (!rc && !names) rc = err_set(e, "out of memory");
+    if (!rc) {
+        size_t k = 0;
+        for (int i = 0; i < c->n_files; i++)
+            for (int t = 0; t < c->files[i].n; t++) names[k++] = c->files[i].t[t].name;
+        qsort(names, total, sizeof *names, name_cmp);
+        for (size_t i = 1; i < total && !rc; i++)
+            if (!strcmp(names[i - 1], names[i]))
+                rc = err_set(e, "%s: tensor \"%.200s\" is in two shards (the index names one): refusing to guess", path,
+                             names[i]);
+    }
+    free(names);
     /* the index is a promise: every tensor it lists must be in its shard */
     for (const cJSON *m = map ? map->child : NULL; m && !rc; m = m->next) {
         const StFile *sf = NULL;
@@ -49,6 +67,20 @@ static int open_index(Checkpoint *c, const char *path, Err *e)
         if (!sf || !st_find(sf, m->string))
             rc = err_set(e, "%s: tensor \"%s\" is listed in shard %s, which does not hold it", path, m->string, m->valuestring);
     }
+    /* and a tensor of a shard that the index does not list is not the model's: refuse it */
+    int nk = rc ? 0 : cJSON_GetArraySize(map), k = 0;
+    const char **keys = rc ? NULL : malloc((size_t)(nk ? nk : 1) * sizeof *keys);
+    if (!rc && !keys) rc = err_set(e, "out of memory");
+    for (const cJSON *m = keys ? map->child : NULL; m; m = m->next) keys[k++] = m->string;
+    if (keys) qsort(keys, (size_t)nk, sizeof *keys, name_cmp);
+    for (int i = 0; i < c->n_files && !rc; i++)
+        for (int t = 0; t < c->files[i].n && !rc; t++) {
+            const char *tn = c->files[i].t[t].name;
+            if (!bsearch(&tn, keys, (size_t)nk, sizeof *keys, name_cmp))
+                rc = err_set(e, "%s: tensor \"%.200s\" of shard %s is not in the index", path, tn,
+                             strrchr(c->files[i].path, '/') + 1);
+        }
+    free(keys);
     cJSON_Delete(j);
     return rc;
 }

@@ -85,6 +85,7 @@ static size_t first_bad32(const void *p, size_t n)
 }
 
 size_t limit_first_nonfinite(const float *x, size_t n) { return first_bad32(x, n); }
+size_t limit_first_nonfinite_f16(const uint16_t *x, size_t n) { return first_bad16(x, n, 0x7c00); }
 
 int limit_finite_qmat(const QMat *q, const char *file, const char *name, Err *e)
 {

@@ -46,6 +46,8 @@ char *limit_escape(char *out, size_t cap, const char *s);
 /* Index of the first value of x[0..n) that is inf or NaN, or n when all
  * are finite. */
 size_t limit_first_nonfinite(const float *x, size_t n);
+/* The same for n IEEE half floats (a KV cache in f16). */
+size_t limit_first_nonfinite_f16(const uint16_t *x, size_t n);
 
 /* Checks that every value of q is finite (the data of f32 / f16 / bf16
  * weights, the scales of q8 / q4 ones, in_scale): weights holding inf or

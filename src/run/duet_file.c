@@ -325,7 +325,7 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
     a->pairs = calloc((size_t)c->n_layers * P_COUNT, sizeof *a->pairs);
     if (!a->name || !a->source || !a->pairs) return err_set(e, "out of memory");
     snprintf(a->source, sl, "%s#%s", P->name, name);
-    if (cJSON_IsString(hs)) a->hash = strtoull(hs->valuestring, NULL, 16);
+    (void)hs; /* "source_hash" is informative; the identity below is computed from the weights */
     char what[160];
     snprintf(what, sizeof what, "adapter \"%s\" pair", name);
     for (const cJSON *po = pairs->child; po; po = po->next) {
@@ -354,6 +354,21 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
         lp->A = *qa;
         lp->B = *qb;
     }
+    /* the adapter's identity (session files): every pair's scale, A, B and DoRA factors */
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) return err_set(e, "out of memory");
+    XXH3_64bits_reset(h);
+    for (int i = 0; i < c->n_layers * P_COUNT; i++) {
+        const LoraPair *lp = &a->pairs[i];
+        if (!lp->r) continue;
+        XXH3_64bits_update(h, &i, sizeof i);
+        XXH3_64bits_update(h, &lp->scale, sizeof lp->scale);
+        XXH3_64bits_update(h, lp->A.data, qmat_data_bytes(lp->A.type, lp->A.rows, lp->A.cols));
+        XXH3_64bits_update(h, lp->B.data, qmat_data_bytes(lp->B.type, lp->B.rows, lp->B.cols));
+        if (lp->dora) XXH3_64bits_update(h, lp->dora, (size_t)lp->B.rows * sizeof(float));
+    }
+    a->hash = XXH3_64bits_digest(h) | 1; /* never 0, the base's mark */
+    XXH3_freeState(h);
     return 0;
 }
 
