@@ -95,10 +95,14 @@ install: $(BUILD)/duet $(BUILD)/libduet.so $(BUILD)/libduet.a
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
-clean:
-	rm -rf build build-asan build-arm64
+# ThreadSanitizer on the tests that drive the library from several threads
+# (the scheduler, per-thread errors, abort + close); a race fails the run
+TSAN_TESTS = test_concurrency
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
+	@for t in $(TSAN_TESTS); do DUET_TEST_NO_TIMING=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build-tsan/tests/$$t || exit 1; done
 
-.PHONY: all test asan clean examples install
+.PHONY: all test asan tsan clean examples install
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # The main job on the model that ships with the tests (random weights: the

@@ -135,7 +135,10 @@ int main(void)
         if (b > beside) beside = b;
     }
     printf("slow consumer: a fast session %.0f tok/s alone, %.0f tok/s beside one sleeping 50 ms per token\n", alone, beside);
-    CHECK(beside > 0.8 * alone, "the fast session keeps its pace beside a slow consumer: %.0f vs %.0f tok/s", beside, alone);
+    if (getenv("DUET_TEST_NO_TIMING")) /* a sanitizer build: too slow for a timing claim */
+        printf("slow consumer: timing not checked (DUET_TEST_NO_TIMING)\n");
+    else
+        CHECK(beside > 0.8 * alone, "the fast session keeps its pace beside a slow consumer: %.0f vs %.0f tok/s", beside, alone);
 
     /* abort then close from another thread during a generate (was a use after free) */
     for (int r = 0; r < 5; r++) {
