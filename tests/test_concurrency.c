@@ -4,6 +4,7 @@
  * slow another session; abort then close from another thread while a
  * generate runs. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,18 @@ static void *err_job(void *arg)
     return NULL;
 }
 
+static atomic_int streaming; /* set by `started` at the first token */
+
+static int started(void *user, const char *piece, size_t len, int token)
+{
+    (void)user;
+    (void)piece;
+    (void)len;
+    (void)token;
+    atomic_store(&streaming, 1);
+    return 0;
+}
+
 static int sleepy(void *user, const char *piece, size_t len, int token)
 {
     (void)piece;
@@ -63,7 +76,7 @@ static void *gen_job(void *arg)
     duet_session_clear(g->s);
     duet_session_append_tokens(g->s, prompt, NP);
     double t0 = now_s();
-    g->rc = duet_generate(g->s, g->sleep_ms > 0 ? sleepy : NULL, &g->sleep_ms);
+    g->rc = duet_generate(g->s, g->sleep_ms > 0 ? sleepy : g->sleep_ms < 0 ? started : NULL, &g->sleep_ms);
     g->secs = now_s() - t0;
     if (g->sleep_ms < 0) return NULL; /* closed by another thread meanwhile: s is gone */
     duet_stats st;
@@ -146,8 +159,13 @@ int main(void)
         if (!s) break;
         GenJob g = {s, -1, 0, 0, 0};
         pthread_t t;
+        atomic_store(&streaming, 0);
         pthread_create(&t, NULL, gen_job, &g);
-        struct timespec w = {0, (1 + r) * 2000000L};
+        while (!atomic_load(&streaming)) { /* the generate runs: the documented case */
+            struct timespec w = {0, 100000L};
+            nanosleep(&w, NULL);
+        }
+        struct timespec w = {0, r * 1000000L};
         nanosleep(&w, NULL);
         duet_session_abort(s);
         duet_session_close(s); /* waits for the generate to return */

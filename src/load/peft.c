@@ -424,7 +424,8 @@ static int load(Adapter *a, const char *dir, const ModelConfig *cfg, const char 
             XXH64_reset(h, 0);
             XXH64_update(h, ctext, clen);
             XXH64_update(h, st.map, st.size);
-            a->hash = XXH64_digest(h) | 1; /* never 0, the base's mark in session files */
+            a->hash = XXH64_digest(h);
+            if (!a->hash) a->hash = 1; /* never 0, the base's mark in session files */
             XXH64_freeState(h);
         }
     }
