@@ -102,6 +102,9 @@ tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
 	@for t in $(TSAN_TESTS); do DUET_TEST_NO_TIMING=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build-tsan/tests/$$t || exit 1; done
 
+clean:
+	rm -rf build build-asan build-tsan build-arm64
+
 .PHONY: all test asan tsan clean examples install
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
