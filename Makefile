@@ -108,17 +108,9 @@ clean:
 .PHONY: all test asan tsan clean examples install
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-# The main job on the model that ships with the tests (random weights: the
-# text is noise, the pipeline is real): compile base + two LoRA adapters into
-# one .duet file, then answer one chat message with each adapter.
-DEMO_SRC = tests/fixtures/models
+# The demo: the small model train/ made (demo/base + PEFT adapters demo/tools
+# and demo/shell) compiled q4 with a calibration set into one .duet, then a
+# tool call, a command explanation and a man page continuation (demo/demo.sh).
 demo: $(BUILD)/duet
-	$(BUILD)/duet compile $(DEMO_SRC)/tiny-qwen2 --lora alpha=$(DEMO_SRC)/tiny-qwen2-lora-alpha \
-	    --lora beta=$(DEMO_SRC)/tiny-qwen2-lora-beta --quant q8 -o $(BUILD)/demo.duet
-	$(BUILD)/duet inspect $(BUILD)/demo.duet
-	@for a in base alpha beta; do \
-	    echo "--- adapter $$a (random weights: expect noise) ---"; \
-	    if [ $$a = base ]; then sel=""; else sel="--adapter $$a"; fi; \
-	    $(BUILD)/duet generate $(BUILD)/demo.duet $$sel --chat "What is the CPU temp?" --max-tokens 24 --greedy -v || exit 1; \
-	done
+	sh demo/demo.sh $(BUILD)/duet $(BUILD)/demo.duet
 .PHONY: demo

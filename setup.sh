@@ -1,7 +1,8 @@
 #!/bin/sh
 # setup.sh - installs what duet needs to build (Debian / Raspberry Pi OS),
-# builds it, and runs the demo: the tiny fixture checkpoint with its two
-# LoRA adapters compiled into one .duet file, then a chat turn through each.
+# builds it, and runs the demo (demo/demo.sh): the small model train/ made,
+# with its two LoRA adapters, compiled into one .duet file, then a tool call,
+# a command explanation and a man page continuation.
 set -e
 PKGS="gcc make libcjson-dev libpcre2-dev libutf8proc-dev libxxhash-dev libedit-dev libmicrohttpd-dev"
 missing=""

@@ -199,12 +199,74 @@ Q = {
     },
 }
 
+# Generic question frames around a noun phrase ({k}); TRAIN and EVAL frames differ.
+FRAMES = {
+    "train": ["What is the {k}?", "What's the {k}?", "Tell me the {k}.", "Show me the {k}.", "Check the {k}.",
+              "Can you check the {k}?", "Give me the {k}.", "{k}?", "{k} please", "I want to know the {k}.",
+              "Could you tell me the {k}?", "Get the {k}.", "Read the {k}.", "Let me see the {k}.",
+              "Display the {k}.", "How about the {k}?", "Look up the {k}.", "Current {k}?", "Can I get the {k}?",
+              "Fetch the {k}.", "Please show the {k}.", "What is the current {k}?", "Do you know the {k}?",
+              "Report the {k}.", "Need the {k}.", "What does the {k} say?", "Find the {k}.", "Show the {k} now."],
+    "eval": ["I'd like to see the {k}.", "Would you report the {k}?", "Mind checking the {k}?",
+             "Quick check of the {k}, please.", "Can you find out the {k}?", "I'm curious about the {k}.",
+             "Pull up the {k}.", "Could I have the {k}?", "Let me know the {k}.", "What would the {k} be?"],
+}
+# Noun phrases per intent, with the argument slot where it goes. TRAIN nouns are
+# used by both splits (a person asking about the disk says "disk"); EVAL-only
+# nouns add wordings the adapter never saw.
+NOUNS = {
+    "temp": {"train": ["CPU temperature{unit}", "cpu temp{unit}", "processor temperature{unit}",
+                       "temperature of the CPU{unit}", "CPU's temperature{unit}", "chip temperature{unit}",
+                       "core temperature{unit}", "thermal reading{unit}", "temperature{unit}", "temp{unit}",
+                       "SoC temperature{unit}", "CPU heat{unit}", "heat of the processor{unit}",
+                       "temperature of this machine{unit}", "processor temp{unit}", "thermal sensor reading{unit}",
+                       "CPU thermals{unit}", "temperature of the chip{unit}"],
+             "eval": ["thermal state of the CPU{unit}", "heat level of the chip{unit}", "processor heat{unit}"]},
+    "load": {"train": ["load average", "system load", "CPU load", "load", "load averages", "load on the system",
+                       "server load", "15 minute load average", "load numbers", "machine load", "CPU utilisation",
+                       "CPU usage", "1 minute load", "current load", "load of this box"],
+             "eval": ["workload of the machine", "load level", "average load"]},
+    "mem": {"train": ["memory usage", "RAM usage", "free memory", "available memory", "memory", "RAM", "used memory",
+                      "memory stats", "total memory", "memory consumption", "free RAM", "RAM left", "memory left",
+                      "amount of free memory", "memory use", "RAM situation"],
+            "eval": ["state of the memory", "remaining RAM", "memory situation"]},
+    "disk": {"train": ["disk usage{on}", "disk space{on}", "free disk space{on}", "free space{on}", "storage{on}",
+                       "storage usage{on}", "disk{on}", "space left{on}", "used disk space{on}",
+                       "file system usage{on}", "remaining storage{on}", "disk capacity{on}", "room on the disk{on}",
+                       "free gigabytes{on}", "disk fill{on}", "storage space{on}"],
+             "eval": ["storage situation{on}", "disk fill level{on}", "capacity left on disk{on}"]},
+    "uptime": {"train": ["uptime", "system uptime", "time since boot", "time since the last reboot",
+                         "time since last restart", "running time", "boot time", "uptime of this machine",
+                         "time the machine has been up", "days since the last reboot"],
+               "eval": ["time since startup", "continuous running time"]},
+    "time": {"train": ["time", "date", "current time", "current date", "date and time", "time of day",
+                       "day of the week", "weekday", "local time", "clock", "time zone", "today's date",
+                       "current hour", "date today"],
+             "eval": ["system clock", "present date", "hour and date"]},
+    "host": {"train": ["hostname", "host name", "machine name", "name of this machine", "computer name",
+                       "name of this computer", "system name", "name of this host", "network name of this box",
+                       "name of the device"],
+             "eval": ["name of this box", "host's name"]},
+    "net": {"train": ["IP address{ifc}", "IP{ifc}", "IP addresses{ifc}", "network addresses{ifc}", "local IP{ifc}",
+                      "IPv4 address{ifc}", "IPv6 address{ifc}", "network address{ifc}", "address of this machine",
+                      "network interfaces", "IP of this box", "LAN address{ifc}", "addresses{ifc}"],
+            "eval": ["assigned address{ifc}", "network configuration{ifc}", "addresses on the network"]},
+    "proc": {"train": ["top processes{by}", "processes{by}", "running processes{by}", "busiest processes{by}",
+                       "biggest processes{by}", "process list{by}", "top programs{by}", "heaviest processes{by}",
+                       "top {n} processes{by}", "{n} busiest processes{by}", "{n} biggest programs{by}",
+                       "programs using the most CPU", "processes using the most memory", "tasks using the CPU",
+                       "resource hogs", "top {n} memory users", "top {n} CPU users", "process table{by}"],
+             "eval": ["hungriest programs{by}", "{n} most demanding tasks{by}", "processes eating resources"]},
+}
+
 # which slots each intent's arguments come from
-PREFIX = {"train": ["", "", "", "", "Hey, ", "Hi! ", "Please, ", "Quick question: ", "Can you tell me: ", "ok ",
-                    "Hello. ", "I need to know: "],
-          "eval": ["", "", "Excuse me, ", "Yo, ", "One thing: ", "Hmm, ", "Good morning! "]}
-SUFFIX = {"train": ["", "", "", "", " Thanks.", " thanks", " please", " right now"],
-          "eval": ["", "", " Cheers.", " Thank you!", " if you can"]}
+PREFIX = {"train": ["", "", "", "", "", "", "Hey, ", "Hi! ", "Hello. ", "Good morning! ", "Good evening. ",
+                    "Please, ", "Quick question: ", "Yo, ", "Hmm, ", "Excuse me, ", "So, ", "Well, ", "OK, ", "ok ",
+                    "Can you tell me: ", "I need to know: ", "One thing: ", "Hi there. "],
+          "eval": ["", "", "", "Greetings! ", "Hey there, ", "Sorry to bother you, ", "Right, ", "Morning! "]}
+SUFFIX = {"train": ["", "", "", "", "", "", " Thanks.", " thanks", " Thank you!", " Cheers.", " please", " right now",
+                    " now", " at the moment", " on this machine", " on this box", " if you can"],
+          "eval": ["", "", "", " Much appreciated.", " Ta.", " if possible", " when you get a chance", " currently"]}
 UNIT_F = {"train": [" in Fahrenheit", " in fahrenheit", " in °F", " in degrees Fahrenheit", " (Fahrenheit)", " in F"],
           "eval": [" using Fahrenheit", " in Fahrenheit degrees", ", Fahrenheit please", " in deg F"]}
 UNIT_C = {"train": [" in Celsius", " in celsius", " in °C", " in degrees Celsius", " in C"],
@@ -229,7 +291,12 @@ INTENT_TOOL = {"temp": "get_cpu_temperature", "load": "get_load_average", "mem":
                "net": "get_network_addresses", "proc": "get_top_processes"}
 
 # a second question joined to a first one ("X and Y?")
-JOIN = {"train": [" And ", " Also, ", " Plus: ", " and also ", " "], "eval": [" Additionally, ", " Oh, and ", " As well: "]}
+JOIN = {"train": [" And ", " Also, ", " Plus: ", " and also ", " ", " Oh and ", "; ", " And what about this: "],
+        "eval": [" Additionally, ", " As well: ", " On top of that, "]}
+# two noun phrases in one question
+PAIR = {"train": ["What are the {a} and the {b}?", "Show me the {a} and {b}.", "{a} and {b}?",
+                  "Tell me the {a} and the {b}.", "Check the {a} and the {b}.", "Give me the {a} plus the {b}."],
+        "eval": ["I'd like the {a} as well as the {b}.", "Could you report both the {a} and the {b}?"]}
 
 
 def _rand_path(r):
@@ -248,7 +315,16 @@ def _rand_iface(r):
 
 def make_question(r, intent, split):
     """Returns (question text, arguments dict) for one intent."""
-    t = r.choice(Q[intent][split])
+    if r.random() < 0.55:
+        nouns = NOUNS[intent]["train"] + (NOUNS[intent]["eval"] * 3 if split == "eval" else [])
+        t = r.choice(FRAMES[split]).replace("{k}", r.choice(nouns))
+    else:
+        t = r.choice(Q[intent][split])
+    return fill_slots(r, t, intent, split)
+
+
+def fill_slots(r, t, intent, split):
+    """Fills a question's {unit} {on} {ifc} {ifn} {n} {by} slots; returns (text, arguments)."""
     args = {}
     if intent == "temp":
         u = r.random()
@@ -279,11 +355,13 @@ def make_question(r, intent, split):
         else:
             t = t.replace("{ifc}", "")
     elif intent == "proc":
-        if "{n}" in t:
+        if "{n}" in t and (r.random() < 0.8 or "{n} " not in t):
             n = r.choice([1, 2, 3, 3, 4, 5, 5, 6, 7, 8, 10, 10, 12, 15, 20])
             words = r.random() < 0.35 and n in NUM_WORDS
             t = t.replace("{n}", NUM_WORDS[n] if words else str(n))
             args["count"] = n
+        else:
+            t = t.replace("{n} ", "").replace("{n}", "")
         by = r.random()
         if "{by}" in t and by < 0.4:
             t = t.replace("{by}", r.choice(BY_MEM[split]))
@@ -308,7 +386,7 @@ def style(r, t, split):
     pre, suf = r.choice(PREFIX[split]), r.choice(SUFFIX[split])
     if pre.endswith(", ") and r.random() < 0.6 and not t.startswith("I ") and not t.startswith("I'"):
         t = t[0].lower() + t[1:]
-    if suf in (" please", " right now", " if you can") and t[-1:] in "?.!":
+    if suf[1:2].islower() and t[-1:] in "?.!":
         t = t[:-1] + suf + t[-1]
     else:
         t = t + suf
@@ -527,11 +605,18 @@ def conversation(r, split, intents=None, n_q=None):
     if intents is None:
         intents = r.sample(sorted(Q), n_q)
     qs, calls = [], []
+    pair = len(intents) == 2 and r.random() < 0.35
     for it in intents:
-        t, a = make_question(r, it, split)
+        if pair:
+            nouns = NOUNS[it]["train"] + (NOUNS[it]["eval"] * 2 if split == "eval" else [])
+            t, a = fill_slots(r, r.choice(nouns), it, split)
+        else:
+            t, a = make_question(r, it, split)
         qs.append(t)
         calls.append({"name": INTENT_TOOL[it], "arguments": a})
-    if len(qs) == 1:
+    if pair:
+        text = style(r, r.choice(PAIR[split]).replace("{a}", qs[0]).replace("{b}", qs[1]), split)
+    elif len(qs) == 1:
         text = style(r, qs[0], split)
     else:
         second = qs[1]
