@@ -13,8 +13,10 @@ import duet
 from conftest import ADAPTERS, BASE, DUET, NAMES
 
 
-def cli_greedy(model_path, prompt, adapter=None, n=16):
-    cmd = [DUET, "generate", model_path, "--prompt", prompt, "--max-tokens", str(n), "--greedy", "--ignore-eos"]
+def cli_greedy(model_path, prompt, adapter=None, n=16, eos=False):
+    cmd = [DUET, "generate", model_path, "--prompt", prompt, "--max-tokens", str(n), "--greedy"]
+    if not eos:
+        cmd += ["--ignore-eos"]
     if adapter:
         cmd += ["--adapter", adapter]
     out = subprocess.run(cmd, capture_output=True, check=True)
@@ -47,10 +49,16 @@ def test_compile_progress_and_errors(tmp_path):
 
 @pytest.mark.parametrize("adapter", [None] + NAMES)
 def test_greedy_equals_cli(compiled, model, adapter):
-    prompt = "The quick brown fox"
+    # text the demo model knows (a man page; a chat turn for the tools adapter):
+    # confident next tokens (on text it knows little of, near-ties can break
+    # apart between two summation orders); stopping at the end of turn as both
+    # sides do by default
+    prompt = "NAME\n       ls - list directory contents\n\nSYNOPSIS\n"
+    if adapter == "tools":  # its own domain: a chat turn that asks for a tool
+        prompt = "<|im_start|>user\nWhat is the load average?<|im_end|>\n<|im_start|>assistant\n"
     with model.session(adapter=adapter) as s:
-        text = s.generate(prompt, max_tokens=16, temperature=0, ignore_eos=True)
-    assert text == cli_greedy(compiled, prompt, adapter)
+        text = s.generate(prompt, max_tokens=16, temperature=0)
+    assert text == cli_greedy(compiled, prompt, adapter, eos=True)
 
 
 def test_stream_joins_to_the_same_text(model):
