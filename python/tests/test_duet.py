@@ -212,12 +212,17 @@ def test_ctrl_c_aborts_generate(compiled):
             "    print('interrupted', s.stats.generated_tokens < 4000, flush=True)\n"
             "s.close(); m.close()\n")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(duet.__file__), ".."))
-    p = subprocess.Popen([sys.executable, "-c", code, compiled], stdout=subprocess.PIPE, env=env)
-    assert p.stdout.readline().strip() == b"started"
-    time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=20)
-    assert out.strip() == b"interrupted True" and p.returncode == 0
+    p = subprocess.Popen([sys.executable, "-c", code, compiled], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    try:
+        assert p.stdout.readline().strip() == b"started"
+        time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert out.strip() == b"interrupted True" and p.returncode == 0, (out, err[-2000:])
 
 
 def test_pip_install_without_network(tmp_path):
