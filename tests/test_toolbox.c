@@ -7,13 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "agent/agent.h"
 #include "duet.h"
 
 static char tmp[256];
@@ -72,13 +75,11 @@ static void test_builtin(void)
         {"get_cpu_temperature", "{}", "{\"sensor\":\"x86_pkg_temp\",\"temperature\":52.1,\"unit\":\"celsius\"}"},
         {"get_cpu_temperature", "{\"unit\":\"fahrenheit\"}", "\"temperature\":125.8,\"unit\":\"fahrenheit\""},
         {"get_load_average", "{}", "{\"load1\":0.52,\"load5\":0.48,\"load15\":0.4,\"cpus\":4}"},
-        {"get_memory_usage", "{}", "{\"total_mb\":7812,\"used_mb\":1953,\"available_mb\":5859,\"percent_used\":25}"},
+        {"get_memory_usage", "{}", "{\"total_mb\":7812,\"used_mb\":1953,\"available_mb\":5859,\"percent_used\":25.0}"},
         {"get_uptime", "{}", "{\"seconds\":93784,\"text\":\"1 day, 2 hours, 3 minutes\"}"},
         {"get_hostname", "{}", "{\"hostname\":\"raspberrypi\"}"},
         {"get_top_processes", "{\"count\":1}", "{\"processes\":[{\"pid\":812,\"name\":\"python3\""},
         {"get_top_processes", "{\"sort_by\":\"memory\"}", "\"name\":\"idle one\""},
-        {"get_disk_usage", "{\"path\":\"/\"}", "\"path\":\"/\",\"total_gb\":"},
-        {"get_datetime", "{}", "\"weekday\":"},
         {"no_such_tool", "{}", "{\"error\":\"no tool named no_such_tool\"}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -99,6 +100,157 @@ static void test_builtin(void)
               !strcmp(r, "{\"error\":\"no temperature sensor\"}"), "no sensor: %s", r ? r : "NULL");
     free(r);
     duet_toolbox_free(tb);
+}
+
+/* Writes a TZif file: version '1' with the given transitions, or version
+ * '2' with none and a footer TZ string. types: (offset, isdst, abbr) x nt. */
+static void write_tzif(const char *rel, int version2, const long long *trans, const unsigned char *idx, int ntrans,
+                       const long *off, const char *const *abbr, int ntypes, const char *footer)
+{
+    unsigned char b[1024];
+    size_t n = 0;
+    char chars[64];
+    size_t nc = 0;
+    unsigned char desig[8];
+    for (int i = 0; i < ntypes; i++) {
+        desig[i] = (unsigned char)nc;
+        nc += (size_t)snprintf(chars + nc, sizeof chars - nc, "%s", abbr[i]) + 1;
+    }
+    for (int pass = 0; pass < (version2 ? 2 : 1); pass++) {
+        int tsz = pass ? 8 : 4, nt = version2 ? 0 : ntrans;
+        memcpy(b + n, "TZif", 4);
+        b[n + 4] = version2 ? '2' : 0;
+        memset(b + n + 5, 0, 15);
+        unsigned cnt[6] = {0, 0, 0, (unsigned)nt, (unsigned)ntypes, (unsigned)nc};
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < 4; k++) b[n + 20 + 4 * i + k] = (unsigned char)(cnt[i] >> (24 - 8 * k));
+        n += 44;
+        for (int i = 0; i < nt; i++, n += (size_t)tsz)
+            for (int k = 0; k < tsz; k++) b[n + k] = (unsigned char)((unsigned long long)trans[i] >> (8 * (tsz - 1 - k)));
+        for (int i = 0; i < nt; i++) b[n++] = idx[i];
+        for (int i = 0; i < ntypes; i++, n += 6) {
+            for (int k = 0; k < 4; k++) b[n + k] = (unsigned char)((unsigned long)off[i] >> (24 - 8 * k));
+            b[n + 4] = i > 0;
+            b[n + 5] = desig[i];
+        }
+        memcpy(b + n, chars, nc);
+        n += nc;
+    }
+    if (version2) n += (size_t)snprintf((char *)b + n, sizeof b - n, "\n%s\n", footer);
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmp, rel);
+    write_file(rel, "");
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fwrite(b, 1, n, f);
+        fclose(f);
+    }
+}
+
+/* The built-ins that read system calls honour the sysroot too: disk usage
+ * of a path inside it, network addresses from its /proc/net, the date from
+ * its RTC and /etc/localtime; real numbers printed as reals. */
+static void test_builtin_sysroot(void)
+{
+    char root[400], p[600];
+    snprintf(root, sizeof root, "%s/fake", tmp);
+    write_file("fake/only-here/x", "x");
+    write_file("fake/proc/net/fib_trie",
+               "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n"
+               "     +-- 127.0.0.0/8 2 0 2\n        +-- 127.0.0.0/31 1 0 0\n           |-- 127.0.0.0\n"
+               "              /8 host LOCAL\n           |-- 127.0.0.1\n              /32 host LOCAL\n"
+               "        |-- 127.255.255.255\n           /32 link BROADCAST\n"
+               "     |-- 10.1.2.0\n        /24 link UNICAST\n     |-- 10.1.2.3\n        /32 host LOCAL\n"
+               "     +-- 192.0.2.0/24 2 0 2\n           |-- 192.0.2.0\n              /24 link UNICAST\n"
+               "           |-- 192.0.2.2\n              /32 host LOCAL\n"
+               "Local:\n     |-- 192.0.2.2\n        /32 host LOCAL\n     |-- 127.0.0.1\n        /32 host LOCAL\n");
+    write_file("fake/proc/net/route",
+               "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+               "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+               "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+               "wlan0\t0002010A\t00000000\t0001\t0\t0\t600\t00FFFFFF\t0\t0\t0\n");
+    write_file("fake/proc/net/if_inet6", "fd000000000000000000000000000002 04 40 00 82     eth0\n"
+                                         "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n"
+                                         "00000000000000000000000000000001 01 80 10 80       lo\n");
+    write_file("fake/sys/class/rtc/rtc0/since_epoch", "1783080000\n");
+    const char *cet[] = {"CET"};
+    long cet_off[] = {3600};
+    write_tzif("fake/etc/localtime", 1, NULL, NULL, 0, cet_off, cet, 1, "CET-1CEST,M3.5.0,M10.5.0/3");
+    duet_toolbox_options o;
+    duet_toolbox_options_default(&o);
+    o.sysroot = root;
+    duet_toolbox *tb = NULL;
+    duet_toolbox_create(&tb, &o);
+    duet_toolbox_add_builtin(tb);
+    static const struct {
+        const char *name, *args, *want;
+        int exact;
+    } cases[] = {
+        {"get_network_addresses", "{}",
+         "{\"interfaces\":[{\"name\":\"lo\",\"ipv4\":\"127.0.0.1\",\"ipv6\":\"::1\"},{\"name\":\"wlan0\",\"ipv4\":"
+         "\"10.1.2.3\"},{\"name\":\"eth0\",\"ipv4\":\"192.0.2.2\",\"ipv6\":\"fd00::2\"}]}", 1},
+        {"get_network_addresses", "{\"interface\":\"wlan0\"}", "{\"interfaces\":[{\"name\":\"wlan0\",\"ipv4\":\"10.1.2.3\"}]}", 1},
+        {"get_network_addresses", "{\"interface\":\"eth9\"}", "{\"error\":\"no such interface: eth9\"}", 1},
+        {"get_datetime", "{}", "{\"date\":\"2026-07-03\",\"time\":\"14:00:00\",\"weekday\":\"Friday\",\"timezone\":\"CEST\"}", 1},
+        {"get_disk_usage", "{\"path\":\"/only-here\"}", "{\"path\":\"/only-here\",\"total_gb\":", 0},
+        {"get_disk_usage", "{\"path\":\"only-here/x\"}", "{\"path\":\"only-here/x\",\"total_gb\":", 0},
+        {"get_disk_usage", "{\"path\":\"/no-such-dir\"}", "{\"error\":\"no such path: /no-such-dir\"}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = NULL;
+        duet_toolbox_call(tb, cases[i].name, cases[i].args, &r);
+        int ok = r && (cases[i].exact ? !strcmp(r, cases[i].want) : !strncmp(r, cases[i].want, strlen(cases[i].want)));
+        CHECK(ok, "sysroot %s(%s) = %s", cases[i].name, cases[i].args, r ? r : "NULL");
+        free(r);
+    }
+    /* sizes in GB are reals with one decimal, matching the filesystem's own numbers */
+    char *r = NULL;
+    duet_toolbox_call(tb, "get_disk_usage", "{\"path\":\"/only-here\"}", &r);
+    struct statvfs v;
+    snprintf(p, sizeof p, "%s/only-here", root);
+    double total = statvfs(p, &v) ? -1 : (double)v.f_blocks * (double)v.f_frsize / (1024.0 * 1024 * 1024);
+    const char *tg = r ? strstr(r, "\"total_gb\":") : NULL;
+    double got = tg ? atof(tg + 11) : -2;
+    const char *dot = tg ? strchr(tg + 11, '.') : NULL;
+    CHECK(tg && dot && dot < strchr(tg, ',') && dot[1] >= '0' && dot[1] <= '9' && dot[2] == ',' && fabs(got - total) <= 0.051,
+          "total_gb a real with one decimal, %.3f GB by statvfs: %s", total, r ? r : "NULL");
+    free(r);
+    duet_toolbox_free(tb);
+
+    /* time zones: POSIX rules both sides of the switch, southern DST, half hours, transitions of a v1 file */
+    static const struct {
+        const char *footer; /* NULL: v1 file with one transition CET -> CEST at 1774746000 */
+        const char *epoch, *want;
+    } tz[] = {
+        {"CET-1CEST,M3.5.0,M10.5.0/3", "1774745999", "\"2026-03-29\",\"time\":\"01:59:59\",\"weekday\":\"Sunday\",\"timezone\":\"CET\""},
+        {"CET-1CEST,M3.5.0,M10.5.0/3", "1774746000", "\"2026-03-29\",\"time\":\"03:00:00\",\"weekday\":\"Sunday\",\"timezone\":\"CEST\""},
+        {"CET-1CEST,M3.5.0,M10.5.0/3", "1792890000", "\"2026-10-25\",\"time\":\"02:00:00\",\"weekday\":\"Sunday\",\"timezone\":\"CET\""},
+        {"AEST-10AEDT,M10.1.0,M4.1.0/3", "1768000000", "\"2026-01-10\",\"time\":\"10:06:40\",\"weekday\":\"Saturday\",\"timezone\":\"AEDT\""},
+        {"AEST-10AEDT,M10.1.0,M4.1.0/3", "1783080000", "\"2026-07-03\",\"time\":\"22:00:00\",\"weekday\":\"Friday\",\"timezone\":\"AEST\""},
+        {"IST-5:30", "1783080000", "\"2026-07-03\",\"time\":\"17:30:00\",\"weekday\":\"Friday\",\"timezone\":\"IST\""},
+        {"<-03>3", "1768000000", "\"2026-01-09\",\"time\":\"20:06:40\",\"weekday\":\"Friday\",\"timezone\":\"-03\""},
+        {NULL, "1774745999", "\"2026-03-29\",\"time\":\"01:59:59\",\"weekday\":\"Sunday\",\"timezone\":\"CET\""},
+        {NULL, "1774746000", "\"2026-03-29\",\"time\":\"03:00:00\",\"weekday\":\"Sunday\",\"timezone\":\"CEST\""},
+        {"CET-1CEST,M3.5.0", "1774746000", "{\"error\":\"cannot read the time zone"},
+        {"CET-1CEST,M3.5.0,M10.5.0/3", "soon", "{\"error\":\"cannot read the clock"},
+    };
+    const char *two[] = {"CET", "CEST"};
+    long two_off[] = {3600, 7200};
+    long long trans[] = {1774746000};
+    unsigned char idx[] = {1};
+    for (size_t i = 0; i < sizeof tz / sizeof tz[0]; i++) {
+        if (tz[i].footer) write_tzif("fake/etc/localtime", 1, NULL, NULL, 0, two_off, two, 1, tz[i].footer);
+        else write_tzif("fake/etc/localtime", 0, trans, idx, 1, two_off, two, 2, NULL);
+        write_file("fake/sys/class/rtc/rtc0/since_epoch", tz[i].epoch);
+        duet_toolbox_create(&tb, &o);
+        duet_toolbox_add_builtin(tb);
+        r = NULL;
+        duet_toolbox_call(tb, "get_datetime", "{}", &r);
+        CHECK(r && strstr(r, tz[i].want), "zone %s at %s: %s", tz[i].footer ? tz[i].footer : "(v1 transitions)",
+              tz[i].epoch, r ? r : "NULL");
+        free(r);
+        duet_toolbox_free(tb);
+    }
 }
 
 static void test_commands(void)
@@ -236,6 +388,38 @@ static void test_mcp(void)
     duet_toolbox_free(tb);
 }
 
+/* --mcp "CMD ARG...": quotes as sh reads them, nothing else interpreted */
+static void test_cmdline(void)
+{
+    static const struct {
+        const char *in, *want; /* want: words joined by '|', or "ERR:" and a piece of the message */
+    } cases[] = {
+        {"node server.js stdio", "node|server.js|stdio"},
+        {"  '/opt/my server/bin'  --root \"/data dir\" a\\ b\t", "/opt/my server/bin|--root|/data dir|a b"},
+        {"x $(id) ; rm -rf * ~ `id` >out", "x|$(id)|;|rm|-rf|*|~|`id`|>out"},
+        {"\"a\\\"b\\\\c\\$d\\n\" 'it'\\''s'", "a\"b\\c$d\\n|it's"},
+        {"'' x", "|x"},
+        {"[\"node\", \"a b\", \"$HOME\"]", "node|a b|$HOME"},
+        {"\"abc", "ERR:unterminated \" quote at character 1"},
+        {"a 'b", "ERR:unterminated ' quote at character 3"},
+        {"x\\", "ERR:a backslash ends"},
+        {"  \t", "ERR:empty command"},
+        {"[1, 2]", "ERR:JSON array of strings"},
+        {"[]", "ERR:JSON array of strings"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Err e = {{0}};
+        char **v = cmdline_split(cases[i].in, &e);
+        char got[512] = "";
+        if (!v) snprintf(got, sizeof got, "ERR:%.400s", e.msg);
+        for (int k = 0; v && v[k]; k++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? "|" : "", v[k]);
+        int ok = v ? !strcmp(got, cases[i].want) : !strncmp(cases[i].want, "ERR:", 4) && strstr(got, cases[i].want + 4);
+        CHECK(ok, "cmdline_split(%s) = %s (want %s)", cases[i].in, got, cases[i].want);
+        free(v);
+    }
+}
+
 static void rmtree(const char *p)
 {
     char cmd[600];
@@ -252,8 +436,10 @@ int main(void)
         return check_summary("toolbox");
     }
     test_builtin();
+    test_builtin_sysroot();
     test_commands();
     test_mcp();
+    test_cmdline();
     rmtree(tmp);
     return check_summary("toolbox");
 }

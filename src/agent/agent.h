@@ -43,6 +43,17 @@ void proc_result_free(ProcResult *r);
  * executable of that name in PATH (ours). malloc'd; NULL with *e set. */
 char *proc_find(const char *argv0, Err *e);
 
+/* ---- command lines ---- */
+
+/* Splits a command line into an argv, never through a shell: blanks separate
+ * words; '...' keeps everything literal; "..." too, except that a backslash
+ * escapes \ " $ ` there; a backslash outside quotes escapes the next
+ * character; every other character ($ * ~ ; | > ...) is literal. Text that
+ * starts with '[' is a JSON array of strings, taken as the argv. Returns one
+ * malloc'd block (free() it) holding the NULL-terminated pointers and their
+ * strings; NULL with *e set for an empty command or an unterminated quote. */
+char **cmdline_split(const char *s, Err *e);
+
 /* ---- MCP servers ---- */
 
 typedef struct McpServer {

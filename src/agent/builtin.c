@@ -1,20 +1,19 @@
 /* builtin.c - the read-only device tools of docs/TOOLS.md, from /proc, /sys
- * and a few system calls (under a sysroot for tests). Each returns one
- * compact JSON object; a missing source gives {"error": "..."}. */
+ * and a few system calls (under a sysroot for tests, so a test fakes a whole
+ * machine). Each returns one compact JSON object; a missing source gives
+ * {"error": "..."}. Network addresses and the date are in builtin_net.c and
+ * builtin_time.c. */
 #include <dirent.h>
-#include <ifaddrs.h>
+#include <errno.h>
 #include <math.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/builtin_int.h"
 
 static const char *const SPECS =
     "["
@@ -44,8 +43,7 @@ static const char *const SPECS =
 
 cJSON *builtin_tools(void) { return cJSON_Parse(SPECS); }
 
-/* Reads SYSROOT/rel into a malloc'd string (at most 64 KB); NULL if absent. */
-static char *read_rel(const char *root, const char *rel)
+char *builtin_read(const char *root, const char *rel)
 {
     char p[4096];
     snprintf(p, sizeof p, "%s%s", root, rel);
@@ -60,22 +58,34 @@ static char *read_rel(const char *root, const char *rel)
 
 static double round1(double v) { return round(v * 10) / 10; }
 
-static char *json_out(cJSON *o)
+char *builtin_json(cJSON *o)
 {
     char *t = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return t;
 }
 
-static char *error_out(const char *msg)
+char *builtin_error(const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
     if (o) cJSON_AddStringToObject(o, "error", msg);
-    return json_out(o);
+    return builtin_json(o);
 }
 
-/* Adds a number rounded to one decimal (cJSON prints the shortest form). */
-static void add1(cJSON *o, const char *k, double v) { cJSON_AddNumberToObject(o, k, round1(v)); }
+void builtin_add_real(cJSON *o, const char *key, double v)
+{
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    char t[64];
+    snprintf(t, sizeof t, "%.15g", v); /* values here are rounded: 15 digits read back */
+    if (!strpbrk(t, ".e")) strcat(t, ".0");
+    cJSON_AddRawToObject(o, key, t);
+}
+
+/* Adds a number rounded to one decimal, printed as a real (58.0, 12.3). */
+static void add1(cJSON *o, const char *k, double v) { builtin_add_real(o, k, round1(v)); }
 
 static char *cpu_temperature(const char *root, const cJSON *args)
 {
@@ -93,9 +103,9 @@ static char *cpu_temperature(const char *root, const cJSON *args)
         if (strncmp(de->d_name, "thermal_zone", 12)) continue;
         char rel[512];
         snprintf(rel, sizeof rel, "/sys/class/thermal/%.200s/temp", de->d_name);
-        char *t = read_rel(root, rel);
+        char *t = builtin_read(root, rel);
         snprintf(rel, sizeof rel, "/sys/class/thermal/%.200s/type", de->d_name);
-        char *type = read_rel(root, rel);
+        char *type = builtin_read(root, rel);
         if (t && atof(t) != 0) {
             if (type) type[strcspn(type, "\n")] = 0;
             const char *ty = type ? type : de->d_name;
@@ -117,9 +127,9 @@ static char *cpu_temperature(const char *root, const cJSON *args)
             if (de->d_name[0] == '.') continue;
             char rel[512];
             snprintf(rel, sizeof rel, "/sys/class/hwmon/%.200s/temp1_input", de->d_name);
-            char *t = read_rel(root, rel);
+            char *t = builtin_read(root, rel);
             snprintf(rel, sizeof rel, "/sys/class/hwmon/%.200s/name", de->d_name);
-            char *name = read_rel(root, rel);
+            char *name = builtin_read(root, rel);
             if (t) {
                 if (name) name[strcspn(name, "\n")] = 0;
                 best = atof(t) / 1000.0;
@@ -131,17 +141,17 @@ static char *cpu_temperature(const char *root, const cJSON *args)
         }
         if (d) closedir(d);
     }
-    if (best_rank < 0) return error_out("no temperature sensor");
+    if (best_rank < 0) return builtin_error("no temperature sensor");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "sensor", sensor);
     add1(o, "temperature", fahr ? best * 9 / 5 + 32 : best);
     cJSON_AddStringToObject(o, "unit", fahr ? "fahrenheit" : "celsius");
-    return json_out(o);
+    return builtin_json(o);
 }
 
 static int count_cpus(const char *root)
 {
-    char *c = read_rel(root, "/proc/cpuinfo");
+    char *c = builtin_read(root, "/proc/cpuinfo");
     int n = 0;
     for (const char *p = c; p && (p = strstr(p, "processor")); p += 9)
         if (p == c || p[-1] == '\n') n++;
@@ -152,19 +162,19 @@ static int count_cpus(const char *root)
 
 static char *load_average(const char *root)
 {
-    char *t = read_rel(root, "/proc/loadavg");
+    char *t = builtin_read(root, "/proc/loadavg");
     double a, b, c;
     if (!t || sscanf(t, "%lf %lf %lf", &a, &b, &c) != 3) {
         free(t);
-        return error_out("cannot read /proc/loadavg");
+        return builtin_error("cannot read /proc/loadavg");
     }
     free(t);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "load1", round(a * 100) / 100);
-    cJSON_AddNumberToObject(o, "load5", round(b * 100) / 100);
-    cJSON_AddNumberToObject(o, "load15", round(c * 100) / 100);
+    builtin_add_real(o, "load1", round(a * 100) / 100);
+    builtin_add_real(o, "load5", round(b * 100) / 100);
+    builtin_add_real(o, "load15", round(c * 100) / 100);
     cJSON_AddNumberToObject(o, "cpus", count_cpus(root));
-    return json_out(o);
+    return builtin_json(o);
 }
 
 static long meminfo_kb(const char *t, const char *key)
@@ -175,27 +185,36 @@ static long meminfo_kb(const char *t, const char *key)
 
 static char *memory_usage(const char *root)
 {
-    char *t = read_rel(root, "/proc/meminfo");
+    char *t = builtin_read(root, "/proc/meminfo");
     long total = t ? meminfo_kb(t, "MemTotal:") : -1, avail = t ? meminfo_kb(t, "MemAvailable:") : -1;
     free(t);
-    if (total <= 0 || avail < 0) return error_out("cannot read /proc/meminfo");
+    if (total <= 0 || avail < 0) return builtin_error("cannot read /proc/meminfo");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "total_mb", total / 1024);
     cJSON_AddNumberToObject(o, "used_mb", (total - avail) / 1024);
     cJSON_AddNumberToObject(o, "available_mb", avail / 1024);
     add1(o, "percent_used", 100.0 * (double)(total - avail) / (double)total);
-    return json_out(o);
+    return builtin_json(o);
 }
 
-static char *disk_usage(const cJSON *args)
+/* Under a sysroot the path is looked up inside it (ROOT/path), so a test
+ * knows the filesystem it measures; the result names the path as asked. */
+static char *disk_usage(const char *root, const cJSON *args)
 {
     const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "path"));
     if (!path || !path[0]) path = "/";
+    char full[4096];
+    int n = snprintf(full, sizeof full, "%s%s%s", root, root[0] && path[0] != '/' ? "/" : "", path);
     struct statvfs v;
-    if (statvfs(path, &v)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "cannot stat filesystem of %.250s", path);
-        return error_out(msg);
+    char msg[400];
+    if (n < 0 || (size_t)n >= sizeof full) {
+        snprintf(msg, sizeof msg, "path too long: %.200s...", path);
+        return builtin_error(msg);
+    }
+    if (statvfs(full, &v)) {
+        if (errno == ENOENT || errno == ENOTDIR) snprintf(msg, sizeof msg, "no such path: %.300s", path);
+        else snprintf(msg, sizeof msg, "cannot read the filesystem of %.300s: %s", path, strerror(errno));
+        return builtin_error(msg);
     }
     double g = 1024.0 * 1024 * 1024, fr = (double)v.f_frsize;
     double total = (double)v.f_blocks * fr / g, used = (double)(v.f_blocks - v.f_bfree) * fr / g,
@@ -206,12 +225,12 @@ static char *disk_usage(const cJSON *args)
     add1(o, "used_gb", used);
     add1(o, "free_gb", avail);
     add1(o, "percent_used", used + avail > 0 ? 100.0 * used / (used + avail) : 0);
-    return json_out(o);
+    return builtin_json(o);
 }
 
 static double uptime_s(const char *root)
 {
-    char *t = read_rel(root, "/proc/uptime");
+    char *t = builtin_read(root, "/proc/uptime");
     double u = t ? atof(t) : -1;
     free(t);
     return u;
@@ -220,39 +239,22 @@ static double uptime_s(const char *root)
 static char *uptime(const char *root)
 {
     double u = uptime_s(root);
-    if (u < 0) return error_out("cannot read /proc/uptime");
+    if (u < 0) return builtin_error("cannot read /proc/uptime");
     long s = (long)u, d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60;
     char text[128] = "";
     size_t n = 0;
     if (d) n += (size_t)snprintf(text + n, sizeof text - n, "%ld day%s", d, d == 1 ? "" : "s");
     if (h) n += (size_t)snprintf(text + n, sizeof text - n, "%s%ld hour%s", n ? ", " : "", h, h == 1 ? "" : "s");
-    snprintf(text + n, sizeof text - n, "%s%ld minute%s", n ? ", " : "", m, m == 1 ? "" : "s");
+    if (m || !n) snprintf(text + n, sizeof text - n, "%s%ld minute%s", n ? ", " : "", m, m == 1 ? "" : "s");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "seconds", (double)s);
     cJSON_AddStringToObject(o, "text", text);
-    return json_out(o);
-}
-
-static char *datetime(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    char date[32], tim[32], wd[32];
-    strftime(date, sizeof date, "%Y-%m-%d", &tm);
-    strftime(tim, sizeof tim, "%H:%M:%S", &tm);
-    strftime(wd, sizeof wd, "%A", &tm);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "date", date);
-    cJSON_AddStringToObject(o, "time", tim);
-    cJSON_AddStringToObject(o, "weekday", wd);
-    cJSON_AddStringToObject(o, "timezone", tm.tm_zone ? tm.tm_zone : "UTC");
-    return json_out(o);
+    return builtin_json(o);
 }
 
 static char *hostname(const char *root)
 {
-    char *t = read_rel(root, "/proc/sys/kernel/hostname");
+    char *t = builtin_read(root, "/proc/sys/kernel/hostname");
     char h[256] = "";
     if (t) snprintf(h, sizeof h, "%s", t);
     else gethostname(h, sizeof h - 1);
@@ -260,40 +262,7 @@ static char *hostname(const char *root)
     h[strcspn(h, "\n")] = 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "hostname", h);
-    return json_out(o);
-}
-
-static char *network_addresses(const cJSON *args)
-{
-    const char *only = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "interface"));
-    struct ifaddrs *ifa = NULL;
-    if (getifaddrs(&ifa)) return error_out("cannot list network interfaces");
-    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "interfaces");
-    for (struct ifaddrs *p = ifa; p; p = p->ifa_next) {
-        if (!p->ifa_addr || (p->ifa_addr->sa_family != AF_INET && p->ifa_addr->sa_family != AF_INET6)) continue;
-        if (only && strcmp(only, p->ifa_name)) continue;
-        cJSON *e = NULL, *x;
-        cJSON_ArrayForEach(x, arr) if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")), p->ifa_name)) e = x;
-        if (!e) {
-            e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "name", p->ifa_name);
-            cJSON_AddItemToArray(arr, e);
-        }
-        char buf[64];
-        int v4 = p->ifa_addr->sa_family == AF_INET;
-        const void *a = v4 ? (const void *)&((struct sockaddr_in *)p->ifa_addr)->sin_addr
-                           : (const void *)&((struct sockaddr_in6 *)p->ifa_addr)->sin6_addr;
-        if (inet_ntop(p->ifa_addr->sa_family, a, buf, sizeof buf) && !cJSON_GetObjectItem(e, v4 ? "ipv4" : "ipv6"))
-            cJSON_AddStringToObject(e, v4 ? "ipv4" : "ipv6", buf);
-    }
-    freeifaddrs(ifa);
-    if (only && cJSON_GetArraySize(arr) == 0) {
-        cJSON_Delete(o);
-        char msg[200];
-        snprintf(msg, sizeof msg, "no interface named %.100s with an address", only);
-        return error_out(msg);
-    }
-    return json_out(o);
+    return builtin_json(o);
 }
 
 typedef struct Proc {
@@ -325,7 +294,7 @@ static char *top_processes(const char *root, const cJSON *args)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/proc", root);
     DIR *d = opendir(dir);
-    if (!d) return error_out("cannot read /proc");
+    if (!d) return builtin_error("cannot read /proc");
     Proc *ps = NULL;
     int n = 0, cap = 0;
     struct dirent *de;
@@ -333,7 +302,7 @@ static char *top_processes(const char *root, const cJSON *args)
         if (de->d_name[0] < '1' || de->d_name[0] > '9') continue;
         char rel[300];
         snprintf(rel, sizeof rel, "/proc/%.100s/stat", de->d_name);
-        char *st = read_rel(root, rel);
+        char *st = builtin_read(root, rel);
         char *l = st ? strchr(st, '(') : NULL, *r = st ? strrchr(st, ')') : NULL;
         if (!l || !r || r < l) {
             free(st);
@@ -376,7 +345,7 @@ static char *top_processes(const char *root, const cJSON *args)
         cJSON_AddItemToArray(arr, e);
     }
     free(ps);
-    return json_out(o);
+    return builtin_json(o);
 }
 
 char *builtin_call(const char *sysroot, const char *name, const cJSON *args, int *unknown)
@@ -386,11 +355,11 @@ char *builtin_call(const char *sysroot, const char *name, const cJSON *args, int
     if (!strcmp(name, "get_cpu_temperature")) return cpu_temperature(root, args);
     if (!strcmp(name, "get_load_average")) return load_average(root);
     if (!strcmp(name, "get_memory_usage")) return memory_usage(root);
-    if (!strcmp(name, "get_disk_usage")) return disk_usage(args);
+    if (!strcmp(name, "get_disk_usage")) return disk_usage(root, args);
     if (!strcmp(name, "get_uptime")) return uptime(root);
-    if (!strcmp(name, "get_datetime")) return datetime();
+    if (!strcmp(name, "get_datetime")) return builtin_datetime(root);
     if (!strcmp(name, "get_hostname")) return hostname(root);
-    if (!strcmp(name, "get_network_addresses")) return network_addresses(args);
+    if (!strcmp(name, "get_network_addresses")) return builtin_network(root, args);
     if (!strcmp(name, "get_top_processes")) return top_processes(root, args);
     *unknown = 1;
     return NULL;

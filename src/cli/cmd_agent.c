@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "duet.h"
 
@@ -42,24 +43,6 @@ static int run_tool(void *user, const char *name, const char *args, char **resul
     int rc = duet_toolbox_call(a->tb, name, args, result);
     if (!a->json) fprintf(stderr, "[tool] %s(%s) -> %s\n", name, args, *result ? *result : "(out of memory)");
     return rc;
-}
-
-/* Splits "CMD ARG..." on spaces into a NULL-terminated argv (no shell, no
- * quotes); *buf owns the strings. */
-static char **split_words(const char *s, char **buf)
-{
-    size_t n = strlen(s);
-    char **v = calloc(n / 2 + 2, sizeof *v);
-    *buf = strdup(s);
-    if (!v || !*buf) {
-        free(v);
-        free(*buf);
-        return NULL;
-    }
-    int k = 0;
-    for (char *p = strtok(*buf, " \t"); p; p = strtok(NULL, " \t")) v[k++] = p;
-    v[k] = NULL;
-    return v;
 }
 
 static int print_json(duet_session *s, const char *answer)
@@ -95,7 +78,7 @@ int cmd_agent(int argc, char **argv)
         {CLI_FLAG, "--builtin", NULL, &builtin, NULL, NULL, "the built-in device tools (docs/TOOLS.md)"},
         {CLI_LIST, "--tools", NULL, tool_files, "FILE.json", NULL, "command tools described in a JSON file", 0, MAX_SRC,
          &n_files},
-        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio), e.g. \"npx server stdio\"", 0, MAX_SRC, &n_mcp},
+        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio, no shell): words split on blanks, quotes as in sh, or a JSON array of strings", 0, MAX_SRC, &n_mcp},
         {CLI_STR, "--tool-choice", NULL, &choice, "C", NULL, "auto, required, none or a tool's name (default auto)"},
         {CLI_INT, "--max-steps", NULL, &max_steps, "N", "6", "tool calls per question at most", 1, 100},
         {CLI_FLAG, "--list-tools", NULL, &list, NULL, NULL, "print the tools' names and exit"},
@@ -153,17 +136,14 @@ int cmd_agent(int argc, char **argv)
     for (int i = 0; i < n_files; i++)
         if (duet_toolbox_add_commands(ac.tb, tool_files[i])) goto tb_fail;
     for (int i = 0; i < n_mcp; i++) {
-        char *buf;
-        char **words = split_words(mcps[i], &buf);
-        if (!words || !words[0]) {
-            free(words);
-            free(buf);
-            cli_error("agent: --mcp \"%s\": expected a command", mcps[i]);
+        Err e;
+        char **words = cmdline_split(mcps[i], &e);
+        if (!words) {
+            cli_error("agent: --mcp \"%s\": %s", mcps[i], e.msg);
             goto done;
         }
         int r = duet_toolbox_add_mcp(ac.tb, (const char *const *)words);
         free(words);
-        free(buf);
         if (r) goto tb_fail;
     }
     if (list) {

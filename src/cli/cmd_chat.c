@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "duet.h"
 #include "text/toolcall.h"
@@ -210,7 +211,7 @@ int cmd_chat(int argc, char **argv)
         {CLI_FLAG, "--builtin", NULL, &builtin, NULL, NULL, "the built-in device tools (docs/TOOLS.md)"},
         {CLI_LIST, "--tools", NULL, tool_files, "FILE.json", NULL, "command tools described in a JSON file", 0, 16,
          &n_files},
-        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio), e.g. \"npx server stdio\"", 0,
+        {CLI_LIST, "--mcp", NULL, mcps, "COMMAND", NULL, "an MCP server to start (stdio, no shell): words split on blanks, quotes as in sh, or a JSON array of strings", 0,
          16, &n_mcp},
         {CLI_STR, "--tool-choice", NULL, &choice, "C", NULL, "auto, required, none or a tool's name (default auto)"},
         {CLI_INT, "--max-steps", NULL, &max_steps, "N", "6", "tool calls per message at most", 1, 100},
@@ -301,12 +302,15 @@ int cmd_chat(int argc, char **argv)
         int bad = duet_toolbox_create(&c.tb, &to) || (builtin && duet_toolbox_add_builtin(c.tb));
         for (int i = 0; !bad && i < n_files; i++) bad = duet_toolbox_add_commands(c.tb, tool_files[i]) != 0;
         for (int i = 0; !bad && i < n_mcp; i++) {
-            char *buf = strdup(mcps[i]), *words[64];
-            int k = 0;
-            for (char *w = buf ? strtok(buf, " \t") : NULL; w && k < 63; w = strtok(NULL, " \t")) words[k++] = w;
-            words[k] = NULL;
-            bad = !k || duet_toolbox_add_mcp(c.tb, (const char *const *)words) != 0;
-            free(buf);
+            Err e;
+            char **words = cmdline_split(mcps[i], &e);
+            if (!words) {
+                cli_error("chat: --mcp \"%s\": %s", mcps[i], e.msg);
+                bad = 3;
+                break;
+            }
+            bad = duet_toolbox_add_mcp(c.tb, (const char *const *)words) != 0;
+            free(words);
         }
         if (!bad && (duet_session_set_tools(c.s, duet_toolbox_tools_json(c.tb)) ||
                      (choice && duet_session_set_tool_choice(c.s, choice)))) {

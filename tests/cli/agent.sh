@@ -53,6 +53,19 @@ else
     echo "agent: MCP server-everything skipped (not installed in build/mcp: see .ci/run)"
 fi
 
+# --mcp: quotes as sh reads them (a path with a space), or a JSON argv; no shell
+mkdir -p "$tmp/dir with space"
+cp tests/fixtures/mcp/fake_mcp.py "$tmp/dir with space/fake mcp.py"
+"$DUET" agent --mcp "python3 '$tmp/dir with space/fake mcp.py' ok" --list-tools > "$tmp/mcp" 2>&1
+grep -qx echo "$tmp/mcp"; ok $? "--mcp with a quoted path holding spaces: $(cat "$tmp/mcp")"
+"$DUET" agent --mcp "[\"python3\", \"$tmp/dir with space/fake mcp.py\", \"ok\"]" --list-tools > "$tmp/mcp" 2>&1
+grep -qx fail "$tmp/mcp"; ok $? "--mcp as a JSON argv: $(cat "$tmp/mcp")"
+"$DUET" agent --mcp "python3 '$tmp/x" --list-tools > /dev/null 2> "$tmp/err"
+[ $? -ne 0 ] && grep -q "unterminated ' quote" "$tmp/err"; ok $? "--mcp unterminated quote: $(cat "$tmp/err")"
+"$DUET" agent --mcp "$tmp/x;touch $tmp/PWNED" --list-tools > /dev/null 2> "$tmp/err"
+[ $? -ne 0 ] && [ ! -e "$tmp/PWNED" ] && grep -q "x;touch: not an executable" "$tmp/err"
+ok $? "--mcp never reaches a shell: $(cat "$tmp/err")"
+
 echo '[{"name": "x"' > "$tmp/bad.json"
 "$DUET" agent tests/fixtures/models/tiny-qwen2 --tools "$tmp/bad.json" --ask hi 2> "$tmp/err" > /dev/null
 [ $? -ne 0 ] && grep -q "^duet: error: .*bad.json" "$tmp/err"; ok $? "malformed tools file: $(cat "$tmp/err")"
