@@ -50,7 +50,7 @@ $(BUILD)/libduet.so: $(LIB_OBJ) include/duet.map
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libduet.so -Wl,--version-script=include/duet.map -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/duet: $(CLI_OBJ) $(BUILD)/libduet.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lmicrohttpd
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lmicrohttpd -ledit
 
 # test helpers go in an archive so each test links only what it uses
 $(BUILD)/tests/libtestutil.a: $(TEST_UOBJ)

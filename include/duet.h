@@ -312,6 +312,12 @@ int duet_session_set_prompt(duet_session *s, const int *ids, int n);
  * cached prefix. DUET_ERR_ARG naming the message and field otherwise. */
 int duet_session_set_messages(duet_session *s, const char *messages_json);
 
+/* The message history as a JSON array of {"role", "content"} objects (the
+ * replies included), malloc'd for the caller to free; NULL in raw mode (no
+ * message yet) or out of memory. With duet_session_set_messages a caller can
+ * drop turns, e.g. the oldest when the context is full. */
+char *duet_session_messages_json(const duet_session *s);
+
 /* The context's token ids (borrowed, valid until the session changes);
  * *n receives their count. */
 const int *duet_session_tokens(const duet_session *s, int *n);

@@ -144,6 +144,25 @@ static void test_chat(duet_model *m)
           st2.n_prompt, duet_session_n_tokens(s) - st2.n_gen);
     printf("chat: turn 1 %d prompt tokens, turn 2 %d (of %d)\n", st1.n_prompt, st2.n_prompt,
            duet_session_n_tokens(s) - st2.n_gen);
+    /* the history as JSON: both turns with the replies; set back without the last turn it renders as before it */
+    char *h = duet_session_messages_json(s);
+    CHECK(h && strstr(h, "\"role\":\"system\"") && strstr(h, "And of Spain?") &&
+              strstr(h, "\"role\":\"assistant\""),
+          "messages_json: %s", h ? h : "(null)");
+    char *cut = h ? strstr(h, ",{\"role\":\"user\",\"content\":\"And of Spain?\"") : NULL;
+    if (cut) strcpy(cut, "]");
+    CHECK(cut && duet_session_set_messages(s, h) == DUET_OK, "set_messages back to turn 1: %s", duet_session_errmsg(s));
+    char *h1 = duet_session_messages_json(s);
+    CHECK(h1 && h && !strcmp(h1, h), "messages_json after set_messages: %s", h1 ? h1 : "(null)");
+    free(h);
+    free(h1);
+    duet_session_options ro;
+    duet_session_options_default(&ro);
+    duet_session *raw;
+    if (!duet_session_create(m, &ro, &raw)) {
+        CHECK(!duet_session_messages_json(raw), "messages_json in raw mode: NULL");
+        duet_session_close(raw);
+    }
     free(t1);
     free(t2);
     CHECK(duet_session_append_message(s, "user", "bad \xff\xfe") == DUET_ERR_UTF8, "invalid UTF-8: %s",

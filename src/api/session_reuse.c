@@ -68,6 +68,11 @@ int duet_session_set_messages(duet_session *s, const char *messages_json)
     return DUET_OK;
 }
 
+char *duet_session_messages_json(const duet_session *s)
+{
+    return s && s->messages ? cJSON_PrintUnformatted(s->messages) : NULL;
+}
+
 const int *duet_session_tokens(const duet_session *s, int *n)
 {
     if (n) *n = s ? s->n_hist : 0;

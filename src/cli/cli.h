@@ -55,6 +55,7 @@ int cli_arg_float(int argc, char **argv, int *i, double *out, double lo, double 
 
 /* Options shared by the commands that run a model (generate, logits, ...). */
 #include "cli/cli_opt.h"
+#include "duet.h"
 #include "run/forward.h"
 #include "run/sample.h"
 
@@ -102,15 +103,19 @@ void cli_sampling_opts(CliSampling *s, CliOpt *t);
  * is s->seed, else a random one. */
 SampleParams cli_sampling_resolve(const CliSampling *s, SampleParams base);
 
+/* A session's sampling (temperature .. seed) for duet.h users of the CLI:
+ * the model's defaults (duet_model_sampling_defaults: generation_config.json,
+ * else llama.cpp's) with what was given on top, as cli_sampling_resolve. */
+void cli_session_sampling(const duet_model *m, const CliSampling *cs, duet_session_options *so);
+
 /* duet generate with tools or a JSON schema: run through duet.h sessions
  * (cmd_generate_tools.c). Returns the exit status. */
 typedef struct GenStructured {
     const char *path, *adapter, *tools_path, *tool_choice, *schema_path;
     const char *const *loras;       /* "NAME=DIR" */
-    int n_lora, threads, json_object, max_tokens, top_k;
+    int n_lora, threads, json_object, max_tokens, ctx, ignore_eos, verbose;
     const char *chat, *system, *prompt; /* chat: one user message; else prompt as raw text */
-    float temperature, top_p;
-    uint64_t seed;
+    const CliSampling *sampling;    /* as given; the model's defaults fill the rest */
 } GenStructured;
 int cli_generate_structured(const GenStructured *g);
 

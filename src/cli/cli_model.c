@@ -84,6 +84,26 @@ SampleParams cli_sampling_resolve(const CliSampling *s, SampleParams p)
     return p;
 }
 
+void cli_session_sampling(const duet_model *m, const CliSampling *cs, duet_session_options *so)
+{
+    duet_model_sampling_defaults(m, so);
+    SampleParams p = sample_defaults();
+    p.temperature = so->temperature;
+    p.top_k = so->top_k;
+    p.top_p = so->top_p;
+    p.min_p = so->min_p;
+    p.repetition_penalty = so->repetition_penalty;
+    p = cli_sampling_resolve(cs, p);
+    so->temperature = p.temperature;
+    so->top_k = p.top_k;
+    so->top_p = p.top_p;
+    so->min_p = p.min_p;
+    so->repetition_penalty = p.repetition_penalty;
+    so->frequency_penalty = p.frequency_penalty;
+    so->presence_penalty = p.presence_penalty;
+    so->seed = p.seed;
+}
+
 /* "NAME=DIR" or "DIR" (the name is then the folder's last component). */
 void cli_lora_split(const char *spec, char *name, size_t cap, const char **dir)
 {

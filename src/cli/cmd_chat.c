@@ -1,13 +1,14 @@
-/* duet chat MODEL [--adapter NAME] [--system TEXT] [--lora NAME=DIR]...
+/* duet chat MODEL [--adapter NAME] [--system TEXT] [--lora [NAME=]DIR]...
  *   [--builtin] [--tools FILE.json]... [--mcp "CMD ARG..."]... [--sysroot DIR]
  *   [--tool-choice C] [--max-steps N]: with tools each line is answered by the
  *   agent loop (docs/AGENT.md), the calls shown on stderr as they run.
  * Interactive chat through the model's chat template, built on duet.h only
- * (plus the tool-call parser for showing calls). Lines starting with / are
- * commands: /adapter NAME|base, /reset, /save FILE, /load FILE, /quit, /help.
- * Ctrl-C stops the answer being generated; Ctrl-C twice at the prompt quits.
+ * (plus the tool-call parser for showing calls). What the user types is read
+ * by chat_input.c, lines starting with / are run by chat_cmd.c. Ctrl-C stops
+ * the answer being generated; Ctrl-C twice at the prompt quits. When the
+ * conversation outgrows the context the oldest turns are dropped (as Ollama
+ * does); a message that cannot fit even alone is an error and is not kept.
  * From a pipe it reads one message per line and prints answers only. */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,22 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "agent/agent.h"
+#include "cli/chat.h"
 #include "cli/cli.h"
 #include "duet.h"
 #include "text/toolcall.h"
-
-#define CHAT_COMMANDS                                                                                                \
-    "in the chat:\n"                                                                                                \
-    "  /help                      the commands\n"                                                                   \
-    "  /adapter [NAME|base]       switch adapter; without NAME: the current one and the list\n"                      \
-    "  /set NAME VALUE            temperature, top_k, top_p, min_p, repeat_penalty, seed, max_tokens\n"              \
-    "  /show                      the model, adapter, sampling settings and context use\n"                           \
-    "  /reset                     forget the conversation\n"                                                         \
-    "  /save FILE, /load FILE     save or restore the conversation\n"                                                \
-    "  /quit                      leave (also Ctrl-D; Ctrl-C twice at the prompt)\n"                                 \
-    "  \"\"\"                        start and end a message of several lines\n"                                       \
-    "  Ctrl-C stops an answer; the chat goes on.\n"
 
 /* The one permitted static: set by the SIGINT handler, read by the watcher. */
 static volatile sig_atomic_t sigint_count;
@@ -42,17 +34,6 @@ static void on_sigint(int sig)
     (void)sig;
     sigint_count++;
 }
-
-typedef struct Chat {
-    duet_session *s;
-    duet_toolbox *tb;         /* --builtin / --tools / --mcp: the agent loop answers; NULL: plain chat */
-    int max_steps;
-    ToolCallParser *tp;
-    atomic_int generating, quit;
-    atomic_int seen_sigint;   /* sigint_count already handled */
-    int failed;               /* a message got an error: a piped chat exits 1 */
-    pthread_mutex_t lock;     /* the watcher's check of `generating` and its abort are one step */
-} Chat;
 
 /* Turns a Ctrl-C during generation into duet_session_abort (which also
  * stops a long prompt between two chunks). */
@@ -96,10 +77,48 @@ static int on_piece(void *user, const char *piece, size_t len, int token)
     return 0;
 }
 
-static void answer(Chat *c, int tty)
+/* The history as it was, minus its oldest turn (the first message after
+ * any system ones, and the replies up to the next user message); NULL when
+ * only the last message is left to drop. */
+static const char *role_at(const cJSON *a, int i)
+{
+    const char *r = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(a, i), "role"));
+    return r ? r : "";
+}
+
+static char *drop_oldest_turn(const char *json, int *dropped)
+{
+    cJSON *a = cJSON_Parse(json);
+    int n = cJSON_GetArraySize(a), i = 0;
+    while (i < n && !strcmp(role_at(a, i), "system")) i++;
+    int j = i + 1; /* the turn: message i and what follows it up to the next user message */
+    while (j < n && strcmp(role_at(a, j), "user")) j++;
+    char *out = NULL;
+    if (j < n) { /* the last message (the new one) stays */
+        for (int k = i; k < j; k++) cJSON_DeleteItemFromArray(a, i);
+        *dropped += j - i;
+        out = cJSON_PrintUnformatted(a);
+    }
+    cJSON_Delete(a);
+    return out;
+}
+
+/* Generates the answer to the messages in the session. When the
+ * conversation does not fit the context, the oldest turns are dropped until
+ * it does; when the last message alone does not fit, the history goes back
+ * to what it was before it. */
+static void answer(Chat *c, int n_before)
 {
     atomic_store(&c->generating, 1);
-    int rc = duet_generate(c->s, on_piece, c);
+    int rc = duet_generate(c->s, on_piece, c), dropped = 0;
+    char *orig = NULL, *cur = NULL;
+    while (rc == DUET_ERR_CONTEXT_FULL) { /* the rendered conversation is longer than the context */
+        if (!orig && !(orig = duet_session_messages_json(c->s))) break;
+        char *next = drop_oldest_turn(cur ? cur : orig, &dropped);
+        free(cur);
+        if (!(cur = next) || duet_session_set_messages(c->s, cur)) break;
+        rc = duet_generate(c->s, on_piece, c);
+    }
     pthread_mutex_lock(&c->lock);
     atomic_store(&c->generating, 0);
     duet_session_abort_cancel(c->s); /* a Ctrl-C that came as the answer ended must not stop the next one */
@@ -112,23 +131,37 @@ static void answer(Chat *c, int tty)
     show_calls(c);
     putchar('\n');
     fflush(stdout);
-    if (rc < 0) {
-        fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
-        if (rc == DUET_ERR_CONTEXT_FULL)
-            fprintf(stderr, "[the context is full (%d positions): /reset starts over; --ctx N gives more]\n",
-                    duet_session_n_ctx(c->s));
+    if (rc == DUET_ERR_CONTEXT_FULL) {
+        fprintf(stderr, "duet: error: the message does not fit the context (%s): it was not kept; --ctx N gives more\n",
+                duet_session_errmsg(c->s));
+        if (orig) duet_session_set_messages(c->s, orig);
+        chat_history_truncate(c, n_before);
         c->failed = 1;
-        return;
+    } else if (rc < 0) {
+        fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
+        chat_history_truncate(c, n_before);
+        c->failed = 1;
+    } else {
+        if (dropped)
+            fprintf(stderr, "[the context was full: the %d oldest message%s dropped]\n", dropped,
+                    dropped > 1 ? "s were" : " was");
+        duet_stats st;
+        duet_session_stats(c->s, &st);
+        c->dropped = 0;
+        if (st.n_gen == 0 && rc == DUET_FINISH_ABORT) { /* stopped in the prompt: no answer, no first token */
+            chat_history_truncate(c, n_before);
+            fprintf(stderr, "[stopped before the first token: the message was not kept]\n");
+        } else {
+            fprintf(stderr, "[%d tokens, %.1f tok/s, first token %.0f ms, context %d/%d%s]\n", st.n_gen,
+                    st.n_gen > 1 && st.gen_s > 0 ? (st.n_gen - 1) / st.gen_s : 0.0, st.ttft_s * 1e3,
+                    duet_session_n_tokens(c->s), duet_session_n_ctx(c->s), rc == DUET_FINISH_ABORT ? ", stopped" : "");
+        }
+        if (rc == DUET_FINISH_CONTEXT)
+            fprintf(stderr, "[the context is full (%d positions): the next message drops the oldest turns; /reset starts "
+                            "over; --ctx N gives more]\n", duet_session_n_ctx(c->s));
     }
-    duet_stats st;
-    duet_session_stats(c->s, &st);
-    fprintf(stderr, "[%d tokens, %.1f tok/s, first token %.0f ms, context %d/%d%s]\n", st.n_gen,
-            st.n_gen > 1 && st.gen_s > 0 ? (st.n_gen - 1) / st.gen_s : 0.0, st.ttft_s * 1e3, duet_session_n_tokens(c->s),
-            duet_session_n_ctx(c->s), rc == DUET_FINISH_ABORT ? ", stopped" : "");
-    if (rc == DUET_FINISH_CONTEXT)
-        fprintf(stderr, "[the context is full (%d positions): /reset starts over; --ctx N gives more]\n",
-                duet_session_n_ctx(c->s));
-    (void)tty;
+    free(orig);
+    free(cur);
 }
 
 /* The agent's tool callback: runs the call, shows it on stderr. */
@@ -161,34 +194,6 @@ static void answer_agent(Chat *c, const char *line)
         fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
         c->failed = 1;
     }
-}
-
-static void command(Chat *c, char *line, const char *system)
-{
-    char *arg = strchr(line, ' ');
-    if (arg) {
-        *arg++ = 0;
-        while (*arg == ' ') arg++;
-    }
-    int rc = DUET_OK;
-    if (!strcmp(line, "/adapter")) {
-        const char *name = arg && *arg && strcmp(arg, "base") && strcmp(arg, "none") ? arg : NULL;
-        rc = duet_session_set_adapter(c->s, name);
-        if (!rc) fprintf(stderr, "[adapter: %s]\n", name ? name : "base");
-    } else if (!strcmp(line, "/reset")) {
-        duet_session_clear(c->s);
-        if (system) rc = duet_session_append_message(c->s, "system", system);
-        if (!rc) fprintf(stderr, "[context cleared]\n");
-    } else if (!strcmp(line, "/save") && arg && *arg) {
-        rc = duet_session_save(c->s, arg);
-        if (!rc) fprintf(stderr, "[saved %d tokens to %s]\n", duet_session_n_tokens(c->s), arg);
-    } else if (!strcmp(line, "/load") && arg && *arg) {
-        rc = duet_session_load(c->s, arg);
-        if (!rc) fprintf(stderr, "[loaded %d tokens from %s]\n", duet_session_n_tokens(c->s), arg);
-    } else {
-        fprintf(stderr, "commands: /adapter NAME|base, /reset, /save FILE, /load FILE, /quit\n");
-    }
-    if (rc) fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c->s));
 }
 
 int cmd_chat(int argc, char **argv)
@@ -226,7 +231,7 @@ int cmd_chat(int argc, char **argv)
         .usage = "MODEL [--adapter NAME | --lora [NAME=]DIR] [--system TEXT] [options]",
         .pos_name = "MODEL", .pos_help = "a checkpoint folder or a .duet file", .pos = &o.path, .pos_required = 1,
         .groups = {own, model, sampling, tools}, .titles = {"options", "model", "sampling", "tools (the agent loop answers)"},
-        .notes = CHAT_COMMANDS};
+        .notes = chat_commands_help};
     int st;
     if (cli_parse(&spec, argc, argv, &st)) return st;
     const char *path = o.path;
@@ -268,25 +273,11 @@ int cmd_chat(int argc, char **argv)
     }
     so.n_ctx = o.ctx ? o.ctx : 4096;
     if (so.n_ctx > duet_model_max_context(m)) so.n_ctx = duet_model_max_context(m);
-    duet_model_sampling_defaults(m, &so);
-    SampleParams base = sample_defaults();
-    base.temperature = so.temperature;
-    base.top_k = so.top_k;
-    base.top_p = so.top_p;
-    base.min_p = so.min_p;
-    base.repetition_penalty = so.repetition_penalty;
-    SampleParams sp = cli_sampling_resolve(&cs, base);
-    so.temperature = sp.temperature;
-    so.top_k = sp.top_k;
-    so.top_p = sp.top_p;
-    so.min_p = sp.min_p;
-    so.repetition_penalty = sp.repetition_penalty;
-    so.frequency_penalty = sp.frequency_penalty;
-    so.presence_penalty = sp.presence_penalty;
-    so.seed = sp.seed;
+    cli_session_sampling(m, &cs, &so);
     if (verbose)
-        fprintf(stderr, "sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
-                so.temperature, so.top_k, so.top_p, so.min_p, so.repetition_penalty, (unsigned long long)so.seed);
+        fprintf(stderr, "adapter %s; sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
+                so.adapter ? so.adapter : "none (base)", so.temperature, so.top_k, so.top_p, so.min_p,
+                so.repetition_penalty, (unsigned long long)so.seed);
     Chat c = {0};
     pthread_mutex_init(&c.lock, NULL);
     if (duet_session_create(m, &so, &c.s)) {
@@ -294,7 +285,12 @@ int cmd_chat(int argc, char **argv)
         duet_model_close(m);
         return rc;
     }
-    c.max_steps = (int)max_steps;
+    c.m = m;
+    c.so = so;
+    c.path = path;
+    c.system = system;
+    snprintf(c.adapter, sizeof c.adapter, "%s", so.adapter ? so.adapter : "");
+    c.max_steps = max_steps;
     if (builtin || n_files || n_mcp) {
         duet_toolbox_options to;
         duet_toolbox_options_default(&to);
@@ -335,52 +331,57 @@ int cmd_chat(int argc, char **argv)
     int have_watcher = !pthread_create(&wt, NULL, watcher, &c);
     if (system && duet_session_append_message(c.s, "system", system))
         fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c.s));
-    if (tty) fprintf(stderr, "duet chat: %s%s%s. /help for commands, Ctrl-C stops an answer, twice at the prompt quits.\n",
-                     path, so.adapter ? " + " : "", so.adapter ? so.adapter : "");
-    char *line = NULL;
-    size_t cap = 0;
+    if (tty) {
+        fprintf(stderr, "duet chat: %s%s%s", path, c.adapter[0] ? " + " : "", c.adapter);
+        int na = duet_model_n_adapters(m);
+        for (int i = 0; !c.adapter[0] && i < na; i++)
+            fprintf(stderr, "%s%s", i ? ", " : " (adapters: ", duet_model_adapter_name(m, i));
+        fprintf(stderr, "%s. /help for commands, \"\"\" for several lines, Ctrl-C stops an answer, Ctrl-D quits.\n",
+                !c.adapter[0] && na ? "; /adapter NAME)" : "");
+    }
+    ChatInput in;
+    chat_input_open(&in, tty);
     int prompt_sigints = 0;
     for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        int before = sigint_count;
-        errno = 0;
-        ssize_t len = getline(&line, &cap, stdin);
-        if (len < 0) {
-            if (errno == EINTR && sigint_count != before) {
-                clearerr(stdin);
-                atomic_store(&c.seen_sigint, sigint_count);
-                if (++prompt_sigints >= 2) break;
-                fputs("\n(Ctrl-C again to quit)\n", stderr);
-                continue;
-            }
-            break;
+        int interrupted;
+        char *line = chat_input_read(&in, &sigint_count, &interrupted);
+        if (!line) {
+            if (!interrupted) break;
+            atomic_store(&c.seen_sigint, sigint_count);
+            if (++prompt_sigints >= 2) break;
+            fputs("\n(Ctrl-C again to quit)\n", stderr);
+            continue;
         }
         prompt_sigints = 0;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
-        if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
+        if (!line[0]) {
+            free(line);
+            continue;
+        }
         if (line[0] == '/') {
-            command(&c, line, system);
+            int quit = chat_command(&c, line);
+            free(line);
+            if (quit) break;
             continue;
         }
         atomic_store(&c.seen_sigint, sigint_count);
         if (c.tb) { /* duet_agent_run appends the message itself */
             answer_agent(&c, line);
+            free(line);
             continue;
         }
-        if (duet_session_append_message(c.s, "user", line)) {
+        int n_before = chat_history_count(&c);
+        int rc = duet_session_append_message(c.s, "user", line);
+        free(line);
+        if (rc) {
             fprintf(stderr, "duet: error: %s\n", duet_session_errmsg(c.s));
             c.failed = 1;
             continue;
         }
-        answer(&c, tty);
+        answer(&c, n_before);
     }
+    chat_input_close(&in);
     atomic_store(&c.quit, 1);
     if (have_watcher) pthread_join(wt, NULL);
-    free(line);
     toolcall_parser_free(c.tp);
     duet_session_close(c.s);
     duet_toolbox_free(c.tb);

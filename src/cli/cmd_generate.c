@@ -104,13 +104,11 @@ int cmd_generate(int argc, char **argv)
             snprintf(names[i], sizeof names[i], "%s=%s", name, dir);
             loras[i] = names[i];
         }
-        /* the model's generation_config.json is not read on this path: llama.cpp's defaults */
-        SampleParams sp = cli_sampling_resolve(&cs, sample_model_defaults(&(GenDefaults){0}));
         GenStructured g = {.path = o.path, .adapter = o.adapter, .tools_path = tools_path, .tool_choice = tool_choice,
                            .schema_path = schema_path, .loras = loras, .n_lora = o.n_lora, .threads = o.threads,
-                           .json_object = json_object, .max_tokens = max_tokens, .top_k = sp.top_k,
-                           .chat = chat_text, .system = system, .prompt = prompt_text,
-                           .temperature = sp.temperature, .top_p = sp.top_p, .seed = sp.seed};
+                           .json_object = json_object, .max_tokens = max_tokens, .ctx = o.ctx,
+                           .ignore_eos = ignore_eos, .verbose = verbose, .chat = chat_text, .system = system,
+                           .prompt = prompt_text, .sampling = &cs};
         return cli_generate_structured(&g);
     }
     Model m;
@@ -147,6 +145,10 @@ int cmd_generate(int argc, char **argv)
      * (seq_init refuses more than max_position_embeddings, as the API does) */
     long want_ctx = (long)n_prompt + max_tokens;
     int ctx = o.ctx ? o.ctx : (int)(want_ctx < m.cfg.max_pos ? want_ctx : m.cfg.max_pos);
+    if (want_ctx > ctx && n_prompt < ctx) /* as llama.cpp, the answer stops at the end of the context: said first */
+        fprintf(stderr, "duet: warning: --max-tokens %d: the prompt (%d token%s) and the answer do not fit %s (%d "
+                "positions): at most %d tokens\n", max_tokens, n_prompt, n_prompt == 1 ? "" : "s",
+                o.ctx ? "--ctx" : "the model's positions", ctx, ctx - n_prompt + 1); /* the last one needs no position */
     Seq q = {0};
     Sampler smp = {0};
     float *lg = malloc((size_t)vocab * sizeof(float));

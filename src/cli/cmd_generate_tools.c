@@ -83,12 +83,17 @@ int cli_generate_structured(const GenStructured *g)
     }
     duet_session_options so;
     duet_session_options_default(&so);
-    so.adapter = g->adapter;
-    so.temperature = g->temperature;
-    so.top_k = g->top_k;
-    so.top_p = g->top_p;
-    so.seed = g->seed;
+    /* the adapter: --adapter NAME ("base": none), else the one --lora gave */
+    so.adapter = g->adapter && strcmp(g->adapter, "base") ? g->adapter : NULL;
+    if (!g->adapter && g->n_lora == 1) so.adapter = duet_model_adapter_name(m, duet_model_n_adapters(m) - 1);
+    cli_session_sampling(m, g->sampling, &so);
     so.max_tokens = g->max_tokens;
+    so.ignore_eos = g->ignore_eos;
+    so.n_ctx = g->ctx;
+    if (g->verbose)
+        fprintf(stderr, "adapter %s; sampling: temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %llu\n",
+                so.adapter ? so.adapter : "none (base)", so.temperature, so.top_k, so.top_p, so.min_p,
+                so.repetition_penalty, (unsigned long long)so.seed);
     if (duet_session_create(m, &so, &s)) {
         cli_error("%s", duet_model_errmsg(m));
         goto done;

@@ -11,6 +11,25 @@
 #include "text/chat.h"
 #include "util/json.h"
 
+/* What every chat template reads in a message: an object with a string
+ * "role" and a "content" (a string, a list of parts, or null/absent beside
+ * "tool_calls"). Other fields and types are the template's business. 0, or
+ * -1 with *e naming the file, the message and the field. */
+static int check_messages(const cJSON *msgs, const char *path, Err *e)
+{
+    int i = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        if (!cJSON_IsObject(m)) return err_set(e, "%s: message %d: expected an object {\"role\", \"content\"}", path, i);
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
+            return err_set(e, "%s: message %d: field \"role\": expected a string (\"system\", \"user\", \"assistant\", "
+                           "\"tool\")", path, i);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if ((!c || cJSON_IsNull(c)) && !cJSON_GetObjectItemCaseSensitive(m, "tool_calls"))
+            return err_set(e, "%s: message %d: field \"content\" is missing (expected a string)", path, i);
+    }
+    return 0;
+}
+
 int cmd_template(int argc, char **argv)
 {
     const char *model = NULL, *msgs_path = NULL, *tools_path = NULL;
@@ -46,6 +65,10 @@ int cmd_template(int argc, char **argv)
     }
     if (!cJSON_IsArray(msgs)) {
         cli_error("%s: expected a JSON array of messages", msgs_path);
+        goto done;
+    }
+    if (check_messages(msgs, msgs_path, &e)) { /* blamed on the file, not on the template that would trip on it */
+        cli_error("%s", e.msg);
         goto done;
     }
     if (!(out = chat_template_render(t, msgs, tools, gen, &e))) {

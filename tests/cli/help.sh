@@ -97,6 +97,19 @@ err generate "$A" --ids 1 | grep -q 'is a PEFT adapter, not a model; .*--lora' &
 err chat "$A" | grep -q 'is a PEFT adapter, not a model; .*--lora' && ok || bad "chat of a PEFT folder: $(cat "$tmp/err")"
 err compile "$tmp/g.duet" -o "$tmp/x.duet" | grep -q 'compile takes a checkpoint folder.*already compiled' && ok \
     || bad "compile of a .duet: $(cat "$tmp/err")"
+# generate --max-tokens past what fits: a warning with the number that will come, then that many tokens
+"$DUET" generate "$M" --ids 1,2 --max-tokens 100 --ctx 10 --greedy --ignore-eos --print-ids > "$tmp/out" 2> "$tmp/err"
+grep -q '^duet: warning: --max-tokens 100: the prompt (2 tokens) and the answer do not fit --ctx (10 positions): at most 9 tokens$' \
+    "$tmp/err" && [ "$(wc -w < "$tmp/out")" -eq 9 ] && ok || bad "--max-tokens past --ctx: $(cat "$tmp/err") $(wc -w < "$tmp/out") ids"
+mkdir "$tmp/p" # the model with 64 positions
+for f in "$M"/*; do ln -s "$PWD/$f" "$tmp/p/"; done
+rm "$tmp/p/config.json"
+sed 's/"max_position_embeddings": 4096/"max_position_embeddings": 64/' "$M/config.json" > "$tmp/p/config.json"
+"$DUET" generate "$tmp/p" --ids 1,2 --max-tokens 5000 --greedy --ignore-eos --print-ids > "$tmp/out" 2> "$tmp/err"
+grep -q "do not fit the model's positions (64 positions): at most 63 tokens" "$tmp/err" && [ "$(wc -w < "$tmp/out")" -eq 63 ] && ok \
+    || bad "--max-tokens past the model's positions: $(cat "$tmp/err")"
+"$DUET" generate "$M" --ids 1,2 --max-tokens 5 --greedy > /dev/null 2> "$tmp/err"
+[ ! -s "$tmp/err" ] && ok || bad "a warning when everything fits: $(cat "$tmp/err")"
 
 echo "help: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

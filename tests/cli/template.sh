@@ -19,6 +19,14 @@ ok $? "render exit status"
 cmp -s "$tmp/got" "$tmp/want"; ok $? "rendered prompt differs from golden case 16"
 "$DUET" template tests/fixtures/tokenizer --messages tests/fixtures/tokenizer/tokenizer_config.json 2> "$tmp/err" >/dev/null
 [ $? -ne 0 ] && grep -q "^duet: error: .*expected a JSON array" "$tmp/err"; ok $? "messages not an array"
+# a message without content or role is blamed on the messages file, not on the template
+echo '[{"role":"user","content":"hi"},{"role":"user"}]' >"$tmp/nocontent.json"
+"$DUET" template tests/fixtures/tokenizer --messages "$tmp/nocontent.json" 2> "$tmp/err" >/dev/null
+[ $? -ne 0 ] && grep -q "^duet: error: .*nocontent.json: message 1: field \"content\" is missing" "$tmp/err"
+ok $? "missing content named in the file: $(cat "$tmp/err")"
+echo '[{"content":"hi"}]' >"$tmp/norole.json"
+"$DUET" template tests/fixtures/tokenizer --messages "$tmp/norole.json" 2> "$tmp/err" >/dev/null
+[ $? -ne 0 ] && grep -q "norole.json: message 0: field \"role\"" "$tmp/err"; ok $? "missing role named in the file"
 "$DUET" template /no/such/model --messages "$tmp/m.json" 2> "$tmp/err" >/dev/null
 [ $? -ne 0 ] && grep -q "^duet: error:" "$tmp/err"; ok $? "missing model"
 echo "template_cli: $pass passed, $fail failed"
