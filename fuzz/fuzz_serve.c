@@ -36,9 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (r.logprobs) g.logprobs = cJSON_Parse("[{\"token\":\"ok\",\"logprob\":-0.5,\"bytes\":[111,107],\"top_logprobs\":"
                                              "[{\"token\":\"ok\",\"logprob\":-0.5,\"bytes\":[111,107]}]}]");
-    free(resp_body(&r, &g, "chatcmpl-x", 1, r.model));
-    free(resp_chunk(&r, "chatcmpl-x", 1, r.model, "ok", 2, 1, g.logprobs));
-    free(resp_final(&r, &g, "chatcmpl-x", 1, r.model));
+    GenResult two[2] = {g, g};
+    free(resp_body(&r, two, r.n > 1 ? 2 : 1, &g, "chatcmpl-x", 1, r.model));
+    free(resp_chunk(&r, "chatcmpl-x", 1, r.model, r.n > 1 ? 1 : 0, "ok", 2, 1, g.logprobs));
+    free(resp_choice_end(&r, &g, 0, 1, "chatcmpl-x", 1, r.model));
+    free(resp_stream_end(&r, &g, "chatcmpl-x", 1, r.model));
+    if (r.load_only) free(resp_ollama_load(&r, r.model));
     cJSON_Delete(g.logprobs);
     genreq_free(&r);
     return 0;

@@ -74,12 +74,30 @@ typedef struct ReqLimits {
     int max_tokens;             /* a request's max_tokens may not exceed this (the context) */
 } ReqLimits;
 
+/* Choices one request may ask for: n x the completions prompts. */
+#define SERVE_MAX_CHOICES 32
+
+/* One /v1/completions prompt: text, or token ids (checked against the
+ * vocabulary when the server renders it). */
+typedef struct PromptIn {
+    char *text;                 /* NULL when ids are given */
+    int *ids, n_ids;
+} PromptIn;
+
 /* One generation request, whatever API it came through. */
 typedef struct GenReq {
     Api api;
     char *model;                /* as the client named it */
     char *messages;             /* chat: JSON array text of normalized messages */
-    char *prompt;               /* completion / generate: text */
+    char *prompt;               /* Ollama generate: text */
+    PromptIn *prompts;          /* OpenAI completions: one or more prompts */
+    int n_prompts;
+    char *suffix;               /* completions / Ollama generate: the text after the insertion (FIM), or NULL */
+    int echo;                   /* completions: the prompt comes back before the answer */
+    int n;                      /* choices per prompt (OpenAI n; default 1) */
+    int seed_set;               /* the request gave a seed (else the server draws one) */
+    int load_only;              /* Ollama: no prompt / messages: load (or unload) the model, generate nothing */
+    int keep_alive_zero;        /* Ollama keep_alive 0: the model's idle sessions are dropped */
     char *system;               /* Ollama generate: system prompt, or NULL */
     int raw;                    /* Ollama generate raw: no template */
     char *tools;                /* JSON array text, or NULL */
@@ -114,7 +132,7 @@ typedef struct ToolCallOut {
 
 /* What one generation produced. */
 typedef struct GenResult {
-    char *text;                 /* content (malloc'd) */
+    char *text;                 /* content (malloc'd); with echo the prompt first */
     size_t len;
     const char *finish;         /* "stop", "length", "tool_calls" */
     ToolCallOut *calls;
@@ -128,14 +146,26 @@ typedef struct GenResult {
 
 void genresult_free(GenResult *g);
 
-/* Full (non-stream) response body, malloc'd. */
-char *resp_body(const GenReq *r, const GenResult *g, const char *id, long created, const char *model);
-/* One stream chunk for a content piece (SSE "data: ...\n\n" or an NDJSON
- * line); lp: that piece's logprobs entries or NULL. malloc'd. */
-char *resp_chunk(const GenReq *r, const char *id, long created, const char *model, const char *piece, size_t n,
-                 int first, const cJSON *lp);
-/* The closing chunks (finish reason, tool calls, usage, [DONE]). malloc'd. */
-char *resp_final(const GenReq *r, const GenResult *g, const char *id, long created, const char *model);
+/* Full (non-stream) response body, malloc'd: the choices g[0..n) in index
+ * order (Ollama: g[0]), usage from total. */
+char *resp_body(const GenReq *r, const GenResult *g, int n, const GenResult *total, const char *id, long created,
+                const char *model);
+/* One stream chunk for a content piece of choice `index` (SSE "data:
+ * ...\n\n" or an NDJSON line); lp: that piece's logprobs entries or NULL;
+ * first: the choice's first chunk (it carries the role). malloc'd. */
+char *resp_chunk(const GenReq *r, const char *id, long created, const char *model, int index, const char *piece,
+                 size_t n, int first, const cJSON *lp);
+/* The chunks that end choice `index` (its tool calls and finish reason;
+ * Ollama: the done line with the timings); first: no chunk of the choice
+ * went out yet (the role goes in this one). malloc'd. */
+char *resp_choice_end(const GenReq *r, const GenResult *g, int index, int first, const char *id, long created,
+                      const char *model);
+/* The end of an OpenAI stream (the usage chunk when asked, [DONE]; "" for
+ * Ollama). malloc'd. */
+char *resp_stream_end(const GenReq *r, const GenResult *total, const char *id, long created, const char *model);
+/* Ollama's answer to a request without prompt or messages (a model load,
+ * or an unload with keep_alive 0). malloc'd. */
+char *resp_ollama_load(const GenReq *r, const char *model);
 /* The error body in the API's form (OpenAI error object or Ollama {"error"}). */
 char *resp_error(Api api, const ApiError *e);
 /* An error as the last event of a stream that has started. */
@@ -207,11 +237,11 @@ typedef struct Pool {
 int spool_init(Pool *p, duet_model *m, int n_ctx, int parallel, int queue);
 void spool_destroy(Pool *p);     /* closes the idle sessions */
 
-/* Waits for a generation slot. 0: got one (give it back with spool_leave);
+/* Waits for k (<= parallel) generation slots. 0: got them (give it back with spool_leave);
  * 503 with *e set: the queue is full, the wait timed out, or draining; 499:
  * *gone became set while waiting. */
-int spool_enter(Pool *p, double timeout_s, atomic_int *gone, ApiError *e);
-void spool_leave(Pool *p);
+int spool_enter(Pool *p, int k, double timeout_s, atomic_int *gone, ApiError *e);
+void spool_leave(Pool *p, int k);
 
 /* A session for `adapter` (NULL: base) whose cached tokens share the longest
  * prefix with ids[0..n) (n may be 0: no preference); a new one when none
@@ -223,6 +253,8 @@ duet_session *spool_take(Pool *p, const char *adapter, const int *ids, int n, un
 void spool_give(Pool *p, duet_session *s, const char *adapter, unsigned epoch, int keep);
 /* Closes the idle sessions of adapter `name` and bumps the epoch. */
 void spool_forget_adapter(Pool *p, const char *name);
+/* Closes the idle sessions of `adapter` (NULL: base): their KV is freed. */
+void spool_drop_idle(Pool *p, const char *adapter);
 void spool_counts(Pool *p, int *queued, int *active, int *idle);
 
 /* ---- a generation streamed to the connection thread (serve_gen.c) ------ */
@@ -237,31 +269,61 @@ typedef struct Chan {
 } Chan;
 
 typedef struct Server Server;
+typedef struct Job Job;
 
-typedef struct Job {
+/* One prompt of a job, as the server rendered it. */
+typedef struct Prompt {
+    int *ids, n_ids;            /* the tokens (for the cache choice and the length check) */
+    char *echo;                 /* the text echoed before the answer (completions echo), or NULL */
+} Prompt;
+
+/* One choice of a job: choice `index` of the response answers prompt `prompt`. */
+typedef struct Choice {
+    int index, prompt;
+    GenResult res;
+    int status;                 /* 0, or an HTTP status with err */
+    ApiError err;
+} Choice;
+
+/* A session of a job and the thread that runs choices on it. */
+typedef struct Worker {
+    Job *j;
+    duet_session *s;            /* set and cleared under srv->jobs_lock (the watcher aborts it) */
+    unsigned epoch;
+    int keep;                   /* the session may go back to the cache */
+} Worker;
+
+struct Job {
     Server *srv;
     GenReq req;
     char *adapter;              /* resolved: NULL = base */
     char model[128];            /* the name answered with */
     char id[48];
     long created;
-    int *ids, n_ids;            /* the prompt's tokens as the server rendered them (for the cache choice) */
-    duet_session *s;
-    unsigned epoch;
+    Prompt *prompts;
+    int n_prompts;
+    Choice *ch;                 /* n_prompts x req.n, in index order */
+    int n_ch;
+    Worker *w;                  /* min(n_ch, parallel) sessions, each with its slot */
+    int n_w;
+    atomic_int next;            /* the next choice a worker takes */
+    atomic_int failed;          /* a choice failed: the others stop */
     atomic_int gone;            /* the client went away: stop */
     int fd;                     /* dup of the client socket, watched for hang-up; -1 none */
     int stream;
     Chan chan;
     atomic_int refs;            /* the stream: worker + HTTP response */
-    GenResult res;
+    GenResult res;              /* totals over the choices (usage, the log line) */
     int status;                 /* HTTP status for the log */
     double t0;
     char peer[64];
     char path[64];
-} Job;
+};
 
-/* Runs j's request on j->s (already taken), filling j->res; streams through
- * j->chan when j->stream. 0, or an HTTP status with *e set. */
+/* Runs every choice of j on its workers' sessions (taken already; given
+ * back to the pool here), filling j->ch and the totals j->res; streams
+ * through j->chan when j->stream (each choice's end as it comes). 0, or an
+ * HTTP status with *e set. */
 int gen_run(Job *j, ApiError *e);
 
 void chan_init(Chan *c);
@@ -292,6 +354,8 @@ struct Server {
     atomic_int responding;      /* generation responses not yet sent out (drain waits for 0) */
     pthread_mutex_t log_lock;
     pthread_rwlock_t ad_lock;   /* writers: adapter load / unload; readers: name lookups */
+    const char *fim[3];         /* the model's fill-in-the-middle markers (prefix, suffix, middle), or NULLs */
+    atomic_uint_fast64_t seeds; /* draws the seed of a request that gives none */
 };
 
 /* A response of the endpoints other than generation (serve_routes.c). */
@@ -313,6 +377,9 @@ struct MHD_Daemon *http_start(Server *srv, char *err, size_t n);
 /* Registers / unregisters a job for the hang-up watcher. */
 int server_watch(Server *srv, Job *j);
 void server_unwatch(Server *srv, Job *j);
+/* Marks j's client gone and aborts its sessions' generations; the caller
+ * holds srv->jobs_lock. */
+void job_abort(Job *j);
 /* Polls the watched sockets once; aborts the jobs whose client hung up. */
 void server_reap(Server *srv);
 /* Resolves a requested model name to an adapter: 0 and *adapter (malloc'd,

@@ -116,6 +116,13 @@ void server_unwatch(Server *srv, Job *j)
     pthread_mutex_unlock(&srv->jobs_lock);
 }
 
+void job_abort(Job *j)
+{
+    atomic_store(&j->gone, 1);
+    for (int i = 0; i < j->n_w; i++)
+        if (j->w[i].s) duet_session_abort(j->w[i].s);
+}
+
 void server_reap(Server *srv)
 {
     pthread_mutex_lock(&srv->jobs_lock);
@@ -123,10 +130,7 @@ void server_reap(Server *srv)
         Job *j = srv->jobs[i];
         if (j->fd < 0 || atomic_load(&j->gone)) continue;
         struct pollfd p = {j->fd, POLLRDHUP, 0};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            atomic_store(&j->gone, 1);
-            if (j->s) duet_session_abort(j->s);
-        }
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) job_abort(j);
     }
     pthread_mutex_unlock(&srv->jobs_lock);
 }
@@ -169,45 +173,31 @@ static void job_release(Job *j)
     if (atomic_fetch_sub(&j->refs, 1) != 1) return;
     genreq_free(&j->req);
     genresult_free(&j->res);
+    for (int i = 0; i < j->n_ch; i++) genresult_free(&j->ch[i].res);
+    free(j->ch);
+    for (int i = 0; i < j->n_prompts; i++) {
+        free(j->prompts[i].ids);
+        free(j->prompts[i].echo);
+    }
+    free(j->prompts);
+    free(j->w);
     chan_destroy(&j->chan);
     free(j->adapter);
-    free(j->ids);
     if (j->fd >= 0) close(j->fd);
     free(j);
 }
 
-/* After a generation, before the client can see its end: takes the session
- * out of reach of the watcher and of stream_free. Returns whether it may be
- * kept for reuse: a session aborted after its generation ended would carry
- * the abort to its next request, so only a clean one is kept. */
-static int job_detach(Job *j, int status, duet_session **s)
+/* After gen_run (the sessions are back in the pool): the slots freed, the
+ * counters and the log line. */
+static void job_settle(Job *j, int status)
 {
     Server *srv = j->srv;
     server_unwatch(srv, j);
-    pthread_mutex_lock(&srv->jobs_lock);
-    *s = j->s;
-    j->s = NULL;
-    pthread_mutex_unlock(&srv->jobs_lock);
-    return status == 200 && !atomic_load(&j->gone);
-}
-
-/* The session back to the pool, the slot freed, the counters and the log line. */
-static void job_settle(Job *j, int status, duet_session *s, int keep)
-{
-    Server *srv = j->srv;
-    spool_give(&srv->pool, s, j->adapter, j->epoch, keep);
-    spool_leave(&srv->pool);
+    spool_leave(&srv->pool, j->n_w);
     j->status = status;
     metrics_request(&srv->met, j->model, status);
-    metrics_result(&srv->met, &j->res, status == 499);
+    for (int i = 0; i < j->n_ch; i++) metrics_result(&srv->met, &j->ch[i].res, j->ch[i].status == 499);
     server_log(srv, j->peer, "POST", j->path, status, j, now_s() - j->t0);
-}
-
-static void job_finish(Job *j, int status)
-{
-    duet_session *s;
-    int keep = job_detach(j, status, &s);
-    job_settle(j, status, s, keep);
 }
 
 static void *stream_worker(void *arg)
@@ -215,15 +205,11 @@ static void *stream_worker(void *arg)
     Job *j = arg;
     ApiError e;
     int st = gen_run(j, &e);
-    char *tail = st ? resp_stream_error(j->req.api, &e) : resp_final(&j->req, &j->res, j->id, j->created, j->model);
-    /* detached before the last bytes go out: a client that hangs up right
-     * after [DONE] must not cost the session its place in the cache */
-    duet_session *s;
-    int keep = job_detach(j, st ? st : 200, &s);
+    char *tail = st ? resp_stream_error(j->req.api, &e) : resp_stream_end(&j->req, &j->res, j->id, j->created, j->model);
     if (tail) chan_put(&j->chan, tail, strlen(tail));
     free(tail);
     chan_close(&j->chan);
-    job_settle(j, st ? st : 200, s, keep);
+    job_settle(j, st ? st : 200);
     atomic_fetch_sub(&j->srv->in_flight, 1);
     job_release(j);
     return NULL;
@@ -243,7 +229,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (!idle) return MHD_CONTENT_READER_END_OF_STREAM;
         char *hb = j->req.api == API_CHAT || j->req.api == API_COMPLETION
                        ? strdup(": keep-alive\n\n") /* an SSE comment: clients skip it */
-                       : resp_chunk(&j->req, j->id, j->created, j->model, "", 0, 0, NULL); /* Ollama: an empty chunk */
+                       : resp_chunk(&j->req, j->id, j->created, j->model, 0, "", 0, 0, NULL); /* Ollama: an empty chunk */
         size_t hn = hb ? strlen(hb) : 0;
         if (hn && hn <= max) {
             memcpy(buf, hb, hn);
@@ -262,8 +248,7 @@ static void stream_free(void *cls)
     pthread_mutex_unlock(&j->chan.lock);
     if (!done) { /* the connection ended first: the client went away */
         pthread_mutex_lock(&j->srv->jobs_lock);
-        atomic_store(&j->gone, 1);
-        if (j->s) duet_session_abort(j->s);
+        job_abort(j);
         pthread_mutex_unlock(&j->srv->jobs_lock);
     }
     job_release(j);
@@ -271,34 +256,93 @@ static void stream_free(void *cls)
 
 /* ---- prompt tokens, for the cache choice and the length check --------------- */
 
-static int render_ids(Server *srv, Job *j, ApiError *e)
+/* Prompt i's tokens (text, or ids checked against the vocabulary) and its
+ * echo text. With a suffix the text is wrapped in the model's
+ * fill-in-the-middle markers. */
+static int render_prompt(Server *srv, Job *j, Prompt *pr, const char *text, const int *ids, int n_ids, ApiError *e)
 {
     GenReq *r = &j->req;
-    char *text = NULL;
+    const char *param = r->messages ? "messages" : "prompt";
+    char *tmp = NULL;
     int rc;
-    if (r->messages) {
-        rc = duet_apply_template_tools(srv->m, r->messages, r->tools, 1, &text);
-        if (rc) return api_error(e, 400, "messages", "%s", duet_model_errmsg(srv->m));
+    if (ids) {
+        int V = duet_model_vocab(srv->m);
+        for (int k = 0; k < n_ids; k++)
+            if (ids[k] >= V) return api_error(e, 400, "prompt", "prompt: token id %d is outside the vocabulary [0, %d)", ids[k], V);
+        if (!(pr->ids = malloc((size_t)n_ids * sizeof *pr->ids))) return api_error(e, 500, "", "out of memory");
+        memcpy(pr->ids, ids, (size_t)n_ids * sizeof *ids);
+        pr->n_ids = n_ids;
+        if (r->echo && duet_detokenize(srv->m, ids, n_ids, &pr->echo)) return api_error(e, 500, "", "out of memory");
+    } else {
+        if (r->suffix) {
+            Buf b = {0};
+            if (buf_printf(&b, "%s%s%s%s%s", srv->fim[0], text, srv->fim[1], r->suffix, srv->fim[2]))
+                return api_error(e, 500, "", "out of memory");
+            tmp = b.p;
+        }
+        const char *t = tmp ? tmp : text;
+        rc = duet_tokenize(srv->m, t, strlen(t), &pr->ids, &pr->n_ids);
+        free(tmp);
+        if (rc) return api_error(e, 400, param, "%s", duet_model_errmsg(srv->m));
+        if (r->echo && !(pr->echo = strdup(text))) return api_error(e, 500, "", "out of memory");
     }
-    const char *t = text ? text : r->prompt ? r->prompt : "";
-    rc = duet_tokenize(srv->m, t, strlen(t), &j->ids, &j->n_ids);
-    free(text);
-    if (rc) return api_error(e, 400, r->messages ? "messages" : "prompt", "%s", duet_model_errmsg(srv->m));
-    if (j->n_ids == 0 && !r->messages) return api_error(e, 400, "prompt", "prompt: empty");
-    if (j->n_ids >= srv->o.ctx) {
-        api_error(e, 400, r->messages ? "messages" : "prompt",
-                  "This model's maximum context length is %d tokens. However, your %s resulted in %d tokens.", srv->o.ctx,
-                  r->messages ? "messages" : "prompt", j->n_ids);
+    if (pr->n_ids == 0 && !r->messages) return api_error(e, 400, "prompt", "prompt: empty");
+    if (pr->n_ids >= srv->o.ctx) {
+        api_error(e, 400, param, "This model's maximum context length is %d tokens. However, your %s resulted in %d tokens.",
+                  srv->o.ctx, param, pr->n_ids);
         e->code = "context_length_exceeded";
         return 400;
     }
     return 0;
 }
 
+/* The job's prompts, choices and workers. */
+static int render_ids(Server *srv, Job *j, ApiError *e)
+{
+    GenReq *r = &j->req;
+    if (r->suffix && !srv->fim[0]) {
+        if (r->api == API_OLLAMA_GENERATE) return api_error(e, 400, "suffix", "%s does not support insert", j->model);
+        return api_error(e, 400, "suffix",
+                         "suffix: the model %s has no fill-in-the-middle tokens (<|fim_prefix|>, <|fim_suffix|>, "
+                         "<|fim_middle|> or <fim_prefix>, ...): only a code model trained for infilling can complete between a prompt and a suffix",
+                         srv->base_name);
+    }
+    int np = r->messages || !r->prompts ? 1 : r->n_prompts, n = r->n > 0 ? r->n : 1;
+    if (!(j->prompts = calloc((size_t)np, sizeof *j->prompts))) return api_error(e, 500, "", "out of memory");
+    j->n_prompts = np;
+    if (r->messages) {
+        char *text = NULL;
+        int rc = duet_apply_template_tools(srv->m, r->messages, r->tools, 1, &text);
+        if (rc) return api_error(e, 400, "messages", "%s", duet_model_errmsg(srv->m));
+        rc = render_prompt(srv, j, &j->prompts[0], text, NULL, 0, e);
+        free(text);
+        if (rc) return rc;
+    } else if (!r->prompts) {
+        int rc = render_prompt(srv, j, &j->prompts[0], r->prompt ? r->prompt : "", NULL, 0, e);
+        if (rc) return rc;
+    } else {
+        for (int i = 0; i < np; i++) {
+            const PromptIn *in = &r->prompts[i];
+            int rc = render_prompt(srv, j, &j->prompts[i], in->text, in->text ? NULL : in->ids, in->n_ids, e);
+            if (rc) return rc;
+        }
+    }
+    j->n_ch = np * n;
+    j->n_w = j->n_ch < srv->o.parallel ? j->n_ch : srv->o.parallel;
+    if (!(j->ch = calloc((size_t)j->n_ch, sizeof *j->ch)) || !(j->w = calloc((size_t)j->n_w, sizeof *j->w)))
+        return api_error(e, 500, "", "out of memory");
+    for (int i = 0; i < j->n_ch; i++) {
+        j->ch[i].index = i;
+        j->ch[i].prompt = i / n;
+    }
+    for (int i = 0; i < j->n_w; i++) j->w[i].j = j;
+    return 0;
+}
+
 /* Ollama generate without raw: the prompt (and system) as chat messages. */
 static int generate_as_chat(GenReq *r, ApiError *e)
 {
-    if (r->raw) return 0;
+    if (r->raw || r->suffix) return 0; /* a suffix: the fill-in-the-middle prompt, no chat template */
     cJSON *a = cJSON_CreateArray();
     if (r->system) {
         cJSON *m = cJSON_CreateObject();
@@ -315,6 +359,54 @@ static int generate_as_chat(GenReq *r, ApiError *e)
     return r->messages ? 0 : api_error(e, 500, "", "out of memory");
 }
 
+/* A request's seed when it gives none: drawn, so that sampling differs
+ * between requests as OpenAI's and Ollama's do (splitmix64 of a counter). */
+static uint64_t draw_seed(Server *srv)
+{
+    uint64_t z = atomic_fetch_add(&srv->seeds, 0x9E3779B97F4A7C15ull) + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Takes a session for each worker (prefix match on its first choice's
+ * prompt); on failure gives back those taken. 0 or a status with *e. */
+static int take_sessions(Server *srv, Job *j, ApiError *e)
+{
+    for (int i = 0; i < j->n_w; i++) {
+        const Prompt *pr = &j->prompts[j->ch[i].prompt];
+        duet_session *s = spool_take(&srv->pool, j->adapter, pr->ids, pr->n_ids, &j->w[i].epoch, e);
+        if (!s) {
+            for (int k = 0; k < i; k++) {
+                pthread_mutex_lock(&srv->jobs_lock);
+                duet_session *t = j->w[k].s;
+                j->w[k].s = NULL;
+                pthread_mutex_unlock(&srv->jobs_lock);
+                spool_give(&srv->pool, t, j->adapter, j->w[k].epoch, !atomic_load(&j->gone));
+            }
+            return e->status;
+        }
+        pthread_mutex_lock(&srv->jobs_lock);
+        j->w[i].s = s;
+        pthread_mutex_unlock(&srv->jobs_lock);
+    }
+    return 0;
+}
+
+/* Ollama's load / unload request (no prompt, no messages): answered at
+ * once; keep_alive 0 drops the model's idle sessions. */
+static enum MHD_Result ollama_load(Server *srv, struct MHD_Connection *c, Req *rq, Job *j, const char *path)
+{
+    if (j->req.keep_alive_zero) spool_drop_idle(&srv->pool, j->adapter);
+    char *body = resp_ollama_load(&j->req, j->model);
+    metrics_request(&srv->met, j->model, 200);
+    server_log(srv, rq->peer, "POST", path, 200, NULL, now_s() - rq->t0);
+    enum MHD_Result rc = send_json(c, body ? 200 : 500, body);
+    free(body);
+    job_release(j);
+    return rc;
+}
+
 static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Req *rq, Api api, const char *path)
 {
     ApiError e;
@@ -324,9 +416,11 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
         return send_error(c, api, &e);
     }
     int st = genreq_parse(api, rq->body.p ? rq->body.p : "", rq->body.len, &srv->lim, &j->req, &e);
-    if (!st && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
+    if (!st && !j->req.load_only && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
     if (!st) st = server_resolve_model(srv, j->req.model, &j->adapter, &e);
     snprintf(j->model, sizeof j->model, "%s", j->req.model ? j->req.model : "-");
+    if (!st && j->req.load_only) return ollama_load(srv, c, rq, j, path);
+    if (!st && !j->req.seed_set) j->req.so.seed = draw_seed(srv);
     job_set_id(j);
     if (!st) st = render_ids(srv, j, &e);
     if (st) {
@@ -337,17 +431,8 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     }
     /* watched from here: a client that hangs up while queued stops waiting */
     server_watch(srv, j);
-    st = spool_enter(&srv->pool, srv->o.queue_timeout_s, &j->gone, &e);
-    if (!st) {
-        duet_session *s = spool_take(&srv->pool, j->adapter, j->ids, j->n_ids, &j->epoch, &e);
-        pthread_mutex_lock(&srv->jobs_lock);
-        j->s = s;
-        pthread_mutex_unlock(&srv->jobs_lock);
-        if (!s) {
-            spool_leave(&srv->pool);
-            st = e.status;
-        }
-    }
+    st = spool_enter(&srv->pool, j->n_w, srv->o.queue_timeout_s, &j->gone, &e);
+    if (!st && (st = take_sessions(srv, j, &e))) spool_leave(&srv->pool, j->n_w);
     if (st) {
         server_unwatch(srv, j);
         if (st == 499) api_error(&e, 499, "", "the client closed the connection");
@@ -362,8 +447,16 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     rq->counted = 1;
     if (!j->stream) {
         st = gen_run(j, &e);
-        char *body = st ? resp_error(api, &e) : resp_body(&j->req, &j->res, j->id, j->created, j->model);
-        job_finish(j, st ? st : 200);
+        char *body = NULL;
+        if (!st) {
+            GenResult *g = calloc((size_t)j->n_ch, sizeof *g);
+            for (int i = 0; g && i < j->n_ch; i++) g[i] = j->ch[i].res; /* shallow: owned by the choices */
+            body = g ? resp_body(&j->req, g, j->n_ch, &j->res, j->id, j->created, j->model) : NULL;
+            free(g);
+            if (!body) st = api_error(&e, 500, "", "out of memory");
+        }
+        if (st) body = resp_error(api, &e);
+        job_settle(j, st ? st : 200);
         enum MHD_Result rc = send_json(c, st ? e.status : 200, body);
         free(body);
         atomic_fetch_sub(&srv->in_flight, 1);
@@ -381,7 +474,14 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     if (!ok) {
         if (r) MHD_destroy_response(r); /* calls stream_free: drops the response's reference */
         else job_release(j);
-        job_finish(j, 500);
+        for (int i = 0; i < j->n_w; i++) {
+            pthread_mutex_lock(&srv->jobs_lock);
+            duet_session *t = j->w[i].s;
+            j->w[i].s = NULL;
+            pthread_mutex_unlock(&srv->jobs_lock);
+            spool_give(&srv->pool, t, j->adapter, j->w[i].epoch, 0);
+        }
+        job_settle(j, 500);
         atomic_fetch_sub(&srv->in_flight, 1);
         job_release(j);
         api_error(&e, 500, "", "cannot start the stream");

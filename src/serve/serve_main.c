@@ -94,6 +94,27 @@ static void default_name(const char *path, char *out, size_t n)
     if (l > 5 && !strcmp(out + l - 5, ".duet")) out[l - 5] = 0;
 }
 
+/* The model's fill-in-the-middle markers into srv->fim: the first family
+ * whose three markers are each one token of the vocabulary (Qwen2.5-Coder's
+ * <|fim_*|>, StarCoder's <fim_*>); NULLs when none. */
+static void find_fim(Server *srv)
+{
+    static const char *const fams[][3] = {{"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},
+                                          {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"}};
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        int ok = 1;
+        for (int k = 0; k < 3 && ok; k++) {
+            int *ids = NULL, n = 0;
+            ok = duet_tokenize(srv->m, fams[f][k], strlen(fams[f][k]), &ids, &n) == DUET_OK && n == 1;
+            free(ids);
+        }
+        if (ok) {
+            for (int k = 0; k < 3; k++) srv->fim[k] = fams[f][k];
+            return;
+        }
+    }
+}
+
 static int serve_body(Server *srv);
 
 int serve_run(const ServeOpts *opts)
@@ -162,6 +183,8 @@ static int serve_body(Server *srv)
     srv->lim.max_messages = srv->o.max_messages;
     srv->lim.max_tokens = srv->o.ctx;
     srv->started = (long)time(NULL);
+    find_fim(srv);
+    atomic_init(&srv->seeds, (uint64_t)(now_s() * 1e9) ^ ((uint64_t)getpid() << 32));
     pthread_mutex_init(&srv->jobs_lock, NULL);
     pthread_mutex_init(&srv->log_lock, NULL);
     pthread_rwlock_init(&srv->ad_lock, NULL);
@@ -198,10 +221,7 @@ static int serve_body(Server *srv)
         }
         if (atomic_load(&srv->in_flight) > 0) { /* past the drain time: stop them */
             pthread_mutex_lock(&srv->jobs_lock);
-            for (int i = 0; i < srv->n_jobs; i++) {
-                atomic_store(&srv->jobs[i]->gone, 1);
-                if (srv->jobs[i]->s) duet_session_abort(srv->jobs[i]->s);
-            }
+            for (int i = 0; i < srv->n_jobs; i++) job_abort(srv->jobs[i]);
             pthread_mutex_unlock(&srv->jobs_lock);
             while (atomic_load(&srv->in_flight) > 0) {
                 struct timespec ts = {0, 20 * 1000000};

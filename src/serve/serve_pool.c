@@ -40,15 +40,16 @@ void spool_destroy(Pool *p)
     memset(p, 0, sizeof *p);
 }
 
-int spool_enter(Pool *p, double timeout_s, atomic_int *gone, ApiError *e)
+int spool_enter(Pool *p, int k, double timeout_s, atomic_int *gone, ApiError *e)
 {
     pthread_mutex_lock(&p->lock);
     if (p->draining) {
         pthread_mutex_unlock(&p->lock);
         return api_error(e, 503, "", "the server is shutting down");
     }
-    if (p->active < p->parallel && p->waiting == 0) {
-        p->active++;
+    if (k < 1 || k > p->parallel) k = k < 1 ? 1 : p->parallel;
+    if (p->active + k <= p->parallel && p->waiting == 0) {
+        p->active += k;
         pthread_mutex_unlock(&p->lock);
         return 0;
     }
@@ -62,7 +63,7 @@ int spool_enter(Pool *p, double timeout_s, atomic_int *gone, ApiError *e)
     clock_gettime(CLOCK_REALTIME, &dl);
     double waited = 0;
     int rc = 0;
-    while (!(p->active < p->parallel)) {
+    while (!(p->active + k <= p->parallel)) {
         if (gone && atomic_load(gone)) {
             rc = 499;
             break;
@@ -85,15 +86,15 @@ int spool_enter(Pool *p, double timeout_s, atomic_int *gone, ApiError *e)
         waited += 0.1; /* an upper bound of the time waited: wake-ups come early, never late */
     }
     p->waiting--;
-    if (!rc) p->active++;
+    if (!rc) p->active += k;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
 
-void spool_leave(Pool *p)
+void spool_leave(Pool *p, int k)
 {
     pthread_mutex_lock(&p->lock);
-    p->active--;
+    p->active -= k < 1 ? 1 : k > p->parallel ? p->parallel : k;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->lock);
 }
@@ -190,6 +191,15 @@ void spool_forget_adapter(Pool *p, const char *name)
     p->epoch++;
     for (int i = 0; i < p->n_idle;)
         if (p->idle[i].adapter && !strcmp(p->idle[i].adapter, name)) drop_idle(p, i);
+        else i++;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void spool_drop_idle(Pool *p, const char *adapter)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->n_idle;)
+        if (same_adapter(p->idle[i].adapter, adapter)) drop_idle(p, i);
         else i++;
     pthread_mutex_unlock(&p->lock);
 }

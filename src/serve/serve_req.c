@@ -88,6 +88,12 @@ void genreq_free(GenReq *r)
     free(r->tools);
     free(r->tool_choice);
     free(r->schema);
+    free(r->suffix);
+    for (int i = 0; i < r->n_prompts; i++) {
+        free(r->prompts[i].text);
+        free(r->prompts[i].ids);
+    }
+    free(r->prompts);
     for (int i = 0; i < DUET_MAX_STOPS; i++) free(r->stops[i]);
     memset(r, 0, sizeof *r);
 }
@@ -389,11 +395,19 @@ static int parse_openai_common(GenReq *r, const cJSON *j, const ReqLimits *lim, 
     if (rc == 1) r->so.repetition_penalty = (float)d;
     if ((rc = get_int(j, "seed", -9.2e18, 9.2e18, &ll, e)) > 1) return rc;
     if (rc == 1) r->so.seed = (uint64_t)ll;
-    else r->so.seed = 0x5eed;
+    r->seed_set = rc == 1;
     const char *mt_name = cJSON_GetObjectItemCaseSensitive(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     if ((rc = get_int(j, mt_name, 1, lim->max_tokens, &ll, e)) > 1) return rc;
     if (rc == 1) r->max_tokens = (int)ll;
-    if ((rc = get_int(j, "n", 1, 1, &ll, e)) > 1) return api_error(e, 400, "n", "n: only 1 choice per request is supported");
+    r->n = 1;
+    if ((rc = get_int(j, "n", 1, SERVE_MAX_CHOICES, &ll, e)) > 1) return rc;
+    if (rc == 1) r->n = (int)ll;
+    if (r->n * (r->n_prompts ? r->n_prompts : 1) > SERVE_MAX_CHOICES)
+        return api_error(e, 400, "n", "n: %d choices for each of %d prompts; at most %d choices per request", r->n,
+                         r->n_prompts, SERVE_MAX_CHOICES);
+    if ((rc = get_int(j, "best_of", 1, SERVE_MAX_CHOICES, &ll, e)) > 1) return rc;
+    if (rc == 1 && ll != r->n)
+        return api_error(e, 400, "best_of", "best_of: only best_of equal to n (%d) is supported", r->n);
     if ((rc = get_bool(j, "stream", &r->stream, e)) > 1) return rc;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -415,8 +429,13 @@ static int parse_openai_common(GenReq *r, const cJSON *j, const ReqLimits *lim, 
         r->top_logprobs = (int)ll;
     }
     if ((rc = get_bool(j, "ignore_eos", &r->so.ignore_eos, e)) > 1) return rc; /* vLLM's and llama-server's extension */
-    if ((rc = get_bool(j, "echo", &b, e)) > 1) return rc;
-    if (rc == 1 && b) return api_error(e, 400, "echo", "echo: not supported");
+    if (r->api == API_COMPLETION) {
+        if ((rc = get_bool(j, "echo", &r->echo, e)) > 1) return rc;
+        if (r->echo && r->logprobs)
+            return api_error(e, 400, "echo", "echo with logprobs: the prompt's logprobs are not computed; ask for one or the other");
+    } else if ((rc = get_bool(j, "echo", &b, e)) > 1) {
+        return rc;
+    }
     const char *user;
     if ((rc = get_str(j, "user", &user, e)) > 1) return rc;
     return 0;
@@ -429,6 +448,56 @@ static int parse_model(GenReq *r, const cJSON *j, ApiError *e)
     if (rc > 1) return rc;
     if (!model || !model[0]) return api_error(e, 400, "model", "model: required (the base model's name or an adapter's)");
     return (r->model = strdup(model)) ? 0 : oom(e);
+}
+
+/* One prompt of token ids: a non-empty array of integers in [0, 2^31). */
+static int prompt_ids(PromptIn *p, const cJSON *a, int i, ApiError *e)
+{
+    int n = cJSON_GetArraySize(a), k = 0;
+    if (n == 0) return api_error(e, 400, "prompt", "prompt[%d]: an empty list of token ids", i);
+    if (!(p->ids = malloc((size_t)n * sizeof *p->ids))) return oom(e);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a)
+    {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 2147483647.0 || x->valuedouble != floor(x->valuedouble))
+            return api_error(e, 400, "prompt", "prompt[%d][%d]: expected a token id (an integer >= 0)", i, k);
+        p->ids[k++] = (int)x->valuedouble;
+    }
+    p->n_ids = k;
+    return 0;
+}
+
+/* prompt: a string, a list of strings, a list of token ids, or a list of
+ * lists of token ids (OpenAI's four forms); each becomes one PromptIn. */
+static int parse_prompts(GenReq *r, const cJSON *p, ApiError *e)
+{
+    static const char want[] = "prompt: expected a string, a list of strings, a list of token ids or a list of lists of token ids";
+    int n = 1, ids_one = 0;
+    if (cJSON_IsArray(p)) {
+        n = cJSON_GetArraySize(p);
+        if (n == 0) return api_error(e, 400, "prompt", "prompt: an empty list");
+        ids_one = cJSON_IsNumber(cJSON_GetArrayItem(p, 0));
+        if (ids_one) n = 1;
+    } else if (!cJSON_IsString(p)) {
+        return api_error(e, 400, "prompt", "%s", want);
+    }
+    if (n > SERVE_MAX_CHOICES) return api_error(e, 400, "prompt", "prompt: %d prompts; at most %d per request", n, SERVE_MAX_CHOICES);
+    if (!(r->prompts = calloc((size_t)n, sizeof *r->prompts))) return oom(e);
+    r->n_prompts = n;
+    if (cJSON_IsString(p)) return (r->prompts[0].text = strdup(p->valuestring)) ? 0 : oom(e);
+    if (ids_one) return prompt_ids(&r->prompts[0], p, 0, e);
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, p)
+    {
+        int rc = 0;
+        if (cJSON_IsString(x)) rc = (r->prompts[i].text = strdup(x->valuestring)) ? 0 : oom(e);
+        else if (cJSON_IsArray(x)) rc = prompt_ids(&r->prompts[i], x, i, e);
+        else rc = api_error(e, 400, "prompt", "prompt[%d]: %s", i, want + 8);
+        if (rc) return rc;
+        i++;
+    }
+    return 0;
 }
 
 static int parse_openai(GenReq *r, const cJSON *j, const ReqLimits *lim, ApiError *e)
@@ -445,14 +514,14 @@ static int parse_openai(GenReq *r, const cJSON *j, const ReqLimits *lim, ApiErro
         if ((rc = get_bool(j, "parallel_tool_calls", &r->parallel_tool_calls, e)) > 1) return rc;
         if ((rc = parse_response_format(r, cJSON_GetObjectItemCaseSensitive(j, "response_format"), e))) return rc;
     } else {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-        if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0)))
-            p = cJSON_GetArrayItem(p, 0);
-        if (!cJSON_IsString(p)) return api_error(e, 400, "prompt", "prompt: expected a string (one prompt per request)");
-        if (!(r->prompt = strdup(p->valuestring))) return oom(e);
+        if ((rc = parse_prompts(r, cJSON_GetObjectItemCaseSensitive(j, "prompt"), e))) return rc;
         const char *sfx = NULL;
         if ((rc = get_str(j, "suffix", &sfx, e)) > 1) return rc;
-        if (sfx && sfx[0]) return api_error(e, 400, "suffix", "suffix: not supported");
+        if (sfx && sfx[0] && !(r->suffix = strdup(sfx))) return oom(e);
+        if (r->suffix && r->n_prompts == 1 && !r->prompts[0].text)
+            return api_error(e, 400, "suffix", "suffix: needs the prompt as text, not token ids");
+        for (int i = 0; r->suffix && i < r->n_prompts; i++)
+            if (!r->prompts[i].text) return api_error(e, 400, "suffix", "suffix: needs the prompts as text, not token ids");
     }
     return parse_openai_common(r, j, lim, e);
 }
@@ -464,7 +533,6 @@ static int parse_ollama_options(GenReq *r, const cJSON *o, const ReqLimits *lim,
     long long ll;
     int rc;
     r->so.temperature = 0.8f; /* Ollama's default */
-    r->so.seed = 0x5eed;
     if (!o || cJSON_IsNull(o)) return 0;
     if (!cJSON_IsObject(o)) return api_error(e, 400, "options", "options: expected an object");
     if ((rc = get_num(o, "temperature", 0, 100, &d, e)) > 1) return rc;
@@ -483,6 +551,7 @@ static int parse_ollama_options(GenReq *r, const cJSON *o, const ReqLimits *lim,
     if (rc == 1) r->so.presence_penalty = (float)d;
     if ((rc = get_int(o, "seed", -9.2e18, 9.2e18, &ll, e)) > 1) return rc;
     if (rc == 1) r->so.seed = (uint64_t)ll;
+    r->seed_set = rc == 1;
     if ((rc = get_int(o, "num_predict", -2, 1e9, &ll, e)) > 1) return rc;
     if (rc == 1 && ll > 0) r->max_tokens = ll > lim->max_tokens ? lim->max_tokens : (int)ll;
     if ((rc = get_int(o, "num_ctx", 1, 1e9, &ll, e)) > 1) return rc;
@@ -497,15 +566,20 @@ static int parse_ollama(GenReq *r, const cJSON *j, const ReqLimits *lim, ApiErro
     r->stream = 1; /* Ollama streams unless told not to */
     if ((rc = get_bool(j, "stream", &r->stream, e)) > 1) return rc;
     r->include_usage = 1;
+    r->n = 1;
     if (r->api == API_OLLAMA_CHAT) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "messages");
-        if (!m) return api_error(e, 400, "messages", "messages: required");
-        if ((rc = parse_messages(r, m, lim, 1, e))) return rc;
+        /* no messages: Ollama loads the model and answers at once */
+        if (!m || cJSON_IsNull(m) || (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 0)) r->load_only = 1;
+        else if ((rc = parse_messages(r, m, lim, 1, e))) return rc;
         if ((rc = parse_tools(r, cJSON_GetObjectItemCaseSensitive(j, "tools"), e))) return rc;
     } else {
-        const char *p = NULL, *sys = NULL;
+        const char *p = NULL, *sys = NULL, *sfx = NULL;
         if ((rc = get_str(j, "prompt", &p, e)) > 1) return rc;
         if (!(r->prompt = strdup(p ? p : ""))) return oom(e);
+        if ((rc = get_str(j, "suffix", &sfx, e)) > 1) return rc;
+        if (sfx && sfx[0] && !(r->suffix = strdup(sfx))) return oom(e);
+        if (!r->prompt[0] && !r->suffix) r->load_only = 1; /* as Ollama: an empty prompt loads the model */
         if ((rc = get_str(j, "system", &sys, e)) > 1) return rc;
         if (sys && !(r->system = strdup(sys))) return oom(e);
         if ((rc = get_bool(j, "raw", &r->raw, e)) > 1) return rc;
@@ -530,6 +604,12 @@ static int parse_ollama(GenReq *r, const cJSON *j, const ReqLimits *lim, ApiErro
     const cJSON *ka = cJSON_GetObjectItemCaseSensitive(j, "keep_alive");
     if (ka && !cJSON_IsNull(ka) && !cJSON_IsString(ka) && !cJSON_IsNumber(ka))
         return api_error(e, 400, "keep_alive", "keep_alive: expected a duration string or a number of seconds");
+    if (cJSON_IsNumber(ka)) r->keep_alive_zero = ka->valuedouble == 0;
+    /* a Go duration ("5m", "1h30m", "-1"): zero when it has no digit but 0 */
+    if (cJSON_IsString(ka) && ka->valuestring[0]) {
+        const char *k = ka->valuestring;
+        r->keep_alive_zero = strspn(k, "0123456789.") > 0 && !strpbrk(k, "123456789");
+    }
     const cJSON *img = cJSON_GetObjectItemCaseSensitive(j, "images");
     if (cJSON_IsArray(img) && cJSON_GetArraySize(img) > 0) return api_error(e, 400, "images", "images: not supported");
     r->parallel_tool_calls = 1;

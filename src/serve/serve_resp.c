@@ -186,18 +186,11 @@ static cJSON *ollama_obj(const GenReq *r, const char *model, const char *text, c
     return o;
 }
 
-char *resp_body(const GenReq *r, const GenResult *g, const char *id, long created, const char *model)
+/* One choice object of a full OpenAI response. */
+static cJSON *oai_choice(const GenReq *r, const GenResult *g, int index)
 {
-    if (is_ollama(r->api)) return print_free(ollama_obj(r, model, g->text ? g->text : "", g, 1));
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "object", r->api == API_CHAT ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(o, "created", (double)created);
-    cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddStringToObject(o, "system_fingerprint", "duet");
-    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", index);
     if (r->api == API_CHAT) {
         cJSON *m = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
@@ -209,13 +202,47 @@ char *resp_body(const GenReq *r, const GenResult *g, const char *id, long create
         cJSON_AddStringToObject(c, "text", g->text ? g->text : "");
     }
     cJSON_AddItemToObject(c, "logprobs", logprobs_field(r->api, r->logprobs ? g->logprobs : NULL));
-    cJSON_AddStringToObject(c, "finish_reason", g->finish);
-    cJSON_AddItemToObject(o, "usage", usage_json(g));
+    cJSON_AddStringToObject(c, "finish_reason", g->finish ? g->finish : "stop");
+    return c;
+}
+
+char *resp_body(const GenReq *r, const GenResult *g, int n, const GenResult *total, const char *id, long created,
+                const char *model)
+{
+    if (is_ollama(r->api)) return print_free(ollama_obj(r, model, g[0].text ? g[0].text : "", &g[0], 1));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", r->api == API_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)created);
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "system_fingerprint", "duet");
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(ch, oai_choice(r, &g[i], i));
+    cJSON_AddItemToObject(o, "usage", usage_json(total));
+    return print_free(o);
+}
+
+char *resp_ollama_load(const GenReq *r, const char *model)
+{
+    char ts[48];
+    iso_now(ts, sizeof ts);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "created_at", ts);
+    if (r->api == API_OLLAMA_CHAT) {
+        cJSON *m = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", "");
+    } else {
+        cJSON_AddStringToObject(o, "response", "");
+    }
+    cJSON_AddStringToObject(o, "done_reason", r->keep_alive_zero ? "unload" : "load");
+    cJSON_AddBoolToObject(o, "done", 1);
     return print_free(o);
 }
 
 /* An OpenAI chunk object with one choice; *choice receives it. */
-static cJSON *oai_chunk(const GenReq *r, const char *id, long created, const char *model, cJSON **choice)
+static cJSON *oai_chunk(const GenReq *r, const char *id, long created, const char *model, int index, cJSON **choice)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
@@ -226,7 +253,7 @@ static cJSON *oai_chunk(const GenReq *r, const char *id, long created, const cha
     cJSON *ch = cJSON_AddArrayToObject(o, "choices");
     *choice = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, *choice);
-    cJSON_AddNumberToObject(*choice, "index", 0);
+    cJSON_AddNumberToObject(*choice, "index", index);
     return o;
 }
 
@@ -254,8 +281,8 @@ static char *ndjson(cJSON *o)
     return b.p;
 }
 
-char *resp_chunk(const GenReq *r, const char *id, long created, const char *model, const char *piece, size_t n,
-                 int first, const cJSON *lp)
+char *resp_chunk(const GenReq *r, const char *id, long created, const char *model, int index, const char *piece,
+                 size_t n, int first, const cJSON *lp)
 {
     char *text = malloc(n + 1);
     if (!text) return NULL;
@@ -265,7 +292,7 @@ char *resp_chunk(const GenReq *r, const char *id, long created, const char *mode
     if (is_ollama(r->api)) {
         out = ndjson(ollama_obj(r, model, text, NULL, 0));
     } else {
-        cJSON *c, *o = oai_chunk(r, id, created, model, &c);
+        cJSON *c, *o = oai_chunk(r, id, created, model, index, &c);
         if (r->api == API_CHAT) {
             cJSON *d = cJSON_AddObjectToObject(c, "delta");
             if (first) cJSON_AddStringToObject(d, "role", "assistant");
@@ -281,37 +308,59 @@ char *resp_chunk(const GenReq *r, const char *id, long created, const char *mode
     return out;
 }
 
-char *resp_final(const GenReq *r, const GenResult *g, const char *id, long created, const char *model)
+/* Appends the SSE event of o (freed) to b; 1 on failure. */
+static int add_sse(Buf *b, cJSON *o)
+{
+    char *s = sse(o);
+    int bad = !s || buf_add(b, s, strlen(s));
+    free(s);
+    return bad;
+}
+
+char *resp_choice_end(const GenReq *r, const GenResult *g, int index, int first, const char *id, long created,
+                      const char *model)
 {
     if (is_ollama(r->api)) return ndjson(ollama_obj(r, model, "", g, 1));
     Buf b = {0};
     int bad = 0;
     cJSON *c, *o;
     if (g->n_calls && r->api == API_CHAT) { /* the calls as deltas keyed by index */
-        o = oai_chunk(r, id, created, model, &c);
+        o = oai_chunk(r, id, created, model, index, &c);
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        if (first) cJSON_AddStringToObject(d, "role", "assistant");
+        first = 0;
         cJSON_AddItemToObject(d, "tool_calls", calls_json(g, 1));
         cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddNullToObject(c, "finish_reason");
-        char *s = sse(o);
-        bad |= !s || buf_add(&b, s, strlen(s));
-        free(s);
+        bad |= add_sse(&b, o);
     }
-    o = oai_chunk(r, id, created, model, &c);
-    if (r->api == API_CHAT) cJSON_AddObjectToObject(c, "delta");
-    else cJSON_AddStringToObject(c, "text", "");
+    o = oai_chunk(r, id, created, model, index, &c);
+    if (r->api == API_CHAT) {
+        cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        if (first) cJSON_AddStringToObject(d, "role", "assistant");
+    } else {
+        cJSON_AddStringToObject(c, "text", "");
+    }
     cJSON_AddNullToObject(c, "logprobs");
-    cJSON_AddStringToObject(c, "finish_reason", g->finish);
-    char *s = sse(o);
-    bad |= !s || buf_add(&b, s, strlen(s));
-    free(s);
+    cJSON_AddStringToObject(c, "finish_reason", g->finish ? g->finish : "stop");
+    bad |= add_sse(&b, o);
+    if (bad) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+char *resp_stream_end(const GenReq *r, const GenResult *total, const char *id, long created, const char *model)
+{
+    if (is_ollama(r->api)) return strdup("");
+    Buf b = {0};
+    int bad = 0;
     if (r->include_usage) {
-        o = oai_chunk(r, id, created, model, &c);
+        cJSON *c, *o = oai_chunk(r, id, created, model, 0, &c);
         cJSON_DeleteItemFromArray(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
-        cJSON_AddItemToObject(o, "usage", usage_json(g));
-        s = sse(o);
-        bad |= !s || buf_add(&b, s, strlen(s));
-        free(s);
+        cJSON_AddItemToObject(o, "usage", usage_json(total));
+        bad |= add_sse(&b, o);
     }
     bad |= buf_add(&b, "data: [DONE]\n\n", 14);
     if (bad) {

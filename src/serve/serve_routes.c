@@ -151,6 +151,8 @@ static int show(Server *srv, const char *body, size_t len, Resp *out)
     free(ad);
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    cJSON_AddItemToArray(caps, cJSON_CreateString("tools")); /* every template: native, or duet's Hermes-style fallback */
+    if (srv->fim[0]) cJSON_AddItemToArray(caps, cJSON_CreateString("insert")); /* suffix: fill in the middle */
     cJSON_AddStringToObject(o, "modelfile", "");
     cJSON_AddStringToObject(o, "parameters", "");
     cJSON_AddStringToObject(o, "template", "");

@@ -3,7 +3,8 @@
 # official openai and ollama npm clients and raw sockets (tests/serve/api.mjs):
 # chat, streaming, adapters per request and loaded at run time, errors,
 # faults, a small load run with every answer checked against the same
-# request alone; then SIGTERM drains a request in flight and exits 0.
+# request alone; then SIGTERM drains a request in flight and exits 0; last,
+# fill in the middle (suffix) on tiny-qwen2, which has FIM tokens (fim.mjs).
 # Skipped (0 passed, 0 failed) when node is not installed.
 DUET=${DUET:-build/duet}
 D=demo
@@ -51,6 +52,17 @@ if [ -n "$PORT" ]; then
     [ $rc -eq 0 ]; ok $? "SIGTERM: the server exits 0 (got $rc)"
     grep -q DRAINED "$T/drain"; ok $? "SIGTERM: the request in flight finishes ($(cat "$T/drain"))"
 fi
+# fill in the middle on a model with FIM tokens (the demo model has none: refused above)
+$DUET serve tests/fixtures/models/tiny-qwen2 --port 0 --parallel 2 --threads 1 --quiet 2>"$T/log2" &
+SRV=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q 'on http://' "$T/log2"; do sleep 0.1; i=$((i + 1)); done
+PORT=$(sed -n 's/.*on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/log2")
+node tests/serve/fim.mjs "http://127.0.0.1:$PORT" tiny-qwen2 > "$T/fim" 2>&1
+ok $? "fim.mjs"
+grep -E '^FAIL' "$T/fim"
+p=$(sed -nE 's/^serve_fim: ([0-9]+) passed.*/\1/p' "$T/fim"); pass=$((pass + ${p:-0}))
+kill -TERM $SRV; wait $SRV
 [ $fail -ne 0 ] && tail -n 15 "$T/log"
 echo "serve: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -110,7 +110,11 @@ async function errors() {
   await expectErr(oa.chat.completions.create({ model: BASE, messages: [] }), 400, 'empty messages');
   await expectErr(oa.chat.completions.create({ model: BASE, messages: [{ role: 'wizard', content: 'x' }] }), 400, 'bad role');
   await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), max_tokens: 0 }), 400, 'max_tokens 0');
-  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), n: 2 }), 400, 'n > 1');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), n: 33 }), 400, 'n past 32');
+  const e3 = await expectErr(oa.completions.create({ model: BASE, prompt: 'def f(', suffix: 'return x' }), 400, 'suffix on a model without fill-in-the-middle tokens');
+  check(e3?.param === 'suffix' && /fill-in-the-middle/.test(e3?.message), `suffix refused clearly: ${e3?.message}`);
+  await expectErr(oa.completions.create({ model: BASE, prompt: 'x', echo: true, logprobs: 2 }), 400, 'echo with logprobs');
+  await expectErr(oa.completions.create({ model: BASE, prompt: [[1, 99999999]] }), 400, 'a token id outside the vocabulary');
   await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('x'.repeat(30000)) }), 400, 'prompt past the context');
   const noKey = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong', maxRetries: 0 });
   await expectErr(noKey.models.list(), 401, 'wrong API key');
@@ -165,8 +169,66 @@ async function ollama() {
   check(sh.details?.parent_model === BASE, 'ollama show');
   check((await ol.ps()).models.length >= 3, 'ollama ps');
   check(typeof (await ol.version()).version === 'string', 'ollama version');
+  check(sh.capabilities?.includes('tools') && sh.capabilities?.includes('completion'), `ollama show capabilities ${sh.capabilities}`);
+  const ld = await ol.generate({ model: BASE, prompt: '' });
+  check(ld.done && ld.done_reason === 'load' && ld.response === '', `ollama: an empty prompt loads the model (${JSON.stringify(ld)})`);
+  // keep_alive 0 unloads: the model's cached prefixes are dropped
+  const q = { model: B, messages: msgs('Is the disk full?'), options: { temperature: 0, num_predict: 4 } };
+  await ol.chat(q);
+  const warm = await ol.chat(q);
+  const ul = await ol.chat({ model: B, messages: [], keep_alive: 0 });
+  const cold = await ol.chat(q);
+  check(ul.done_reason === 'unload' && warm.prompt_eval_count > 0 && cold.message.content === warm.message.content, `ollama keep_alive 0: ${ul.done_reason}`);
+  const usage = async () => (await chatText(B, 'Is the disk full?', false, { max_tokens: 4 })).usage.prompt_tokens_details.cached_tokens;
+  const c0 = await usage();
+  await ol.generate({ model: B, prompt: '', keep_alive: '0s' });
+  const c1 = await usage();
+  check(c0 > 0 && c1 === 0, `keep_alive 0 drops the cached prefixes (cached ${c0} -> ${c1})`);
   try { await ol.chat({ model: 'nope', messages: msgs('x') }); check(false, 'ollama unknown model'); }
   catch (e) { check(e.status_code === 404 && /does not exist/.test(e.error ?? e.message), `ollama unknown model: ${e.status_code}`); }
+}
+
+// n > 1 (choices keyed by index, each its own sample), several prompts,
+// token-id prompts, echo; the stream helper of the SDK assembles them
+async function choices() {
+  const one = await chatText(BASE, 'What is the CPU temp?', false);
+  const r = await oa.chat.completions.create({ model: BASE, messages: msgs('What is the CPU temp?'), ...greedy, n: 3 });
+  check(r.choices.length === 3 && r.choices.every((c, i) => c.index === i && c.message.content === one.content && c.finish_reason === 'length'),
+    `n 3 greedy: three choices equal to n 1: ${JSON.stringify(r.choices.map((c) => c.message.content))}`);
+  check(r.usage.prompt_tokens === one.usage.prompt_tokens && r.usage.completion_tokens === 36, `n 3 usage: the prompt once, completions summed ${JSON.stringify(r.usage)}`);
+  const samp = { model: BASE, messages: msgs('What is the CPU temp?'), temperature: 1, max_tokens: 16 };
+  const many = await oa.chat.completions.create({ ...samp, seed: 41, n: 2 });
+  const s41 = await oa.chat.completions.create({ ...samp, seed: 41 });
+  const s42 = await oa.chat.completions.create({ ...samp, seed: 42 });
+  check(many.choices[0].message.content === s41.choices[0].message.content && many.choices[1].message.content === s42.choices[0].message.content,
+    'n 2 sampled with seed S: choice i is the sample of seed S + i');
+  const drawn = await Promise.all([0, 1, 2].map(async () => (await oa.chat.completions.create({ ...samp, max_tokens: 24 })).choices[0].message.content));
+  check(new Set(drawn).size > 1, `no seed: each request draws its own (${JSON.stringify(drawn)})`);
+  const st = await oa.chat.completions.stream({ ...samp, seed: 41, n: 2, stream_options: { include_usage: true } }).finalChatCompletion();
+  check(st.choices.length === 2 && st.choices.every((c, i) => c.message.content === many.choices[i].message.content && c.message.role === 'assistant' && c.finish_reason === many.choices[i].finish_reason),
+    `n 2 streamed (SDK stream helper) equals non-streamed: ${JSON.stringify(st.choices.map((c) => c.message.content))}`);
+  check(st.usage?.completion_tokens === many.usage.completion_tokens, 'n 2 streamed: usage');
+  // stop strings hold in a stream as in the whole answer
+  const cut = one.content.slice(3, 7);
+  const whole = await oa.chat.completions.create({ model: BASE, messages: msgs('What is the CPU temp?'), ...greedy, stop: [cut] });
+  const parts = await chatText(BASE, 'What is the CPU temp?', true, { stop: [cut] });
+  check(parts.content === whole.choices[0].message.content && !parts.content.includes(cut) && parts.finish === 'stop', `stop in a stream: ${JSON.stringify(parts.content)}`);
+
+  const p1 = 'The capital of France is', p2 = 'Hello';
+  const c1 = await oa.completions.create({ model: A, prompt: p1, temperature: 0, max_tokens: 5 });
+  const c2 = await oa.completions.create({ model: A, prompt: p2, temperature: 0, max_tokens: 5 });
+  const cm = await oa.completions.create({ model: A, prompt: [p1, p2], n: 2, temperature: 0, max_tokens: 5, echo: true });
+  const want = [p1 + c1.choices[0].text, p1 + c1.choices[0].text, p2 + c2.choices[0].text, p2 + c2.choices[0].text];
+  check(cm.choices.length === 4 && cm.choices.every((c, i) => c.index === i && c.text === want[i]),
+    `completions: 2 prompts x n 2 with echo, prompt p at index p * n + k: ${JSON.stringify(cm.choices.map((c) => c.text))}`);
+  check(cm.usage.prompt_tokens === c1.usage.prompt_tokens + c2.usage.prompt_tokens && cm.usage.completion_tokens === 20, `completions usage ${JSON.stringify(cm.usage)}`);
+  const ids = (await post('/tokenize', { content: p1 })).json.tokens;
+  const ci = await oa.completions.create({ model: A, prompt: ids, temperature: 0, max_tokens: 5, echo: true });
+  check(ci.choices[0].text === p1 + c1.choices[0].text, `a prompt of token ids answers as its text, echoed: ${JSON.stringify(ci.choices[0].text)}`);
+  const ce = await oa.completions.create({ model: A, prompt: p1, temperature: 0, max_tokens: 5, echo: true, stream: true });
+  let et = '';
+  for await (const ch of ce) et += ch.choices[0]?.text ?? '';
+  check(et === p1 + c1.choices[0].text, 'completions echo streamed');
 }
 
 async function misc() {
@@ -209,6 +271,11 @@ async function tools() {
     fin = ch.choices[0]?.finish_reason ?? fin;
   }
   check(fin === 'tool_calls' && calls.length >= 1 && calls.every((x) => x.id && x.name) && calls[0].name === c?.function?.name && calls[0].arguments === c?.function?.arguments, `streamed tool calls equal the non-streamed ones: ${JSON.stringify(calls)}`);
+  // the SDK's stream helper checks each chunk (a role, ids, names) and assembles the message
+  const fc = await oa.chat.completions.stream({ ...base, tool_choice: 'required' }).finalChatCompletion();
+  const fm = fc.choices[0].message;
+  check(fm.role === 'assistant' && fm.tool_calls?.[0]?.function?.name === c?.function?.name && fm.tool_calls[0].function.arguments === c?.function?.arguments && fc.choices[0].finish_reason === 'tool_calls',
+    `tool calls through the SDK's stream helper: ${JSON.stringify(fm)}`);
   // the result goes back and the model answers
   const follow = await oa.chat.completions.create({ model: A, tools: tdefs, temperature: 0, max_tokens: 24, tool_choice: 'none',
     messages: [...ask, r.choices[0].message, { role: 'tool', tool_call_id: c?.id, content: '{"celsius": 48.5}' }] });
@@ -359,6 +426,7 @@ try {
   await adapters();
   await ollama();
   await tools();
+  await choices();
   await misc();
   await faults();
   if (args[0] === '--load') await load(Number(args[1]), Number(args[2]));
