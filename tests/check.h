@@ -26,6 +26,20 @@ int check_tmpdir(char *buf, size_t size, const char *name);
  * 0, or -1 (message on stderr). */
 int check_rmtree(const char *path);
 
+/* How many times slower this build runs than an optimized one: bounds on CPU
+ * time (a hostile input must end fast, not hang) are multiplied by it.
+ * ASan/UBSan builds at -O1 run 5-10x slower. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CHECK_SLOWDOWN 20.0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CHECK_SLOWDOWN 20.0
+#endif
+#endif
+#ifndef CHECK_SLOWDOWN
+#define CHECK_SLOWDOWN 1.0
+#endif
+
 #define CHECK(cond, ...) check_record(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
 #endif

@@ -14,7 +14,9 @@ from conftest import ADAPTERS, BASE, DUET, NAMES
 
 
 def cli_greedy(model_path, prompt, adapter=None, n=16, eos=False):
-    cmd = [DUET, "generate", model_path, "--prompt", prompt, "--max-tokens", str(n), "--greedy"]
+    # --kv f16: the library's default KV cache, which the Python package uses
+    # (the CLI's default is f32: another summation, another near-tie break)
+    cmd = [DUET, "generate", model_path, "--prompt", prompt, "--max-tokens", str(n), "--greedy", "--kv", "f16"]
     if not eos:
         cmd += ["--ignore-eos"]
     if adapter:
@@ -174,6 +176,8 @@ def test_stream_break_aborts(model):
         assert s.generate("again", max_tokens=3, ignore_eos=True) is not None
 
 
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="under ASan freed memory is held in its quarantine (LeakSanitizer checks session churn in the C tests)")
 def test_thousand_sessions_no_growth(model):
     def churn(n):
         for _ in range(n):
@@ -203,7 +207,10 @@ def test_ctrl_c_aborts_generate(compiled):
     import signal
     import sys
     import time
-    code = ("import duet, sys\n"
+    # the handler set explicitly: a child of a background job starts with
+    # SIGINT ignored (POSIX shells do that), and Python keeps it ignored
+    code = ("import duet, signal, sys\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "m = duet.Model(sys.argv[1]); s = m.session(ctx=4096)\n"
             "try:\n"
             "    for i, p in enumerate(s.generate('x', ignore_eos=True, stream=True)):\n"
@@ -222,7 +229,7 @@ def test_ctrl_c_aborts_generate(compiled):
     finally:
         if p.poll() is None:
             p.kill()
-    assert out.strip() == b"interrupted True" and p.returncode == 0, (out, err[-2000:])
+    assert out.strip() == b"interrupted True" and p.returncode == 0, (p.returncode, out, err[-2000:])
 
 
 def test_pip_install_without_network(tmp_path):
