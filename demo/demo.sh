@@ -36,8 +36,11 @@ printf '[{"role":"user","content":"%s"}]\n' "$Q" >"$TMP/m.json"
 "$DUET" generate "$OUT" --adapter tools --prompt "$(cat "$TMP/prompt.txt")" --greedy --max-tokens 80 >"$TMP/out.txt"
 echo "model:"
 sed 's/^/    /' "$TMP/out.txt"
-echo "parsed tool calls (duet agent --builtin runs them and feeds back the results):"
+echo "parsed tool calls:"
 tr -d '\n' <"$TMP/out.txt" | sed 's#</tool_call>#\n#g' | sed -n 's#.*<tool_call> *{"name": "\([a-z_]*\)", "arguments": \(.*\)} *$#    \1(\2)#p'
+echo
+echo "-- duet agent --builtin: the same question; the tools run on this machine ([tool] lines), the model answers --"
+"$DUET" agent "$OUT" --adapter tools --builtin --ask "$Q" 2>&1 || echo "(the agent failed: see the message above)"
 
 echo
 echo "-- adapter tools: answering from a tool result --"

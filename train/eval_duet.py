@@ -54,6 +54,46 @@ def nll_duet(duet, model_args, items, work):
     return tot / max(cnt, 1)
 
 
+def toolcalls_served(duet, model, prompts):
+    """The tool prompts as a user's client sends them: POST /v1/chat/completions
+    to `duet serve MODEL` (model "tools", temperature 0, the tools array), where
+    the call's JSON is constrained to the tools' schemas. Counts valid/exact
+    as score_calls does and sorts the failures by kind."""
+    import socket
+    import urllib.request
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    srv = subprocess.Popen([duet, "serve", model, "--port", str(port)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d/v1/chat/completions" % port
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/v1/models" % port, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        r = {"prompts": len(prompts), "valid": 0, "exact": 0, "wrong_tool": 0, "extra_call": 0, "missing_call": 0}
+        for p in prompts:
+            body = {"model": "tools", "messages": p["messages"], "tools": p["tools"], "temperature": 0,
+                    "max_tokens": 96}
+            req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+            msg = json.load(urllib.request.urlopen(req, timeout=300))["choices"][0]["message"]
+            got = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                   for c in (msg.get("tool_calls") or [])]
+            e, v = score_calls(got, p["calls"])
+            r["exact"] += e
+            r["valid"] += v
+            if not v:
+                k = len(got) - len(p["calls"])
+                r["extra_call" if k > 0 else "missing_call" if k < 0 else "wrong_tool"] += 1
+        return r
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir")
@@ -62,6 +102,8 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--prompts", type=int, default=0, help="tool prompts to run (0: all)")
     ap.add_argument("--sets", type=int, default=0, help="items per NLL set (0: all)")
+    ap.add_argument("--serve", action="store_true",
+                    help="also run the tool prompts through `duet serve` (OpenAI API, tool calls constrained to the schemas)")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="duet-eval-")
     os.makedirs(work, exist_ok=True)
@@ -112,6 +154,11 @@ def main():
         if not v:
             fails.append({"q": p["messages"][-1]["content"], "want": p["calls"], "got": out})
     res["toolcall_q4"] = {"prompts": len(prompts), "valid": va, "exact": ex, "fails": fails[:30]}
+    if a.serve:
+        res["toolcall_q4_serve"] = toolcalls_served(a.duet, files["q4"], prompts)
+        print("tool calls through duet serve (constrained): %(valid)d valid, %(exact)d exact; "
+              "failures: %(wrong_tool)d wrong tool, %(extra_call)d extra call, %(missing_call)d missing call"
+              % res["toolcall_q4_serve"], file=sys.stderr)
     print("tool calls (q4 .duet): %d/%d valid, %d/%d exact (%.0fs)" % (va, len(prompts), ex, len(prompts),
                                                                        time.time() - t0), file=sys.stderr)
     json.dump(res, open(os.path.join(a.eval_dir, "duet.json"), "w"), indent=1)
