@@ -39,12 +39,24 @@ int cmd_inspect(int argc, char **argv)
     }
     const ModelConfig *c = &m.cfg;
     const cJSON *q = cJSON_GetObjectItem(j, "quant"), *ts = cJSON_GetObjectItem(j, "tensors");
-    printf("%s: duet format version %d, %.2f MiB, checksums verified\n", path, DUET_FORMAT_VERSION, m.file_size / 1048576.0);
+    const char *gen = cJSON_GetStringValue(cJSON_GetObjectItem(j, "generator"));
+    printf("%s: duet format version %d (written by %s), %.2f MiB, checksums verified\n", path, DUET_FORMAT_VERSION,
+           gen ? gen : "an unknown writer", m.file_size / 1048576.0);
     printf("architecture: %s, dim %d, %d layers, %d heads (%d kv, head_dim %d), ffn %d, vocab %d, max_pos %d,\n"
            "  rope_theta %g, norm_eps %g, tied embeddings %s, bos %d, eos",
            arch_name(c->arch), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim, c->vocab_size,
            c->max_pos, c->rope_theta, c->norm_eps, c->tie_embeddings ? "yes" : "no", c->bos_id);
     for (int i = 0; i < c->n_eos; i++) printf(" %d", c->eos_ids[i]);
+    if (c->rope.llama3)
+        printf(",\n  rope_type llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original_max_position_embeddings %d",
+               c->rope.factor, c->rope.low_freq_factor, c->rope.high_freq_factor, c->rope.original_ctx);
+    const GenDefaults *g = &c->gen;
+    if (g->set && g->do_sample)
+        printf("\nsampling defaults (generation_config.json): temperature %g, top_k %d, top_p %g, min_p %g, "
+               "repetition_penalty %g", g->temperature, g->top_k, g->top_p, g->min_p, g->repetition_penalty);
+    else
+        printf("\nsampling defaults: %s", g->set ? "greedy (generation_config.json: do_sample false)"
+                                                 : "llama.cpp's (no generation_config.json)");
     printf("\nquantization: %s\n", cJSON_GetStringValue(q));
     printf("tokenizer: %zu bytes, tokenizer_config: %zu bytes\n", m.tokenizer_json_len, m.tokenizer_config_len);
     printf("tensors: %d%s\n", cJSON_GetArraySize(ts), tensors ? "" : " (--tensors lists them)");

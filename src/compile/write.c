@@ -127,6 +127,14 @@ static cJSON *config_json(const ModelConfig *c)
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(j, "max_pos", c->max_pos);
     cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
+    if (c->rope.llama3) { /* absent: the default rotary embedding */
+        cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(r, "rope_type", "llama3");
+        cJSON_AddNumberToObject(r, "factor", c->rope.factor);
+        cJSON_AddNumberToObject(r, "low_freq_factor", c->rope.low_freq_factor);
+        cJSON_AddNumberToObject(r, "high_freq_factor", c->rope.high_freq_factor);
+        cJSON_AddNumberToObject(r, "original_max_position_embeddings", c->rope.original_ctx);
+    }
     cJSON_AddNumberToObject(j, "norm_eps", c->norm_eps);
     cJSON_AddBoolToObject(j, "tie_embeddings", c->tie_embeddings);
     cJSON_AddBoolToObject(j, "qkv_bias", c->qkv_bias);

@@ -1,12 +1,15 @@
 #include "load/config.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "load/limits.h"
 #include "util/json.h"
+
+static int rope_llama3(RopeScaling *r, const cJSON *rs, const char *name, Err *e);
 
 const char *arch_name(Arch a)
 {
@@ -129,8 +132,11 @@ int config_parse(ModelConfig *c, const char *text, size_t len, const char *name,
             goto out;
         }
         if (!rt && json_get_str(rs, "type", 0, &rt, name, e) < 0) goto out;
-        if (rt && strcmp(rt, "default")) {
-            err_set(e, "%s: rope_type \"%.40s\" is not supported (duet implements the default rotary embedding)", name, rt);
+        if (rt && !strcmp(rt, "llama3")) {
+            if (rope_llama3(&c->rope, rs, name, e)) goto out;
+        } else if (rt && strcmp(rt, "default")) {
+            err_set(e, "%s: rope_type \"%.40s\" is not supported (duet implements the default rotary embedding and "
+                    "llama3)", name, rt);
             goto out;
         }
     }
@@ -233,6 +239,36 @@ int config_load_dir(ModelConfig *c, const char *dir, Err *e)
     return rc < 0 ? -1 : 0;
 }
 
+float config_rope_freq(const ModelConfig *c, int i)
+{
+    float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    const RopeScaling *r = &c->rope;
+    if (!r->llama3) return inv;
+    double wavelen = 2 * M_PI / inv, low_wavelen = r->original_ctx / r->low_freq_factor,
+           high_wavelen = r->original_ctx / r->high_freq_factor;
+    if (wavelen < high_wavelen) return inv;                 /* high frequencies: kept */
+    if (wavelen > low_wavelen) return (float)(inv / r->factor); /* low ones: divided by factor */
+    double smooth = (r->original_ctx / wavelen - r->low_freq_factor) / (r->high_freq_factor - r->low_freq_factor);
+    return (float)((1 - smooth) * inv / r->factor + smooth * inv);
+}
+
+/* rope_type "llama3": its four fields, all required as transformers requires them. */
+static int rope_llama3(RopeScaling *r, const cJSON *rs, const char *name, Err *e)
+{
+    double f, lo, hi;
+    long long orig;
+    if (json_get_num(rs, "factor", 1, &f, name, e) < 0 || json_get_num(rs, "low_freq_factor", 1, &lo, name, e) < 0 ||
+        json_get_num(rs, "high_freq_factor", 1, &hi, name, e) < 0 ||
+        json_get_int(rs, "original_max_position_embeddings", 1, &orig, name, e) < 0)
+        return -1;
+    r->llama3 = 1;
+    r->factor = (float)(fabs(f) < 3e38 ? f : INFINITY); /* config_check bounds them */
+    r->low_freq_factor = (float)(fabs(lo) < 3e38 ? lo : INFINITY);
+    r->high_freq_factor = (float)(fabs(hi) < 3e38 ? hi : INFINITY);
+    r->original_ctx = orig > 0 && orig <= INT_MAX ? (int)orig : 0;
+    return 0;
+}
+
 int config_check(const ModelConfig *c, const char *name, Err *e)
 {
     if (c->arch < ARCH_QWEN2 || c->arch > ARCH_QWEN3) return err_set(e, "%s: config: unknown architecture", name);
@@ -263,6 +299,15 @@ int config_check(const ModelConfig *c, const char *name, Err *e)
     if (!(c->rope_theta > 0 && c->rope_theta < LIMIT_ROPE_THETA))
         return err_set(e, "%s: config: rope_theta %g: expected a positive number below %g", name, (double)c->rope_theta,
                        LIMIT_ROPE_THETA);
+    const RopeScaling *r = &c->rope;
+    if (r->llama3 && !(r->factor >= 1 && r->factor <= LIMIT_ROPE_FACTOR && r->low_freq_factor > 0 &&
+                       r->high_freq_factor > r->low_freq_factor && r->high_freq_factor <= LIMIT_ROPE_FACTOR &&
+                       r->original_ctx >= 1 && r->original_ctx <= LIMIT_MAX_POS))
+        return err_set(e, "%s: config: rope_type llama3: factor %g, low_freq_factor %g, high_freq_factor %g, "
+                       "original_max_position_embeddings %d: expected 1 <= factor <= %g, 0 < low_freq_factor < "
+                       "high_freq_factor <= %g, 1 <= original_max_position_embeddings <= %d", name, (double)r->factor,
+                       (double)r->low_freq_factor, (double)r->high_freq_factor, r->original_ctx, LIMIT_ROPE_FACTOR,
+                       LIMIT_ROPE_FACTOR, LIMIT_MAX_POS);
     if (!(c->norm_eps > 0 && c->norm_eps < 1)) return err_set(e, "%s: config: norm_eps (rms_norm_eps) must be in (0, 1)", name);
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)

@@ -29,6 +29,16 @@ typedef struct GenDefaults {
     float repetition_penalty; /* 1.0 when absent */
 } GenDefaults;
 
+/* rope_type "llama3" (Llama 3.1 and later): the low rotary frequencies
+ * divided by factor, the high ones kept, a smooth blend between. */
+typedef struct RopeScaling {
+    int llama3;             /* 1: rope_type "llama3"; 0: the default rotary embedding */
+    float factor;           /* factor: long wavelengths' frequencies divided by it */
+    float low_freq_factor;  /* wavelengths above original_ctx / low_freq_factor are scaled */
+    float high_freq_factor; /* below original_ctx / high_freq_factor kept; between: blended */
+    int original_ctx;       /* original_max_position_embeddings */
+} RopeScaling;
+
 typedef struct ModelConfig {
     Arch arch;
     int dim;          /* hidden_size */
@@ -40,6 +50,7 @@ typedef struct ModelConfig {
     int vocab_size;
     int max_pos;      /* max_position_embeddings */
     float rope_theta;
+    RopeScaling rope; /* rope_scaling / rope_parameters with rope_type "llama3" */
     float norm_eps;   /* rms_norm_eps */
     int tie_embeddings;
     int qkv_bias;     /* Qwen2: 1; attention_bias for Llama/Qwen3 */
@@ -52,10 +63,16 @@ typedef struct ModelConfig {
 
 const char *arch_name(Arch a);
 
+/* The rotary inverse frequency of dimension pair i (0 <= i < head_dim / 2):
+ * rope_theta^(-2i / head_dim), scaled as rope_type "llama3" scales it
+ * (transformers' _compute_llama3_parameters). */
+float config_rope_freq(const ModelConfig *c, int i);
+
 /* Parses the text of a config.json; `name` is used in messages. Checks every
  * value for sense (positive sizes, heads dividing the hidden size, kv heads
  * dividing heads) and refuses architectures and options duet cannot run
- * exactly (sliding windows, rope scaling, activations other than silu). */
+ * exactly (sliding windows, rope scaling other than llama3, activations
+ * other than silu). */
 int config_parse(ModelConfig *c, const char *text, size_t len, const char *name, Err *e);
 
 /* Checks a config that did not come from a config.json (a .duet meta):

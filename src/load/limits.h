@@ -20,6 +20,7 @@
 #define LIMIT_VOCAB (1 << 24)        /* vocab_size */
 #define LIMIT_MAX_POS (1 << 30)      /* max_position_embeddings */
 #define LIMIT_ROPE_THETA 1e30        /* rope_theta: positive and below this */
+#define LIMIT_ROPE_FACTOR 1e4        /* rope_type llama3: factor and high_freq_factor at most this */
 
 /* adapters */
 #define LIMIT_LORA_RANK 256          /* r, rank_pattern: the LoRA kernels' tile (KERN_LORA_MAX_RANK) */

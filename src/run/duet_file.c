@@ -252,6 +252,24 @@ static int parse_config(Parse *P, const cJSON *j, ModelConfig *c, Err *e)
     if (!cJSON_IsNumber(rt) || !cJSON_IsNumber(ne)) return err_set(e, "%s: config: rope_theta and norm_eps must be numbers", P->name);
     c->rope_theta = fabs(rt->valuedouble) < 3e38 ? (float)rt->valuedouble : INFINITY; /* config_check refuses it */
     c->norm_eps = fabs(ne->valuedouble) < 3e38 ? (float)ne->valuedouble : INFINITY;
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rope_scaling"); /* optional: rope_type llama3 */
+    if (rs) {
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        const char *keys[4] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+        double v[4];
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(rs, keys[i]);
+            v[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        }
+        if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "llama3") || isnan(v[0] + v[1] + v[2] + v[3]))
+            return err_set(e, "%s: config: field \"rope_scaling\": expected rope_type \"llama3\" with factor, "
+                           "low_freq_factor, high_freq_factor and original_max_position_embeddings", P->name);
+        c->rope.llama3 = 1;
+        c->rope.factor = fabs(v[0]) < 3e38 ? (float)v[0] : INFINITY; /* config_check bounds them */
+        c->rope.low_freq_factor = fabs(v[1]) < 3e38 ? (float)v[1] : INFINITY;
+        c->rope.high_freq_factor = fabs(v[2]) < 3e38 ? (float)v[2] : INFINITY;
+        c->rope.original_ctx = v[3] >= 1 && v[3] <= INT_MAX && v[3] == floor(v[3]) ? (int)v[3] : 0;
+    }
     const char *bools[3] = {"tie_embeddings", "qkv_bias", "qk_norm"};
     int *bv[3] = {&c->tie_embeddings, &c->qkv_bias, &c->qk_norm};
     for (int i = 0; i < 3; i++) {

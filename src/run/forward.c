@@ -98,11 +98,11 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
 /* HF rotary embedding (rotate_half) at position pos: the cos (cs[0 .. hd/2))
  * and sin (cs[hd/2 .. hd)) of each pair's angle, once per row for all heads
  * and layers. inv_freq and the angle are float32 as in transformers. */
-static void rope_table(float *cs, int hd, int pos, float theta)
+static void rope_table(float *cs, const ModelConfig *c, int pos)
 {
-    int half = hd / 2;
+    int hd = c->head_dim, half = hd / 2;
     for (int i = 0; i < half; i++) {
-        float inv = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+        float inv = config_rope_freq(c, i);
         float ang = (float)pos * inv;
         cs[i] = cosf(ang);
         cs[half + i] = sinf(ang);
@@ -182,7 +182,7 @@ int forward(const Model *m, Kern *k, Scratch *s, const BatchRow *rows, int n, Er
     static const Proj qkv_ps[3] = {P_Q, P_K, P_V}, o_ps[1] = {P_O}, gu_ps[2] = {P_GATE, P_UP}, down_ps[1] = {P_DOWN};
     for (int i = 0; i < n; i++) {
         qmat_row_f32(s->x + (size_t)i * dim, &m->embed, rows[i].token);
-        rope_table(s->rope + (size_t)i * hd, hd, rows[i].pos, c->rope_theta);
+        rope_table(s->rope + (size_t)i * hd, c, rows[i].pos);
     }
 
     for (int l = 0; l < c->n_layers; l++) {
