@@ -383,8 +383,9 @@ void job_abort(Job *j);
 /* Polls the watched sockets once; aborts the jobs whose client hung up. */
 void server_reap(Server *srv);
 /* Resolves a requested model name to an adapter: 0 and *adapter (malloc'd,
- * NULL for the base); 404 with *e for an unknown one. */
-int server_resolve_model(Server *srv, const char *name, char **adapter, ApiError *e);
+ * NULL for the base); 404 with *e for an unknown one (in Ollama's words
+ * when ollama). */
+int server_resolve_model(Server *srv, const char *name, int ollama, char **adapter, ApiError *e);
 /* One log line for a finished request. */
 void server_log(Server *srv, const char *peer, const char *method, const char *path, int status, const Job *j,
                 double secs);

@@ -197,6 +197,7 @@ static void job_settle(Job *j, int status)
     j->status = status;
     metrics_request(&srv->met, j->model, status);
     for (int i = 0; i < j->n_ch; i++) metrics_result(&srv->met, &j->ch[i].res, j->ch[i].status == 499);
+    if (j->req.keep_alive_zero) spool_drop_idle(&srv->pool, j->adapter); /* Ollama's unload after the answer */
     server_log(srv, j->peer, "POST", j->path, status, j, now_s() - j->t0);
 }
 
@@ -417,7 +418,7 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     }
     int st = genreq_parse(api, rq->body.p ? rq->body.p : "", rq->body.len, &srv->lim, &j->req, &e);
     if (!st && !j->req.load_only && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
-    if (!st) st = server_resolve_model(srv, j->req.model, &j->adapter, &e);
+    if (!st) st = server_resolve_model(srv, j->req.model, api == API_OLLAMA_CHAT || api == API_OLLAMA_GENERATE, &j->adapter, &e);
     snprintf(j->model, sizeof j->model, "%s", j->req.model ? j->req.model : "-");
     if (!st && j->req.load_only) return ollama_load(srv, c, rq, j, path);
     if (!st && !j->req.seed_set) j->req.so.seed = draw_seed(srv);
@@ -529,6 +530,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     ApiError e;
     Api api = !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT;
+    /* the OpenAI paths without /v1, as llama-server answers them (clients given a base URL without it) */
+    if (!strcmp(url, "/chat/completions") || !strcmp(url, "/completions") || !strcmp(url, "/models"))
+        url = !strcmp(url, "/models") ? "/v1/models" : !strcmp(url, "/completions") ? "/v1/completions" : "/v1/chat/completions";
     if (*upload_size) {
         /* a body without a length that grows past the limit is dropped (the
          * 413 goes out at its end); one that trickles in past the timeout

@@ -27,7 +27,7 @@ void serve_opts_default(ServeOpts *o)
     o->drain_s = 60;
 }
 
-int server_resolve_model(Server *srv, const char *name, char **adapter, ApiError *e)
+int server_resolve_model(Server *srv, const char *name, int ollama, char **adapter, ApiError *e)
 {
     *adapter = NULL;
     char n[160];
@@ -43,7 +43,10 @@ int server_resolve_model(Server *srv, const char *name, char **adapter, ApiError
     }
     pthread_rwlock_unlock(&srv->ad_lock);
     if (found) return 0;
-    api_error(e, 404, "model", "The model `%s` does not exist (GET /v1/models lists them)", name ? name : "");
+    if (ollama) /* Ollama's words: its clients look for "not found" */
+        api_error(e, 404, "model", "model \"%s\" not found (GET /api/tags lists them)", name ? name : "");
+    else
+        api_error(e, 404, "model", "The model `%s` does not exist (GET /v1/models lists them)", name ? name : "");
     e->code = "model_not_found";
     return 404;
 }

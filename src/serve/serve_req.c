@@ -438,6 +438,13 @@ static int parse_openai_common(GenReq *r, const cJSON *j, const ReqLimits *lim, 
     }
     const char *user;
     if ((rc = get_str(j, "user", &user, e)) > 1) return rc;
+    /* refused rather than ignored: an answer that silently lacks them would be wrong */
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(j, "logit_bias");
+    if (lb && !cJSON_IsNull(lb) && !(cJSON_IsObject(lb) && !lb->child))
+        return api_error(e, 400, "logit_bias", "logit_bias: not supported");
+    const cJSON *fns = cJSON_GetObjectItemCaseSensitive(j, "functions");
+    if (fns && !cJSON_IsNull(fns) && !(cJSON_IsArray(fns) && !fns->child))
+        return api_error(e, 400, "functions", "functions (deprecated by OpenAI): send them as tools");
     return 0;
 }
 

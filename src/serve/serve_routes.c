@@ -144,7 +144,7 @@ static int show(Server *srv, const char *body, size_t len, Resp *out)
         return reply_error(out, API_OLLAMA_CHAT, &e);
     }
     char *ad = NULL;
-    int st = server_resolve_model(srv, m->valuestring, &ad, &e);
+    int st = server_resolve_model(srv, m->valuestring, 1, &ad, &e);
     cJSON_Delete(j);
     if (st) return reply_error(out, API_OLLAMA_CHAT, &e);
     cJSON *o = ollama_model(srv, ad ? ad : srv->base_name, !ad, 0);

@@ -114,6 +114,7 @@ async function errors() {
   const e3 = await expectErr(oa.completions.create({ model: BASE, prompt: 'def f(', suffix: 'return x' }), 400, 'suffix on a model without fill-in-the-middle tokens');
   check(e3?.param === 'suffix' && /fill-in-the-middle/.test(e3?.message), `suffix refused clearly: ${e3?.message}`);
   await expectErr(oa.completions.create({ model: BASE, prompt: 'x', echo: true, logprobs: 2 }), 400, 'echo with logprobs');
+  await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('hi'), logit_bias: { 5: 100 } }), 400, 'logit_bias refused, not ignored');
   await expectErr(oa.completions.create({ model: BASE, prompt: [[1, 99999999]] }), 400, 'a token id outside the vocabulary');
   await expectErr(oa.chat.completions.create({ model: BASE, messages: msgs('x'.repeat(30000)) }), 400, 'prompt past the context');
   const noKey = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'wrong', maxRetries: 0 });
@@ -184,8 +185,12 @@ async function ollama() {
   await ol.generate({ model: B, prompt: '', keep_alive: '0s' });
   const c1 = await usage();
   check(c0 > 0 && c1 === 0, `keep_alive 0 drops the cached prefixes (cached ${c0} -> ${c1})`);
+  await usage();
+  await ol.chat({ ...q, keep_alive: 0 });
+  const c2 = await usage();
+  check(c2 === 0, `keep_alive 0 on a chat: its prefixes are not kept (cached ${c2})`);
   try { await ol.chat({ model: 'nope', messages: msgs('x') }); check(false, 'ollama unknown model'); }
-  catch (e) { check(e.status_code === 404 && /does not exist/.test(e.error ?? e.message), `ollama unknown model: ${e.status_code}`); }
+  catch (e) { check(e.status_code === 404 && /model "nope" not found/.test(e.error ?? e.message), `ollama unknown model: ${e.status_code} ${e.error ?? e.message}`); }
 }
 
 // n > 1 (choices keyed by index, each its own sample), several prompts,
@@ -240,6 +245,10 @@ async function misc() {
   const m = await (await fetch(`${url}/metrics`, { headers: auth })).text();
   check(new RegExp(`duet_requests_total\\{model="${A}",status="200"\\} \\d+`).test(m) && /duet_time_to_first_token_seconds_bucket/.test(m) && /duet_kv_bytes_in_use \d+/.test(m), 'metrics');
   check((await fetch(`${url}/nowhere`, { headers: auth })).status === 404, 'unknown path 404');
+  const bare = new OpenAI({ baseURL: url, apiKey: key, maxRetries: 0 });
+  const bm = await bare.models.list();
+  const bc = await bare.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 0, max_tokens: 2 });
+  check(bm.data.length >= 3 && bc.choices[0].message.content.length > 0, 'the OpenAI paths answer without /v1 too');
   check((await fetch(`${url}/v1/chat/completions`, { headers: auth })).status === 405, 'GET on a POST route 405');
 }
 
