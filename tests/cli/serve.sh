@@ -63,6 +63,7 @@ ok $? "fim.mjs"
 grep -E '^FAIL' "$T/fim"
 p=$(sed -nE 's/^serve_fim: ([0-9]+) passed.*/\1/p' "$T/fim"); pass=$((pass + ${p:-0}))
 kill -TERM $SRV; wait $SRV
+ok $? "the second server exits 0 (no leak reports under ASan)"
 [ $fail -ne 0 ] && tail -n 15 "$T/log"
 echo "serve: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
