@@ -68,6 +68,20 @@ static void test_builtin(void)
     CHECK(duet_toolbox_create(&tb, &o) == DUET_OK && duet_toolbox_add_builtin(tb) == DUET_OK, "builtin toolbox");
     cJSON *list = cJSON_Parse(duet_toolbox_tools_json(tb));
     CHECK(cJSON_GetArraySize(list) == 9, "9 built-in tools listed");
+    /* the very list the demo model's tools adapter was trained with */
+    FILE *df = fopen("demo/tools.json", "rb");
+    if (df) {
+        char buf[8192];
+        size_t n = fread(buf, 1, sizeof buf - 1, df);
+        fclose(df);
+        buf[n] = 0;
+        cJSON *trained = cJSON_Parse(buf);
+        char *a = cJSON_PrintUnformatted(list), *b = trained ? cJSON_PrintUnformatted(trained) : NULL;
+        CHECK(a && b && !strcmp(a, b), "built-in tools == demo/tools.json, keys in order (train/tools_dialogues.py)");
+        free(a);
+        free(b);
+        cJSON_Delete(trained);
+    }
     cJSON_Delete(list);
     static const struct {
         const char *name, *args, *want;
@@ -173,6 +187,16 @@ static void test_builtin_sysroot(void)
                                          "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n"
                                          "00000000000000000000000000000001 01 80 10 80       lo\n");
     write_file("fake/sys/class/rtc/rtc0/since_epoch", "1783080000\n");
+    write_file("fake/sys/class/thermal/thermal_zone0/temp", "70000\n"); /* hotter, but not the CPU */
+    write_file("fake/sys/class/thermal/thermal_zone0/type", "acpitz\n");
+    write_file("fake/sys/class/thermal/thermal_zone1/temp", "48000\n");
+    write_file("fake/sys/class/thermal/thermal_zone1/type", "x86_pkg_temp\n");
+    write_file("fake/sys/class/thermal/thermal_zone2/temp", "50500\n");
+    write_file("fake/sys/class/thermal/thermal_zone2/type", "cpu-thermal\n");
+    write_file("hw/sys/class/hwmon/hwmon0/temp1_input", "41000\n");
+    write_file("hw/sys/class/hwmon/hwmon0/name", "nvme\n");
+    write_file("hw/sys/class/hwmon/hwmon1/temp1_input", "45500\n");
+    write_file("hw/sys/class/hwmon/hwmon1/name", "k10temp\n");
     const char *cet[] = {"CET"};
     long cet_off[] = {3600};
     write_tzif("fake/etc/localtime", 1, NULL, NULL, 0, cet_off, cet, 1, "CET-1CEST,M3.5.0,M10.5.0/3");
@@ -195,6 +219,7 @@ static void test_builtin_sysroot(void)
         {"get_disk_usage", "{\"path\":\"/only-here\"}", "{\"path\":\"/only-here\",\"total_gb\":", 0},
         {"get_disk_usage", "{\"path\":\"only-here/x\"}", "{\"path\":\"only-here/x\",\"total_gb\":", 0},
         {"get_disk_usage", "{\"path\":\"/no-such-dir\"}", "{\"error\":\"no such path: /no-such-dir\"}", 1},
+        {"get_cpu_temperature", "{}", "{\"sensor\":\"cpu-thermal\",\"temperature\":50.5,\"unit\":\"celsius\"}", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *r = NULL;
@@ -203,8 +228,22 @@ static void test_builtin_sysroot(void)
         CHECK(ok, "sysroot %s(%s) = %s", cases[i].name, cases[i].args, r ? r : "NULL");
         free(r);
     }
-    /* sizes in GB are reals with one decimal, matching the filesystem's own numbers */
+    /* hwmon only: the hottest chip */
+    duet_toolbox_options oh = o;
+    char hw[400];
+    snprintf(hw, sizeof hw, "%s/hw", tmp);
+    oh.sysroot = hw;
+    duet_toolbox *th = NULL;
+    duet_toolbox_create(&th, &oh);
+    duet_toolbox_add_builtin(th);
     char *r = NULL;
+    duet_toolbox_call(th, "get_cpu_temperature", "{\"unit\":\"fahrenheit\"}", &r);
+    CHECK(r && !strcmp(r, "{\"sensor\":\"k10temp\",\"temperature\":113.9,\"unit\":\"fahrenheit\"}"), "hwmon: %s",
+          r ? r : "NULL");
+    free(r);
+    duet_toolbox_free(th);
+    /* sizes in GB are reals with one decimal, matching the filesystem's own numbers */
+    r = NULL;
     duet_toolbox_call(tb, "get_disk_usage", "{\"path\":\"/only-here\"}", &r);
     struct statvfs v;
     snprintf(p, sizeof p, "%s/only-here", root);

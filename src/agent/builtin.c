@@ -15,30 +15,46 @@
 #include "agent/agent.h"
 #include "agent/builtin_int.h"
 
+/* The same names, descriptions and parameters, byte for byte, as the tools
+ * list the demo model's tools adapter was trained with (train/tools_dialogues.py
+ * tool_list(), demo/tools.json; test_toolbox compares them): a small model
+ * calls the right tool most often on the prompt it was trained on. */
 static const char *const SPECS =
     "["
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_cpu_temperature\",\"description\":\"Returns the CPU "
-    "temperature from the machine's thermal sensor.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"unit\":"
-    "{\"type\":\"string\",\"enum\":[\"celsius\",\"fahrenheit\"]}}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_load_average\",\"description\":\"Returns the 1, 5 and 15 "
-    "minute load averages and the number of CPUs.\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_memory_usage\",\"description\":\"Returns total, used and "
-    "available memory in MB and the percentage used.\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_disk_usage\",\"description\":\"Returns total, used and free "
-    "space in GB of the filesystem holding a path.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"path\":"
-    "{\"type\":\"string\"}}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_uptime\",\"description\":\"Returns how long the machine has "
-    "been running.\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_datetime\",\"description\":\"Returns the current local date, "
-    "time, weekday and timezone.\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_hostname\",\"description\":\"Returns the machine's host "
-    "name.\",\"parameters\":{\"type\":\"object\",\"properties\":{}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_network_addresses\",\"description\":\"Returns the IPv4 and "
-    "IPv6 addresses of the network interfaces.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"interface\":"
-    "{\"type\":\"string\"}}}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_top_processes\",\"description\":\"Returns the processes "
-    "using the most CPU or memory.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"count\":{\"type\":"
-    "\"integer\",\"minimum\":1,\"maximum\":20},\"sort_by\":{\"type\":\"string\",\"enum\":[\"cpu\",\"memory\"]}}}}}"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_cpu_temperature\",\"description\":\"Returns the "
+    "CPU temperature reading of the hottest sensor, in celsius or "
+    "fahrenheit.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"unit\":{\"type\":\"string\","
+    "\"enum\":[\"celsius\",\"fahrenheit\"],\"description\":\"Temperature unit, celsius (default) or "
+    "fahrenheit.\"}},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_load_average\",\"description\":\"Returns the 1, "
+    "5 and 15 minute load averages and the number of "
+    "CPUs.\",\"parameters\":{\"type\":\"object\",\"properties\":{},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_memory_usage\",\"description\":\"Returns total, "
+    "used and available memory in MB and the percentage "
+    "used.\",\"parameters\":{\"type\":\"object\",\"properties\":{},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_disk_usage\",\"description\":\"Returns the "
+    "total, used and free space in GB of the file system holding a "
+    "path.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\","
+    "\"description\":\"A directory on the file system to measure (default /).\"}},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_uptime\",\"description\":\"Returns how long the "
+    "machine has been running since it booted.\",\"parameters\":{\"type\":\"object\",\"properties\":{},"
+    "\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_datetime\",\"description\":\"Returns the "
+    "current local date, time, weekday and time "
+    "zone.\",\"parameters\":{\"type\":\"object\",\"properties\":{},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_hostname\",\"description\":\"Returns the host "
+    "name of the machine.\",\"parameters\":{\"type\":\"object\",\"properties\":{},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_network_addresses\",\"description\":\"Returns "
+    "the IPv4 and IPv6 addresses of the network "
+    "interfaces.\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{\"interface\":{\"type\":\"string\",\"description\":\"Interface name such as eth0 or "
+    "wlan0 (all when absent).\"}},\"required\":[]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_top_processes\",\"description\":\"Returns the "
+    "processes using the most CPU or memory, with their pid, name, CPU percent and memory in "
+    "MB.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\","
+    "\"minimum\":1,\"maximum\":20,\"description\":\"How many processes (default "
+    "5).\"},\"sort_by\":{\"type\":\"string\",\"enum\":[\"cpu\",\"memory\"],\"description\":\"Sort key, "
+    "cpu (default) or memory.\"}},\"required\":[]}}}"
     "]";
 
 cJSON *builtin_tools(void) { return cJSON_Parse(SPECS); }
@@ -95,7 +111,7 @@ static char *cpu_temperature(const char *root, const cJSON *args)
     char sensor[128] = "";
     int best_rank = -1;
     char dir[4096];
-    /* thermal zones: prefer the CPU package / cpu-thermal zone, else the first */
+    /* thermal zones: the hottest CPU package / cpu / SoC zone, else the hottest zone */
     snprintf(dir, sizeof dir, "%s/sys/class/thermal", root);
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -110,7 +126,7 @@ static char *cpu_temperature(const char *root, const cJSON *args)
             if (type) type[strcspn(type, "\n")] = 0;
             const char *ty = type ? type : de->d_name;
             int rank = strstr(ty, "pkg") || strstr(ty, "cpu") || strstr(ty, "soc") ? 2 : 1;
-            if (rank > best_rank) {
+            if (rank > best_rank || (rank == best_rank && atof(t) / 1000.0 > best)) {
                 best_rank = rank;
                 best = atof(t) / 1000.0;
                 snprintf(sensor, sizeof sensor, "%.100s", ty);
@@ -123,14 +139,14 @@ static char *cpu_temperature(const char *root, const cJSON *args)
     if (best_rank < 0) { /* hwmon */
         snprintf(dir, sizeof dir, "%s/sys/class/hwmon", root);
         d = opendir(dir);
-        while (d && (de = readdir(d)) && best_rank < 0) {
+        while (d && (de = readdir(d))) { /* the hottest first sensor of each chip */
             if (de->d_name[0] == '.') continue;
             char rel[512];
             snprintf(rel, sizeof rel, "/sys/class/hwmon/%.200s/temp1_input", de->d_name);
             char *t = builtin_read(root, rel);
             snprintf(rel, sizeof rel, "/sys/class/hwmon/%.200s/name", de->d_name);
             char *name = builtin_read(root, rel);
-            if (t) {
+            if (t && (best_rank < 0 || atof(t) / 1000.0 > best)) {
                 if (name) name[strcspn(name, "\n")] = 0;
                 best = atof(t) / 1000.0;
                 best_rank = 0;
