@@ -136,6 +136,49 @@ static void test_unchanged(duet_model *m)
     free(b);
 }
 
+typedef struct Ids {
+    int n, id[256];
+} Ids;
+
+static int keep_id(void *user, const char *piece, size_t len, int token)
+{
+    (void)piece, (void)len;
+    Ids *v = user;
+    if (token >= 0 && v->n < 256) v->id[v->n++] = token;
+    return 0;
+}
+
+/* Tools set with choice "auto" leave sampling alone until the model opens
+ * a call: the same tokens, seed for seed at temperature 1, as a raw session
+ * given the very prompt the template renders with the tools, also once too
+ * few tokens are left for a call (then only <tool_call> is banned). */
+static void test_unchanged_with_tools(duet_model *m)
+{
+    int compared = 0, same = 0;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        Ids a = {0}, b = {0};
+        duet_session *s = new_session(m, 1.0f, seed, 80); /* the last 36 have no room for a call */
+        duet_session_set_tools(s, TOOLS);
+        duet_session_append_message(s, "user", "What is the weather in Paris?");
+        duet_generate(s, keep_id, &a);
+        int calls = duet_session_n_tool_calls(s) + duet_session_tool_call_errors(s);
+        duet_session_close(s);
+        char *prompt = NULL;
+        duet_apply_template_tools(m, "[{\"role\":\"user\",\"content\":\"What is the weather in Paris?\"}]", TOOLS, 1,
+                                  &prompt);
+        s = new_session(m, 1.0f, seed, 80);
+        if (prompt) duet_session_append_text(s, prompt, strlen(prompt));
+        duet_generate(s, keep_id, &b);
+        duet_session_close(s);
+        free(prompt);
+        if (calls) continue; /* the model opened a call: the mask took over from there */
+        compared++;
+        same += a.n > 0 && a.n == b.n && !memcmp(a.id, b.id, (size_t)a.n * sizeof a.id[0]);
+    }
+    CHECK(compared >= 3 && same == compared, "tools + auto: %d of %d runs token for token as without tools", same,
+          compared);
+}
+
 static void test_json_answer(duet_model *m)
 {
     int ok = 0;
@@ -288,6 +331,7 @@ int main(void)
     test_bad_tools(m);
     test_forced_calls(m);
     test_unchanged(m);
+    test_unchanged_with_tools(m);
     test_json_answer(m);
     test_agent(m);
     test_replay(m);

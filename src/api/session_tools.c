@@ -489,9 +489,12 @@ void tools_gen_free(ToolGen *g)
 int tools_gen_sample(ToolGen *g, duet_session *s, int left)
 {
     if (g->block_id >= 0) s->logits[g->block_id] = -1e30f;
-    int tok = !g->active || !constraint_mask(&g->c, s->md->tok, left, g->mask)
-                  ? sampler_sample(&s->smp, s->logits)
-                  : sampler_sample_masked(&s->smp, s->logits, g->mask);
+    int masked = g->active ? constraint_mask(&g->c, s->md->tok, left, g->mask) : 0;
+    if (masked == 2) { /* only the open tag refused: ban it, sample as unconstrained text does */
+        s->logits[g->c.open_id] = -1e30f;
+        masked = 0;
+    }
+    int tok = masked ? sampler_sample_masked(&s->smp, s->logits, g->mask) : sampler_sample(&s->smp, s->logits);
     return tok >= 0 ? tok
                     : api_serr(s, DUET_ERR_FORMAT, "no token can follow at position %d: the JSON constraint and the "
                                                    "banned tokens leave none, or the logits are not finite", s->n_hist);

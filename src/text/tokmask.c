@@ -342,7 +342,7 @@ int constraint_mask(Constraint *c, const Tokenizer *tok, int left, uint32_t *mas
         if (!c->lazy || c->open_id < 0 || left <= 0 || left - 1 >= root_min + close) return 0;
         memset(mask, 0xff, (size_t)tt->words * sizeof *mask); /* no room for a call: only forbid opening one */
         mask[c->open_id >> 5] &= ~(1u << (c->open_id & 31));
-        return 1;
+        return 2;
     }
     memset(mask, 0, (size_t)tt->words * sizeof *mask);
     int need = cs_need(c, s);

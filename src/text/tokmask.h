@@ -85,7 +85,9 @@ int constraint_need(const Constraint *c);
 /* Fills mask (tt->words words; bit i = token i allowed) for the next token,
  * `left` tokens being left in the budget (this one included; <= 0: no
  * budget). Returns 1 when a mask was written, 0 when every token is allowed
- * (free text: the mask is untouched). */
+ * (free text: the mask is untouched), 2 when the mask written only refuses
+ * the open tag (free text with no room left for a call), so a sampler can
+ * ban that one token and otherwise sample as if unconstrained. */
 int constraint_mask(Constraint *c, const Tokenizer *tok, int left, uint32_t *mask);
 
 /* Advances past the sampled token. Returns 0, or -1 when the token breaks the
