@@ -431,9 +431,13 @@ static void check_bad_files(void)
     w[0] = 'X';
     expect_bad(w, len, "bad magic", "wrong magic");
     memcpy(w, b, len);
-    w[8] = 2;
+    w[8] = 3;
     rehash(w);
-    expect_bad(w, len, "version 2 is not supported", "future version");
+    expect_bad(w, len, "version 3 is not supported", "future version");
+    memcpy(w, b, len);
+    w[8] = 1; /* the meta says 2 */
+    rehash(w);
+    expect_bad(w, len, "field \"version\"", "header and meta versions differ");
     memcpy(w, b, len);
     w[12] = 1;
     rehash(w);

@@ -29,7 +29,7 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
 {
     size_t db = qmat_data_bytes(t, rows, cols), sb = qmat_scale_bytes(t, rows, cols);
     m->raw = malloc(db + 8);
-    m->data = (char *)m->raw + (misalign ? (t == DT_Q8 || t == DT_Q4 ? 1 : 2) : 0);
+    m->data = (char *)m->raw + (misalign ? (dtype_is_block(t) ? 1 : 2) : 0);
     m->scales = sb ? malloc(sb) : NULL;
     m->in_scale = NULL;
     size_t n = (size_t)rows * cols;
@@ -49,7 +49,7 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
     case DT_Q8: /* padding left as garbage: activations are zero there */
         for (size_t i = 0; i < db; i++) ((int8_t *)m->data)[i] = (int8_t)(rng_u32(r) % 255 - 127);
         break;
-    case DT_Q4:
+    default: /* Q4, Q6, Q5, IQ4, IQ3: every bit pattern is a valid level */
         for (size_t i = 0; i < db; i++) ((uint8_t *)m->data)[i] = (uint8_t)rng_u32(r);
         break;
     }
@@ -74,7 +74,7 @@ static void mat_free(TestMat *m)
  * activation quantization bound sum_j |w_j| * max|x_block| / 254. */
 static double worst_error(const QMat *W, const float *X, int n, const float *got, const float *ref)
 {
-    int quant = W->type == DT_Q8 || W->type == DT_Q4;
+    int quant = dtype_is_block(W->type);
     QMat raw = *W;
     raw.in_scale = NULL;
     float *w = malloc((size_t)W->cols * sizeof(float));
@@ -261,7 +261,7 @@ static void test_backend(const char *isa, int threads)
     static const int n_v[] = {1, 2, 3, 5, 17};
     Rng rng = {0x9e3779b97f4a7c15ull ^ (uint64_t)threads};
     int combo = 0;
-    for (int t = DT_F32; t <= DT_Q4; t++) {
+    for (int t = DT_F32; t < DT_COUNT; t++) {
         int fails = 0;
         for (size_t ri = 0; ri < sizeof rows_v / sizeof *rows_v; ri++)
             for (size_t ci = 0; ci < sizeof cols_v / sizeof *cols_v; ci++)
@@ -307,7 +307,7 @@ static void test_large(void)
     for (int ii = 0; ii < 4; ii++) {
         Kern *k = kern_create(2, isas[ii], NULL);
         if (!k) continue;
-        for (int t = DT_F16; t <= DT_Q4; t++) {
+        for (int t = DT_F16; t < DT_COUNT; t++) {
             int rows = 83, cols = 1100, n = 300;
             TestMat m;
             mat_random(&m, &rng, (DType)t, rows, cols, t == DT_Q8, t == DT_BF16);
@@ -462,11 +462,73 @@ static void test_quantizers(void)
     CHECK(eb <= ea * 1.0001 && eb < ea, "weighted q4 error %.4g vs plain %.4g", eb, ea);
 }
 
+/* The new block types: levels survive packing (random levels, odd column
+ * counts), and quant_row's error on Gaussian-like rows is ordered by bits
+ * and within a bound per type; the importance weights lower the weighted
+ * error. */
+static void test_block_types(void)
+{
+    Rng rng = {31337};
+    static const DType ts[] = {DT_Q6, DT_Q5, DT_IQ4, DT_IQ3};
+    /* relative rms error bounds on the rows below (measured ~0.75x these) */
+    static const double bound[] = {0.035, 0.07, 0.12, 0.26};
+    double rel[4] = {0};
+    for (int ti = 0; ti < 4; ti++) {
+        DType t = ts[ti];
+        int cols = 300, nb = (cols + 31) / 32, nl = quant_nlevels(t), bad = 0;
+        uint8_t *row = calloc(1, qmat_data_bytes(t, 1, cols));
+        uint16_t *sc = calloc((size_t)nb, 2);
+        int want[320];
+        for (int b = 0; b < nb; b++) {
+            int lv[32];
+            for (int e = 0; e < 32; e++) lv[e] = want[b * 32 + e] = (int)(rng_u32(&rng) % (uint32_t)nl);
+            quant_block_pack(t, row, cols, b, lv);
+            sc[b] = f32_to_f16(0.5f);
+        }
+        QMat q = {.type = t, .rows = 1, .cols = cols, .data = row, .scales = sc};
+        float back[300];
+        qmat_row_f32(back, &q, 0);
+        for (int j = 0; j < cols; j++) bad += back[j] != 0.5f * (float)quant_level_value(t, want[j]);
+        CHECK(bad == 0, "%s: %d levels changed by packing", dtype_name(t), bad);
+        /* Gaussian-like rows (sum of uniforms) with a few outliers */
+        float x[300], imp[300];
+        double num = 0, den = 0, ew = 0, eu = 0;
+        for (int r = 0; r < 20; r++) {
+            for (int j = 0; j < cols; j++) {
+                x[j] = rng_f(&rng) + rng_f(&rng) + rng_f(&rng);
+                if (rng_u32(&rng) % 61 == 0) x[j] *= 4;
+                imp[j] = j % 7 == 0 ? 50.0f : 0.1f;
+            }
+            quant_row(t, row, sc, x, cols, NULL);
+            qmat_row_f32(back, &q, 0);
+            for (int j = 0; j < cols; j++) {
+                num += (back[j] - x[j]) * (double)(back[j] - x[j]), den += (double)x[j] * x[j];
+                eu += imp[j] * (back[j] - x[j]) * (double)(back[j] - x[j]);
+            }
+            quant_row(t, row, sc, x, cols, imp);
+            qmat_row_f32(back, &q, 0);
+            for (int j = 0; j < cols; j++) ew += imp[j] * (back[j] - x[j]) * (double)(back[j] - x[j]);
+        }
+        rel[ti] = sqrt(num / den);
+        printf("kern: %s (%.2f bits/weight) relative rms error %.4f, importance-weighted %.4g vs %.4g\n", dtype_name(t),
+               dtype_bits(t), rel[ti], ew, eu);
+        CHECK(rel[ti] < bound[ti], "%s relative rms error %.4f (bound %.3f)", dtype_name(t), rel[ti], bound[ti]);
+        CHECK(ew < eu, "%s: importance-weighted error %.4g not below the unweighted %.4g", dtype_name(t), ew, eu);
+        free(row);
+        free(sc);
+    }
+    CHECK(rel[0] < rel[1] && rel[1] < rel[2] && rel[2] < rel[3], "error not ordered by bits");
+    CHECK(dtype_bits(DT_Q6) == 6.5 && dtype_bits(DT_Q5) == 5.5 && dtype_bits(DT_IQ4) == 4.5 && dtype_bits(DT_IQ3) == 3.5,
+          "bits per weight");
+    CHECK(dtype_from_name("iq3") == DT_IQ3 && dtype_from_name("iq2") < 0, "type names");
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
+    test_block_types();
     static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
     for (int i = 0; i < 5; i++) test_backend(isas[i], i == 0 ? 1 : 2);
     test_backend("scalar", 3);

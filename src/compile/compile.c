@@ -145,9 +145,9 @@ int duet_compile(const CompileOpts *o, Err *e)
     memset(rep, 0, sizeof *rep);
     if (!o->base_dir || !o->out_path) return err_set(e, "compile: a base folder and an output path are needed");
     if (o->n_adapters > COMPILE_MAX_REPORT - 1) return err_set(e, "compile: at most %d adapters", COMPILE_MAX_REPORT - 1);
-    if (o->quant < DT_F32 || o->quant > DT_Q4) return err_set(e, "compile: unknown quant type %d", (int)o->quant);
+    if (o->quant < DT_F32 || o->quant >= DT_COUNT) return err_set(e, "compile: unknown quant type %d", (int)o->quant);
     for (int g = 0; g < CG_COUNT; g++)
-        if (o->group_type[g] < 0 || o->group_type[g] > DT_Q4 + 1)
+        if (o->group_type[g] < 0 || o->group_type[g] > DT_COUNT)
             return err_set(e, "compile: unknown type %d for the %s tensors", o->group_type[g] - 1, compile_group_names[g]);
     Model src;
     QModel plain = {0}, rtn = {0}, cal = {0};
@@ -155,7 +155,7 @@ int duet_compile(const CompileOpts *o, Err *e)
     CalibStats st = {0};
     cJSON *cj = NULL;
     Kern *k = NULL;
-    int rc = -1, quantized = o->quant == DT_Q8 || o->quant == DT_Q4;
+    int rc = -1, quantized = dtype_is_block(o->quant);
     /* the temporary beside OUT gets a fresh unpredictable name (mkstemp:
      * O_EXCL, so a planted OUT.tmp symlink cannot redirect the write) */
     size_t plen = strlen(o->out_path) + 16;

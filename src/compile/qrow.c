@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "compile/qrow.h"
+#include "kern/quant.h"
 #include "util/half.h"
 
 /* Nearest level of v at step 1/inv: Q8 -127..127, Q4 -8..7. */
@@ -34,6 +35,7 @@ static double block_err(DType t, const float *v, const float *w, int n, uint16_t
 
 uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w, int n)
 {
+    if (t != DT_Q8 && t != DT_Q4) return quant_block_scale(t, v, w, n); /* Q6 .. IQ3: always searched */
     float amax = 0, big = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(v[i]) > amax) amax = fabsf(v[i]), big = v[i];
@@ -61,19 +63,23 @@ void qrow_quantize(void *dst, uint16_t *scales, DType t, QRound round, float *x,
         int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK;
         uint16_t h = qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
         float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
-        int lv[QBLOCK] = {0};
+        int lv[QBLOCK] = {0}, legacy = t == DT_Q8 || t == DT_Q4;
         for (int i = 0; i < n; i++) {
             int j = j0 + i;
-            lv[i] = qlevel(t, x[j], inv);
+            lv[i] = legacy ? qlevel(t, x[j], inv) : quant_nearest(t, x[j] * inv);
+            float deq = (float)(legacy ? lv[i] : quant_level_value(t, lv[i])) * d;
             if (U) { /* GPTQ: the rounding error, scaled, moves to the later columns */
                 const float *u = U + (size_t)j * cols;
-                float err = (x[j] - (float)lv[i] * d) / u[j];
+                float err = (x[j] - deq) / u[j];
 #pragma omp simd
                 for (int c = j + 1; c < cols; c++) x[c] -= err * u[c];
             }
         }
         scales[b] = h;
-        if (t == DT_Q8) {
+        if (!legacy) { /* padding: the level of value 0 (or nearest to it) */
+            for (int i = n; i < QBLOCK; i++) lv[i] = quant_nearest(t, 0.0f);
+            quant_block_pack(t, dst, cols, b, lv);
+        } else if (t == DT_Q8) {
             int8_t *q = (int8_t *)dst + (size_t)b * QBLOCK;
             for (int i = 0; i < QBLOCK; i++) q[i] = (int8_t)lv[i];
         } else { /* padding levels are 0: nibble 8 */

@@ -13,15 +13,16 @@
  * max|x| / 8 with the largest element on level -8 when it is negative, else
  * max|x| / 7 on +7, the nearest our positive-scale Q4 comes to Q4_0);
  * QROUND_SEARCH takes the best of d = max|x| / s over a grid of s (Q8 124 ..
- * 140, Q4 6 .. 8) by the (weighted) squared error of the block. */
+ * 140, Q4 6 .. 8) by the (weighted) squared error of the block. The other
+ * block types (Q6 .. IQ3) always take quant_block_scale's search (quant.h). */
 typedef enum QRound { QROUND_SEARCH = 0, QROUND_NEAREST = 1 } QRound;
 
 /* The f16 scale of one block of n <= 32 values v; w (n, or NULL for ones)
  * weights the squared errors of the search. 0 for an all-zero block. */
 uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w, int n);
 
-/* Quantizes row x (cols floats; overwritten as scratch) of type t (DT_Q8 or
- * DT_Q4) into dst (ceil(cols/32) blocks in kern.h's layout, padding 0) and
+/* Quantizes row x (cols floats; overwritten as scratch) of block type t into
+ * dst (ceil(cols/32) blocks in kern.h's layout, padding 0) and
  * scales (ceil(cols/32) f16). w (cols, or NULL) weights the block-scale
  * search. U (cols x cols, row-major, upper triangular, or NULL): GPTQ, from
  * qrow_gptq_factor() of the inputs that this row multiplies; with it, each

@@ -75,8 +75,7 @@ static void row_task(void *ctx, int task)
         case DT_F32: memcpy(d, row, (size_t)cols * 4); break;
         case DT_F16: quant_f32_to_f16((uint16_t *)d, row, (size_t)cols); break;
         case DT_BF16: quant_f32_to_bf16((uint16_t *)d, row, (size_t)cols); break;
-        case DT_Q8:
-        case DT_Q4: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
+        default: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
         }
     }
 }
@@ -326,7 +325,7 @@ static int group_quant(QModel *q, Group *g, const QuantCfg *cfg, Kern *k, QuantC
         if (!data || (sb && !scales)) return err_set(e, "out of memory quantizing a %d x %d matrix", W->rows, W->cols);
         *g->dst[i] = (QMat){.type = cfg->t, .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
     }
-    int quantized = cfg->t == DT_Q8 || cfg->t == DT_Q4;
+    int quantized = dtype_is_block(cfg->t);
     if (quantized && g->st && (g->st->s[0].n_x || g->st->s[1].n_x) && g->methods)
         return group_calibrated(q, g, cfg, k, ch, e);
     for (int i = 0; i < g->n; i++) {
@@ -422,7 +421,7 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
         }
         if (progress) progress(pctx, stage, l + 2, total);
     }
-    if ((cfg->t == DT_Q8 || cfg->t == DT_Q4) && adapters_f16(q, src, e)) goto fail;
+    if (dtype_is_block(cfg->t) && adapters_f16(q, src, e)) goto fail;
     return 0;
 fail:
     qmodel_free(q);

@@ -295,13 +295,13 @@ void kern_matmul_then(Kern *k, float *Y, const QMat *W, const float *X, int n, v
                       void *after_ctx)
 {
     if (n <= 0 || W->rows <= 0) return;
-    if ((unsigned)W->type > DT_Q4 || W->cols <= 0) {
+    if ((unsigned)W->type >= DT_COUNT || W->cols <= 0) {
         ref_then(Y, W, X, n, after, after_ctx);
         return;
     }
     Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .after = after, .after_ctx = after_ctx};
     ActQ A;
-    int quant = W->type == DT_Q8 || W->type == DT_Q4;
+    int quant = dtype_is_block(W->type);
     size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(W->type, n, W->cols) : 0;
     if (tile) {
         j.Xt = scratch(k, tile);

@@ -13,6 +13,22 @@
  *   DT_Q4: same blocks; `data` holds rows * nb * 16 bytes; in block b, byte i
  *       (0..15) has element 32b+i in its low nibble and 32b+16+i in its high
  *       nibble; value = (nibble - 8) * scale; `scales` as for DT_Q8.
+ *   DT_Q6, DT_Q5, DT_IQ4, DT_IQ3: the same blocks of 32 and f16 scales, a
+ *       block's 32 levels in up to two planes per row: a row holds plane 0
+ *       of all its nb blocks, then plane 1 of all of them (kern/qblock.h):
+ *       Q6: plane 0 the low 4 bits as Q4's nibbles (16 bytes), plane 1 the
+ *           top 2 bits (8 bytes: byte i, bits 2k..2k+1 = element 8k+i);
+ *           value = (level - 32) * scale, level 0..63 (6.5 bits/weight);
+ *       Q5: plane 0 as Q6's, plane 1 the top bit (4 bytes: bit e of the
+ *           little-endian u32 = element e); value = (level - 16) * scale
+ *           (5.5 bits/weight);
+ *       IQ4: plane 0 nibbles as Q4 (16 bytes); value = grid4[nibble] *
+ *           scale on the non-uniform grid kern_grid_iq4 (4.5 bits/weight);
+ *       IQ3: plane 0 the low 2 bits as Q6's plane 1 (8 bytes), plane 1 the
+ *           top bit as Q5's (4 bytes); value = grid3[level] * scale on
+ *           kern_grid_iq3 (3.5 bits/weight).
+ *       Padding levels of a row's last block are those of value 0 where the
+ *       grid has one; activations are zero there, so they do not matter.
  * `in_scale` (cols floats, or NULL) multiplies the activations column-wise
  * before the product: it is how activation-aware quantization (AWQ) stores
  * the per-channel scales it folded into the weights. */
@@ -30,7 +46,19 @@ typedef enum DType {
     DT_BF16 = 2,
     DT_Q8 = 3,
     DT_Q4 = 4,
+    DT_Q6 = 5,
+    DT_Q5 = 6,
+    DT_IQ4 = 7,
+    DT_IQ3 = 8,
+    DT_COUNT = 9, /* types a reader knows: anything else is refused */
 } DType;
+
+/* Whether t is one of the block types (Q8 .. IQ3): f16 scales per 32 and
+ * int8 activations in the products. */
+static inline int dtype_is_block(DType t) { return t >= DT_Q8 && t < DT_COUNT; }
+
+/* The integer levels of the non-uniform grids (value = grid[level] * scale). */
+extern const int8_t kern_grid_iq4[16], kern_grid_iq3[8];
 
 #define QBLOCK 32
 
@@ -38,11 +66,13 @@ typedef struct QMat {
     DType type;
     int rows, cols;           /* out features, in features */
     const void *data;         /* see the formats above */
-    const uint16_t *scales;   /* (rows, ceil(cols/32)) f16, Q8/Q4 only */
+    const uint16_t *scales;   /* (rows, ceil(cols/32)) f16, block types only */
     const float *in_scale;    /* (cols) or NULL */
 } QMat;
 
-/* Name of a dtype ("f32", "q4", ...) and its inverse (-1 if unknown). */
+/* Name of a dtype ("f32", "q4", "iq4", ...) and its inverse (-1 if unknown);
+ * dtype_bits: bits per weight of a row of 256 (f32 32, q4 4.5, iq3 3.5). */
+double dtype_bits(DType t);
 const char *dtype_name(DType t);
 int dtype_from_name(const char *s);
 

@@ -317,7 +317,7 @@ static void act_quant_tiles(ActQ *A, int t, const float *x, const float *in_scal
 
 static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
 {
-    if (A->n >= KERN_TILE_MIN_N) act_quant_tiles(A, t, x, in_scale, cols);
+    if (A->n >= KERN_TILE_MIN_N && (wt == DT_Q8 || wt == DT_Q4)) act_quant_tiles(A, t, x, in_scale, cols);
     else kern_ops_avx512.act_quant(A, t, x, in_scale, cols, wt);
 }
 
@@ -503,6 +503,8 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
 /* ---- everything else as the AVX-512 backend ---- */
 
 static void mm_f32(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F32](a, r0, r1); }
+/* Q6, Q5, IQ4, IQ3: no tile kernels, the activations in AVX-512's layout */
+static void mm_other(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[a->W->type](a, r0, r1); }
 static void mm_f16(const MMArgs *a, int r0, int r1) { kern_ops_avx512.mm[DT_F16](a, r0, r1); }
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n) { kern_ops_avx512.axpy_f16(y, alpha, h, n); }
 static void lora_b(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
@@ -528,7 +530,7 @@ static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_su
 
 const KernOps kern_ops_amx = {
     .name = "amx",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_other, mm_other, mm_other, mm_other},
     .act_quant = act_quant,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

@@ -1,14 +1,16 @@
 /* kern_avx2.c - AVX2 + FMA + F16C backend. Float weights: converted to f32 in
- * registers and FMA'd in tiles of rows x tokens. Q8/Q4 weights: one ymm per
- * 32-block, vpmaddubsw (u8 x s8 -> s16 pairs) then vpmaddwd to int32: Q8 by
- * the sign trick |w| x sign(a, w); Q4 nibbles are u8 already, the -8 offset
- * applied in float through the activations' per-block d * sum(q). Only called
+ * registers and FMA'd in tiles of rows x tokens. Block-type weights: one ymm
+ * per 32-block, vpmaddubsw (u8 x s8 -> s16 pairs) then vpmaddwd to int32: Q8
+ * and the grid types (IQ4 / IQ3 values by vpshufb) by the sign trick |w| x
+ * sign(a, w); Q4 / Q6 / Q5 levels are u8 already, their offset applied in
+ * float through the activations' per-block d * sum(q). Only called
  * after cpu_detect saw AVX2, FMA and F16C. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
+#include "kern/qblock.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -100,25 +102,63 @@ static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32
 static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
 static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
 
-/* ---- Q8 / Q4 weights ---- */
+/* ---- block-type weights (Q8, Q4, Q6, Q5, IQ4, IQ3) ---- */
 
-/* Block b of a weight row as 32 bytes: Q4 -> u8 nibbles in natural order
- * (low nibbles = elements 0..15, high = 16..31), Q8 -> s8 as stored. */
-INLINE __m256i load_wblock(const uint8_t *row, int b, const int Q4)
+/* Unsigned types (Q4, Q6, Q5): u8 levels, value = level - K, the K term
+ * applied in float through the activations' d * sum(q); the others (Q8 as
+ * stored, IQ4 / IQ3 looked up in their grid) are s8 values. */
+INLINE int unsigned_type(DType F) { return F == DT_Q4 || F == DT_Q6 || F == DT_Q5; }
+
+/* 32 elements' 2-bit fields (8 bytes at p: byte i, bits 2k..2k+1 = element
+ * 8k+i) as bytes 0..3 in natural order. */
+INLINE __m256i load_2bit(const uint8_t *p)
 {
-    if (Q4) {
-        __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)b * 16)));
-        x = _mm256_srlv_epi32(x, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
-        return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
-    }
-    return _mm256_loadu_si256((const __m256i *)(row + (size_t)b * 32));
+    long long v;
+    memcpy(&v, p, 8);
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(v), _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
+}
+
+/* 32 elements' 1-bit fields (a little-endian u32 at p) as bytes 0 / `one`. */
+INLINE __m256i load_1bit(const uint8_t *p, char one)
+{
+    int v;
+    memcpy(&v, p, 4);
+    __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32(v), _mm256_set_epi64x(0x0303030303030303ll, 0x0202020202020202ll,
+                                                                              0x0101010101010101ll, 0));
+    __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit), _mm256_set1_epi8(one));
+}
+
+/* A grid (IQ4 16 / IQ3 8 entries) in both 128-bit lanes, for vpshufb. */
+INLINE __m256i grid_table(DType F)
+{
+    int8_t t[16] = {0};
+    for (int i = 0; i < (F == DT_IQ4 ? 16 : 8); i++) t[i] = F == DT_IQ4 ? kern_grid_iq4[i] : kern_grid_iq3[i];
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* Block b of a weight row (nb blocks, planes of qblock.h) as 32 bytes in
+ * natural order: unsigned levels or s8 values (see unsigned_type). */
+INLINE __m256i load_wblock(const uint8_t *row, int nb, int b, const DType F, __m256i tbl)
+{
+    if (F == DT_Q8) return _mm256_loadu_si256((const __m256i *)(row + (size_t)b * 32));
+    if (F == DT_IQ3)
+        return _mm256_shuffle_epi8(tbl, _mm256_or_si256(load_2bit(row + (size_t)b * 8),
+                                                        load_1bit(row + (size_t)nb * 8 + (size_t)b * 4, 4)));
+    __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)b * 16)));
+    x = _mm256_srlv_epi32(x, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
+    x = _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+    if (F == DT_IQ4) return _mm256_shuffle_epi8(tbl, x);
+    if (F == DT_Q6) return _mm256_or_si256(x, _mm256_slli_epi16(load_2bit(row + (size_t)nb * 16 + (size_t)b * 8), 4));
+    if (F == DT_Q5) return _mm256_or_si256(x, load_1bit(row + (size_t)nb * 16 + (size_t)b * 4, 16));
+    return x;
 }
 
 /* int32 partial dots (8 lanes) of one block: w (see load_wblock) x a (s8). */
-INLINE __m256i block_dot(__m256i w, __m256i a, const int Q4)
+INLINE __m256i block_dot(__m256i w, __m256i a, const DType F)
 {
-    __m256i p = Q4 ? _mm256_maddubs_epi16(w, a)
-                   : _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
+    __m256i p = unsigned_type(F) ? _mm256_maddubs_epi16(w, a)
+                                 : _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
@@ -134,13 +174,15 @@ INLINE __m256i block_dot(__m256i w, __m256i a, const int Q4)
  * combined scales dw * d are formed 8 at a time and read back with
  * broadcast loads; the Q4 offset term is summed in a second vector pass.
  * PF: prefetch (decode). */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4, const int PF)
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
     int nb = A->nb, ng = nb / 8;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
+    const int P0 = qb_plane0(F), P1 = qb_plane1(F), K = unsigned_type(F) ? qb_offset(F) : 0;
+    size_t wrow = (size_t)nb * (P0 + P1);
     const uint8_t *wd = (const uint8_t *)W->data;
+    const __m256i tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : _mm256_setzero_si256();
     __m256 acc[4][4];
     float sc[4][4][8] __attribute__((aligned(32)));
 #pragma GCC unroll 4
@@ -168,18 +210,22 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
                 const uint8_t *row = wd + (size_t)(r + i) * wrow;
-                if (PF && (k & (Q4 ? 3 : 1)) == 0) { /* one prefetch per 64-byte line */
-                    size_t ahead = (size_t)b * (Q4 ? 16 : 32) + PF_DIST;
+                if (PF && (b * P0) % 64 == 0) { /* one prefetch per 64-byte line */
+                    size_t ahead = (size_t)b * P0 + PF_DIST;
                     _mm_prefetch((const char *)row + ahead + (ahead >= wrow ? (size_t)(NR - 1) * wrow : 0), _MM_HINT_T1);
                 }
-                w[i] = load_wblock(row, b, Q4);
+                if (PF && P1 && (b * P1) % 64 == 0) { /* plane 1, as far ahead in proportion */
+                    size_t ahead = (size_t)nb * P0 + (size_t)b * P1 + PF_DIST * P1 / P0;
+                    _mm_prefetch((const char *)row + ahead + (ahead >= wrow ? (size_t)(NR - 1) * wrow : 0), _MM_HINT_T1);
+                }
+                w[i] = load_wblock(row, nb, b, F, tbl);
             }
 #pragma GCC unroll 4
             for (int j = 0; j < NT; j++) {
                 __m256i av = _mm256_loadu_si256((const __m256i *)(A->q + ((size_t)(t + j) * nb + b) * 32));
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
-                    __m256 f = _mm256_cvtepi32_ps(block_dot(w[i], av, Q4));
+                    __m256 f = _mm256_cvtepi32_ps(block_dot(w[i], av, F));
                     acc[i][j] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&sc[i][j][k]), acc[i][j]);
                 }
             }
@@ -190,7 +236,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
 #pragma GCC unroll 4
         for (int j = 0; j < NT; j++) {
             float off = 0;
-            if (Q4) { /* sum_b dw_b * d_b * sum(a_b) */
+            if (K) { /* sum_b dw_b * d_b * sum(a_b) */
                 const uint16_t *ws = W->scales + (size_t)(r + i) * nb;
                 const float *m = A->m + (size_t)(t + j) * nb;
                 __m256 o = _mm256_setzero_ps();
@@ -201,35 +247,35 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                 off = hsum8(o);
                 for (; b < nb; b++) off += _cvtsh_ss(ws[b]) * m[b];
             }
-            a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - 8.0f * off;
+            a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - (float)K * off;
         }
 }
 
 /* Decode (n < 8): up to 4 tokens in one tile, so each weight block is
  * loaded once for all of them; 2 rows at a time. */
-INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const int Q4)
+INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const DType F)
 {
     for (int tb = 0; tb < a->n; tb += 4) {
         int nt = a->n - tb < 4 ? a->n - tb : 4, r = r0;
         for (; r + 2 <= r1; r += 2) {
-            if (nt == 1) qtile(a, r, tb, 2, 1, Q4, 1);
-            else if (nt == 2) qtile(a, r, tb, 2, 2, Q4, 1);
-            else if (nt == 3) qtile(a, r, tb, 2, 3, Q4, 1);
-            else qtile(a, r, tb, 2, 4, Q4, 1);
+            if (nt == 1) qtile(a, r, tb, 2, 1, F, 1);
+            else if (nt == 2) qtile(a, r, tb, 2, 2, F, 1);
+            else if (nt == 3) qtile(a, r, tb, 2, 3, F, 1);
+            else qtile(a, r, tb, 2, 4, F, 1);
         }
         if (r < r1) {
-            if (nt == 1) qtile(a, r, tb, 1, 1, Q4, 1);
-            else if (nt == 2) qtile(a, r, tb, 1, 2, Q4, 1);
-            else if (nt == 3) qtile(a, r, tb, 1, 3, Q4, 1);
-            else qtile(a, r, tb, 1, 4, Q4, 1);
+            if (nt == 1) qtile(a, r, tb, 1, 1, F, 1);
+            else if (nt == 2) qtile(a, r, tb, 1, 2, F, 1);
+            else if (nt == 3) qtile(a, r, tb, 1, 3, F, 1);
+            else qtile(a, r, tb, 1, 4, F, 1);
         }
     }
 }
 
-INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const DType F)
 {
     if (a->n < 8) {
-        mm_qdecode(a, r0, r1, Q4);
+        mm_qdecode(a, r0, r1, F);
         return;
     }
     enum { TB = 64 };
@@ -238,19 +284,23 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
         int r = r0;
         for (; r + 2 <= r1; r += 2) {
             int t = tb;
-            for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4, 0);
-            for (; t < te; t++) qtile(a, r, t, 2, 1, Q4, 0);
+            for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, F, 0);
+            for (; t < te; t++) qtile(a, r, t, 2, 1, F, 0);
         }
         for (; r < r1; r++) {
             int t = tb;
-            for (; t + 4 <= te; t += 4) qtile(a, r, t, 1, 4, Q4, 0);
-            for (; t < te; t++) qtile(a, r, t, 1, 1, Q4, 0);
+            for (; t + 4 <= te; t += 4) qtile(a, r, t, 1, 4, F, 0);
+            for (; t < te; t++) qtile(a, r, t, 1, 1, F, 0);
         }
     }
 }
 
-static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
-static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q8); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q4); }
+static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6); }
+static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
+static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
+static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
 
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
@@ -592,7 +642,7 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
 
 const KernOps kern_ops_avx2 = {
     .name = "avx2",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

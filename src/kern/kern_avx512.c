@@ -1,10 +1,11 @@
 /* kern_avx512.c - AVX-512 backend (F/BW/VL/DQ + VNNI + BF16). Float weights:
  * converted to f32 in registers (f16 by vcvtph2ps, bf16 by a 16-bit shift)
  * and FMA'd with f32 activations, in tiles of rows x tokens so one weight
- * load serves several tokens. Q8/Q4 weights: vpdpbusd (u8 x s8) against int8
- * activations (see load_wunit for the lane layout); Q8 weights get their sign
- * bit flipped (w + 128 as u8) and Q4 nibbles are already u8, so the block dot
- * is sum(w' a) - K sum(a) with K = 128 or 8, the K term folded into the
+ * load serves several tokens. Block-type weights: vpdpbusd (u8 x s8) against
+ * int8 activations (see load_wunit for the lane layout); Q8 weights get their
+ * sign bit flipped (w + 128 as u8), Q4/Q6/Q5 levels are already u8 and the
+ * grid types are looked up as grid + 128, so the block dot is
+ * sum(w' a) - K sum(a) with K = qoff(type), the K term folded into the
  * dot's starting value. Decode (fewer than 8 tokens) streams the weights
  * from DRAM with software prefetch into L2. Only called after cpu_detect saw
  * AVX-512. */
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "kern/kern_impl.h"
+#include "kern/qblock.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -142,39 +144,98 @@ static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32
 static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
 static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
 
-/* ---- Q8 / Q4 weights ---- */
+/* ---- block-type weights (Q8, Q4, Q6, Q5, IQ4, IQ3) ---- */
 
 /* The kernels walk a row in units of 4 blocks, each giving two zmm of u8
  * weights: w0 lane k (16 bytes) = block k elements
  * 0..15, w1 lane k = elements 16..31. Q4: 64 bytes of nibbles -> low / high
- * nibbles. Q8: 128 bytes -> two qword permutes, then the sign flip.
+ * nibbles. Q8: 128 bytes -> two qword permutes, then the sign flip. Q6 / Q5
+ * add plane 1's top bits to the nibbles (level 0..63 / 0..31); IQ4 / IQ3
+ * look their levels up in the grid plus 128 (one vpshufb). So every type is
+ * u8 = value + K with K = qoff(F).
  * act_quant arranges the activations to match, so int32 lane l of
  * dpbusd(dpbusd(off, w0, a0), w1, a1) belongs to block l / 4 of the unit: one
  * float conversion and scaling serves 4 blocks. `off` (per token and unit,
  * from act_quant) starts each lane at -K times the sum of the 8 activations
  * that lane multiplies, so the dot comes out signed and exact. */
-INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *p, const int Q4)
+INLINE int qoff(DType F) { return F == DT_Q4 ? 8 : F == DT_Q6 ? 32 : F == DT_Q5 ? 16 : 128; }
+
+/* Four blocks' 2-bit fields (32 bytes at p, qblock.h's layout: byte i, bits
+ * 2k..2k+1 = element 8k+i) as the w0 / w1 lanes, values 0..3. */
+INLINE void load_2bit(__m512i *h0, __m512i *h1, const uint8_t *p)
 {
-    if (Q4) {
-        __m512i z = _mm512_loadu_si512(p);
-        __m512i m = _mm512_set1_epi8(0x0F);
-        *w0 = _mm512_and_si512(z, m);
-        *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
-    } else {
-        __m512i a = _mm512_loadu_si512(p);
-        __m512i b = _mm512_loadu_si512(p + 64);
+    __m512i x = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0),
+                                         _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)));
+    __m512i three = _mm512_set1_epi8(3);
+    *h0 = _mm512_and_si512(_mm512_srlv_epi64(x, _mm512_set_epi64(2, 0, 2, 0, 2, 0, 2, 0)), three);
+    *h1 = _mm512_and_si512(_mm512_srlv_epi64(x, _mm512_set_epi64(6, 4, 6, 4, 6, 4, 6, 4)), three);
+}
+
+/* Four blocks' 1-bit fields (4 little-endian u32 at p, bit e = element e)
+ * as byte masks of the w0 / w1 lanes. */
+INLINE void load_1bit(__mmask64 *m0, __mmask64 *m1, const uint8_t *p)
+{
+    __m128i g = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p),
+                                 _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+    *m0 = (__mmask64)_mm_cvtsi128_si64(g);
+    *m1 = (__mmask64)_mm_extract_epi64(g, 1);
+}
+
+/* A 16-entry table in every 128-bit lane: grid + 128 as u8 (vpshufb). */
+INLINE __m512i grid_table(DType F)
+{
+    int8_t t[16] = {0};
+    for (int i = 0; i < (F == DT_IQ4 ? 16 : 8); i++) t[i] = (int8_t)((F == DT_IQ4 ? kern_grid_iq4[i] : kern_grid_iq3[i]) + 128);
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* Unit u's weights: p0 / p1 = the row's planes (p1 unused for Q8/Q4/IQ4). */
+INLINE void load_wunit(__m512i *w0, __m512i *w1, const uint8_t *p0, const uint8_t *p1, const DType F, __m512i tbl)
+{
+    if (F == DT_Q8) {
+        __m512i a = _mm512_loadu_si512(p0);
+        __m512i b = _mm512_loadu_si512(p0 + 64);
         __m512i flip = _mm512_set1_epi8((char)0x80);
         *w0 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), b), flip);
         *w1 = _mm512_xor_si512(_mm512_permutex2var_epi64(a, _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2), b), flip);
+        return;
+    }
+    __mmask64 m0, m1;
+    if (F == DT_IQ3) {
+        load_2bit(w0, w1, p0);
+        load_1bit(&m0, &m1, p1);
+        __m512i four = _mm512_set1_epi8(4);
+        *w0 = _mm512_shuffle_epi8(tbl, _mm512_mask_add_epi8(*w0, m0, *w0, four));
+        *w1 = _mm512_shuffle_epi8(tbl, _mm512_mask_add_epi8(*w1, m1, *w1, four));
+        return;
+    }
+    __m512i z = _mm512_loadu_si512(p0);
+    __m512i m = _mm512_set1_epi8(0x0F);
+    *w0 = _mm512_and_si512(z, m);
+    *w1 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m);
+    if (F == DT_IQ4) {
+        *w0 = _mm512_shuffle_epi8(tbl, *w0);
+        *w1 = _mm512_shuffle_epi8(tbl, *w1);
+    } else if (F == DT_Q6) {
+        __m512i h0, h1;
+        load_2bit(&h0, &h1, p1);
+        *w0 = _mm512_or_si512(*w0, _mm512_slli_epi16(h0, 4));
+        *w1 = _mm512_or_si512(*w1, _mm512_slli_epi16(h1, 4));
+    } else if (F == DT_Q5) {
+        __m512i sixteen = _mm512_set1_epi8(16);
+        load_1bit(&m0, &m1, p1);
+        *w0 = _mm512_mask_add_epi8(*w0, m0, *w0, sixteen);
+        *w1 = _mm512_mask_add_epi8(*w1, m1, *w1, sixteen);
     }
 }
 
 INLINE float f16_scalar(const uint16_t *s, size_t i) { return _cvtsh_ss(s[i]); }
 
 /* Decode streams each weight row once from DRAM: software prefetch runs
- * PF_Q4 / PF_Q8 bytes ahead in every row of a tile, into L2 (T1 measured
- * ahead of T0 and NTA here); past a row's end it continues in the same row
- * of the next tile, which is where this thread reads next. */
+ * PF_Q4 / PF_Q8 bytes ahead in every row of a tile (plane 1 as far ahead in
+ * proportion), into L2 (T1 measured ahead of T0 and NTA here); past a
+ * row's end it continues in the same row of the next tile, which is where
+ * this thread reads next. */
 #ifndef PF_Q4
 #define PF_Q4 4096
 #endif
@@ -186,16 +247,18 @@ INLINE float f16_scalar(const uint16_t *s, size_t i) { return _cvtsh_ss(s[i]); }
  * scales per row are converted at once; the last nb % 4 blocks (natural
  * order) in plain C. PF: prefetch (decode). NT = 1 keeps two accumulators
  * per row, so the float adds of consecutive units do not wait on each other. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4, const int PF)
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
     int nb = A->nb, nu = nb / 4;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32), wunit = Q4 ? 64 : 128;
-    const size_t dist = Q4 ? PF_Q4 : PF_Q8;
+    const int P0 = qb_plane0(F), P1 = qb_plane1(F);
+    size_t wrow = (size_t)nb * (P0 + P1), wunit = 4 * (size_t)P0, wunit1 = 4 * (size_t)P1, plane1 = (size_t)nb * P0;
+    const size_t dist = F == DT_Q8 ? PF_Q8 : PF_Q4, dist1 = dist * P1 / P0;
     const uint8_t *wd = (const uint8_t *)W->data + (size_t)r * wrow;
     const uint16_t *sd = W->scales + (size_t)r * nb;
     const __m512i lane4 = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
+    const __m512i tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : _mm512_setzero_si512();
     const int NA = NT == 1 ? 2 : NT;
     __m512 acc[4][8];
 #pragma GCC unroll 4
@@ -222,14 +285,19 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             __m512i idx = _mm512_add_epi32(lane4, _mm512_set1_epi32(4 * k));
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                const uint8_t *wp = wd + (size_t)i * wrow + (size_t)u * wunit;
+                const uint8_t *rp = wd + (size_t)i * wrow, *wp = rp + (size_t)u * wunit;
+                const uint8_t *wp1 = rp + plane1 + (size_t)u * wunit1;
                 if (PF) {
                     size_t ahead = (size_t)u * wunit + dist;
                     const char *pf = (const char *)wp + dist + (ahead >= wrow ? (size_t)(NR - 1) * wrow : 0);
                     _mm_prefetch(pf, _MM_HINT_T1);
-                    if (!Q4) _mm_prefetch(pf + 64, _MM_HINT_T1);
+                    if (F == DT_Q8) _mm_prefetch(pf + 64, _MM_HINT_T1);
+                    if (P1) {
+                        size_t ahead1 = plane1 + (size_t)u * wunit1 + dist1;
+                        _mm_prefetch((const char *)wp1 + dist1 + (ahead1 >= wrow ? (size_t)(NR - 1) * wrow : 0), _MM_HINT_T1);
+                    }
                 }
-                load_wunit(&w0[i], &w1[i], wp, Q4);
+                load_wunit(&w0[i], &w1[i], wp, wp1, F, tbl);
                 ws[i] = _mm512_permutexvar_ps(idx, s16[i]);
             }
 #pragma GCC unroll 8
@@ -260,15 +328,9 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             float y = _mm512_reduce_add_ps(v);
             const int8_t *x = A->q + (size_t)(t + j) * nb * 32;
             for (int b = 4 * nu; b < nb; b++) {
-                int s = 0;
-                if (Q4) {
-                    const uint8_t *wb = wd + (size_t)i * wrow + (size_t)b * 16;
-                    for (int k = 0; k < 16; k++)
-                        s += ((wb[k] & 15) - 8) * x[b * 32 + k] + ((wb[k] >> 4) - 8) * x[b * 32 + 16 + k];
-                } else {
-                    const int8_t *wb = (const int8_t *)wd + (size_t)i * wrow + (size_t)b * 32;
-                    for (int k = 0; k < 32; k++) s += wb[k] * x[b * 32 + k];
-                }
+                int s = 0, wv[32];
+                qb_values(F, wd + (size_t)i * wrow, nb, b, wv);
+                for (int k = 0; k < 32; k++) s += wv[k] * x[b * 32 + k];
                 y += f16_scalar(sd, (size_t)i * nb + b) * A->d[(size_t)(t + j) * nb + b] * (float)s;
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = y;
@@ -280,29 +342,29 @@ enum { QTOK_BLOCK = 64 };
 /* Decode (n < 8: one token per session): all tokens (up to 4) in one tile,
  * so each weight unit is loaded and unpacked once, 2 rows at a time (more
  * rows per tile are more DRAM streams at once, measured slower). */
-INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const int Q4)
+INLINE void mm_qdecode(const MMArgs *a, int r0, int r1, const DType F)
 {
     for (int tb = 0; tb < a->n; tb += 4) {
         int nt = a->n - tb < 4 ? a->n - tb : 4, r = r0;
         for (; r + 2 <= r1; r += 2) {
-            if (nt == 1) qtile(a, r, tb, 2, 1, Q4, 1);
-            else if (nt == 2) qtile(a, r, tb, 2, 2, Q4, 1);
-            else if (nt == 3) qtile(a, r, tb, 2, 3, Q4, 1);
-            else qtile(a, r, tb, 2, 4, Q4, 1);
+            if (nt == 1) qtile(a, r, tb, 2, 1, F, 1);
+            else if (nt == 2) qtile(a, r, tb, 2, 2, F, 1);
+            else if (nt == 3) qtile(a, r, tb, 2, 3, F, 1);
+            else qtile(a, r, tb, 2, 4, F, 1);
         }
         if (r < r1) {
-            if (nt == 1) qtile(a, r, tb, 1, 1, Q4, 1);
-            else if (nt == 2) qtile(a, r, tb, 1, 2, Q4, 1);
-            else if (nt == 3) qtile(a, r, tb, 1, 3, Q4, 1);
-            else qtile(a, r, tb, 1, 4, Q4, 1);
+            if (nt == 1) qtile(a, r, tb, 1, 1, F, 1);
+            else if (nt == 2) qtile(a, r, tb, 1, 2, F, 1);
+            else if (nt == 3) qtile(a, r, tb, 1, 3, F, 1);
+            else qtile(a, r, tb, 1, 4, F, 1);
         }
     }
 }
 
-INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const DType F)
 {
     if (a->n < 8) {
-        mm_qdecode(a, r0, r1, Q4);
+        mm_qdecode(a, r0, r1, F);
         return;
     }
     for (int tb = 0; tb < a->n; tb += QTOK_BLOCK) {
@@ -310,32 +372,36 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
         int r = r0;
         for (; r + 2 <= r1; r += 2) {
             int t = tb;
-            for (; t + 8 <= te; t += 8) qtile(a, r, t, 2, 8, Q4, 0);
-            for (; t < te; t++) qtile(a, r, t, 2, 1, Q4, 0);
+            for (; t + 8 <= te; t += 8) qtile(a, r, t, 2, 8, F, 0);
+            for (; t < te; t++) qtile(a, r, t, 2, 1, F, 0);
         }
         for (; r < r1; r++) {
             int t = tb;
-            for (; t + 8 <= te; t += 8) qtile(a, r, t, 1, 8, Q4, 0);
-            for (; t < te; t++) qtile(a, r, t, 1, 1, Q4, 0);
+            for (; t + 8 <= te; t += 8) qtile(a, r, t, 1, 8, F, 0);
+            for (; t < te; t++) qtile(a, r, t, 1, 1, F, 0);
         }
     }
 }
 
-static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
-static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q8); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q4); }
+static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6); }
+static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
+static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
+static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
 
 /* act_quantize_row's arithmetic (x * (127 / amax), round to nearest even,
  * clamp), so the same int8 values, stored in load_wunit's order: per unit
  * of 4 blocks all first halves, then all second halves; the last nb % 4
  * blocks in natural order. Also the per-lane scale patterns and the dot
- * offsets (K = 8 for Q4 nibbles, 128 for sign-flipped Q8). */
+ * offsets (K = qoff(wt): 8 for Q4 nibbles, 128 for sign-flipped Q8, ...). */
 static void act_quant(ActQ *A, int t, const float *x, const float *in_scale, int cols, DType wt)
 {
     int nb = A->nb, nu = nb / 4;
     int8_t *q = A->q + (size_t)t * nb * 32;
     float *d = A->d + (size_t)t * nb, *m = A->m + (size_t)t * nb;
     const __m512 sign = _mm512_set1_ps(-0.0f);
-    const __m512i negk = _mm512_set1_epi32(wt == DT_Q4 ? -8 : -128);
+    const __m512i negk = _mm512_set1_epi32(-qoff(wt));
     for (int b = 0; b < nb; b++) {
         int c = b * 32, left = cols - c;
         __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -811,7 +877,7 @@ static float read_sum(const float *p, size_t n)
 
 const KernOps kern_ops_avx512 = {
     .name = "avx512",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
     .act_quant = act_quant,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

@@ -49,7 +49,7 @@ enum { LORA_B_BATCH = 4 }; /* lora_b: tokens from which a transposed block pays 
 
 typedef struct KernOps {
     const char *name;
-    MMFn mm[5];                       /* indexed by DType */
+    MMFn mm[DT_COUNT];                /* indexed by DType */
     /* Optional: rearranges token t of A in place for weights of type wt
      * after the natural-order quantization (NULL = keep natural order). */
     void (*act_layout)(ActQ *A, int t, DType wt);

@@ -45,7 +45,7 @@ typedef struct LJob {
     MMArgs w;          /* the base product */
     const float *X_in; /* the caller's activations */
     float *X_scaled;   /* in_scale applied (float W with in_scale) */
-    ActQ *A;           /* quantized activations (Q8/Q4 W) */
+    ActQ *A;           /* quantized activations (block-type W) */
     Seg *seg;
     int n_seg;
     int n_a;           /* A tasks: the segments' chunks in a row */
@@ -235,7 +235,7 @@ static size_t up64(size_t b) { return (b + 63) & ~(size_t)63; }
 void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, const KernLora *lo, int n_lo)
 {
     if (n <= 0 || W->rows <= 0) return;
-    int ok = (unsigned)W->type <= DT_Q4 && W->cols > 0;
+    int ok = (unsigned)W->type < DT_COUNT && W->cols > 0;
     for (int l = 0; l < n_lo && ok; l++)
         ok = is_float(lo[l].A->type) && is_float(lo[l].B->type) && !lo[l].A->in_scale && !lo[l].B->in_scale &&
              lo[l].A->rows >= 1 && lo[l].A->rows <= KERN_LORA_MAX_RANK;
@@ -249,7 +249,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
      * the heap; decode: W's rows in regions, as kern_matmul (n <
      * KERN_TILE_MIN_N <= A_TOK: one A chunk per product) */
     int prefill = n >= KERN_TILE_MIN_N;
-    int quant = !prefill && (W->type == DT_Q8 || W->type == DT_Q4);
+    int quant = !prefill && dtype_is_block(W->type);
     int rows = W->rows, small = (size_t)rows * W->cols * n <= (1u << 16); /* not worth waking the pool */
     int n_units = (rows + REGION_ROWS - 1) / REGION_ROWS; /* decode: at most one left-over piece per unit */
     /* the Seg table, the left-over list, the activations for W, then per product t, u, gathered x */

@@ -1,14 +1,16 @@
 /* kern_neon.c - aarch64 NEON + dot-product backend (Cortex-A76 / Raspberry Pi
  * 5). Float weights: converted to f32 in registers (f16 by fcvtl, bf16 by a
  * 16-bit shift) and FMA'd in tiles of rows x tokens. Q8/Q4 weights: SDOT
- * (s8 x s8 -> s32) per 32-block against int8 activations; Q4 nibbles are
- * re-centred to -8..7 first, so no offset term is needed. Only called after
+ * (s8 x s8 -> s32) per 32-block against int8 activations; Q4/Q6/Q5 levels
+ * are re-centred first and IQ4/IQ3 looked up in their grid (tbl), so no
+ * offset term is needed. Only called after
  * cpu_detect saw asimddp. */
 #include <arm_neon.h>
 #include <math.h>
 #include <string.h>
 
 #include "kern/kern_impl.h"
+#include "kern/qblock.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -96,20 +98,80 @@ static void mm_f32(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F32
 static void mm_f16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_F16); }
 static void mm_bf16(const MMArgs *a, int r0, int r1) { mm_float(a, r0, r1, DT_BF16); }
 
-/* ---- Q8 / Q4 weights ---- */
+/* ---- block-type weights (Q8, Q4, Q6, Q5, IQ4, IQ3) ---- */
 
-/* Block b of a weight row as two s8 vectors (elements 0..15, 16..31). */
-INLINE void load_wblock(int8x16_t *w0, int8x16_t *w1, const uint8_t *row, int b, const int Q4)
+/* 32 elements' 2-bit fields (8 bytes at p: byte i, bits 2k..2k+1 = element
+ * 8k+i) as two u8 vectors (elements 0..15, 16..31) of 0..3. */
+INLINE void load_2bit(uint8x16_t *h0, uint8x16_t *h1, const uint8_t *p)
 {
-    if (Q4) {
-        uint8x16_t x = vld1q_u8(row + (size_t)b * 16);
-        int8x16_t eight = vdupq_n_s8(8);
-        *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(x, vdupq_n_u8(0x0F))), eight);
-        *w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(x, 4)), eight);
-    } else {
+    uint8x8_t v = vld1_u8(p);
+    uint64x2_t x = vreinterpretq_u64_u8(vcombine_u8(v, v));
+    const int64_t s01[2] = {0, -2}, s23[2] = {-4, -6};
+    uint8x16_t three = vdupq_n_u8(3);
+    *h0 = vandq_u8(vreinterpretq_u8_u64(vshlq_u64(x, vld1q_s64(s01))), three);
+    *h1 = vandq_u8(vreinterpretq_u8_u64(vshlq_u64(x, vld1q_s64(s23))), three);
+}
+
+/* 32 elements' 1-bit fields (little-endian u32 at p) as two u8 vectors of
+ * 0 / `one`. */
+INLINE void load_1bit(uint8x16_t *h0, uint8x16_t *h1, const uint8_t *p, uint8_t one)
+{
+    uint8x16_t v = vreinterpretq_u8_u32(vdupq_n_u32((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                                                    (uint32_t)p[3] << 24));
+    static const uint8_t i0[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    static const uint8_t i1[16] = {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint8x16_t bits = vld1q_u8(bit), o = vdupq_n_u8(one);
+    *h0 = vandq_u8(vtstq_u8(vqtbl1q_u8(v, vld1q_u8(i0)), bits), o);
+    *h1 = vandq_u8(vtstq_u8(vqtbl1q_u8(v, vld1q_u8(i1)), bits), o);
+}
+
+/* Block b of a weight row (nb blocks, planes of qblock.h) as two s8
+ * vectors of values (elements 0..15, 16..31): levels re-centred by their
+ * offset, or looked up in the grid (tbl). */
+INLINE void load_wblock(int8x16_t *w0, int8x16_t *w1, const uint8_t *row, int nb, int b, const DType F, int8x16_t tbl)
+{
+    if (F == DT_Q8) {
         *w0 = vld1q_s8((const int8_t *)row + (size_t)b * 32);
         *w1 = vld1q_s8((const int8_t *)row + (size_t)b * 32 + 16);
+        return;
     }
+    uint8x16_t l0, l1, h0, h1;
+    if (F == DT_IQ3) {
+        load_2bit(&l0, &l1, row + (size_t)b * 8);
+        load_1bit(&h0, &h1, row + (size_t)nb * 8 + (size_t)b * 4, 4);
+        *w0 = vqtbl1q_s8(tbl, vorrq_u8(l0, h0));
+        *w1 = vqtbl1q_s8(tbl, vorrq_u8(l1, h1));
+        return;
+    }
+    uint8x16_t x = vld1q_u8(row + (size_t)b * 16);
+    l0 = vandq_u8(x, vdupq_n_u8(0x0F));
+    l1 = vshrq_n_u8(x, 4);
+    if (F == DT_IQ4) {
+        *w0 = vqtbl1q_s8(tbl, l0);
+        *w1 = vqtbl1q_s8(tbl, l1);
+        return;
+    }
+    if (F == DT_Q6) {
+        load_2bit(&h0, &h1, row + (size_t)nb * 16 + (size_t)b * 8);
+        l0 = vorrq_u8(l0, vshlq_n_u8(h0, 4));
+        l1 = vorrq_u8(l1, vshlq_n_u8(h1, 4));
+    } else if (F == DT_Q5) {
+        load_1bit(&h0, &h1, row + (size_t)nb * 16 + (size_t)b * 4, 16);
+        l0 = vorrq_u8(l0, h0);
+        l1 = vorrq_u8(l1, h1);
+    }
+    int8x16_t k = vdupq_n_s8((int8_t)qb_offset(F));
+    *w0 = vsubq_s8(vreinterpretq_s8_u8(l0), k);
+    *w1 = vsubq_s8(vreinterpretq_s8_u8(l1), k);
+}
+
+/* A grid (IQ4 16 / IQ3 8 entries, zeros after) for vqtbl1q. */
+INLINE int8x16_t grid_table(DType F)
+{
+    int8_t t[16] = {0};
+    for (int i = 0; i < (F == DT_IQ4 ? 16 : 8); i++) t[i] = F == DT_IQ4 ? kern_grid_iq4[i] : kern_grid_iq3[i];
+    return vld1q_s8(t);
 }
 
 INLINE float f16_scale(const uint16_t *s, size_t i)
@@ -122,13 +184,14 @@ INLINE float f16_scale(const uint16_t *s, size_t i)
 /* Y for rows r..r+NR-1, tokens t..t+NT-1. Per group of 4 blocks the
  * combined scales dw * d are formed 4 at a time (fcvtl + fmul), then each
  * block's SDOT result is scaled by one of them. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const int Q4)
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
     int nb = A->nb, ng = nb / 4;
-    size_t wrow = (size_t)nb * (Q4 ? 16 : 32);
+    size_t wrow = (size_t)nb * qb_bytes(F);
     const uint8_t *wd = (const uint8_t *)W->data;
+    const int8x16_t tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : vdupq_n_s8(0);
     float32x4_t acc[4][4];
     float sc[4][4][4];
 #pragma GCC unroll 4
@@ -154,7 +217,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             int b = b0 + k;
             int8x16_t w0[4], w1[4];
 #pragma GCC unroll 4
-            for (int i = 0; i < NR; i++) load_wblock(&w0[i], &w1[i], wd + (size_t)(r + i) * wrow, b, Q4);
+            for (int i = 0; i < NR; i++) load_wblock(&w0[i], &w1[i], wd + (size_t)(r + i) * wrow, nb, b, F, tbl);
 #pragma GCC unroll 4
             for (int j = 0; j < NT; j++) {
                 const int8_t *q = A->q + ((size_t)(t + j) * nb + b) * 32;
@@ -173,7 +236,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         for (int j = 0; j < NT; j++) a->Y[(size_t)(t + j) * W->rows + r + i] = vaddvq_f32(acc[i][j]);
 }
 
-INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
+INLINE void mm_quant(const MMArgs *a, int r0, int r1, const DType F)
 {
     enum { TB = 64 };
     for (int tb = 0; tb < a->n; tb += TB) {
@@ -182,24 +245,28 @@ INLINE void mm_quant(const MMArgs *a, int r0, int r1, const int Q4)
         if (te - tb >= 4) {
             for (; r + 2 <= r1; r += 2) {
                 int t = tb;
-                for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, Q4);
-                for (; t < te; t++) qtile(a, r, t, 2, 1, Q4);
+                for (; t + 4 <= te; t += 4) qtile(a, r, t, 2, 4, F);
+                for (; t < te; t++) qtile(a, r, t, 2, 1, F);
             }
         } else if (te - tb == 1) {
-            for (; r + 4 <= r1; r += 4) qtile(a, r, tb, 4, 1, Q4);
+            for (; r + 4 <= r1; r += 4) qtile(a, r, tb, 4, 1, F);
         } else { /* 2 or 3 sessions decoding together: each weight block loaded once for all */
             for (; r + 2 <= r1; r += 2) {
-                if (te - tb == 2) qtile(a, r, tb, 2, 2, Q4);
-                else qtile(a, r, tb, 2, 3, Q4);
+                if (te - tb == 2) qtile(a, r, tb, 2, 2, F);
+                else qtile(a, r, tb, 2, 3, F);
             }
         }
         for (; r < r1; r++)
-            for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, Q4);
+            for (int t = tb; t < te; t++) qtile(a, r, t, 1, 1, F);
     }
 }
 
-static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 0); }
-static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, 1); }
+static void mm_q8(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q8); }
+static void mm_q4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q4); }
+static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6); }
+static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
+static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
+static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
 
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
@@ -510,7 +577,7 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
 
 const KernOps kern_ops_neon = {
     .name = "neon",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

@@ -4,9 +4,25 @@
 #include <math.h>
 #include <string.h>
 
+#include "kern/qblock.h"
 #include "util/half.h"
 
-static const char *names[] = {"f32", "f16", "bf16", "q8", "q4"};
+static const char *names[] = {"f32", "f16", "bf16", "q8", "q4", "q6", "q5", "iq4", "iq3"};
+
+/* IQ4: llama.cpp's IQ4_NL values (a grid fitted to weight blocks scaled by
+ * their largest element); IQ3: 8 levels, symmetric, denser near zero. */
+const int8_t kern_grid_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t kern_grid_iq3[8] = {-127, -80, -46, -15, 15, 46, 80, 127};
+
+double dtype_bits(DType t)
+{
+    switch (t) {
+    case DT_F32: return 32;
+    case DT_F16:
+    case DT_BF16: return 16;
+    default: return dtype_is_block(t) ? 8.0 * (qb_bytes(t) + 2) / QBLOCK : 0;
+    }
+}
 
 const char *dtype_name(DType t)
 {
@@ -28,15 +44,13 @@ size_t qmat_data_bytes(DType t, int rows, int cols)
     case DT_F32: return (size_t)rows * cols * 4;
     case DT_F16:
     case DT_BF16: return (size_t)rows * cols * 2;
-    case DT_Q8: return (size_t)rows * nblocks(cols) * QBLOCK;
-    case DT_Q4: return (size_t)rows * nblocks(cols) * (QBLOCK / 2);
+    default: return dtype_is_block(t) ? (size_t)rows * nblocks(cols) * qb_bytes(t) : 0;
     }
-    return 0;
 }
 
 size_t qmat_scale_bytes(DType t, int rows, int cols)
 {
-    return (t == DT_Q8 || t == DT_Q4) ? (size_t)rows * nblocks(cols) * 2 : 0;
+    return dtype_is_block(t) ? (size_t)rows * nblocks(cols) * 2 : 0;
 }
 
 static uint16_t load_u16(const void *p, size_t i)
@@ -70,6 +84,16 @@ void qmat_row_f32(float *out, const QMat *W, int row)
             uint8_t byte = q[b * 16 + (i & 15)];
             int nib = i < 16 ? (byte & 15) : (byte >> 4);
             out[j] = (float)(nib - 8) * f16_to_f32(W->scales[(size_t)row * nb + b]);
+        }
+        break;
+    }
+    default: { /* the other block types, block by block */
+        const uint8_t *q = (const uint8_t *)W->data + (size_t)row * nb * qb_bytes(W->type);
+        for (size_t b = 0; b < nb; b++) {
+            int v[QBLOCK];
+            qb_values(W->type, q, (int)nb, (int)b, v);
+            float d = f16_to_f32(W->scales[(size_t)row * nb + b]);
+            for (size_t i = 0; i < QBLOCK && b * QBLOCK + i < c; i++) out[b * QBLOCK + i] = (float)v[i] * d;
         }
         break;
     }

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "kern/qblock.h"
 #include "util/half.h"
 
 enum { CHUNK = 256 }; /* columns converted to f32 at a time */
@@ -89,6 +90,31 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
     }
 }
 
+/* The other block types: each block's signed values decoded once per row
+ * and token set (qblock.h), then the same integer dot as Q8. */
+static void mm_qgen(const MMArgs *a, int r0, int r1)
+{
+    const QMat *W = a->W;
+    const ActQ *A = a->A;
+    int nb = A->nb;
+    size_t wrow = (size_t)nb * qb_bytes(W->type);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)W->data + (size_t)r * wrow;
+        for (int t = 0; t < a->n; t++) a->Y[(size_t)t * W->rows + r] = 0;
+        for (int b = 0; b < nb; b++) {
+            int v[QBLOCK];
+            qb_values(W->type, w, nb, b, v);
+            float dw = f16_to_f32(W->scales[(size_t)r * nb + b]);
+            for (int t = 0; t < a->n; t++) {
+                const int8_t *xb = A->q + ((size_t)t * nb + b) * QBLOCK;
+                int s = 0;
+                for (int i = 0; i < QBLOCK; i++) s += v[i] * xb[i];
+                a->Y[(size_t)t * W->rows + r] += dw * A->d[(size_t)t * nb + b] * (float)s;
+            }
+        }
+    }
+}
+
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
     for (int i = 0; i < n; i++) y[i] += alpha * load_w(h, DT_F16, (size_t)i);
@@ -106,7 +132,7 @@ static float read_sum(const float *p, size_t n)
 
 const KernOps kern_ops_scalar = {
     .name = "scalar",
-    .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4},
+    .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4, mm_qgen, mm_qgen, mm_qgen, mm_qgen},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .read_sum = read_sum,

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kern/qblock.h"
 #include "util/half.h"
 
 static int nblocks(int cols) { return (cols + QBLOCK - 1) / QBLOCK; }
@@ -88,6 +89,134 @@ void quant_row_q4(uint8_t *q, uint16_t *scales, const float *x, int cols)
     quant_row_q4_weighted(q, scales, x, cols, NULL);
 }
 
+int quant_nlevels(DType t)
+{
+    switch (t) {
+    case DT_Q8: return 255;
+    case DT_Q4:
+    case DT_IQ4: return 16;
+    case DT_Q6: return 64;
+    case DT_Q5: return 32;
+    case DT_IQ3: return 8;
+    default: return 0;
+    }
+}
+
+int quant_level_value(DType t, int l) { return t == DT_Q8 ? l - 127 : qb_value(t, l); }
+
+int quant_nearest(DType t, float v)
+{
+    int n = quant_nlevels(t);
+    if (t == DT_IQ4 || t == DT_IQ3) { /* the grid's midpoints, by bisection */
+        int lo = 0, hi = n - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            float m = 0.5f * (float)(quant_level_value(t, mid) + quant_level_value(t, mid + 1));
+            if (v > m) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+    long l = lrintf(v) + (t == DT_Q8 ? 127 : qb_offset(t));
+    return l < 0 ? 0 : l >= n ? n - 1 : (int)l;
+}
+
+/* Weighted squared error of block x at f16 scale h; the levels into lv
+ * (may be NULL). */
+static double block_err(DType t, const float *x, const float *imp, int n, uint16_t h, int *lv)
+{
+    float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
+    double err = 0;
+    for (int i = 0; i < n; i++) {
+        int l = quant_nearest(t, x[i] * inv);
+        float e = x[i] - (float)quant_level_value(t, l) * d;
+        err += (double)(imp ? imp[i] : 1.0f) * e * e;
+        if (lv) lv[i] = l;
+    }
+    return err;
+}
+
+enum { SCALE_STEPS = 6 }; /* candidates 1 +- k/40 times the extreme-value scale */
+
+uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
+{
+    float amax = 0, big = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), big = x[i];
+    if (!(amax > 0)) return 0;
+    int nl = quant_nlevels(t);
+    float gmin = (float)quant_level_value(t, 0), gmax = (float)quant_level_value(t, nl - 1);
+    /* the largest element on the end level of its sign, then smaller and
+     * larger steps around it (clipping it a little may fit the rest better) */
+    float d0 = big > 0 ? big / gmax : big / gmin;
+    uint16_t best = f32_to_f16(d0);
+    int lv[QBLOCK], blv[QBLOCK];
+    double best_err = block_err(t, x, imp, n, best, blv);
+    for (int k = -SCALE_STEPS; k <= SCALE_STEPS; k++) {
+        if (!k) continue;
+        uint16_t h = f32_to_f16(d0 * (1.0f + (float)k / 40.0f));
+        double err = block_err(t, x, imp, n, h, lv);
+        if (err < best_err) best_err = err, best = h, memcpy(blv, lv, sizeof lv);
+    }
+    /* least squares on the best rounding, twice: d = sum w x v / sum w v^2 */
+    for (int it = 0; it < 2; it++) {
+        double num = 0, den = 0;
+        for (int i = 0; i < n; i++) {
+            double w = imp ? imp[i] : 1.0, v = quant_level_value(t, blv[i]);
+            num += w * x[i] * v, den += w * v * v;
+        }
+        if (!(den > 0) || !(num > 0)) break;
+        uint16_t h = f32_to_f16((float)(num / den));
+        double err = block_err(t, x, imp, n, h, lv);
+        if (!(err < best_err)) break;
+        best_err = err, best = h, memcpy(blv, lv, sizeof lv);
+    }
+    return best;
+}
+
+void quant_block_pack(DType t, void *row, int cols, int b, const int lv[32])
+{
+    int nb = nblocks(cols);
+    uint8_t *r = row;
+    if (t == DT_Q8) {
+        for (int e = 0; e < 32; e++) ((int8_t *)r)[(size_t)b * 32 + e] = (int8_t)(lv[e] - 127);
+        return;
+    }
+    if (t == DT_IQ3) {
+        uint8_t *p0 = r + (size_t)b * 8, *p1 = r + (size_t)nb * 8 + (size_t)b * 4;
+        memset(p0, 0, 8), memset(p1, 0, 4);
+        for (int e = 0; e < 32; e++) {
+            p0[e & 7] |= (uint8_t)((lv[e] & 3) << (2 * (e >> 3)));
+            p1[e >> 3] |= (uint8_t)((lv[e] >> 2 & 1) << (e & 7));
+        }
+        return;
+    }
+    uint8_t *nib = r + (size_t)b * 16;
+    for (int i = 0; i < 16; i++) nib[i] = (uint8_t)((lv[i] & 15) | (lv[16 + i] & 15) << 4);
+    if (t == DT_Q6) {
+        uint8_t *p1 = r + (size_t)nb * 16 + (size_t)b * 8;
+        memset(p1, 0, 8);
+        for (int e = 0; e < 32; e++) p1[e & 7] |= (uint8_t)((lv[e] >> 4 & 3) << (2 * (e >> 3)));
+    } else if (t == DT_Q5) {
+        uint8_t *p1 = r + (size_t)nb * 16 + (size_t)b * 4;
+        memset(p1, 0, 4);
+        for (int e = 0; e < 32; e++) p1[e >> 3] |= (uint8_t)((lv[e] >> 4 & 1) << (e & 7));
+    }
+}
+
+void quant_row(DType t, void *row, uint16_t *scales, const float *x, int cols, const float *imp)
+{
+    int zero = quant_nearest(t, 0.0f);
+    for (int b = 0; b < nblocks(cols); b++) {
+        int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK, lv[QBLOCK];
+        uint16_t h = quant_block_scale(t, x + j0, imp ? imp + j0 : NULL, n);
+        float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
+        for (int i = 0; i < QBLOCK; i++) lv[i] = i < n ? quant_nearest(t, x[j0 + i] * inv) : zero;
+        quant_block_pack(t, row, cols, b, lv);
+        scales[b] = h;
+    }
+}
+
 void quant_f32_to_f16(uint16_t *out, const float *in, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] = f32_to_f16(in[i]);
@@ -113,6 +242,10 @@ int quant_matrix(DType t, void *data, uint16_t *scales, const float *w, int rows
         for (int r = 0; r < rows; r++)
             quant_row_q4((uint8_t *)data + r * nb * 16, scales + r * nb, w + (size_t)r * cols, cols);
         return 0;
+    default:
+        if (!dtype_is_block(t)) return -1;
+        for (int r = 0; r < rows; r++)
+            quant_row(t, (uint8_t *)data + r * nb * qb_bytes(t), scales + r * nb, w + (size_t)r * cols, cols, NULL);
+        return 0;
     }
-    return -1;
 }

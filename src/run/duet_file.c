@@ -37,6 +37,7 @@ typedef struct Parse {
     int n_t;
     Span *sp;
     int n_sp, cap_sp;
+    uint32_t version;   /* the header's */
 } Parse;
 
 static uint64_t rd64(const unsigned char *p)
@@ -101,8 +102,10 @@ static int check_header(Parse *P, uint64_t *meta_size, Err *e)
     if (P->len < 64) return err_set(e, "%s: truncated: %llu bytes, the header alone is 64", P->name, (unsigned long long)P->len);
     if (memcmp(b, "DUETMDL", 8)) return err_set(e, "%s: not a .duet file (bad magic)", P->name);
     uint32_t ver = rd32(b + 8), flags = rd32(b + 12);
-    if (ver != DUET_FORMAT_VERSION)
-        return err_set(e, "%s: format version %u is not supported (this duet reads version %d)", P->name, ver, DUET_FORMAT_VERSION);
+    if (ver < DUET_FORMAT_MIN_VERSION || ver > DUET_FORMAT_VERSION)
+        return err_set(e, "%s: format version %u is not supported (this duet reads versions %d to %d)", P->name, ver,
+                       DUET_FORMAT_MIN_VERSION, DUET_FORMAT_VERSION);
+    P->version = ver;
     if (XXH3_64bits(b, 56) != rd64(b + 56)) return err_set(e, "%s: header checksum mismatch (the file is damaged)", P->name);
     if (flags) return err_set(e, "%s: unknown header flags 0x%x", P->name, flags);
     uint64_t mo = rd64(b + 16), ms = rd64(b + 24), bo = rd64(b + 32), bs = rd64(b + 40);
@@ -162,8 +165,11 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
         snprintf(what, sizeof what, "tensor \"%.80s\"", t->name);
         int type = cJSON_IsString(ty) ? dtype_from_name(ty->valuestring) : -1;
         if (type < 0)
-            return err_set(e, "%s: %s: unknown type \"%.20s\" (expected f32, f16, bf16, q8 or q4)", P->name, what,
-                           cJSON_IsString(ty) ? ty->valuestring : "?");
+            return err_set(e, "%s: %s: unknown type \"%.20s\" (this duet reads f32, f16, bf16, q8, q4, q6, q5, iq4 and iq3)",
+                           P->name, what, cJSON_IsString(ty) ? ty->valuestring : "?");
+        if (type > DT_Q4 && P->version < 2)
+            return err_set(e, "%s: %s: type %s needs format version 2 (the header says %u)", P->name, what, dtype_name((DType)type),
+                           P->version);
         t->q.type = (DType)type;
         if (get_int(o, "rows", &t->q.rows, 1, 1 << 30, what, P, e) || get_int(o, "cols", &t->q.cols, 1, 1 << 30, what, P, e))
             return -1;
@@ -174,7 +180,7 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
                            dtype_name(t->q.type), t->q.rows, t->q.cols, (unsigned long long)want);
         if (span_add(P, off, size, 1, what, e)) return -1;
         t->q.data = P->buf + off;
-        int quant = t->q.type == DT_Q8 || t->q.type == DT_Q4;
+        int quant = dtype_is_block(t->q.type);
         int r = get_u64(o, "scales", quant, &off, what, P, e);
         if (r < 0) return -1;
         if (r == 0) {
@@ -408,7 +414,7 @@ static int parse_meta(Parse *P, Model *m, uint64_t meta_size, Err *e)
         err_set(e, "%s: meta: field \"format\": expected \"duet\"", P->name);
         goto out;
     }
-    if (get_int(j, "version", &ver, DUET_FORMAT_VERSION, DUET_FORMAT_VERSION, "meta", P, e)) goto out;
+    if (get_int(j, "version", &ver, (int)P->version, (int)P->version, "meta", P, e)) goto out;
     if (!cJSON_IsString(qt) || dtype_from_name(qt->valuestring) < 0) {
         err_set(e, "%s: meta: field \"quant\": unknown quant type \"%.20s\"", P->name, cJSON_IsString(qt) ? qt->valuestring : "?");
         goto out;

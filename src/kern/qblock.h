@@ -1,0 +1,69 @@
+/* qblock.h - the byte layout of the block types of kern.h (Q8 .. IQ3) in
+ * one place: plane sizes per block of 32, and the portable decode of one
+ * block's integer levels. Shared by the scalar kernels, the reference, the
+ * SIMD backends' tails and the quantizer; not part of the public API. */
+#ifndef DUET_QBLOCK_H
+#define DUET_QBLOCK_H
+
+#include <stdint.h>
+
+#include "kern/kern.h"
+
+/* Bytes per block of 32 in plane 0 and plane 1 of a row (see kern.h). */
+static inline int qb_plane0(DType t)
+{
+    return t == DT_Q8 ? 32 : t == DT_IQ3 ? 8 : 16;
+}
+
+static inline int qb_plane1(DType t)
+{
+    return t == DT_Q6 ? 8 : (t == DT_Q5 || t == DT_IQ3) ? 4 : 0;
+}
+
+static inline int qb_bytes(DType t) { return qb_plane0(t) + qb_plane1(t); }
+
+/* The offset K with value = (level - K) * scale for the uniform types (Q4
+ * 8, Q6 32, Q5 16; Q8 0 as stored, signed); -1 for the grid types. */
+static inline int qb_offset(DType t)
+{
+    return t == DT_Q4 ? 8 : t == DT_Q6 ? 32 : t == DT_Q5 ? 16 : t == DT_Q8 ? 0 : -1;
+}
+
+/* The unsigned levels (0 .. 2^bits - 1; Q8: the int8 value) of block b of a
+ * row of nb blocks starting at `row`, into lv[32]. */
+static inline void qb_levels(DType t, const uint8_t *row, int nb, int b, int lv[32])
+{
+    if (t == DT_Q8) {
+        for (int e = 0; e < 32; e++) lv[e] = (int8_t)row[(size_t)b * 32 + e];
+        return;
+    }
+    if (t == DT_IQ3) {
+        const uint8_t *p0 = row + (size_t)b * 8, *p1 = row + (size_t)nb * 8 + (size_t)b * 4;
+        for (int e = 0; e < 32; e++) lv[e] = (p0[e & 7] >> (2 * (e >> 3)) & 3) | (p1[e >> 3] >> (e & 7) & 1) << 2;
+        return;
+    }
+    const uint8_t *nib = row + (size_t)b * 16;
+    for (int e = 0; e < 32; e++) lv[e] = e < 16 ? nib[e] & 15 : nib[e - 16] >> 4;
+    if (t == DT_Q6) {
+        const uint8_t *p1 = row + (size_t)nb * 16 + (size_t)b * 8;
+        for (int e = 0; e < 32; e++) lv[e] |= (p1[e & 7] >> (2 * (e >> 3)) & 3) << 4;
+    } else if (t == DT_Q5) {
+        const uint8_t *p1 = row + (size_t)nb * 16 + (size_t)b * 4;
+        for (int e = 0; e < 32; e++) lv[e] |= (p1[e >> 3] >> (e & 7) & 1) << 4;
+    }
+}
+
+/* The signed integer value of level l of type t (value * scale = weight). */
+static inline int qb_value(DType t, int l)
+{
+    return t == DT_IQ4 ? kern_grid_iq4[l & 15] : t == DT_IQ3 ? kern_grid_iq3[l & 7] : l - qb_offset(t);
+}
+
+/* Signed values of block b (qb_levels then qb_value). */
+static inline void qb_values(DType t, const uint8_t *row, int nb, int b, int v[32])
+{
+    qb_levels(t, row, nb, b, v);
+    for (int e = 0; e < 32; e++) v[e] = qb_value(t, v[e]);
+}
+
+#endif
