@@ -73,9 +73,12 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         ads[n] = (CompileAdapter){names[n], eq + 1};
         n++;
     }
-    int t = dtype_from_name(o.quant ? o.quant : "bf16");
+    const QuantRecipe *recipe = o.quant ? compile_recipe(o.quant) : NULL;
+    int t = recipe ? (int)recipe->attn : dtype_from_name(o.quant ? o.quant : "bf16");
     if (t < 0) {
-        snprintf(msg, sizeof msg, "compile: quant: expected f32, bf16, f16, q8 or q4, got \"%.100s\"", o.quant);
+        snprintf(msg, sizeof msg,
+                 "compile: quant: expected a recipe (q8, q6, q5, q4, q3, q4_0) or a type (f32, bf16, f16, q8, q6, q5, iq4, "
+                 "iq3), got \"%.100s\"", o.quant);
         return fail(err, err_len, DUET_ERR_ARG, msg);
     }
     if (o.n_threads < 0 || o.n_threads > LIMIT_THREADS)
@@ -86,6 +89,7 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         .adapters = n ? ads : NULL,
         .n_adapters = n,
         .quant = (DType)t,
+        .recipe = recipe,
         .calib_path = o.calib_path,
         .out_path = out_path,
         .threads = o.n_threads,

@@ -185,11 +185,11 @@ int duet_compile(const CompileOpts *o, Err *e)
         if (calib_collect(&st, &src, k, &cs, e)) goto out;
         if (o->progress) o->progress(o->progress_ctx, "calibration", 1, 1);
     }
-    QuantCfg qc = {.t = o->quant, .round = o->round, .group_type = o->group_type};
+    QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .group_type = o->group_type};
     if (qmodel_build(&plain, &src, &qc, k, o->progress, o->progress_ctx, NULL, e)) goto out;
     const QModel *final = &plain, *nearest = &plain;
     if (o->calib_path && quantized && o->round != QROUND_NEAREST) { /* the report's baseline */
-        QuantCfg nc = {.t = o->quant, .round = QROUND_NEAREST, .group_type = o->group_type};
+        QuantCfg nc = {.t = o->quant, .recipe = o->recipe, .round = QROUND_NEAREST, .group_type = o->group_type};
         if (qmodel_build(&rtn, &src, &nc, k, NULL, NULL, NULL, e)) goto out;
         nearest = &rtn;
     }

@@ -42,11 +42,41 @@ typedef struct CompileReport {
 typedef enum { CG_EMBED, CG_LM_HEAD, CG_ATTN, CG_MLP, CG_COUNT } CompileGroup;
 extern const char *const compile_group_names[CG_COUNT]; /* "embed", "lm_head", "attn", "mlp" */
 
+/* A named recipe of `duet compile --quant`: a block type per tensor role.
+ * The "more bits" layers are llama.cpp's choice for its _M recipes: the
+ * first and last eighth of the layers and every third one between. */
+typedef struct QuantRecipe {
+    const char *name;      /* as --quant takes it */
+    const char *about;     /* one line for --help */
+    DType embed;           /* the embedding (and a tied or untied lm_head) */
+    DType attn;            /* q, k, o: also the file's nominal "quant" */
+    DType v;               /* v in every layer */
+    DType mlp;             /* gate, up */
+    DType down;            /* down */
+    DType more;            /* v and down in the "more bits" layers */
+} QuantRecipe;
+
+extern const QuantRecipe compile_recipes[];
+extern const int compile_n_recipes;
+
+/* The recipe named `name`, or NULL. */
+const QuantRecipe *compile_recipe(const char *name);
+
+/* The type recipe r gives to projection p (P_COUNT: the embedding or
+ * lm_head, as `group` says) of layer `layer` of n_layers; `dflt` when r is
+ * NULL. */
+DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layers, DType dflt);
+
+/* Bits per weight of recipe r over the 2-D weights of a Qwen2 model of
+ * these shapes (tied embedding): the figure --help prints. */
+double recipe_bits(const QuantRecipe *r, int dim, int hidden, int kv_dim, int n_layers, int vocab);
+
 typedef struct CompileOpts {
     const char *base_dir;             /* Hugging Face checkpoint folder */
     const CompileAdapter *adapters;   /* n_adapters of them (may be NULL when 0) */
     int n_adapters;
-    DType quant;                      /* base weights: DT_F32/F16/BF16/Q8/Q4 */
+    DType quant;                      /* base weights: any DType (with a recipe: its attn type) */
+    const QuantRecipe *recipe;        /* NULL, or types per tensor role (compile_recipe) */
     /* mixed precision: a type for one group of tensors instead of quant, as
      * dtype + 1 (0: quant), indexed by CompileGroup */
     int group_type[CG_COUNT];

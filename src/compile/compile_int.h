@@ -68,6 +68,7 @@ enum {
 
 typedef struct QuantCfg {
     DType t;                 /* base weights' type */
+    const QuantRecipe *recipe; /* NULL, or the types per tensor role (then t is the recipe's nominal type) */
     const int *group_type;   /* NULL, or CompileOpts.group_type: per-group overrides of t */
     QRound round;
     const CalibStats *stats; /* NULL: no calibration */

@@ -128,9 +128,10 @@ typedef struct Cand {
 typedef struct Group {
     int n;
     const QMat *src[3];
-    QMat *dst[3];          /* allocated in the file's type */
+    QMat *dst[3];          /* allocated in t[i] */
     const LinStats *st;    /* their input's statistics, or NULL */
     unsigned methods;      /* QCAL_* allowed (no AWQ for the embedding: it is also a lookup) */
+    DType t[3];            /* each matrix's type (the recipe's, or the group's) */
 } Group;
 
 /* Scratch of one group's search. */
@@ -181,7 +182,7 @@ static int cand_build(Search *S, const Group *g, const Cand *c, int mask, const 
             for (int j = 0; j < cols; j++) S->U[(size_t)i * cols + j] = S->U0[(size_t)i * cols + j] * S->s[j];
     }
     for (int i = 0; i < g->n; i++) {
-        RowJob j = {data[i], scales[i], cfg->t, cfg->round, g->src[i], c->alpha ? S->s : NULL,
+        RowJob j = {data[i], scales[i], g->t[i], cfg->round, g->src[i], c->alpha ? S->s : NULL,
                     c->weighted ? S->w : NULL, c->gptq ? S->U : NULL};
         quant_rows(k, &j);
     }
@@ -192,13 +193,13 @@ static int cand_build(Search *S, const Group *g, const Cand *c, int mask, const 
 /* Sum over the group of the squared distance between the unquantized
  * products Yref[i] and the candidate's, on the kept rows of split h. */
 static double cand_error(const Group *g, void **data, uint16_t **scales, const float *in_scale, int h, float **Yref,
-                         float *y, Kern *k, const QuantCfg *cfg)
+                         float *y, Kern *k)
 {
     const LinSplit *sp = &g->st->s[h];
     double err = 0;
     for (int i = 0; i < g->n; i++) {
         const QMat *W = g->src[i];
-        QMat V = {.type = cfg->t, .rows = W->rows, .cols = W->cols, .data = data[i], .scales = scales[i], .in_scale = in_scale};
+        QMat V = {.type = g->t[i], .rows = W->rows, .cols = W->cols, .data = data[i], .scales = scales[i], .in_scale = in_scale};
         kern_matmul(k, y, &V, sp->x, sp->n_x);
         for (size_t r = 0; r < (size_t)sp->n_x * W->rows; r++) {
             double d = (double)Yref[i][r] - y[r];
@@ -210,7 +211,7 @@ static double cand_error(const Group *g, void **data, uint16_t **scales, const f
 
 /* Keeps candidate c (built into data / scales / in_scale) as g's result
  * if its error beats *best_err. */
-static void keep_best(const Group *g, const QuantCfg *cfg, const Cand *c, double err, void **data, uint16_t **scales,
+static void keep_best(const Group *g, const Cand *c, double err, void **data, uint16_t **scales,
                       const float *in_scale, float *bin, Cand *best, double *best_err)
 {
     if (!(err < *best_err)) return;
@@ -218,8 +219,8 @@ static void keep_best(const Group *g, const QuantCfg *cfg, const Cand *c, double
     *best = *c;
     for (int i = 0; i < g->n; i++) {
         QMat *d = g->dst[i];
-        memcpy((void *)d->data, data[i], qmat_data_bytes(cfg->t, d->rows, d->cols));
-        memcpy((void *)d->scales, scales[i], qmat_scale_bytes(cfg->t, d->rows, d->cols));
+        memcpy((void *)d->data, data[i], qmat_data_bytes(g->t[i], d->rows, d->cols));
+        memcpy((void *)d->scales, scales[i], qmat_scale_bytes(g->t[i], d->rows, d->cols));
         d->in_scale = in_scale ? bin : NULL;
     }
     if (in_scale) memcpy(bin, in_scale, (size_t)g->st->cols * sizeof *bin);
@@ -258,8 +259,8 @@ static int group_calibrated(QModel *q, const Group *g, const QuantCfg *cfg, Kern
     if (g->methods & QCAL_AWQ) bad |= !(bin = qalloc(q, (size_t)cols * sizeof *bin));
     for (int i = 0; i < g->n; i++) {
         const QMat *W = g->src[i];
-        data[i] = malloc(qmat_data_bytes(cfg->t, W->rows, W->cols));
-        scales[i] = malloc(qmat_scale_bytes(cfg->t, W->rows, W->cols));
+        data[i] = malloc(qmat_data_bytes(g->t[i], W->rows, W->cols));
+        scales[i] = malloc(qmat_scale_bytes(g->t[i], W->rows, W->cols));
         bad |= !data[i] || !scales[i];
         for (int x = 0; x < 2; x++) {
             int h = eval_h[x];
@@ -295,8 +296,8 @@ static int group_calibrated(QModel *q, const Group *g, const QuantCfg *cfg, Kern
             double err = 0;
             for (int x = 0; x < 2; x++)
                 if (eval_h[x] >= 0 && st->s[eval_h[x]].n_x)
-                    err += cand_error(g, data, scales, in_scale, eval_h[x], Yref[x], y, k, cfg);
-            keep_best(g, cfg, &cands[ci], err, data, scales, in_scale, bin, &best, &best_err);
+                    err += cand_error(g, data, scales, in_scale, eval_h[x], Yref[x], y, k);
+            keep_best(g, &cands[ci], err, data, scales, in_scale, bin, &best, &best_err);
         }
     }
     if (ch) {
@@ -319,17 +320,18 @@ static int group_quant(QModel *q, Group *g, const QuantCfg *cfg, Kern *k, QuantC
 {
     for (int i = 0; i < g->n; i++) {
         const QMat *W = g->src[i];
-        size_t db = qmat_data_bytes(cfg->t, W->rows, W->cols), sb = qmat_scale_bytes(cfg->t, W->rows, W->cols);
+        size_t db = qmat_data_bytes(g->t[i], W->rows, W->cols), sb = qmat_scale_bytes(g->t[i], W->rows, W->cols);
         void *data = qalloc(q, db);
         uint16_t *scales = sb ? qalloc(q, sb) : NULL;
         if (!data || (sb && !scales)) return err_set(e, "out of memory quantizing a %d x %d matrix", W->rows, W->cols);
-        *g->dst[i] = (QMat){.type = cfg->t, .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
+        *g->dst[i] = (QMat){.type = g->t[i], .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
     }
-    int quantized = dtype_is_block(cfg->t);
+    int quantized = 1;
+    for (int i = 0; i < g->n; i++) quantized &= dtype_is_block(g->t[i]);
     if (quantized && g->st && (g->st->s[0].n_x || g->st->s[1].n_x) && g->methods)
         return group_calibrated(q, g, cfg, k, ch, e);
     for (int i = 0; i < g->n; i++) {
-        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, cfg->t, cfg->round, g->src[i], NULL, NULL, NULL};
+        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, g->t[i], cfg->round, g->src[i], NULL, NULL, NULL};
         quant_rows(k, &j);
     }
     return 0;
@@ -397,12 +399,18 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
         gc[i] = *cfg;
         if (cfg->group_type && cfg->group_type[i]) gc[i].t = (DType)(cfg->group_type[i] - 1);
     }
-    Group ge = {1, {&src->embed}, {&q->m.embed}, src->cfg.tie_embeddings ? hs : NULL, hm};
+    /* --tensor-type overrides win over the recipe for their group */
+    if (cfg->group_type && cfg->group_type[CG_EMBED]) gc[CG_EMBED].recipe = NULL;
+    if (cfg->group_type && cfg->group_type[CG_LM_HEAD]) gc[CG_LM_HEAD].recipe = NULL;
+    int nl = src->cfg.n_layers;
+    Group ge = {1, {&src->embed}, {&q->m.embed}, src->cfg.tie_embeddings ? hs : NULL, hm,
+                {recipe_type(gc[CG_EMBED].recipe, CG_EMBED, P_COUNT, 0, nl, gc[CG_EMBED].t)}};
     if (group_quant(q, &ge, &gc[CG_EMBED], k, ch, e)) goto fail;
     if (src->cfg.tie_embeddings) {
         q->m.lm_head = q->m.embed;
     } else {
-        Group gh = {1, {&src->lm_head}, {&q->m.lm_head}, hs, hm};
+        Group gh = {1, {&src->lm_head}, {&q->m.lm_head}, hs, hm,
+                    {recipe_type(gc[CG_LM_HEAD].recipe, CG_LM_HEAD, P_COUNT, 0, nl, gc[CG_LM_HEAD].t)}};
         if (group_quant(q, &gh, &gc[CG_LM_HEAD], k, ch, e)) goto fail;
     }
     if (progress) progress(pctx, stage, 1, total);
@@ -413,15 +421,18 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
             Group g = {0};
             g.st = stats ? calib_input(stats, l, groups[gi][0]) : NULL;
             g.methods = cfg->methods;
+            int cg = gi < 2 ? CG_ATTN : CG_MLP;
             for (int i = 0; groups[gi][i] != P_COUNT; i++, g.n++) {
                 g.src[i] = &src->layers[l].w[groups[gi][i]];
                 g.dst[i] = &q->m.layers[l].w[groups[gi][i]];
+                g.t[i] = recipe_type(cfg->group_type && cfg->group_type[cg] ? NULL : cfg->recipe, cg, groups[gi][i], l,
+                                     nl, gc[cg].t);
             }
             if (group_quant(q, &g, &gc[gi < 2 ? CG_ATTN : CG_MLP], k, ch, e)) goto fail;
         }
         if (progress) progress(pctx, stage, l + 2, total);
     }
-    if (dtype_is_block(cfg->t) && adapters_f16(q, src, e)) goto fail;
+    if ((dtype_is_block(cfg->t) || cfg->recipe) && adapters_f16(q, src, e)) goto fail;
     return 0;
 fail:
     qmodel_free(q);

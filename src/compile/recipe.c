@@ -1,0 +1,62 @@
+/* recipe.c - the named quantization recipes of `duet compile --quant`: a
+ * block type per tensor role, spending more bits where the error costs
+ * most (the tied embedding, which is also the output layer; the v and down
+ * projections of the "more bits" layers), as llama.cpp's k-quant mixes do. */
+#include <string.h>
+
+#include "compile/compile_int.h"
+
+const QuantRecipe compile_recipes[] = {
+    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more (v, down) */
+    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8},
+    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6},
+    {"q5", "5-bit projections, 6-bit embedding and more-bits v/down", DT_Q6, DT_Q5, DT_Q5, DT_Q5, DT_Q5, DT_Q6},
+    {"q4", "4-bit grid (iq4) projections, 6-bit embedding and more-bits v/down (recommended)", DT_Q6, DT_IQ4,
+     DT_IQ4, DT_IQ4, DT_IQ4, DT_Q6},
+    {"q3", "3-bit grid (iq3) projections, 4-bit v and more-bits down, 6-bit embedding", DT_Q6, DT_IQ3, DT_IQ4, DT_IQ3,
+     DT_IQ3, DT_IQ4},
+    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4},
+};
+const int compile_n_recipes = (int)(sizeof compile_recipes / sizeof compile_recipes[0]);
+
+const QuantRecipe *compile_recipe(const char *name)
+{
+    for (int i = 0; i < compile_n_recipes; i++)
+        if (!strcmp(compile_recipes[i].name, name)) return &compile_recipes[i];
+    return NULL;
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth, every third between. */
+static int more_bits(int layer, int n)
+{
+    return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+}
+
+DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layers, DType dflt)
+{
+    if (!r) return dflt;
+    if (group == CG_EMBED || group == CG_LM_HEAD) return r->embed;
+    switch (p) {
+    case P_V: return more_bits(layer, n_layers) ? r->more : r->v;
+    case P_DOWN: return more_bits(layer, n_layers) ? r->more : r->down;
+    case P_GATE:
+    case P_UP: return r->mlp;
+    default: return r->attn;
+    }
+}
+
+double recipe_bits(const QuantRecipe *r, int dim, int hidden, int kv_dim, int n_layers, int vocab)
+{
+    double bits = (double)vocab * dim * dtype_bits(r->embed), n = (double)vocab * dim;
+    for (int l = 0; l < n_layers; l++) {
+        static const int ps[] = {P_Q, P_K, P_V, P_O, P_GATE, P_UP, P_DOWN};
+        for (int i = 0; i < 7; i++) {
+            int p = ps[i];
+            double w = p == P_Q || p == P_O ? (double)dim * dim : p == P_K || p == P_V ? (double)kv_dim * dim
+                                                                                       : (double)hidden * dim;
+            bits += w * dtype_bits(recipe_type(r, CG_ATTN, p, l, n_layers, DT_F32));
+            n += w;
+        }
+    }
+    return bits / n;
+}
