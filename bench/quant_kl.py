@@ -8,9 +8,9 @@ quantized model's NLL, for duet files and llama.cpp GGUFs of the same weights.
     python3 bench/quant_kl.py gguf LLAMA_BIN REF.gguf Q.gguf TEXT_DIR [NAME=LORA.gguf...]
     python3 bench/quant_kl.py bits FILE                  # bits/weight over the 2-D weights
 
-Domains: `man` (man pages the demo's training held out, train.py's
-heldout_doc) and `tools` (held-out tool dialogues, train.py's seed + 3,
-rendered with the chat template). Each text is cut into CHUNKS chunks of CTX
+Domains: man pages the demo's training held out (train.py's heldout_doc):
+`cmd` (sections 1 and 8) and `lib` (section 3); plain text, so llama.cpp's
+tokenizer, which does not parse special tokens here, sees the same tokens. Each text is cut into CHUNKS chunks of CTX
 tokens; as llama-perplexity does, the second half of every chunk is scored
 (the first half is context). duet: `duet logits --all` per chunk, KL and NLL
 here; llama.cpp: llama-perplexity --kl-divergence against logits saved from
@@ -28,34 +28,31 @@ import tempfile
 import numpy as np
 
 CTX, CHUNKS = 256, 12
-DOMAINS = ("man", "tools")
+DOMAINS = tuple(os.environ.get("DOMAINS", "cmd,lib").split(","))
 
 
 def texts(out):
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(here, "..", "train"))
     import corpus
-    import render
-    import tools_dialogues
     import hashlib
 
     os.makedirs(out, exist_ok=True)
-    held = []
+    held = {"cmd": [], "lib": []}
     for src, path in corpus.man_pages():
+        dom = "lib" if src.startswith("man3/") else "cmd" if src[:4] in ("man1", "man8") else None
+        if not dom or sum(len(t) for t in held[dom]) > 60000:
+            continue
         if int(hashlib.sha256(src.encode()).hexdigest(), 16) % 100 < 2:
             try:
                 t = corpus.render_man(path)
             except Exception:
                 continue
             if t:
-                held.append(t)
-        if sum(len(t) for t in held) > 60000:
-            break
-    with open(os.path.join(out, "man.txt"), "w") as f:
-        f.write("\n\n".join(held))
-    convs = tools_dialogues.eval_dialogues(1234 + 3, 48)
-    with open(os.path.join(out, "tools.txt"), "w") as f:
-        f.write("".join(render.render(c) for c in convs))
+                held[dom].append(t)
+    for dom, ts in held.items():
+        with open(os.path.join(out, dom + ".txt"), "w") as f:
+            f.write("\n\n".join(ts))
 
 
 def chunks(duet, model, text_path):
@@ -117,14 +114,16 @@ def gguf_kl(bindir, ref, q, text_dir, loras):
                 if lora:
                     common += ["--lora", lora]
                 subprocess.run([ppl, "-m", ref, "--kl-divergence-base", base] + common, check=True, capture_output=True)
-                r = subprocess.run([ppl, "-m", q, "--kl-divergence-base", base, "--kl-divergence"] + common, check=True,
-                                   capture_output=True, text=True)
+                log = os.path.join(tmp, "ppl.log")  # its statistics reach a log file, not always stdout
+                subprocess.run([ppl, "-m", q, "--kl-divergence-base", base, "--kl-divergence", "--log-file", log] + common,
+                               check=True, capture_output=True)
                 kl = nll = None
-                for line in (r.stdout + r.stderr).splitlines():
-                    if line.startswith("Mean    KLD:") or line.startswith("Mean KLD:"):
-                        kl = float(line.split(":")[1].split()[0])
-                    if line.startswith("Mean    ln(PPL(Q)") or line.startswith("Mean ln(PPL(Q)"):
-                        nll = float(line.split(":")[1].split()[0])
+                with open(log, errors="replace") as f:  # the last chunk's running means (the summary may be lost)
+                    for line in f:
+                        w = line.split()
+                        if len(w) > 9 and w[0] == str(CHUNKS - 1) and w[2] == "\u00b1":
+                            nll, kl = math.log(float(w[1])), float(w[7])
+                os.remove(log)
                 print(json.dumps({"model": os.path.basename(q), "adapter": name, "domain": dom, "kl": kl, "nll": nll}),
                       flush=True)
 

@@ -518,6 +518,16 @@ static void test_block_types(void)
         free(sc);
     }
     CHECK(rel[0] < rel[1] && rel[1] < rel[2] && rel[2] < rel[3], "error not ordered by bits");
+    int wrong = 0; /* quant_nearest against a plain search over the levels */
+    for (int ti = 0; ti < 4; ti++)
+        for (float v = -140.0f; v <= 140.0f; v += 0.37f) {
+            int best = 0, nl = quant_nlevels(ts[ti]);
+            for (int l = 1; l < nl; l++)
+                if (fabsf(v - (float)quant_level_value(ts[ti], l)) < fabsf(v - (float)quant_level_value(ts[ti], best))) best = l;
+            wrong += fabsf(v - (float)quant_level_value(ts[ti], best)) <
+                     fabsf(v - (float)quant_level_value(ts[ti], quant_nearest(ts[ti], v)));
+        }
+    CHECK(wrong == 0, "quant_nearest: %d values not on their nearest level", wrong);
     CHECK(dtype_bits(DT_Q6) == 6.5 && dtype_bits(DT_Q5) == 5.5 && dtype_bits(DT_IQ4) == 4.5 && dtype_bits(DT_IQ3) == 3.5,
           "bits per weight");
     CHECK(dtype_from_name("iq3") == DT_IQ3 && dtype_from_name("iq2") < 0, "type names");

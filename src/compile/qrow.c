@@ -62,7 +62,7 @@ void qrow_quantize(void *dst, uint16_t *scales, DType t, QRound round, float *x,
     for (int b = 0; b < nb; b++) {
         int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK;
         uint16_t h = qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
-        float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
+        float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
         int lv[QBLOCK] = {0}, legacy = t == DT_Q8 || t == DT_Q4;
         for (int i = 0; i < n; i++) {
             int j = j0 + i;

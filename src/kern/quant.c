@@ -104,19 +104,20 @@ int quant_nlevels(DType t)
 
 int quant_level_value(DType t, int l) { return t == DT_Q8 ? l - 127 : qb_value(t, l); }
 
+/* The midpoints between consecutive grid values (kern_ref.c's grids). */
+static const float MID_IQ4[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+static const float MID_IQ3[7] = {-103.5f, -63.0f, -30.5f, 0.0f, 30.5f, 63.0f, 103.5f};
+
 int quant_nearest(DType t, float v)
 {
-    int n = quant_nlevels(t);
-    if (t == DT_IQ4 || t == DT_IQ3) { /* the grid's midpoints, by bisection */
-        int lo = 0, hi = n - 1;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            float m = 0.5f * (float)(quant_level_value(t, mid) + quant_level_value(t, mid + 1));
-            if (v > m) lo = mid + 1;
-            else hi = mid;
-        }
-        return lo;
+    if (t == DT_IQ4 || t == DT_IQ3) { /* count the midpoints below v (ties go down) */
+        const float *m = t == DT_IQ4 ? MID_IQ4 : MID_IQ3;
+        int n = t == DT_IQ4 ? 15 : 7, l = 0;
+        for (int i = 0; i < n; i++) l += v > m[i];
+        return l;
     }
+    int n = quant_nlevels(t);
     long l = lrintf(v) + (t == DT_Q8 ? 127 : qb_offset(t));
     return l < 0 ? 0 : l >= n ? n - 1 : (int)l;
 }
@@ -125,7 +126,7 @@ int quant_nearest(DType t, float v)
  * (may be NULL). */
 static double block_err(DType t, const float *x, const float *imp, int n, uint16_t h, int *lv)
 {
-    float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
+    float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
     double err = 0;
     for (int i = 0; i < n; i++) {
         int l = quant_nearest(t, x[i] * inv);
@@ -136,7 +137,7 @@ static double block_err(DType t, const float *x, const float *imp, int n, uint16
     return err;
 }
 
-enum { SCALE_STEPS = 6 }; /* candidates 1 +- k/40 times the extreme-value scale */
+enum { SCALE_STEPS = 8 }; /* candidates 1 +- k/64 times an extreme-value scale */
 
 uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
 {
@@ -146,18 +147,22 @@ uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
     if (!(amax > 0)) return 0;
     int nl = quant_nlevels(t);
     float gmin = (float)quant_level_value(t, 0), gmax = (float)quant_level_value(t, nl - 1);
-    /* the largest element on the end level of its sign, then smaller and
-     * larger steps around it (clipping it a little may fit the rest better) */
-    float d0 = big > 0 ? big / gmax : big / gmin;
-    uint16_t best = f32_to_f16(d0);
+    /* the largest element on the end level of its sign (d > 0) or, the
+     * grid mirrored by a negative scale, on the other end (d < 0: an
+     * asymmetric grid fits a block either way round); then smaller and
+     * larger steps around each (clipping it a little may fit the rest
+     * better) */
+    float d0[2] = {big > 0 ? big / gmax : big / gmin, big > 0 ? big / gmin : big / gmax};
+    uint16_t best = f32_to_f16(d0[0]);
     int lv[QBLOCK], blv[QBLOCK];
     double best_err = block_err(t, x, imp, n, best, blv);
-    for (int k = -SCALE_STEPS; k <= SCALE_STEPS; k++) {
-        if (!k) continue;
-        uint16_t h = f32_to_f16(d0 * (1.0f + (float)k / 40.0f));
-        double err = block_err(t, x, imp, n, h, lv);
-        if (err < best_err) best_err = err, best = h, memcpy(blv, lv, sizeof lv);
-    }
+    for (int sgn = 0; sgn < (t == DT_Q8 ? 1 : 2); sgn++)
+        for (int k = -SCALE_STEPS; k <= SCALE_STEPS; k++) {
+            if (!k && !sgn) continue;
+            uint16_t h = f32_to_f16(d0[sgn] * (1.0f + (float)k / 64.0f));
+            double err = block_err(t, x, imp, n, h, lv);
+            if (err < best_err) best_err = err, best = h, memcpy(blv, lv, sizeof lv);
+        }
     /* least squares on the best rounding, twice: d = sum w x v / sum w v^2 */
     for (int it = 0; it < 2; it++) {
         double num = 0, den = 0;
@@ -165,7 +170,7 @@ uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
             double w = imp ? imp[i] : 1.0, v = quant_level_value(t, blv[i]);
             num += w * x[i] * v, den += w * v * v;
         }
-        if (!(den > 0) || !(num > 0)) break;
+        if (!(den > 0) || num == 0) break;
         uint16_t h = f32_to_f16((float)(num / den));
         double err = block_err(t, x, imp, n, h, lv);
         if (!(err < best_err)) break;
@@ -210,7 +215,7 @@ void quant_row(DType t, void *row, uint16_t *scales, const float *x, int cols, c
     for (int b = 0; b < nblocks(cols); b++) {
         int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK, lv[QBLOCK];
         uint16_t h = quant_block_scale(t, x + j0, imp ? imp + j0 : NULL, n);
-        float d = f16_to_f32(h), inv = d > 0 ? 1.0f / d : 0.0f;
+        float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
         for (int i = 0; i < QBLOCK; i++) lv[i] = i < n ? quant_nearest(t, x[j0 + i] * inv) : zero;
         quant_block_pack(t, row, cols, b, lv);
         scales[b] = h;

@@ -45,9 +45,9 @@ int quant_nearest(DType t, float v);
 
 /* The f16 scale of one block of n <= 32 values x of block type t, searched
  * to minimise the imp-weighted squared error (imp: n weights or NULL):
- * candidate scales around max|x| / the grid's extreme value, each refitted
- * by least squares on its rounding, the f16 rounding included. 0 for an
- * all-zero block. */
+ * candidate scales around max|x| / the grid's extreme value (negative ones
+ * too, which mirror an asymmetric grid), the best refitted by least squares
+ * on its rounding, the f16 rounding included. 0 for an all-zero block. */
 uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n);
 
 /* Stores the levels lv[0..31] of block b into `row`, a row of cols columns

@@ -95,8 +95,7 @@ int limit_finite_qmat(const QMat *q, const char *file, const char *name, Err *e)
     case DT_F32: bad = first_bad32(q->data, n); break;
     case DT_F16: bad = first_bad16(q->data, n, 0x7c00); break;
     case DT_BF16: bad = first_bad16(q->data, n, 0x7f80); break;
-    case DT_Q8:
-    case DT_Q4:
+    default: /* the block types: their scales */
         n = qmat_scale_bytes(q->type, q->rows, q->cols) / 2;
         bad = first_bad16(q->scales, n, 0x7c00);
         part = "a block scale";
