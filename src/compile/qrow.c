@@ -35,7 +35,14 @@ static double block_err(DType t, const float *v, const float *w, int n, uint16_t
 
 uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w, int n)
 {
-    if (t != DT_Q8 && t != DT_Q4) return quant_block_scale(t, v, w, n); /* Q6 .. IQ3: always searched */
+    if (t != DT_Q8 && t != DT_Q4) { /* Q6 .. IQ3: searched, or the largest element on its sign's end level */
+        if (round == QROUND_SEARCH) return quant_block_scale(t, v, w, n);
+        float amax = 0, big = 0;
+        for (int i = 0; i < n; i++)
+            if (fabsf(v[i]) > amax) amax = fabsf(v[i]), big = v[i];
+        return f32_to_f16(big > 0 ? big / (float)quant_level_value(t, quant_nlevels(t) - 1)
+                                  : big / (float)quant_level_value(t, 0));
+    }
     float amax = 0, big = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(v[i]) > amax) amax = fabsf(v[i]), big = v[i];

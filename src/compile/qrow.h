@@ -14,7 +14,8 @@
  * max|x| / 7 on +7, the nearest our positive-scale Q4 comes to Q4_0);
  * QROUND_SEARCH takes the best of d = max|x| / s over a grid of s (Q8 124 ..
  * 140, Q4 6 .. 8) by the (weighted) squared error of the block. The other
- * block types (Q6 .. IQ3) always take quant_block_scale's search (quant.h). */
+ * block types (Q6 .. IQ3): QROUND_SEARCH is quant_block_scale's search
+ * (quant.h), QROUND_NEAREST the largest element on its sign's end level. */
 typedef enum QRound { QROUND_SEARCH = 0, QROUND_NEAREST = 1 } QRound;
 
 /* The f16 scale of one block of n <= 32 values v; w (n, or NULL for ones)
