@@ -33,11 +33,14 @@ int cmd_compile(int argc, char **argv)
         {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
         {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
-        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q4", "bf16", "the weights' type"},
+        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q3|q4_0|iq4|iq3", "bf16",
+         "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
+         "q5 5.78, q4 5.06 the recommended 4-bit, q3 4.09, q4_0 4.50 the plain q4 type), or one type everywhere "
+         "(f32, bf16, f16; iq4 4.50, iq3 3.50)"},
         {CLI_LIST, "--tensor-type", NULL, ttypes, "GROUP=TYPE", NULL,
          "another type for a group of tensors: embed, lm_head, attn or mlp", 0, CG_COUNT * 2, &n_tt},
         {CLI_CHOICE, "--round", NULL, &round, "search|nearest", "search",
-         "q8/q4 rounding: search each block's scale, or round to nearest"},
+         "block rounding: search each block's scale, or round to nearest"},
         {CLI_STR, "--calib", NULL, &o.calib_path, "FILE", NULL,
          "JSONL prompts to calibrate q8/q4 on (AWQ-style scales; default: none)"},
         {CLI_INT, "--threads", "-t", &o.threads, "N", "0", "threads; 0: one per physical core", 0, 1024},
@@ -53,7 +56,8 @@ int cmd_compile(int argc, char **argv)
     Err e = {{0}};
     if (!o.out_path) return cli_error("compile: -o OUT.duet is required");
     if (cli_check_model_path(o.base_dir, "checkpoint", &e)) return cli_error("%s", e.msg);
-    o.quant = (DType)dtype_from_name(quant);
+    o.recipe = compile_recipe(quant);
+    o.quant = o.recipe ? o.recipe->attn : (DType)dtype_from_name(quant);
     o.round = !strcmp(round, "nearest") ? QROUND_NEAREST : QROUND_SEARCH;
     for (int i = 0; i < n_lora; i++) {
         const char *dir;
@@ -68,7 +72,7 @@ int cmd_compile(int argc, char **argv)
             if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
         if (g < 0 || t < 0)
             return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
-                             "f32, bf16, f16, q8 or q4, got \"%s\"", v);
+                             "f32, bf16, f16, q8, q6, q5, q4, iq4 or iq3, got \"%s\"", v);
         o.group_type[g] = t + 1;
     }
     int tty = isatty(2);
@@ -78,7 +82,8 @@ int cmd_compile(int argc, char **argv)
     o.report = &rep;
     if (duet_compile(&o, &e)) return cli_error("%s", e.msg);
     printf("wrote %s: %.2f MiB, %d tensors (%.2f MiB of weights, %s), %d adapter%s, %.2f s\n", o.out_path,
-           rep.file_bytes / 1048576.0, rep.n_tensors, rep.weight_bytes / 1048576.0, dtype_name(o.quant), o.n_adapters,
+           rep.file_bytes / 1048576.0, rep.n_tensors, rep.weight_bytes / 1048576.0,
+           o.recipe ? o.recipe->name : dtype_name(o.quant), o.n_adapters,
            o.n_adapters == 1 ? "" : "s", rep.seconds);
     if (rep.n_quality) {
         printf("calibration: %d prompts, %d tokens; %s\n", rep.prompts, rep.tokens, rep.method);
