@@ -344,8 +344,11 @@ static int norm_message(cJSON *out, const cJSON *m, int i, int ollama, ApiError 
         cJSON_AddStringToObject(o, "tool_call_id", tid->valuestring);
     }
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(m, "name");
+    if (!cJSON_IsString(nm) && ollama) nm = cJSON_GetObjectItemCaseSensitive(m, "tool_name"); /* Ollama's tool results */
     if (cJSON_IsString(nm)) cJSON_AddStringToObject(o, "name", nm->valuestring);
-    (void)ollama;
+    const cJSON *img = cJSON_GetObjectItemCaseSensitive(m, "images");
+    if (cJSON_IsArray(img) && cJSON_GetArraySize(img) > 0)
+        return api_error(e, 400, "messages", "%s.images: not supported (the model reads text only)", p);
     return 0;
 }
 

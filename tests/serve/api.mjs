@@ -189,6 +189,8 @@ async function ollama() {
   await ol.chat({ ...q, keep_alive: 0 });
   const c2 = await usage();
   check(c2 === 0, `keep_alive 0 on a chat: its prefixes are not kept (cached ${c2})`);
+  try { await ol.chat({ model: A, messages: [{ role: 'user', content: 'what is this?', images: ['aGVsbG8='] }] }); check(false, 'ollama image refused'); }
+  catch (e) { check(e.status_code === 400 && /images: not supported/.test(e.error ?? e.message), `ollama image refused: ${e.status_code}`); }
   try { await ol.chat({ model: 'nope', messages: msgs('x') }); check(false, 'ollama unknown model'); }
   catch (e) { check(e.status_code === 404 && /model "nope" not found/.test(e.error ?? e.message), `ollama unknown model: ${e.status_code} ${e.error ?? e.message}`); }
 }
