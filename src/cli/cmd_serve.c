@@ -44,6 +44,8 @@ int cmd_serve(int argc, char **argv)
          "adapters under DIR may be loaded at run time (default: off)"},
         {CLI_STR, "--api-key", NULL, &o.api_key, "KEY", NULL, "clients must send this bearer key (default: none)"},
         {CLI_STR, "--api-key-file", NULL, &keyfile, "F", NULL, "the key, read from a file"},
+        {CLI_STR, "--cors", NULL, &o.cors, "ORIGIN", NULL,
+         "let browser pages of ORIGIN (or * for any) call the API (default: off)"},
         {CLI_INT, "--parallel", NULL, &o.parallel, "N", "4", "generations at once", 1, 256},
         {CLI_INT, "--queue", NULL, &o.queue, "N", "64", "requests that may wait for a slot", 0, 100000},
         {CLI_FLOAT, "--queue-timeout", NULL, &o.queue_timeout_s, "S", "60", "a waiting request gets 503 after S seconds",
@@ -96,6 +98,8 @@ int cmd_serve(int argc, char **argv)
         o.api_key = keybuf;
     }
     if (o.api_key && !o.api_key[0]) return cli_error("--api-key: empty");
+    if (o.cors && strcmp(o.cors, "*") && strncmp(o.cors, "http://", 7) && strncmp(o.cors, "https://", 8))
+        return cli_error("--cors %s: expected * or an origin such as http://localhost:3000", o.cors);
     rc = serve_run(&o);
     free(keybuf);
     return rc;

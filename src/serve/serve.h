@@ -31,6 +31,7 @@ typedef struct ServeOpts {
     int n_lora;
     const char *lora_dir;       /* load_lora_adapter only takes folders under it; NULL = endpoint off */
     const char *api_key;        /* NULL = no key needed */
+    const char *cors;           /* --cors: "*" or the one browser origin allowed; NULL = off */
     int parallel;               /* generations at once (default 4) */
     int queue;                  /* requests that may wait for a slot (default 64) */
     double queue_timeout_s;     /* a waiting request gets 503 after this (default 60) */

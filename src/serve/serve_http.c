@@ -31,27 +31,58 @@ typedef struct Req {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *ctype, const char *body, size_t n)
+/* --cors: lets a browser page of the allowed origin read the response. */
+static void add_cors(Server *srv, struct MHD_Connection *c, struct MHD_Response *r)
+{
+    const char *allow = srv->o.cors;
+    if (!allow) return;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!strcmp(allow, "*")) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    } else if (origin && !strcmp(origin, allow)) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+}
+
+/* A CORS preflight (OPTIONS with --cors): 204 with the methods and headers allowed. */
+static enum MHD_Result send_preflight(Server *srv, struct MHD_Connection *c)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_cors(srv, c, r);
+    const char *want = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                            want && strlen(want) < 1024 ? want : "Authorization, Content-Type, X-Api-Key");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
+    enum MHD_Result rc = MHD_queue_response(c, 204, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result send_text(Server *srv, struct MHD_Connection *c, int status, const char *ctype, const char *body, size_t n)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", ctype);
     if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    add_cors(srv, c, r);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return rc;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, const char *json)
+static enum MHD_Result send_json(Server *srv, struct MHD_Connection *c, int status, const char *json)
 {
-    return send_text(c, status, "application/json", json ? json : "{}", json ? strlen(json) : 2);
+    return send_text(srv, c, status, "application/json", json ? json : "{}", json ? strlen(json) : 2);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, Api api, const ApiError *e)
+static enum MHD_Result send_error(Server *srv, struct MHD_Connection *c, Api api, const ApiError *e)
 {
     char *s = resp_error(api, e);
-    enum MHD_Result rc = send_json(c, e->status, s);
+    enum MHD_Result rc = send_json(srv, c, e->status, s);
     free(s);
     return rc;
 }
@@ -402,7 +433,7 @@ static enum MHD_Result ollama_load(Server *srv, struct MHD_Connection *c, Req *r
     char *body = resp_ollama_load(&j->req, j->model);
     metrics_request(&srv->met, j->model, 200);
     server_log(srv, rq->peer, "POST", path, 200, NULL, now_s() - rq->t0);
-    enum MHD_Result rc = send_json(c, body ? 200 : 500, body);
+    enum MHD_Result rc = send_json(srv, c, body ? 200 : 500, body);
     free(body);
     job_release(j);
     return rc;
@@ -414,7 +445,7 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
     Job *j = job_new(srv, c, rq, path);
     if (!j) {
         api_error(&e, 500, "", "out of memory");
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     int st = genreq_parse(api, rq->body.p ? rq->body.p : "", rq->body.len, &srv->lim, &j->req, &e);
     if (!st && !j->req.load_only && api == API_OLLAMA_GENERATE) st = generate_as_chat(&j->req, &e);
@@ -428,7 +459,7 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
         metrics_request(&srv->met, j->model, st);
         server_log(srv, rq->peer, "POST", path, st, NULL, now_s() - rq->t0);
         job_release(j);
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     /* watched from here: a client that hangs up while queued stops waiting */
     server_watch(srv, j);
@@ -440,7 +471,7 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
         metrics_request(&srv->met, j->model, st);
         server_log(srv, rq->peer, "POST", path, st, NULL, now_s() - rq->t0);
         job_release(j);
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     j->stream = j->req.stream;
     atomic_fetch_add(&srv->in_flight, 1);
@@ -458,7 +489,7 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
         }
         if (st) body = resp_error(api, &e);
         job_settle(j, st ? st : 200);
-        enum MHD_Result rc = send_json(c, st ? e.status : 200, body);
+        enum MHD_Result rc = send_json(srv, c, st ? e.status : 200, body);
         free(body);
         atomic_fetch_sub(&srv->in_flight, 1);
         job_release(j);
@@ -486,12 +517,13 @@ static enum MHD_Result handle_generate(Server *srv, struct MHD_Connection *c, Re
         atomic_fetch_sub(&srv->in_flight, 1);
         job_release(j);
         api_error(&e, 500, "", "cannot start the stream");
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     int ollama = api == API_OLLAMA_CHAT || api == API_OLLAMA_GENERATE;
     MHD_add_response_header(r, "Content-Type", ollama ? "application/x-ndjson" : "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: pass chunks on at once */
+    add_cors(srv, c, r);
     enum MHD_Result rc = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return rc;
@@ -520,7 +552,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
             metrics_request(&srv->met, "-", 413);
             server_log(srv, rq->peer, method, url, 413, NULL, 0);
-            return send_error(c, !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT, &e);
+            return send_error(srv, c, !strncmp(url, "/api/", 5) ? API_OLLAMA_CHAT : API_CHAT, &e);
         }
         return MHD_YES;
     }
@@ -554,21 +586,23 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (rq->too_big) {
         api_error(&e, 413, "", "the request body is larger than %zu bytes", srv->o.max_body);
         server_log(srv, rq->peer, method, url, 413, NULL, now_s() - rq->t0);
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     const char *body = rq->body.p ? rq->body.p : "";
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), is_post = !strcmp(method, "POST");
+    /* a preflight carries no key: answered before the key check */
+    if (!strcmp(method, "OPTIONS") && srv->o.cors) return send_preflight(srv, c);
     if (is_get && (!strcmp(url, "/health") || !strcmp(url, "/"))) {
         int draining = atomic_load(&srv->draining);
-        if (!strcmp(url, "/")) return send_text(c, 200, "text/plain", "Ollama is running", 17);
-        return send_json(c, draining ? 503 : 200, draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
+        if (!strcmp(url, "/")) return send_text(srv, c, 200, "text/plain", "Ollama is running", 17);
+        return send_json(srv, c, draining ? 503 : 200, draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
     }
     if (!authorized(srv, c)) {
         api_error(&e, 401, "", "a valid API key is needed (Authorization: Bearer KEY)");
         e.code = "invalid_api_key";
         metrics_request(&srv->met, "-", 401);
         server_log(srv, rq->peer, method, url, 401, NULL, now_s() - rq->t0);
-        return send_error(c, api, &e);
+        return send_error(srv, c, api, &e);
     }
     static const struct {
         const char *path;
@@ -581,11 +615,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (strcmp(url, gen[i].path)) continue;
         if (!is_post) {
             api_error(&e, 405, "", "%s: use POST", url);
-            return send_error(c, gen[i].api, &e);
+            return send_error(srv, c, gen[i].api, &e);
         }
         if (atomic_load(&srv->draining)) {
             api_error(&e, 503, "", "the server is shutting down");
-            return send_error(c, gen[i].api, &e);
+            return send_error(srv, c, gen[i].api, &e);
         }
         return handle_generate(srv, c, rq, gen[i].api, gen[i].path);
     }
@@ -598,7 +632,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (out.status != 200 || strcmp(url, "/metrics")) server_log(srv, rq->peer, method, url, out.status, NULL, now_s() - rq->t0);
     metrics_request(&srv->met, "-", out.status);
-    enum MHD_Result rc = send_text(c, out.status, out.ctype ? out.ctype : "application/json", out.body ? out.body : "",
+    enum MHD_Result rc = send_text(srv, c, out.status, out.ctype ? out.ctype : "application/json", out.body ? out.body : "",
                                    out.body ? strlen(out.body) : 0);
     free(out.body);
     return rc;

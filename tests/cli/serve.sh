@@ -20,7 +20,7 @@ trap 'kill $SRV 2>/dev/null; [ -n "$KEEP" ] || rm -rf "$T"' EXIT
 KEY=test-key-$$
 : > "$T/log"
 $DUET serve $D/base --name demo --lora tools=$D/tools --lora shell=$D/shell \
-    --lora-dir $D --port 0 --api-key "$KEY" --parallel 2 --queue 8 --max-body 1M --timeout 2 --ctx 1024 \
+    --lora-dir $D --port 0 --api-key "$KEY" --cors http://ui.example --parallel 2 --queue 8 --max-body 1M --timeout 2 --ctx 1024 \
     --threads 1 2>"$T/log" &
 SRV=$!
 i=0

@@ -247,6 +247,12 @@ async function misc() {
   const m = await (await fetch(`${url}/metrics`, { headers: auth })).text();
   check(new RegExp(`duet_requests_total\\{model="${A}",status="200"\\} \\d+`).test(m) && /duet_time_to_first_token_seconds_bucket/.test(m) && /duet_kv_bytes_in_use \d+/.test(m), 'metrics');
   check((await fetch(`${url}/nowhere`, { headers: auth })).status === 404, 'unknown path 404');
+  // --cors http://ui.example: a preflight needs no key; responses name the origin allowed, and only it
+  const pre = await fetch(`${url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'http://ui.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' } });
+  check(pre.status === 204 && pre.headers.get('access-control-allow-origin') === 'http://ui.example' && /authorization/.test(pre.headers.get('access-control-allow-headers')), `CORS preflight: ${pre.status}`);
+  const cm = await fetch(`${url}/v1/models`, { headers: { ...auth, Origin: 'http://ui.example' } });
+  const other = await fetch(`${url}/v1/models`, { headers: { ...auth, Origin: 'http://evil.example' } });
+  check(cm.headers.get('access-control-allow-origin') === 'http://ui.example' && other.headers.get('access-control-allow-origin') === null, 'CORS: the allowed origin only');
   const bare = new OpenAI({ baseURL: url, apiKey: key, maxRetries: 0 });
   const bm = await bare.models.list();
   const bc = await bare.chat.completions.create({ model: BASE, messages: msgs('hi'), temperature: 0, max_tokens: 2 });
