@@ -63,9 +63,44 @@ static void test_automaton(void)
                  (const char *const[]){"true", "\"ab\"", NULL}, (const char *const[]){"\"a\"", "1", NULL});
     check_schema("{\"type\":\"object\"}", (const char *const[]){"{}", "{\"q\":[1,{\"r\":\"s\"}],\"t\":-2.5}", NULL},
                  (const char *const[]){"[]", "{\"q\"}", "{,}", NULL});
+    /* number ranges with no integer in them: sign and integer part fixed, at most 6 fraction digits */
+    check_schema("{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}",
+                 (const char *const[]){"0.5", "0.000001", "0.999999", "0.10", NULL},
+                 (const char *const[]){"0", "1", "0.", "0.0", "0.000000", "1.0", "0.9999999", "-0.5", "00.5", NULL});
+    check_schema("{\"type\":\"number\",\"minimum\":-0.9,\"maximum\":-0.1}",
+                 (const char *const[]){"-0.1", "-0.9", "-0.45", "-0.100", NULL},
+                 (const char *const[]){"-0.95", "-0.05", "0.5", "-0", "-1", "-0.", NULL});
+    check_schema("{\"type\":\"number\",\"minimum\":2.001,\"maximum\":2.002}",
+                 (const char *const[]){"2.001", "2.0015", "2.002", NULL},
+                 (const char *const[]){"2.0009", "2.0021", "2.01", "2", "3.0015", NULL});
+    check_schema("{\"type\":\"number\",\"exclusiveMinimum\":-12.5,\"exclusiveMaximum\":-12.25}",
+                 (const char *const[]){"-12.3", "-12.499999", NULL},
+                 (const char *const[]){"-12.5", "-12.25", "-12", "-13.3", "12.3", NULL});
     /* the shortest completion is exact where it matters */
     JsSchema s;
     Err e;
+    static const struct {
+        const char *schema, *prefix;
+        int need;
+    } cells[] = {
+        {"{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}", "", 3},        /* 0.1 */
+        {"{\"type\":\"number\",\"minimum\":2.001,\"maximum\":2.002}", "", 5},                    /* 2.001 */
+        {"{\"type\":\"number\",\"minimum\":2.001,\"maximum\":2.002}", "2.", 3},                  /* 001 */
+        {"{\"type\":\"number\",\"minimum\":-0.0004,\"maximum\":-0.0003}", "-0", 5},            /* .0003 */
+        {"{\"type\":\"number\",\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":0.500002}", "0.5", 5}, /* 00001 */
+    };
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+        if (compile(&s, cells[i].schema, &e)) {
+            CHECK(0, "%s: %s", cells[i].schema, e.msg);
+            continue;
+        }
+        JmState m;
+        jm_init(&m, &s);
+        for (const char *p = cells[i].prefix; *p; p++) jm_step(&m, (unsigned char)*p);
+        CHECK(jm_need(&m) == cells[i].need, "%s after \"%s\": need %d, want %d", cells[i].schema, cells[i].prefix,
+              jm_need(&m), cells[i].need);
+        jschema_free(&s);
+    }
     if (!compile(&s, "{\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":3},\"n\":{\"type\":\"integer\","
                      "\"minimum\":100}},\"required\":[\"name\",\"n\"]}", &e)) {
         JmState m;
@@ -88,7 +123,9 @@ static void test_errors(void)
         {"{\"type\":\"string\",\"minLength\":5,\"maxLength\":2}", "minLength 5 > maxLength 2"},
         {"{\"type\":\"strin\"}", "type \"strin\""},
         {"{\"required\":[\"q\"],\"properties\":{}}", "\"q\" is not in properties"},
-        {"{\"type\":\"number\",\"minimum\":0.1,\"maximum\":0.5}", "no integer"},
+        {"{\"type\":\"number\",\"minimum\":0.0000001,\"maximum\":0.0000002}", "at most 6 fraction digits"},
+        {"{\"type\":\"number\",\"minimum\":5000000000.1,\"maximum\":5000000000.2}", "under 1e9"},
+        {"{\"type\":\"integer\",\"minimum\":0.1,\"maximum\":0.5}", "no integer"},
         {"{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}", "additionalProperties"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -123,6 +160,8 @@ static void test_masks(const Tokenizer *tok)
         "{\"type\":\"array\",\"items\":{\"type\":\"number\"},\"maxItems\":4}",
         "{\"type\":\"object\"}",
         "{\"type\":\"string\",\"minLength\":4,\"maxLength\":9}",
+        "{\"type\":\"array\",\"items\":{\"type\":\"number\",\"exclusiveMinimum\":-1,\"exclusiveMaximum\":0},"
+        "\"maxItems\":3}",
     };
     TokTrie tt;
     Err e;
@@ -133,7 +172,7 @@ static void test_masks(const Tokenizer *tok)
     uint32_t *mask = malloc((size_t)tt.words * 4);
     Rng rng = {7};
     int complete = 0, runs = 0;
-    for (int si = 0; si < 4; si++) {
+    for (int si = 0; si < 5; si++) {
         JsSchema s;
         if (compile(&s, schemas[si], &e)) {
             CHECK(0, "%s", e.msg);
@@ -173,6 +212,10 @@ static void test_masks(const Tokenizer *tok)
             out[n] = 0;
             runs++;
             cJSON *j = cJSON_Parse(out);
+            const cJSON *x;
+            int in_range = 1;
+            if (si == 4) cJSON_ArrayForEach(x, j) in_range &= cJSON_IsNumber(x) && x->valuedouble > -1 && x->valuedouble < 0;
+            CHECK(in_range, "schema %d: a number out of (-1, 0): %s", si, out);
             if (j && constraint_done(&c)) complete++;
             else CHECK(0, "schema %d budget %d: not complete JSON: %s", si, budget, out);
             cJSON_Delete(j);
@@ -180,7 +223,7 @@ static void test_masks(const Tokenizer *tok)
         }
         jschema_free(&s);
     }
-    CHECK(complete == runs && runs == 24, "%d of %d random walks complete", complete, runs);
+    CHECK(complete == runs && runs == 30, "%d of %d random walks complete", complete, runs);
     free(mask);
     toktrie_free(&tt);
 }

@@ -76,8 +76,76 @@ static int num_min_k(const JsNode *n, int neg, double v, int nd)
     return -1;
 }
 
+/* ---- numbers inside one unit (JsNode.cell): [-]P.F, P and the sign fixed ---- */
+
+static int cell_pdigits(const JsNode *n)
+{
+    int d = 1;
+    for (double v = n->cell_p; v >= 10; v /= 10) d++;
+    return d;
+}
+
+/* Digit i (from the left) of the integer part. */
+static int cell_pdigit(const JsNode *n, int i)
+{
+    double p = 1;
+    for (int k = cell_pdigits(n) - 1 - i; k > 0; k--) p *= 10;
+    return (int)fmod(floor(n->cell_p / p), 10);
+}
+
+static int cell_accepting(const JsNode *n, const JmFrame *f)
+{
+    return f->st == NS_FRAC && jschema_cell_digits(n, f->c, f->b, 0) == 0;
+}
+
+static int step_cell(const JsNode *n, JmFrame *f, int x)
+{
+    switch (f->st) {
+    case NS_START:
+        if (n->cell_neg) {
+            if (x != '-') return R_REJECT;
+            f->st = NS_MINUS;
+            return R_OK;
+        }
+        /* fall through */
+    case NS_MINUS:
+    case NS_INT:
+        if (f->a < cell_pdigits(n)) {
+            if (x != '0' + cell_pdigit(n, f->a)) return R_REJECT;
+            f->a++;
+            f->st = NS_INT;
+            return R_OK;
+        }
+        if (x != '.') return R_REJECT;
+        f->st = NS_DOT;
+        return R_OK;
+    default: /* NS_DOT, NS_FRAC */
+        if (x >= '0' && x <= '9' && f->b < 6 && jschema_cell_digits(n, f->c * 10 + (x - '0'), f->b + 1, 0) >= 0) {
+            f->c = f->c * 10 + (x - '0');
+            f->b++;
+            f->st = NS_FRAC;
+            return R_OK;
+        }
+        return cell_accepting(n, f) ? R_POP_AGAIN : R_REJECT;
+    }
+}
+
+static int need_cell(const JsNode *n, const JmFrame *f)
+{
+    switch (f->st) {
+    case NS_START: return n->minlen;
+    case NS_MINUS:
+    case NS_INT: return cell_pdigits(n) - f->a + 1 + jschema_cell_digits(n, 0, 0, 1);
+    default: {
+        int j = jschema_cell_digits(n, f->c, f->b, f->st == NS_DOT);
+        return j < 0 ? 1 << 20 : j;
+    }
+    }
+}
+
 static int num_accepting(const JsNode *n, const JmFrame *f)
 {
+    if (n->cell) return cell_accepting(n, f);
     if (f->st == NS_FRAC) return 1;
     return f->st == NS_INT && num_min_k(n, f->neg, f->v, f->a) == 0;
 }
@@ -90,6 +158,7 @@ static int frac_ok(const JsNode *n, const JmFrame *f)
 
 static int step_number(const JsNode *n, JmFrame *f, int x)
 {
+    if (n->cell) return step_cell(n, f, x);
     int digit = x >= '0' && x <= '9';
     switch (f->st) {
     case NS_START:
@@ -132,6 +201,7 @@ static int step_number(const JsNode *n, JmFrame *f, int x)
 
 static int need_number(const JsNode *n, const JmFrame *f)
 {
+    if (n->cell) return need_cell(n, f);
     switch (f->st) {
     case NS_START: return n->minlen;
     case NS_DOT: return 1;

@@ -78,11 +78,68 @@ static int ndigits(double v)
     return d;
 }
 
+/* The value of [-]P.F with F = k units of 1e-6, as a JSON parser reads
+ * those digits: P * 1e6 + k is an exact integer below 2^53 and one division
+ * rounds it correctly, as strtod does. */
+static double cell_value(int neg, double p, int k)
+{
+    double v = (p * 1e6 + k) / 1e6;
+    return neg ? -v : v;
+}
+
+/* A number range with no integer in it lies inside one unit: fixes the sign
+ * and integer part and finds the fraction units in range. */
+static int finish_cell(JsNode *n, const char *where, Err *e)
+{
+    double i0 = floor(n->lo); /* lo .. hi lie in (i0, i0 + 1) */
+    if (!isfinite(n->lo) || !isfinite(n->hi) || fabs(i0) >= 1e9)
+        return err_set(e, "%s: minimum/maximum leave no integer part in range (supported for values under 1e9)", where);
+    n->cell = 1;
+    n->cell_neg = i0 < 0;
+    n->cell_p = i0 < 0 ? -i0 - 1 : i0;
+    /* value(k) rises with k for a positive number, falls for a negative one */
+    int lo = 0, hi = 1000000; /* first k with value(k) >= lo (positive) / <= hi (negative) */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        double v = cell_value(n->cell_neg, n->cell_p, mid);
+        if (n->cell_neg ? v <= n->hi : v >= n->lo) hi = mid;
+        else lo = mid + 1;
+    }
+    n->kmin = lo;
+    lo = -1, hi = 999999; /* last k with value(k) <= hi (positive) / >= lo (negative) */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        double v = cell_value(n->cell_neg, n->cell_p, mid);
+        if (n->cell_neg ? v >= n->lo : v <= n->hi) lo = mid;
+        else hi = mid - 1;
+    }
+    n->kmax = lo;
+    if (n->kmin > n->kmax || n->kmin > 999999)
+        return err_set(e, "%s: minimum/maximum leave no number of at most 6 fraction digits in range", where);
+    n->minlen = n->cell_neg + ndigits(n->cell_p) + 1 + jschema_cell_digits(n, 0, 0, 1);
+    if (n->cell_neg) set_first(n, '-');
+    else set_first(n, '0' + (int)(n->cell_p / pow(10, ndigits(n->cell_p) - 1)));
+    return 0;
+}
+
+int jschema_cell_digits(const JsNode *n, int f, int b, int at_least_one)
+{
+    static const int P10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    int lo = f * P10[6 - b], top = lo + P10[6 - b] - 1; /* units reachable from here */
+    for (int j = at_least_one ? 1 : 0; j <= 6 - b; j++) {
+        int step = P10[6 - b - j], from = lo > n->kmin ? lo : n->kmin;
+        int k = lo + (from - lo + step - 1) / step * step; /* the first j-digit ending at or above kmin */
+        if (k <= top && k <= n->kmax) return j;
+    }
+    return -1;
+}
+
 /* Bounds, minlen and first bytes of a number / integer node. */
 static int finish_number(JsNode *n, const char *where, Err *e)
 {
     if (n->ilo < -INT_LIMIT) n->ilo = -INT_LIMIT;
     if (n->ihi > INT_LIMIT) n->ihi = INT_LIMIT;
+    if (n->ilo > n->ihi && n->kind == JS_NUMBER) return finish_cell(n, where, e);
     if (n->ilo > n->ihi)
         return err_set(e, "%s: minimum/maximum leave no %s in range (numbers without an integer in their range "
                           "are not supported)", where, n->kind == JS_INTEGER ? "integer" : "integer part");

@@ -51,6 +51,13 @@ typedef struct JsNode {
     int min_len, max_len;               /* max -1: none */
     /* JS_NUMBER / JS_INTEGER: integer bounds of the integer part; real bounds for fractions */
     double ilo, ihi, lo, hi;            /* +-INFINITY when absent */
+    /* JS_NUMBER with no integer in [lo, hi] (a range inside one unit, such as
+     * exclusiveMinimum 0, exclusiveMaximum 1): every value is written
+     * [-]P.F, integer part P and sign fixed, F at most 6 digits; fraction
+     * units (1e-6) kmin..kmax are those whose value is in range */
+    int cell, cell_neg;
+    double cell_p;
+    int32_t kmin, kmax;
     /* JS_LITERALS: n texts lit[i] of llen[i] bytes; JS_CALL: n tool names as JSON strings */
     char **lit;
     int *llen;
@@ -65,6 +72,11 @@ typedef struct JsSchema {
     int str_any;  /* a free string node (keys of free objects) */
     int any;      /* the any-value union */
 } JsSchema;
+
+/* A cell number node (see JsNode.cell) after fraction digits worth f (b
+ * digits): the fewest more digits (at least one if at_least_one) that end
+ * on a value in range, -1 if none does. */
+int jschema_cell_digits(const JsNode *n, int f, int b, int at_least_one);
 
 /* Compiles a schema (cJSON; `true` and {} mean any value). lenient: ignore
  * unknown keywords instead of failing. `where` names the source in messages

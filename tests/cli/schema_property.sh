@@ -49,6 +49,12 @@ def scalar():
             lo = rng.randint(0, 4); s["minLength"] = lo
             if rng.random() < 0.6: s["maxLength"] = lo + rng.randint(0, 6)
         return s
+    if t == "number" and rng.random() < 0.3:  # decimal bounds, often no integer between them
+        lo = round(rng.uniform(-20, 20), rng.choice([1, 2, 3])); hi = round(lo + rng.uniform(0.001, 1.5), 3)
+        s = {"type": "number"}
+        s["minimum" if rng.random() < 0.5 else "exclusiveMinimum"] = lo
+        s["maximum" if rng.random() < 0.5 else "exclusiveMaximum"] = hi
+        return s
     if t in ("integer", "number"):
         s = {"type": t}
         if rng.random() < 0.6:
