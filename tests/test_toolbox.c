@@ -305,7 +305,8 @@ static void test_commands(void)
              "{\"name\":\"hang\",\"argv\":[\"sleep\",\"30\"],\"timeout_ms\":300},"
              "{\"name\":\"flood\",\"argv\":[\"yes\",\"spam\"]},"
              "{\"name\":\"fail\",\"argv\":[\"ls\",\"%s/no-such-dir\"]},"
-             "{\"name\":\"missing\",\"argv\":[\"duet-no-such-program-xyz\"]}]}",
+             "{\"name\":\"missing\",\"argv\":[\"duet-no-such-program-xyz\"]},"
+             "{\"name\":\"binary\",\"argv\":[\"printf\",\"a\\\\377\\\\300b\"]}]}",
              tmp);
     write_file("tools.json", tools);
     snprintf(file, sizeof file, "%s/tools.json", tmp);
@@ -346,6 +347,10 @@ static void test_commands(void)
     rc = duet_toolbox_call(tb, "fail", "{}", &r);
     CHECK(rc == 1 && r && strstr(r, "\"error\":\"exited with status 2\"") && strstr(r, "No such file"),
           "non-zero exit reported: %s", r ? r : "");
+    free(r);
+    rc = duet_toolbox_call(tb, "binary", "{}", &r);
+    CHECK(rc == 0 && r && strstr(r, "\"output\":\"a\xef\xbf\xbd\xef\xbf\xbd" "b\""), "bytes that are not UTF-8 replaced: %s",
+          r ? r : "");
     free(r);
     rc = duet_toolbox_call(tb, "missing", "{}", &r);
     CHECK(rc == 1 && r && strstr(r, "not found in PATH"), "missing program: %s", r ? r : "");

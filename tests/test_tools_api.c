@@ -228,6 +228,44 @@ static void test_agent(duet_model *m)
     duet_session_close(s);
 }
 
+/* A tool that floods or prints bytes that are not UTF-8: the agent goes on
+ * with the result cut to fit the context (and saying so) or repaired. */
+static int bad_tool(void *user, const char *name, const char *args, char **result)
+{
+    (void)name, (void)args;
+    int flood = *(int *)user;
+    size_t n = flood ? 200000 : 8;
+    char *r = malloc(n + 1);
+    if (!r) return -1;
+    for (size_t i = 0; i < n; i++) r[i] = (char)('0' + i % 10);
+    if (!flood) memcpy(r, "ok \xff\xfe x", 8);
+    r[n] = 0;
+    *result = r;
+    return 0;
+}
+
+static void test_agent_bad_output(duet_model *m)
+{
+    for (int flood = 0; flood < 2; flood++) {
+        duet_session *s = new_session(m, 0, 3, 40);
+        duet_session_set_tools(s, TOOLS);
+        duet_session_set_tool_choice(s, "get_time");
+        char *answer = NULL;
+        int rc = duet_agent_run(s, "What time is it?", 2, bad_tool, &flood, NULL, NULL, &answer);
+        const duet_agent_step *st = duet_agent_step_at(s, 0);
+        CHECK(rc >= 0 && answer && st, "%s: the agent goes on: %s", flood ? "flood" : "bad UTF-8", duet_session_errmsg(s));
+        if (st && flood)
+            CHECK(strstr(st->result, "[cut: the tool's output was") && strlen(st->result) < 20000 &&
+                      duet_session_n_tokens(s) <= duet_session_n_ctx(s),
+                  "flood cut to the context: %zu bytes kept, %d of %d tokens", strlen(st->result),
+                  duet_session_n_tokens(s), duet_session_n_ctx(s));
+        if (st && !flood)
+            CHECK(!strcmp(st->result, "ok \xef\xbf\xbd\xef\xbf\xbd x"), "invalid bytes replaced by U+FFFD: %s", st->result);
+        free(answer);
+        duet_session_close(s);
+    }
+}
+
 static void test_replay(duet_model *m)
 {
     duet_session *s = new_session(m, 0, 3, 40);
@@ -332,6 +370,7 @@ int main(void)
     test_forced_calls(m);
     test_unchanged(m);
     test_unchanged_with_tools(m);
+    test_agent_bad_output(m);
     test_json_answer(m);
     test_agent(m);
     test_replay(m);

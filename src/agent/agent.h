@@ -43,6 +43,14 @@ void proc_result_free(ProcResult *r);
  * executable of that name in PATH (ours). malloc'd; NULL with *e set. */
 char *proc_find(const char *argv0, Err *e);
 
+/* ---- tool output ---- */
+
+/* s (malloc'd, NUL-terminated) with each invalid UTF-8 piece replaced by
+ * U+FFFD as Rust's from_utf8_lossy does, so any bytes a tool printed can go
+ * into the prompt; s itself when already valid, else a new string (s is
+ * freed). NULL only when out of memory (s freed). */
+char *tool_text_fix(char *s);
+
 /* ---- command lines ---- */
 
 /* Splits a command line into an argv, never through a shell: blanks separate

@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "duet.h"
 #include "text/jschema.h"
+#include "text/utf8.h"
 #include "util/json.h"
 
 enum { T_BUILTIN, T_COMMAND, T_MCP };
@@ -395,6 +396,24 @@ static char *run_command(duet_toolbox *tb, const Tool *t, const char *args_json)
     return text;
 }
 
+char *tool_text_fix(char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        int k = utf8_check(u + i, n - i);
+        if (k <= 0) break;
+        i += (size_t)k;
+    }
+    if (i == n) return s;
+    unsigned char *out = malloc(3 * n + 1);
+    if (out) out[utf8_lossy(u, n, out)] = 0;
+    free(s);
+    return (char *)out;
+}
+
 int duet_toolbox_call(void *toolbox, const char *name, const char *arguments_json, char **result)
 {
     duet_toolbox *tb = toolbox;
@@ -430,6 +449,7 @@ int duet_toolbox_call(void *toolbox, const char *name, const char *arguments_jso
         }
         is_error = flagged || !out || !strncmp(out, "{\"error\"", 8);
     }
+    out = tool_text_fix(out); /* a tool's bytes are not ours to trust: the prompt takes UTF-8 only */
     if (!out) return tb_err(tb, DUET_ERR_NOMEM, "out of memory");
     *result = out;
     return is_error ? 1 : 0;
