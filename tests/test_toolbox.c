@@ -420,6 +420,20 @@ static void test_mcp(void)
               "bad server %d: %s", i, duet_toolbox_errmsg(tb));
         duet_toolbox_free(tb);
     }
+    /* a server that does not answer a call in time: an error result; its late answer is skipped later */
+    const char *slow[] = {"python3", "tests/fixtures/mcp/fake_mcp.py", "slow", NULL};
+    o.timeout_ms = 3500;
+    duet_toolbox_create(&tb, &o);
+    CHECK(duet_toolbox_add_mcp(tb, slow) == DUET_OK, "slow server starts: %s", duet_toolbox_errmsg(tb));
+    double t0 = now_s();
+    CHECK(duet_toolbox_call(tb, "echo", "{\"text\":\"first\"}", &r) == 1 && r && strstr(r, "no answer within the timeout") &&
+              now_s() - t0 < 5, "a call past the timeout: %s", r ? r : "");
+    free(r);
+    CHECK(duet_toolbox_call(tb, "echo", "{\"text\":\"second\"}", &r) == 0 && r && !strcmp(r, "echo: second"),
+          "the next call gets its own answer: %s", r ? r : "");
+    free(r);
+    duet_toolbox_free(tb);
+    o.timeout_ms = 8000;
     /* a server that dies in a call: an error result, then the next call fails cleanly too */
     const char *die[] = {"python3", "tests/fixtures/mcp/fake_mcp.py", "die", NULL};
     duet_toolbox_create(&tb, &o);
