@@ -102,7 +102,7 @@ static int has_file(const char *dir, const char *name)
 int cli_check_model_path(const char *path, const char *want, Err *e)
 {
     struct stat st;
-    if (stat(path, &st)) return 0; /* the opener names a missing file */
+    if (stat(path, &st)) return err_set(e, "%s: %s", path, errno == ENOENT ? "no such file or folder" : strerror(errno));
     int dir = S_ISDIR(st.st_mode);
     if (!strcmp(want, "duet")) {
         if (dir) return err_set(e, "%s: is a folder; inspect takes a .duet file (duet compile %s -o FILE.duet makes one)",

@@ -99,9 +99,12 @@ int cli_generate_structured(const GenStructured *g)
         goto done;
     }
     if ((tools && duet_session_set_tools(s, tools)) || (g->tool_choice && duet_session_set_tool_choice(s, g->tool_choice)) ||
-        (schema && duet_session_set_json_schema(s, schema)) ||
         (g->json_object && !schema && duet_session_set_json_schema(s, "{\"type\":\"object\"}"))) {
         cli_error("%s", duet_session_errmsg(s));
+        goto done;
+    }
+    if (schema && duet_session_set_json_schema(s, schema)) { /* the message names no file: the schema's is added */
+        cli_error("%s: %s", g->schema_path, duet_session_errmsg(s));
         goto done;
     }
     int r = 0;

@@ -1,5 +1,6 @@
 /* duet logits MODEL --ids 1,2,3 -o FILE [--all]: float32 little-endian logits
  * of the last position (vocab values), or of every position with --all. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +51,16 @@ int cmd_logits(int argc, char **argv)
                seq_prefill(&q, k, ids, n, o.chunk, all ? NULL : lg, all ? lg : NULL, &e)) {
         cli_error("%s", e.msg);
     } else if (!(f = fopen(out, "wb"))) {
-        cli_error("%s: cannot open for writing", out);
+        cli_error("%s: cannot open for writing: %s", out, strerror(errno));
     } else {
         size_t cnt = (size_t)(all ? n : 1) * vocab;
-        if (fwrite(lg, sizeof(float), cnt, f) != cnt || fclose(f)) cli_error("%s: write failed", out);
-        else rc = 0;
+        if (fwrite(lg, sizeof(float), cnt, f) != cnt || fclose(f)) {
+            cli_error("%s: write failed", out);
+        } else {
+            fprintf(stderr, "wrote %s: %d x %d float32 logits (%s), %zu bytes\n", out, all ? n : 1, vocab,
+                    all ? "every position" : "the last position", cnt * sizeof(float));
+            rc = 0;
+        }
         f = NULL;
     }
     if (f) fclose(f);

@@ -89,7 +89,7 @@ int cmd_synth(int argc, char **argv)
     int n_lora = 0, seed = 1, force = 0;
     double shard_mb = 2000;
     CliOpt own[] = {
-        {CLI_STR, "--like", NULL, &like, "SHAPE", NULL, "the shapes to copy (required): tiny, qwen2-0.5b, qwen2-1.5b, ..."},
+        {CLI_STR, "--like", NULL, &like, "SHAPE", NULL, "the shapes to copy (required): qwen2-0.5b, qwen2-1.5b, qwen2.5-3b, or tiny (for tests)"},
         {CLI_STR, "-o", "--out", &dir, "DIR", NULL, "the checkpoint folder to write (required)"},
         {CLI_LIST, "--lora", NULL, lora, "NAME=RANK", NULL, "also write a PEFT adapter of that rank to DIR-lora-NAME", 0,
          MAX_SYNTH_LORAS, &n_lora},

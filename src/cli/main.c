@@ -45,8 +45,18 @@ static const Command *find(const char *name)
     return NULL;
 }
 
+/* Ollama's and llama.cpp's names for what a duet command does. */
+static const char *const others[][2] = {
+    {"run", "chat MODEL (as ollama run)"},          {"show", "inspect FILE.duet (as ollama show)"},
+    {"create", "compile DIR -o FILE.duet (as ollama create)"}, {"quantize", "compile DIR --quant q4 -o FILE.duet"},
+    {"convert", "compile DIR -o FILE.duet"},     {"cli", "chat MODEL or generate MODEL (as llama-cli)"},
+    {"server", "serve MODEL (as llama-server)"},
+};
+
 static int unknown_command(const char *name)
 {
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        if (!strcmp(name, others[i][0])) return cli_error("unknown command \"%s\": use duet %s", name, others[i][1]);
     const char *names[N_COMMANDS + 1];
     for (int i = 0; i < N_COMMANDS; i++) names[i] = commands[i].name;
     names[N_COMMANDS] = "help";

@@ -3,6 +3,7 @@
  * straight into the mapping. Nothing is copied. */
 #include "run/duet_file.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -521,7 +522,7 @@ int model_open_duet(Model *m, const char *path, int flags, Err *e)
     memset(m, 0, sizeof *m);
     m->merged = -1;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return err_set(e, "%s: cannot open", path);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) || sb.st_size < 64) {
         close(fd);

@@ -4,7 +4,8 @@
 # a description, misspelt commands and options get a suggestion, --version
 # matches the header and what compile writes; sampling defaults come from the
 # model's generation_config.json (else llama.cpp's), the seed is random unless
-# given, --greedy makes a run repeatable.
+# given, --greedy makes a run repeatable; errors say what to do (Ollama's and
+# llama.cpp's command names point at duet's), docs/CLI.md is the help.
 DUET=${DUET:-build/duet}
 M=tests/fixtures/models/tiny-qwen2
 pass=0; fail=0
@@ -110,6 +111,25 @@ grep -q "do not fit the model's positions (64 positions): at most 63 tokens" "$t
     || bad "--max-tokens past the model's positions: $(cat "$tmp/err")"
 "$DUET" generate "$M" --ids 1,2 --max-tokens 5 --greedy > /dev/null 2> "$tmp/err"
 [ ! -s "$tmp/err" ] && ok || bad "a warning when everything fits: $(cat "$tmp/err")"
+
+# what a user of Ollama or llama.cpp types first
+"$DUET" run "$M" 2> "$tmp/err"
+grep -q 'unknown command "run": use duet chat MODEL (as ollama run)' "$tmp/err" && ok || bad "duet run: $(cat "$tmp/err")"
+"$DUET" show x.duet 2> "$tmp/err"
+grep -q 'use duet inspect FILE.duet' "$tmp/err" && ok || bad "duet show: $(cat "$tmp/err")"
+for c in "inspect $tmp/none.duet" "generate $tmp/none --ids 1" "chat $tmp/none" "compile $tmp/none -o $tmp/x.duet"; do
+    "$DUET" $c < /dev/null 2> "$tmp/err"
+    grep -q "^duet: error: $tmp/none[.a-z]*: no such file or folder$" "$tmp/err" && ok || bad "$c: $(cat "$tmp/err")"
+done
+"$DUET" logits "$M" --ids 1,2,3 --all -o "$tmp/l.f32" 2> "$tmp/err"
+grep -q "^wrote $tmp/l.f32: 3 x 151936 float32 logits (every position), 1823232 bytes$" "$tmp/err" && \
+    [ "$(wc -c < "$tmp/l.f32")" -eq 1823232 ] && ok || bad "logits says what it wrote: $(cat "$tmp/err")"
+echo '{"type": "object",' > "$tmp/bad_schema.json"
+"$DUET" generate "$M" --chat hi --json-schema "$tmp/bad_schema.json" 2> "$tmp/err" > /dev/null
+grep -q "^duet: error: $tmp/bad_schema.json: " "$tmp/err" && ok || bad "a bad schema names its file: $(cat "$tmp/err")"
+
+# docs/CLI.md is the help as the binary prints it
+if DUET="$DUET" sh docs/cli.sh --stdout | cmp -s - docs/CLI.md; then ok; else bad "docs/CLI.md is out of date: run sh docs/cli.sh"; fi
 
 echo "help: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
