@@ -99,7 +99,8 @@ unsigned char *duet_image_build(const unsigned char *old, size_t old_len, cJSON 
         if (off < (long long)old_bo || size < 0 || (unsigned long long)(off + size) > old_len) continue;
         char hex[17];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits(old + off, (size_t)size));
-        cJSON_ReplaceItemInObjectCaseSensitive(h, "xxh3", cJSON_CreateString(hex));
+        cJSON *n = cJSON_CreateString(hex);
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(h, "xxh3", n)) cJSON_Delete(n); /* no "xxh3" to replace */
     }
     free(txt); /* same length: the hashes are 16 digits before and after */
     txt = cJSON_PrintUnformatted(meta);

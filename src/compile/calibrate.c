@@ -58,11 +58,12 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
         if (messages_check(msgs, where, e)) {
             /* e says which message and field */
         } else {
-            if (!*ct) {
+            if (!*ct && base_dir) {
                 char p[4096];
                 snprintf(p, sizeof p, "%s/tokenizer_config.json", base_dir);
                 *ct = chat_template_load_file(p, e);
             }
+            if (!*ct && !base_dir) err_set(e, "no chat template");
             if (*ct) out = chat_template_render(*ct, msgs, NULL, 0, e);
             if (!out) err_prefix(e, "%s", name);
         }
@@ -73,34 +74,28 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
     return out;
 }
 
-int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e)
+int calib_load_buf(CalibSet *s, const char *buf, size_t len, const char *path, const Tokenizer *tok, ChatTemplate **ct,
+                   const char *base_dir, Err *e)
 {
     memset(s, 0, sizeof *s);
-    size_t len;
-    char *buf = file_read(path, &len, e);
-    if (!buf) return -1;
-    char tp[4096];
-    snprintf(tp, sizeof tp, "%s/tokenizer.json", base_dir);
-    Tokenizer *tok = tokenizer_load_file(tp, e);
-    ChatTemplate *ct = NULL;
-    int rc = tok ? 0 : -1, lineno = 0, cap = 0;
-    for (char *p = buf; !rc && p < buf + len;) {
-        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+    int rc = 0, lineno = 0, cap = 0;
+    for (const char *p = buf; !rc && p < buf + len;) {
+        const char *nl = memchr(p, '\n', (size_t)(buf + len - p));
         size_t ll = nl ? (size_t)(nl - p) : (size_t)(buf + len - p);
         lineno++;
-        char *line = p;
+        const char *line = p;
         p += ll + 1;
         size_t k = 0;
         while (k < ll && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
         if (k == ll) continue; /* blank lines are allowed */
-        char *text = line_text(line, ll, path, lineno, base_dir, &ct, e);
+        char *text = line_text(line, ll, path, lineno, base_dir, ct, e);
         if (!text) {
             rc = -1;
             break;
         }
         int *ids = NULL, n = 0;
         if (tokenizer_encode(tok, text, strlen(text), &ids, &n, e)) {
-            rc = err_prefix(e, "%s:%d: ", path, lineno);
+            rc = err_prefix(e, "%s:%d", path, lineno);
         } else if (n == 0) {
             rc = err_set(e, "%s:%d: the text encodes to no tokens", path, lineno);
         } else {
@@ -124,10 +119,24 @@ int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e)
         free(text);
     }
     if (!rc && s->n == 0) rc = err_set(e, "%s: no calibration prompts (expected JSON lines of {\"text\": ...} or {\"messages\": [...]})", path);
+    if (rc) calib_free(s);
+    return rc;
+}
+
+int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e)
+{
+    memset(s, 0, sizeof *s);
+    size_t len;
+    char *buf = file_read(path, &len, e);
+    if (!buf) return -1;
+    char tp[4096];
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", base_dir);
+    Tokenizer *tok = tokenizer_load_file(tp, e);
+    ChatTemplate *ct = NULL;
+    int rc = tok ? calib_load_buf(s, buf, len, path, tok, &ct, base_dir, e) : -1;
     tokenizer_free(tok);
     chat_template_free(ct);
     free(buf);
-    if (rc) calib_free(s);
     return rc;
 }
 

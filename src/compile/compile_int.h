@@ -8,6 +8,8 @@
 #include "compile/compile.h"
 #include "compile/qrow.h"
 #include "run/model.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
 
 /* Activation statistics of one linear layer's input over the calibration
  * set, in two splits: [0] the fitting prompts, [1] the held-out prompts
@@ -92,6 +94,12 @@ void qmodel_free(QModel *q); /* safe on zeroed */
 /* Reads the JSON lines calibration file at path: {"text": ...} or
  * {"messages": [...]} rendered with the base folder's chat template. */
 int calib_load(CalibSet *s, const char *path, const char *base_dir, Err *e);
+/* The same over the file's bytes (buf, len; `path` for messages) with the
+ * tokenizer given; *ct is the chat template, loaded from base_dir when a
+ * line needs it and *ct is NULL (base_dir may be NULL: then none). The
+ * fuzz target calls it. */
+int calib_load_buf(CalibSet *s, const char *buf, size_t len, const char *path, const Tokenizer *tok, ChatTemplate **ct,
+                   const char *base_dir, Err *e);
 void calib_free(CalibSet *s);
 
 /* Runs every prompt through src, with no adapter and with each of its
