@@ -9,7 +9,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  ?=
-CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -fopenmp-simd -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror=vla -fopenmp-simd -fPIC -D_GNU_SOURCE -Iinclude -Isrc -pthread $(SAN)
 LDFLAGS += $(SAN) -pthread
 LDLIBS  += -lcjson -lpcre2-8 -lutf8proc -lxxhash -lm
 

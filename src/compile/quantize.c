@@ -57,6 +57,7 @@ typedef struct RowJob {
     const float *s;    /* (cols) column scales folded into the weights, or NULL */
     const float *w;    /* (cols) block-scale search weights, or NULL */
     const float *U;    /* (cols, cols) GPTQ factor, or NULL */
+    _Atomic int *oom;  /* set by a task without memory for its row */
 } RowJob;
 
 static void row_task(void *ctx, int task)
@@ -65,7 +66,11 @@ static void row_task(void *ctx, int task)
     int cols = j->src->cols, r1 = (task + 1) * QUANT_ROWS;
     if (r1 > j->src->rows) r1 = j->src->rows;
     size_t rb = qmat_data_bytes(j->t, 1, cols), sb = qmat_scale_bytes(j->t, 1, cols) / 2;
-    float row[cols];
+    float *row = malloc((size_t)cols * sizeof *row);
+    if (!row) {
+        *j->oom = 1;
+        return;
+    }
     for (int r = task * QUANT_ROWS; r < r1; r++) {
         qmat_row_f32(row, j->src, r);
         if (j->s)
@@ -78,12 +83,18 @@ static void row_task(void *ctx, int task)
         default: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
         }
     }
+    free(row);
 }
 
-/* Quantizes all rows of j->src as j says, split over k's threads. */
-static void quant_rows(Kern *k, const RowJob *j)
+/* Quantizes all rows of j->src as j says, split over k's threads.
+ * 0, or -1 with *e set when a task had no memory for its row. */
+static int quant_rows(Kern *k, const RowJob *j, Err *e)
 {
-    kern_parallel(k, (j->src->rows + QUANT_ROWS - 1) / QUANT_ROWS, row_task, (void *)j);
+    _Atomic int oom = 0;
+    RowJob jj = *j;
+    jj.oom = &oom;
+    kern_parallel(k, (j->src->rows + QUANT_ROWS - 1) / QUANT_ROWS, row_task, &jj);
+    return oom ? err_set(e, "out of memory quantizing a %d x %d matrix", j->src->rows, j->src->cols) : 0;
 }
 
 /* Per-column mean x^2 and mean |x| over the splits in mask (bit h: split h). */
@@ -183,8 +194,8 @@ static int cand_build(Search *S, const Group *g, const Cand *c, int mask, const 
     }
     for (int i = 0; i < g->n; i++) {
         RowJob j = {data[i], scales[i], g->t[i], cfg->round, g->src[i], c->alpha ? S->s : NULL,
-                    c->weighted ? S->w : NULL, c->gptq ? S->U : NULL};
-        quant_rows(k, &j);
+                    c->weighted ? S->w : NULL, c->gptq ? S->U : NULL, NULL};
+        if (quant_rows(k, &j, e)) return -1;
     }
     *in_scale = c->alpha ? S->cin : NULL;
     return 0;
@@ -331,8 +342,8 @@ static int group_quant(QModel *q, Group *g, const QuantCfg *cfg, Kern *k, QuantC
     if (quantized && g->st && (g->st->s[0].n_x || g->st->s[1].n_x) && g->methods)
         return group_calibrated(q, g, cfg, k, ch, e);
     for (int i = 0; i < g->n; i++) {
-        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, g->t[i], cfg->round, g->src[i], NULL, NULL, NULL};
-        quant_rows(k, &j);
+        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, g->t[i], cfg->round, g->src[i], NULL, NULL, NULL, NULL};
+        if (quant_rows(k, &j, e)) return -1;
     }
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "kern/kern.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kern/qblock.h"
@@ -60,53 +61,71 @@ static uint16_t load_u16(const void *p, size_t i)
     return v;
 }
 
-void qmat_row_f32(float *out, const QMat *W, int row)
+/* Values j0 .. j0+n-1 of row `row` of W as float32 into out[0..n). */
+static void row_part(float *out, const QMat *W, int row, size_t j0, size_t n)
 {
     size_t c = (size_t)W->cols, nb = nblocks(W->cols), base = (size_t)row * c;
     switch (W->type) {
-    case DT_F32: memcpy(out, (const float *)W->data + base, c * 4); break;
+    case DT_F32: memcpy(out, (const float *)W->data + base + j0, n * 4); break;
     case DT_F16:
-        for (size_t j = 0; j < c; j++) out[j] = f16_to_f32(load_u16(W->data, base + j));
+        for (size_t j = 0; j < n; j++) out[j] = f16_to_f32(load_u16(W->data, base + j0 + j));
         break;
     case DT_BF16:
-        for (size_t j = 0; j < c; j++) out[j] = bf16_to_f32(load_u16(W->data, base + j));
+        for (size_t j = 0; j < n; j++) out[j] = bf16_to_f32(load_u16(W->data, base + j0 + j));
         break;
     case DT_Q8: {
         const int8_t *q = (const int8_t *)W->data + (size_t)row * nb * QBLOCK;
-        for (size_t j = 0; j < c; j++)
-            out[j] = q[j] * f16_to_f32(W->scales[(size_t)row * nb + j / QBLOCK]);
+        for (size_t j = j0; j < j0 + n; j++)
+            out[j - j0] = q[j] * f16_to_f32(W->scales[(size_t)row * nb + j / QBLOCK]);
         break;
     }
     case DT_Q4: {
         const uint8_t *q = (const uint8_t *)W->data + (size_t)row * nb * (QBLOCK / 2);
-        for (size_t j = 0; j < c; j++) {
+        for (size_t j = j0; j < j0 + n; j++) {
             size_t b = j / QBLOCK, i = j % QBLOCK;
             uint8_t byte = q[b * 16 + (i & 15)];
             int nib = i < 16 ? (byte & 15) : (byte >> 4);
-            out[j] = (float)(nib - 8) * f16_to_f32(W->scales[(size_t)row * nb + b]);
+            out[j - j0] = (float)(nib - 8) * f16_to_f32(W->scales[(size_t)row * nb + b]);
         }
         break;
     }
     default: { /* the other block types, block by block */
         const uint8_t *q = (const uint8_t *)W->data + (size_t)row * nb * qb_bytes(W->type);
-        for (size_t b = 0; b < nb; b++) {
+        for (size_t b = j0 / QBLOCK; b * QBLOCK < j0 + n; b++) {
             int v[QBLOCK];
             qb_values(W->type, q, (int)nb, (int)b, v);
             float d = f16_to_f32(W->scales[(size_t)row * nb + b]);
-            for (size_t i = 0; i < QBLOCK && b * QBLOCK + i < c; i++) out[b * QBLOCK + i] = (float)v[i] * d;
+            for (size_t i = 0; i < QBLOCK; i++) {
+                size_t j = b * QBLOCK + i;
+                if (j >= j0 && j < j0 + n) out[j - j0] = (float)v[i] * d;
+            }
         }
         break;
     }
     }
     if (W->in_scale)
-        for (size_t j = 0; j < c; j++) out[j] *= W->in_scale[j];
+        for (size_t j = 0; j < n; j++) out[j] *= W->in_scale[j0 + j];
+}
+
+void qmat_row_f32(float *out, const QMat *W, int row)
+{
+    row_part(out, W, row, 0, (size_t)W->cols);
 }
 
 void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n)
 {
-    float row[W->cols > 0 ? W->cols : 1];
+    /* f32 rows are read in place; others converted into a heap row (cols
+     * reaches 2^20: no stack array). Without memory every output is NaN,
+     * which the run checks stop at. */
+    int direct = W->type == DT_F32 && !W->in_scale;
+    float *buf = direct ? NULL : malloc((size_t)(W->cols > 0 ? W->cols : 1) * sizeof *buf);
+    if (!direct && !buf) {
+        for (size_t i = 0; i < (size_t)n * W->rows; i++) Y[i] = NAN;
+        return;
+    }
     for (int r = 0; r < W->rows; r++) {
-        qmat_row_f32(row, W, r);
+        const float *row = direct ? (const float *)W->data + (size_t)r * W->cols : buf;
+        if (!direct) qmat_row_f32(buf, W, r);
         for (int t = 0; t < n; t++) {
             const float *x = X + (size_t)t * W->cols;
             double acc = 0;
@@ -114,13 +133,17 @@ void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n)
             Y[(size_t)t * W->rows + r] = (float)acc;
         }
     }
+    free(buf);
 }
 
 void qmat_row_f32_to_f16(uint16_t *out, const QMat *W, int row)
 {
-    float tmp[W->cols > 0 ? W->cols : 1];
-    qmat_row_f32(tmp, W, row);
-    for (int j = 0; j < W->cols; j++) out[j] = f32_to_f16(tmp[j]);
+    float tmp[256]; /* the row 256 values at a time (no stack array sized by cols) */
+    for (int j0 = 0; j0 < W->cols; j0 += 256) {
+        int n = W->cols - j0 < 256 ? W->cols - j0 : 256;
+        row_part(tmp, W, row, (size_t)j0, (size_t)n);
+        for (int j = 0; j < n; j++) out[j0 + j] = f32_to_f16(tmp[j]);
+    }
 }
 
 void kern_silu_mul_ref(float *y, const float *g, const float *u, size_t n)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/limits.h"
 #include "util/half.h"
 
 /* cached positions per block: one block of keys (and of values, transposed)
@@ -12,6 +13,13 @@
 /* bound on the queries (rows x heads) x head_dim of one task, so the task's
  * working set (query tile, accumulators, product) stays small on the stack */
 #define ATT_QFLOATS 8192
+/* and on its queries (rows x heads of a group): the score tile is
+ * ATT_QROWS x ATT_NB floats. Every tile is a fixed array sized by these and
+ * by LIMIT_HEAD_DIM (config checks), never by the model's numbers. */
+#define ATT_QROWS 256
+/* splits of one decode row's positions at most (their weights are merged
+ * on the stack) */
+#define ATT_MAX_SPLIT 256
 
 /* runs shorter than this (decode) go per row: kern_attn_f16 per KV head
  * (f16 cache) or position by position per query head (f32) */
@@ -62,7 +70,7 @@ static void attn_row(const AttnJob *j, int r, int h)
     const float *q = j->q + ((size_t)r * nh + h) * hd;
     float *o = j->out + ((size_t)r * nh + h) * hd;
     size_t base = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)kvh * hd, stride = (size_t)kv->kv_dim;
-    float acc[hd], sc[ATT_NB], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
+    float acc[LIMIT_HEAD_DIM], sc[ATT_NB], mx = -INFINITY, sum = 0, scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < hd; i++) acc[i] = 0;
     for (int t0 = 0; t0 <= row->pos; t0 += ATT_NB) {
         int nb = row->pos + 1 - t0 < ATT_NB ? row->pos + 1 - t0 : ATT_NB;
@@ -99,12 +107,18 @@ static void attn_split(const AttnJob *j, const AttnTask *t)
     const ModelConfig *c = j->c;
     int hd = c->head_dim, nh = c->n_heads, G = nh / c->n_kv_heads;
     const KVCache *kv = j->rows[t->r0].kv;
-    float Q[G * hd], scale = 1.0f / sqrtf((float)hd), *part = j->part + (size_t)t->part * G * (hd + 2);
+    float Qs[ATT_QFLOATS], scale = 1.0f / sqrtf((float)hd), *part = j->part + (size_t)t->part * G * (hd + 2);
+    float *Q = G * hd <= ATT_QFLOATS ? Qs : malloc((size_t)G * hd * sizeof *Q); /* wide groups: up to 64 x 512 */
     const float *q = j->q + ((size_t)t->r0 * nh + (size_t)t->head * G) * hd;
+    if (!Q) { /* no memory: this split counts for nothing (weight 0 in the merge) */
+        for (int g = 0; g < G; g++) part[G * hd + G + g] = 0;
+        return;
+    }
     for (int i = 0; i < G * hd; i++) Q[i] = q[i] * scale;
     size_t off = ((size_t)j->layer * kv->n_ctx + t->p0) * kv->kv_dim + (size_t)t->head * hd;
     kern_attn_f16(j->k, part, part + G * hd, part + G * hd + G, Q, G, hd, (const uint16_t *)kv->k + off,
                   (const uint16_t *)kv->v + off, (size_t)kv->kv_dim, t->p1 - t->p0);
+    if (Q != Qs) free(Q);
 }
 
 /* The splits of one (decode row, KV head) merged into its G output heads. */
@@ -115,7 +129,7 @@ static void attn_merge(const AttnJob *j, const AttnTask *t, int n_split)
     size_t stride = (size_t)G * (hd + 2);
     const float *part = j->part + (size_t)t->part * stride;
     for (int g = 0; g < G; g++) {
-        float M = -INFINITY, L = 0, w[n_split];
+        float M = -INFINITY, L = 0, w[ATT_MAX_SPLIT]; /* n_split <= ATT_MAX_SPLIT (attention()) */
         for (int sp = 0; sp < n_split; sp++) M = fmaxf(M, part[sp * stride + G * hd + g]);
         for (int sp = 0; sp < n_split; sp++) {
             const float *ps = part + sp * stride;
@@ -161,8 +175,9 @@ static void attn_run(void *ctx, int ti)
     int last = rows[t->nr - 1].pos; /* rows are in increasing position order */
     float scale = 1.0f / sqrtf((float)hd);
 
-    float Q[m * hd], acc[m * hd], pv[m * hd], S[m * ATT_NB], mx[m], sum[m];
-    float Kb[ATT_NB * hd], Vt[hd * ATT_NB], tmp[hd];
+    /* m * hd <= ATT_QFLOATS and m <= ATT_QROWS (attention()'s max_rows) */
+    float Q[ATT_QFLOATS], acc[ATT_QFLOATS], pv[ATT_QFLOATS], S[ATT_QROWS * ATT_NB], mx[ATT_QROWS], sum[ATT_QROWS];
+    float Kb[ATT_NB * LIMIT_HEAD_DIM], Vt[LIMIT_HEAD_DIM * ATT_NB], tmp[LIMIT_HEAD_DIM];
     for (int i = 0; i < m; i++) {
         const float *src = j->q + ((size_t)(t->r0 + i / G) * nh + t->head * G + i % G) * hd;
         for (int d = 0; d < hd; d++) Q[i * hd + d] = src[d] * scale;
@@ -170,7 +185,7 @@ static void attn_run(void *ctx, int ti)
         sum[i] = 0;
     }
     if (kv->type == KV_F16) { /* the backend's blocked kernel, when it has one for this head size */
-        int vis[m];
+        int vis[ATT_QROWS];
         for (int i = 0; i < m; i++) vis[i] = rows[i / G].pos + 1;
         size_t off = (size_t)j->layer * kv->n_ctx * kv->kv_dim + (size_t)t->head * hd;
         if (!kern_attn_prefill_f16(j->k, acc, mx, sum, Q, m, hd, (const uint16_t *)kv->k + off,
@@ -179,7 +194,7 @@ static void attn_run(void *ctx, int ti)
             return;
         }
     }
-    memset(acc, 0, sizeof acc);
+    memset(acc, 0, (size_t)m * hd * sizeof *acc);
     for (int p0 = 0; p0 <= last; p0 += ATT_NB) {
         int nb = last + 1 - p0 < ATT_NB ? last + 1 - p0 : ATT_NB;
         for (int b = 0; b < nb; b++) {
@@ -234,6 +249,7 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
 {
     int G = c->n_heads / c->n_kv_heads;
     int max_rows = ATT_QFLOATS / (G * c->head_dim);
+    if (max_rows > ATT_QROWS / G) max_rows = ATT_QROWS / G;
     if (max_rows < 1) max_rows = 1;
     /* runs of consecutive rows of one sequence, cut at max_rows, times KV
      * heads; decode-sized runs: per row, times KV heads and splits of the
@@ -245,6 +261,7 @@ int attention(const ModelConfig *c, Kern *k, const BatchRow *rows, int n, int la
     }
     /* enough splits that every thread has work, none under ATT_MIN_SPLIT positions */
     int want = n_dec ? (kern_threads(k) + n_dec * c->n_kv_heads - 1) / (n_dec * c->n_kv_heads) : 1;
+    if (want > ATT_MAX_SPLIT) want = ATT_MAX_SPLIT;
     int max_tasks = n * (c->n_heads > c->n_kv_heads * want ? c->n_heads : c->n_kv_heads * want);
     AttnTask *tasks = malloc((size_t)max_tasks * sizeof *tasks);
     float *part = NULL;
@@ -301,7 +318,11 @@ void attention_ref(const ModelConfig *c, const BatchRow *rows, int n, int layer,
         const KVCache *kv = rows[r].kv;
         for (int h = 0; h < nh; h++) {
             const float *qh = q + ((size_t)r * nh + h) * hd;
-            double acc[hd], mx = -INFINITY, sum = 0, sc[rows[r].pos + 1];
+            double acc[LIMIT_HEAD_DIM], mx = -INFINITY, sum = 0, *sc = malloc(((size_t)rows[r].pos + 1) * sizeof *sc);
+            if (!sc) { /* the reference for tests: no memory gives NaN */
+                for (int i = 0; i < hd; i++) out[((size_t)r * nh + h) * hd + i] = NAN;
+                continue;
+            }
             for (int p = 0; p <= rows[r].pos; p++) {
                 size_t off = ((size_t)layer * kv->n_ctx + p) * kv->kv_dim + (size_t)(h / G) * hd;
                 double d = 0;
@@ -321,6 +342,7 @@ void attention_ref(const ModelConfig *c, const BatchRow *rows, int n, int layer,
                                                       : f16_to_f32(((const uint16_t *)kv->v)[off + i]));
             }
             for (int i = 0; i < hd; i++) out[((size_t)r * nh + h) * hd + i] = (float)(acc[i] / sum);
+            free(sc);
         }
     }
 }
