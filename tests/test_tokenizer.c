@@ -541,6 +541,58 @@ static void test_bad_json(void)
                       "vocab id too large");
 }
 
+/* Issue 16 item 8: the split regex's work is bounded per call, not per
+ * match. 12 MB of spaces (no merges, so BPE is linear) used to fail with
+ * PCRE2's "match limit exceeded" (\s*[\r\n]+ backtracks over the whole
+ * run once); a pattern whose every match backtracks ~45k steps used to run
+ * to the end (20k letters: 9e8 steps, seconds) and is now refused naming
+ * tokenizer.json once its budget is spent. */
+static void test_regex_limits(void)
+{
+    Err e = {{0}};
+    Tokenizer *t = mini("BPE", "\"aa\": 256", "[]", "[]", "null", QWEN_PRE, &e);
+    CHECK(t != NULL, "Qwen-style split, no merges: %s", e.msg);
+    size_t n = 12u << 20;
+    char *s = malloc(n + 1);
+    if (t && s) {
+        memset(s, ' ', n);
+        s[n - 1] = 'x';
+        int *ids = NULL, ni = 0;
+        double t0 = now_s();
+        int rc = tokenizer_encode(t, s, n, &ids, &ni, &e);
+        CHECK(rc == 0 && ni == (int)n, "12 MB of spaces encode (%d ids, %.2f s): %s", ni, now_s() - t0, rc ? e.msg : "");
+        free(ids);
+        memset(s, ' ', n);
+        for (size_t i = 4096; i < n; i += 4096) s[i] = '\n'; /* runs of spaces between newlines */
+        rc = tokenizer_encode(t, s, n, &ids, &ni, &e);
+        CHECK(rc == 0 && ni == (int)n, "12 MB of spaces and newlines encode: %s", rc ? e.msg : "");
+        free(ids);
+    }
+    tokenizer_free(t);
+    const char *hostile = "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                          "\"a{0,64}a{0,64}a{0,64}b|a\"}, \"behavior\": \"Isolated\", \"invert\": false}, "
+                          "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}]}";
+    t = mini("BPE", "\"aa\": 256", "[]", "[]", "null", hostile, &e);
+    CHECK(t != NULL, "a backtracking split pattern loads: %s", e.msg);
+    if (t && s) {
+        size_t m = 20000;
+        memset(s, 'a', m);
+        int *ids = NULL, ni = 0;
+        double t0 = now_s();
+        int rc = tokenizer_encode(t, s, m, &ids, &ni, &e);
+        double dt = now_s() - t0;
+        CHECK(rc == -1 && strstr(e.msg, "needs too much work") && strstr(e.msg, "tokenizer.json"),
+              "20k letters under a backtracking pattern: refused naming tokenizer.json (%.2f s): %s", dt, e.msg);
+        free(ids);
+        memset(s, 'a', 100);
+        rc = tokenizer_encode(t, s, 100, &ids, &ni, &e);
+        CHECK(rc == 0 && ni == 100, "100 letters under it still encode (within the budget): %s", rc ? e.msg : "");
+        free(ids);
+    }
+    tokenizer_free(t);
+    free(s);
+}
+
 int main(void)
 {
     Err e = {{0}};
@@ -560,5 +612,6 @@ int main(void)
     tokenizer_free(NULL);
     test_synthetic();
     test_bad_json();
+    test_regex_limits();
     return check_summary("tokenizer");
 }

@@ -14,6 +14,18 @@
 #define CACHE_MAX_WORD 64
 #define CACHE_MAX_SLOTS (1u << 16)
 
+/* Regex work (PCRE2 match-limit units, a few ns each with JIT). A split
+ * match first runs under REGEX_FIRST units; one that needs more is retried
+ * with the limit doubled, every attempt past the first charged to the
+ * call's budget of REGEX_BASE + REGEX_PER_BYTE units per byte of text. A
+ * plain pattern's match needs more than REGEX_FIRST only on long runs
+ * (10 MB of spaces: ~10M units, once); a pattern that backtracks (a
+ * hostile tokenizer.json) is stopped once the budget is spent, so the work
+ * stays linear in the text (at most REGEX_FIRST per match + the budget). */
+#define REGEX_FIRST 2048u
+#define REGEX_BASE 100000000ull
+#define REGEX_PER_BYTE 1024ull
+
 typedef struct CacheEnt {
     uint64_t hash;
     uint32_t key_off, key_len; /* in Cache.keys */
@@ -38,6 +50,7 @@ typedef struct Enc {
     pcre2_jit_stack *jstack;
     unsigned char *pbuf; /* piece with the ByteLevel prefix space */
     size_t pcap;
+    uint64_t regex_budget; /* units left for retried matches (REGEX_*) */
     Err *e;
 } Enc;
 
@@ -156,20 +169,36 @@ static int split_level(Enc *c, int level, const unsigned char *s, size_t n)
     const pcre2_code *re = level < t->n_split ? t->split[level] : t->bl_split;
     pcre2_match_data *md = c->md[level];
     size_t pos = 0, gap = 0;
+    uint64_t limit = REGEX_FIRST;
     while (pos < n) {
+        pcre2_set_match_limit(c->mctx, (uint32_t)limit);
         int rc = pcre2_match(re, s, n, pos, PCRE2_NO_UTF_CHECK, md, c->mctx);
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !c->jstack) {
             /* a pathological piece: give JIT a larger stack and retry */
             c->jstack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
-            if (!c->jstack || (!c->mctx && !(c->mctx = pcre2_match_context_create(NULL)))) return oom(c);
+            if (!c->jstack) return oom(c);
             pcre2_jit_stack_assign(c->mctx, NULL, c->jstack);
             continue;
         }
+        if (rc == PCRE2_ERROR_MATCHLIMIT) { /* retry with twice the limit, charged to the budget */
+            uint64_t next = limit * 2 > UINT32_MAX ? UINT32_MAX : limit * 2;
+            if (next > c->regex_budget || next == limit)
+                return err_set(c->e,
+                               "tokenizer_encode: the pre-tokenizer regex needs too much work at byte %zu of a "
+                               "%zu-byte piece (the budget is %llu PCRE2 match steps + %llu per byte of text): the "
+                               "Split pattern in tokenizer.json backtracks without bound (use the model's own "
+                               "tokenizer.json)",
+                               pos, n, REGEX_BASE, REGEX_PER_BYTE);
+            c->regex_budget -= next;
+            limit = next;
+            continue;
+        }
+        limit = REGEX_FIRST;
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[120];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            return err_set(c->e, "tokenizer_encode: pre-tokenizer regex failed: %s", (const char *)msg);
+            return err_set(c->e, "tokenizer_encode: pre-tokenizer regex failed at byte %zu of a %zu-byte piece: %s (the Split pattern in tokenizer.json)", pos, n, (const char *)msg);
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
@@ -294,9 +323,9 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int **ids
     if (ok != len)
         return err_set(e, "tokenizer_encode: invalid UTF-8 at byte offset %zu (byte 0x%02X)", ok, s[ok]);
     if (len > INT32_MAX) return err_set(e, "tokenizer_encode: text of %zu bytes is too long", len);
-    Enc c = {.t = t, .e = e};
-    int r = 0;
-    for (int i = 0; i <= t->n_split; i++)
+    Enc c = {.t = t, .e = e, .regex_budget = REGEX_BASE + REGEX_PER_BYTE * (uint64_t)len};
+    int r = (c.mctx = pcre2_match_context_create(NULL)) ? 0 : oom(&c);
+    for (int i = 0; r == 0 && i <= t->n_split; i++)
         if (!(c.md[i] = pcre2_match_data_create(1, NULL))) r = oom(&c);
     if (r == 0) r = added_split(&c, &t->raw, s, len, normalize_piece);
     if (r == 0 && c.out.n > INT32_MAX) r = err_set(e, "tokenizer_encode: too many tokens");
