@@ -573,7 +573,9 @@ static void test_sessions(const char *duet)
     duet_session_create(b, &o, &sb);
     duet_session_append_tokens(sa, prompt, NP);
     duet_generate(sa, NULL, NULL);
-    const char *f = path_in("a.sess");
+    char fbuf[512]; /* path_in's buffers are reused */
+    snprintf(fbuf, sizeof fbuf, "%s", path_in("a.sess"));
+    const char *f = fbuf;
     CHECK(duet_session_save(sa, f) == DUET_OK, "save: %s", duet_session_errmsg(sa));
     int rc = duet_session_load(sb, f);
     CHECK(rc == DUET_ERR_MISMATCH, "a session of model A into B (one weight differs): %d %s", rc, duet_session_errmsg(sb));
@@ -600,6 +602,21 @@ static void test_sessions(const char *duet)
         CHECK(rc == DUET_ERR_FORMAT && strstr(duet_session_errmsg(sa), cases[i].want), "session file %s: %d %s",
               cases[i].msgs ? cases[i].msgs : "with a non-finite key", rc, duet_session_errmsg(sa));
         CHECK(duet_session_n_tokens(sa) == 0, "a refused file leaves the session cleared");
+    }
+    { /* a header claiming 1 GB of messages in a small file (valid checksum): refused before any allocation */
+        size_t n;
+        unsigned char *sb2 = duet_image_read(f, &n);
+        uint32_t big = 1u << 30;
+        if (sb2 && n > 72) {
+            memcpy(sb2 + 56, &big, 4);
+            uint64_t sum = XXH64(sb2, n - 8, 0);
+            memcpy(sb2 + n - 8, &sum, 8);
+            duet_image_write(path_in("huge.sess"), sb2, n);
+            rc = duet_session_load(sa, path_in("huge.sess"));
+            CHECK(rc == DUET_ERR_FORMAT && strstr(duet_session_errmsg(sa), "add up to 10737"),
+                  "1 GB of messages claimed by a %zu-byte file: %d %s", n, rc, duet_session_errmsg(sa));
+        }
+        free(sb2);
     }
     const char *good = sess_variant(f, "[{\"role\":\"user\",\"content\":\"hi\"}]", 0, "good.sess");
     rc = duet_session_load(sa, good);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "api/api_int.h"
@@ -100,6 +101,15 @@ static int load_body(duet_session *s, FILE *f, const char *path, XXH64_state_t *
     if (h.n_hist > s->o.n_ctx)
         return api_serr(s, DUET_ERR_CONTEXT_FULL, "%s: %d tokens do not fit this session's context of %d", path, h.n_hist,
                         s->o.n_ctx);
+    /* the sizes the header gives must add up to the file's: nothing is
+     * allocated on a header's word (a 40-byte file claiming 1 GB of messages) */
+    struct stat st;
+    unsigned long long want = sizeof h + (unsigned long long)h.msg_len + (unsigned long long)h.n_hist * sizeof *s->hist +
+                              2ull * (unsigned long long)s->kv.n_layers * (unsigned long long)h.n_past * row_bytes(&s->kv) +
+                              sizeof(uint64_t);
+    if (fstat(fileno(f), &st) || (unsigned long long)st.st_size != want)
+        return api_serr(s, DUET_ERR_FORMAT, "%s: the header's sizes add up to %llu bytes, the file has %lld (truncated or damaged)",
+                        path, want, (long long)st.st_size);
     char *msgs = NULL;
     if (h.msg_len) {
         if (!(msgs = malloc(h.msg_len + 1))) return api_serr(s, DUET_ERR_NOMEM, "out of memory");
