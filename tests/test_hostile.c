@@ -647,6 +647,21 @@ static void test_folders(void)
     duet_model_close(m);
     m = NULL;
 
+    /* a tokenizer.json that never ends (a planted symlink to /dev/zero): refused once 256 MiB were read */
+    {
+        const char *zd = base_with_config("zero", NULL);
+        char tp[700];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", zd);
+        unlink(tp);
+        if (access("/dev/zero", R_OK) == 0 && symlink("/dev/zero", tp) == 0) {
+            rc = duet_model_open(&m, zd, NULL, err, sizeof err);
+            CHECK(rc != DUET_OK && !m && strstr(err, "tokenizer.json") && strstr(err, "256 MiB"),
+                  "tokenizer.json -> /dev/zero: %d %s", rc, err);
+            duet_model_close(m);
+            m = NULL;
+        }
+    }
+
     /* a third shard with an unlisted duplicate of model.norm.weight, opened first */
     const char *dir = base_with_config("dup", NULL);
     char p[700];

@@ -231,7 +231,8 @@ static int parse_patterns(PeftPat **out, int *n, const cJSON *j, const char *fie
     for (const cJSON *p = v->child; p; p = p->next) {
         double d = p->valuedouble;
         if (!cJSON_IsNumber(p) || !(d == d) || d > 1e9 || d < -1e9)
-            return err_set(e, "%s: field \"%s\": value of \"%.200s\" is not a number", file, field, p->string);
+            return err_set(e, "%s: field \"%s\": value of \"%.200s\": expected a number in -1e9 .. 1e9", file, field,
+                           p->string);
         if (want_int && (d != (double)(long)d || d <= 0))
             return err_set(e, "%s: field \"%s\": rank of \"%.200s\" is %g (expected a positive integer)", file, field,
                            p->string, d);

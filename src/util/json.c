@@ -19,7 +19,13 @@ char *file_read(const char *path, size_t *len, Err *e)
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
-        cap *= 2;
+        if (n > FILE_READ_MAX) { /* /dev/zero, a planted symlink, a runaway file: memory stays bounded */
+            fclose(f);
+            free(buf);
+            err_set(e, "%s: larger than %d MiB, the most duet reads of a JSON or text file", path, FILE_READ_MAX >> 20);
+            return NULL;
+        }
+        cap = cap * 2 > (size_t)FILE_READ_MAX + 1 ? (size_t)FILE_READ_MAX + 1 : cap * 2;
         char *nb = realloc(buf, cap + 1);
         if (!nb) {
             free(buf);

@@ -9,8 +9,13 @@
 
 #include "util/err.h"
 
+/* The most bytes file_read returns: a larger file (or an endless one,
+ * /dev/zero) is an error once that much was read. */
+#define FILE_READ_MAX (256 << 20)
+
 /* Reads a whole file into a malloc'd, NUL-terminated buffer the caller frees.
- * *len (if non-NULL) receives the size without the NUL. NULL with *e set on failure. */
+ * *len (if non-NULL) receives the size without the NUL. NULL with *e set on
+ * failure, including a file over FILE_READ_MAX bytes. */
 char *file_read(const char *path, size_t *len, Err *e);
 
 /* Parses text of length len; `name` (a path) is used in messages, which give
