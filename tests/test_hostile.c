@@ -662,6 +662,27 @@ static void test_folders(void)
         }
     }
 
+    /* FIFOs planted as a .duet or as a shard: refused at once, the open does not wait for a writer */
+    {
+        const char *ff = path_in("fifo.duet");
+        if (mkfifo(ff, 0600) == 0) {
+            rc = duet_model_open(&m, ff, NULL, err, sizeof err);
+            CHECK(rc != DUET_OK && !m && strstr(err, "not a regular file"), "a FIFO as the .duet: %d %s", rc, err);
+            duet_model_close(m);
+            m = NULL;
+        }
+        const char *fd = base_with_config("fifoshard", NULL);
+        char sp[700];
+        snprintf(sp, sizeof sp, "%s/model-00002-of-00002.safetensors", fd);
+        unlink(sp);
+        if (mkfifo(sp, 0600) == 0) {
+            rc = duet_model_open(&m, fd, NULL, err, sizeof err);
+            CHECK(rc != DUET_OK && !m && strstr(err, "not a regular file"), "a FIFO as a shard: %d %s", rc, err);
+            duet_model_close(m);
+            m = NULL;
+        }
+    }
+
     /* a third shard with an unlisted duplicate of model.norm.weight, opened first */
     const char *dir = base_with_config("dup", NULL);
     char p[700];

@@ -151,7 +151,7 @@ int st_parse(StFile *f, const void *buf, size_t size, const char *name, Err *e)
 int st_open(StFile *f, const char *path, Err *e)
 {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO planted as a shard must not block the open */
     if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {

@@ -521,10 +521,14 @@ int model_open_duet(Model *m, const char *path, int flags, Err *e)
 {
     memset(m, 0, sizeof *m);
     m->merged = -1;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
     if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) || sb.st_size < 64) {
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 64) {
         close(fd);
         return err_set(e, "%s: truncated: %lld bytes, the header alone is 64", path, (long long)sb.st_size);
     }
