@@ -92,8 +92,9 @@ static void default_name(const char *path, char *out, size_t n)
     while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
     const char *b = strrchr(tmp, '/');
     b = b ? b + 1 : tmp;
-    snprintf(out, n, "%s", b);
-    l = strlen(out);
+    l = strlen(b) < n ? strlen(b) : n - 1; /* a longer name is cut to fit */
+    memcpy(out, b, l);
+    out[l] = 0;
     if (l > 5 && !strcmp(out + l - 5, ".duet")) out[l - 5] = 0;
 }
 
