@@ -254,13 +254,10 @@ static int added_split(Enc *c, const AddedSet *set, const unsigned char *s, size
         size_t at = i;
         for (; at < n && !hit; at++) {
             if (!set->first[s[at]]) continue;
-            for (int k = 0; k < set->n; k++) {
-                const AddedTok *a = &set->tok[k];
-                if (a->len <= n - at && !memcmp(s + at, a->text, a->len)) {
-                    hit = a;
-                    break;
-                }
-            }
+            int32_t node = 0, best = -1; /* the longest token at `at`: the deepest end on the trie walk */
+            for (size_t j = at; j < n && (node = added_next(set, node, s[j])) >= 0; j++)
+                if (set->term[node] >= 0) best = set->term[node];
+            if (best >= 0) hit = &set->tok[best];
         }
         if (!hit) break;
         size_t start = at - 1, stop = start + hit->len, j;

@@ -41,7 +41,21 @@ typedef struct AddedSet {
     AddedTok *tok; /* (n) */
     int n;
     unsigned char first[256]; /* 1 if some token starts with this byte */
+    /* a byte trie of the tokens, so the longest token at a position is found
+     * in one walk (at most ADDED_MAX_BYTES steps), whatever their number:
+     * node 0 the root; term[node] the token spelled up to it, or -1; the
+     * edges in an open-addressing table keyed by node * 256 + byte + 1 */
+    int32_t *term;
+    uint64_t *edge_key; /* 0: empty slot */
+    int32_t *edge_to;
+    size_t edge_mask;
 } AddedSet;
+
+/* the longest added token content, in bytes */
+#define ADDED_MAX_BYTES 1024
+
+/* The trie child of `node` by byte b, or -1. */
+int32_t added_next(const AddedSet *set, int32_t node, unsigned char b);
 
 struct Tokenizer {
     int n_ids;             /* max id + 1 */

@@ -33,6 +33,9 @@ void tokenizer_free(Tokenizer *t)
         AddedSet *set = s ? &t->norm : &t->raw;
         for (int i = 0; i < set->n; i++) free((char *)set->tok[i].text);
         free(set->tok);
+        free(set->term);
+        free(set->edge_key);
+        free(set->edge_to);
     }
     for (int i = 0; i < t->n_split; i++) pcre2_code_free(t->split[i]);
     pcre2_code_free(t->bl_split);
@@ -367,6 +370,52 @@ static int cmp_len_desc(const void *pa, const void *pb)
     return a->len < b->len ? 1 : a->len > b->len ? -1 : a->id - b->id;
 }
 
+static size_t edge_slot(const AddedSet *set, uint64_t key)
+{
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h ^ (h >> 29)) & set->edge_mask;
+    while (set->edge_key[i] && set->edge_key[i] != key) i = (i + 1) & set->edge_mask;
+    return i;
+}
+
+int32_t added_next(const AddedSet *set, int32_t node, unsigned char b)
+{
+    size_t i = edge_slot(set, (uint64_t)node * 256 + b + 1);
+    return set->edge_key[i] ? set->edge_to[i] : -1;
+}
+
+/* Builds set's trie from its tokens (sorted longest first: of two equal
+ * spellings the first is kept, as the linear search kept it). 0 or -1. */
+static int added_trie(AddedSet *set)
+{
+    size_t total = 1;
+    for (int k = 0; k < set->n; k++) total += set->tok[k].len;
+    size_t cap = 16;
+    while (cap < 2 * total) cap *= 2;
+    set->term = malloc(total * sizeof *set->term);
+    set->edge_key = calloc(cap, sizeof *set->edge_key);
+    set->edge_to = malloc(cap * sizeof *set->edge_to);
+    if (!set->term || !set->edge_key || !set->edge_to) return -1;
+    set->edge_mask = cap - 1;
+    set->term[0] = -1;
+    int32_t n_nodes = 1;
+    for (int k = 0; k < set->n; k++) {
+        int32_t node = 0;
+        for (size_t j = 0; j < set->tok[k].len; j++) {
+            uint64_t key = (uint64_t)node * 256 + (unsigned char)set->tok[k].text[j] + 1;
+            size_t i = edge_slot(set, key);
+            if (!set->edge_key[i]) {
+                set->edge_key[i] = key;
+                set->edge_to[i] = n_nodes;
+                set->term[n_nodes++] = -1;
+            }
+            node = set->edge_to[i];
+        }
+        if (set->term[node] < 0) set->term[node] = k;
+    }
+    return 0;
+}
+
 static int load_added(Tokenizer *t, const cJSON *added, const char *file, Err *e)
 {
     int n = cJSON_GetArraySize(added);
@@ -391,12 +440,18 @@ static int load_added(Tokenizer *t, const cJSON *added, const char *file, Err *e
         a.text = a.normalized ? (char *)utf8proc_NFC((const utf8proc_uint8_t *)c) : strdup(c);
         if (!a.text) return err_set(e, "%s: added token \"%.60s\" cannot be normalized", file, c);
         a.len = strlen(a.text);
+        if (a.len > ADDED_MAX_BYTES) {
+            free((char *)a.text);
+            return err_set(e, "%s: field \"added_tokens\": token %d is %zu bytes long (expected at most %d)", file, a.id,
+                           a.len, ADDED_MAX_BYTES);
+        }
         AddedSet *set = a.normalized ? &t->norm : &t->raw;
         set->tok[set->n++] = a;
         set->first[(unsigned char)a.text[0]] = 1;
     }
     qsort(t->raw.tok, (size_t)t->raw.n, sizeof(AddedTok), cmp_len_desc);
     qsort(t->norm.tok, (size_t)t->norm.n, sizeof(AddedTok), cmp_len_desc);
+    if (added_trie(&t->raw) || added_trie(&t->norm)) return err_set(e, "%s: out of memory for added tokens", file);
     return 0;
 }
 
