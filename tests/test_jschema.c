@@ -63,6 +63,12 @@ static void test_automaton(void)
                  (const char *const[]){"true", "\"ab\"", NULL}, (const char *const[]){"\"a\"", "1", NULL});
     check_schema("{\"type\":\"object\"}", (const char *const[]){"{}", "{\"q\":[1,{\"r\":\"s\"}],\"t\":-2.5}", NULL},
                  (const char *const[]){"[]", "{\"q\"}", "{,}", NULL});
+    /* additionalProperties a schema: the values of free keys follow it; beside properties only declared keys */
+    check_schema("{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9}}",
+                 (const char *const[]){"{}", "{\"x\":1,\"y z\":9}", NULL},
+                 (const char *const[]){"{\"x\":10}", "{\"x\":\"a\"}", "{\"x\":null}", NULL});
+    check_schema("{\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":{\"type\":\"number\"}}",
+                 (const char *const[]){"{}", "{\"a\":\"q\"}", NULL}, (const char *const[]){"{\"b\":1}", NULL});
     /* number ranges with no integer in them: sign and integer part fixed, at most 6 fraction digits */
     check_schema("{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}",
                  (const char *const[]){"0.5", "0.000001", "0.999999", "0.10", NULL},
@@ -88,6 +94,8 @@ static void test_automaton(void)
         {"{\"type\":\"number\",\"minimum\":2.001,\"maximum\":2.002}", "2.", 3},                  /* 001 */
         {"{\"type\":\"number\",\"minimum\":-0.0004,\"maximum\":-0.0003}", "-0", 5},            /* .0003 */
         {"{\"type\":\"number\",\"exclusiveMinimum\":0.5,\"exclusiveMaximum\":0.500002}", "0.5", 5}, /* 00001 */
+        /* the first branch '[' fits is taken: the second's [] is never written */
+        {"{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"minItems\":2},{\"type\":\"array\"}]}", "", 11},
     };
     for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
         if (compile(&s, cells[i].schema, &e)) {
@@ -126,7 +134,9 @@ static void test_errors(void)
         {"{\"type\":\"number\",\"minimum\":0.0000001,\"maximum\":0.0000002}", "at most 6 fraction digits"},
         {"{\"type\":\"number\",\"minimum\":5000000000.1,\"maximum\":5000000000.2}", "under 1e9"},
         {"{\"type\":\"integer\",\"minimum\":0.1,\"maximum\":0.5}", "no integer"},
-        {"{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}", "additionalProperties"},
+        {"{\"type\":\"object\",\"additionalProperties\":5}", "additionalProperties: expected true, false or a schema"},
+        {"{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\",\"pattern\":\"a\"}}",
+         "schema.additionalProperties: keyword \"pattern\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         JsSchema s;

@@ -371,7 +371,7 @@ static int step_object(JmState *m, const JsNode *n, JmFrame *f, int x)
         }
         if (f->st == OS_VALUE) {
             f->st = OS_AFTER;
-            return push(m, n->free_keys ? s->any : n->prop[f->b]) ? R_REJECT : R_AGAIN;
+            return push(m, n->free_keys ? (n->item >= 0 ? n->item : s->any) : n->prop[f->b]) ? R_REJECT : R_AGAIN;
         }
         if (f->st == OS_AFTER) {
             if (x == '}') return n->req_after[f->a] == 0 ? R_POP_OK : R_REJECT;
@@ -416,7 +416,7 @@ static int step_object(JmState *m, const JsNode *n, JmFrame *f, int x)
 static int need_object(const JmState *m, const JsNode *n, const JmFrame *f)
 {
     const JsSchema *s = m->s;
-    int anymin = s->node[s->any].minlen;
+    int anymin = n->free_keys ? s->node[n->item >= 0 ? n->item : s->any].minlen : 0; /* a free key's value */
     switch (f->st) {
     case OS_START: return n->minlen;
     case OS_FIRST: return n->req_after[0] - (n->req_after[0] ? 1 : 0) + 1;

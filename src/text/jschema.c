@@ -211,9 +211,14 @@ static int union_node(JsSchema *s, const int *alts, int cnt, Err *e)
     memcpy(n->alt, alts, (size_t)cnt * sizeof *alts);
     n->n = cnt;
     n->minlen = 1 << 30;
+    /* the first branch a byte fits is taken: a branch whose first bytes all
+     * belong to earlier ones is never entered, and its shortest value does
+     * not count (anyOf [{"required": [...]}, {}] is at least the first) */
     for (int i = 0; i < cnt; i++) {
         const JsNode *a = &s->node[alts[i]];
-        if (a->minlen < n->minlen) n->minlen = a->minlen;
+        int own = 0;
+        for (int b = 0; b < 32; b++) own |= a->first[b] & ~n->first[b];
+        if (own && a->minlen < n->minlen) n->minlen = a->minlen;
         for (int b = 0; b < 32; b++) n->first[b] |= a->first[b];
     }
     return id;
@@ -289,8 +294,16 @@ static int object_node(JsSchema *s, const cJSON *sch, int lenient, const char *w
     const cJSON *addl = cJSON_GetObjectItemCaseSensitive(sch, "additionalProperties");
     if (props && !cJSON_IsObject(props)) return err_set(e, "%s: properties: expected an object", where);
     if (req && !cJSON_IsArray(req)) return err_set(e, "%s: required: expected an array of names", where);
-    if (addl && !cJSON_IsBool(addl) && !lenient)
-        return err_set(e, "%s: additionalProperties: only true or false is supported (not a schema)", where);
+    if (addl && !cJSON_IsBool(addl) && !cJSON_IsObject(addl) && !lenient)
+        return err_set(e, "%s: additionalProperties: expected true, false or a schema", where);
+    /* a schema for other keys: the values of an object without properties;
+     * beside properties only declared keys are written, so it is only checked */
+    int addl_node = -1;
+    if (cJSON_IsObject(addl)) {
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s.additionalProperties", where);
+        if ((addl_node = compile_node(s, addl, lenient, sub, depth + 1, e)) < 0) return -1;
+    }
     int np = props ? cJSON_GetArraySize(props) : 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, req)
@@ -310,7 +323,8 @@ static int object_node(JsSchema *s, const cJSON *sch, int lenient, const char *w
     n->req_after = calloc((size_t)cap + 1, sizeof *n->req_after);
     if (!n->key || !n->klen || !n->prop || !n->req || !n->req_after) return err_set(e, "schema: out of memory");
     n->free_keys = !props && !cJSON_IsFalse(addl); /* "properties": {} declares none */
-    if (n->free_keys && any_node(s, e) < 0) return -1;
+    n->item = n->free_keys ? addl_node : -1;
+    if (n->free_keys && any_node(s, e) < 0) return -1; /* the keys are free strings */
     const cJSON *p;
     int i = 0;
     cJSON_ArrayForEach(p, props)

@@ -45,7 +45,8 @@ typedef struct JsNode {
     int *klen, *prop;    /* (n) prop: node of property i's value */
     uint8_t *req;        /* (n) 1 if required */
     int *req_after;      /* (n + 1) bytes the required properties i.. need, each with its comma */
-    /* JS_ARRAY */
+    /* JS_ARRAY; item is also the values' node of a JS_OBJECT with free keys
+     * (additionalProperties a schema; -1: any value) */
     int item, min_items, max_items;     /* max -1: none */
     /* JS_STRING: code points */
     int min_len, max_len;               /* max -1: none */

@@ -79,6 +79,7 @@ def schema(depth=0):
         s = {"type": "object", "properties": props}
         if props: s["required"] = [k for k in props if rng.random() < 0.5]
         if rng.random() < 0.5: s["additionalProperties"] = False
+        elif not props and rng.random() < 0.5: s["additionalProperties"] = schema(depth + 1)
         return s
     if r < 0.85:
         s = {"type": "array", "items": schema(depth + 1)}
