@@ -28,10 +28,13 @@ typedef struct ProgressBridge {
     void *user;
 } ProgressBridge;
 
-static void bridge(void *ctx, const char *stage, int done, int total)
+/* The public callback sees the stage and its done / total (per mille when
+ * the stage counts bytes). */
+static void bridge(void *ctx, const CompileProgress *p)
 {
     ProgressBridge *b = ctx;
-    b->cb(b->user, stage, done, total);
+    if (p->total > 1e6) b->cb(b->user, p->stage, (int)(1000 * p->done / p->total), 1000);
+    else b->cb(b->user, p->stage, (int)p->done, (int)p->total);
 }
 
 /* The status that fits a compile failure: a path that cannot be read is an

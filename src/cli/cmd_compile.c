@@ -4,22 +4,63 @@
  * .duet from a checkpoint folder and its adapters, with a progress bar on a
  * terminal and a summary. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "compile/compile.h"
 
-static void progress(void *ctx, const char *stage, int done, int total)
+/* The progress line's state: shown on a terminal unless -q. */
+typedef struct Bar {
+    int on;
+    double last;          /* elapsed at the last line drawn */
+    int stage_no;
+} Bar;
+
+static void clock_str(char *out, size_t cap, double s)
 {
-    int tty = *(int *)ctx;
-    if (tty) {
-        int w = 30, f = total ? done * w / total : w;
-        fprintf(stderr, "\r%-26s [%.*s%*s] %d/%d", stage, f, "##############################", w - f, "", done, total);
-        if (done == total) fputc('\n', stderr);
-    } else if (done == total) {
-        fprintf(stderr, "duet compile: %s done\n", stage);
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* "[k/n] stage [####......]  45%  396/875 MB  0:21 elapsed, ETA 0:25" on
+ * one rewritten line, at most ten times a second, and a newline when a stage
+ * ends. */
+static void progress(void *ctx, const CompileProgress *p)
+{
+    Bar *b = ctx;
+    if (!b->on) return;
+    int end = p->done >= p->total;
+    if (!end && p->stage_no == b->stage_no && p->elapsed - b->last < 0.1) return;
+    b->last = p->elapsed;
+    b->stage_no = p->stage_no;
+    double f = p->total > 0 ? p->done / p->total : 1;
+    if (f > 1) f = 1;
+    int w = 24, n = (int)(f * w);
+    char el[16], eta[32] = "";
+    clock_str(el, sizeof el, p->elapsed);
+    double in_stage = p->elapsed - p->stage_t0;
+    if (!end && f > 0.01 && in_stage > 1) {
+        clock_str(eta + 6, sizeof eta - 6, in_stage * (1 - f) / f);
+        memcpy(eta, ", ETA ", 6);
     }
+    char mb[48] = "";
+    if (p->bytes) snprintf(mb, sizeof mb, "  %.0f/%.0f MB", p->done / 1e6, p->total / 1e6);
+    fprintf(stderr, "\r\033[K[%d/%d] %-24s [%.*s%*s] %3.0f%%%s  %s elapsed%s", p->stage_no, p->n_stages, p->stage, n,
+            "########################", w - n, "", 100 * f, mb, el, eta);
+    if (end) fputc('\n', stderr);
+}
+
+/* $XDG_CACHE_HOME/duet, else $HOME/.cache/duet, into out; 0 if neither is set. */
+static int default_cache(char *out, size_t cap)
+{
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (x && x[0]) snprintf(out, cap, "%s/duet", x);
+    else if (h && h[0]) snprintf(out, cap, "%s/.cache/duet", h);
+    else return 0;
+    return 1;
 }
 
 int cmd_compile(int argc, char **argv)
@@ -27,8 +68,8 @@ int cmd_compile(int argc, char **argv)
     CompileAdapter ads[32];
     char names[32][64];
     CompileOpts o = {.adapters = ads};
-    const char *loras[32], *ttypes[CG_COUNT * 2], *quant = NULL, *round = NULL;
-    int n_lora = 0, n_tt = 0;
+    const char *loras[32], *ttypes[CG_COUNT * 2], *quant = NULL, *round = NULL, *cache = NULL;
+    int n_lora = 0, n_tt = 0, quiet = 0, verbose = 0;
     CliOpt own[] = {
         {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
         {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
@@ -42,7 +83,11 @@ int cmd_compile(int argc, char **argv)
         {CLI_CHOICE, "--round", NULL, &round, "search|nearest", "search",
          "block rounding: search each block's scale, or round to nearest"},
         {CLI_STR, "--calib", NULL, &o.calib_path, "FILE", NULL,
-         "JSONL prompts to calibrate q8/q4 on (AWQ-style scales; default: none)"},
+         "JSONL prompts to calibrate q8/q4 on (every 4th held out to judge each matrix's choice; default: none)"},
+        {CLI_STR, "--calib-cache", NULL, &cache, "DIR", NULL,
+         "where calibration statistics are cached (default $XDG_CACHE_HOME/duet or ~/.cache/duet; none: off)"},
+        {CLI_FLAG, "--quiet", "-q", &quiet, NULL, NULL, "no progress line"},
+        {CLI_FLAG, "--verbose", "-v", &verbose, NULL, NULL, "also print the peak memory (RSS)"},
         {CLI_INT, "--threads", "-t", &o.threads, "N", "0", "threads; 0: one per physical core", 0, 1024},
         {0}};
     const CliSpec spec = {
@@ -75,23 +120,32 @@ int cmd_compile(int argc, char **argv)
                              "f32, bf16, f16, q8, q6, q5, q4, iq4 or iq3, got \"%s\"", v);
         o.group_type[g] = t + 1;
     }
-    int tty = isatty(2);
+    char cdir[4096];
+    if (!cache && default_cache(cdir, sizeof cdir)) cache = cdir;
+    if (cache && !strcmp(cache, "none")) cache = NULL;
+    o.calib_cache = cache;
+    Bar bar = {.on = isatty(2) && !quiet};
     CompileReport rep;
     o.progress = progress;
-    o.progress_ctx = &tty;
+    o.progress_ctx = &bar;
     o.report = &rep;
-    if (duet_compile(&o, &e)) return cli_error("%s", e.msg);
+    if (duet_compile(&o, &e)) {
+        if (bar.on) fputc('\n', stderr);
+        return cli_error("%s", e.msg);
+    }
     printf("wrote %s: %.2f MiB, %d tensors (%.2f MiB of weights, %s), %d adapter%s, %.2f s\n", o.out_path,
            rep.file_bytes / 1048576.0, rep.n_tensors, rep.weight_bytes / 1048576.0,
            o.recipe ? o.recipe->name : dtype_name(o.quant), o.n_adapters,
            o.n_adapters == 1 ? "" : "s", rep.seconds);
+    if (verbose) printf("peak memory (RSS): %.1f MiB\n", rep.peak_rss / 1048576.0);
     if (rep.n_quality) {
         printf("calibration: %d prompts, %d tokens; %s\n", rep.prompts, rep.tokens, rep.method);
-        printf("  on the calibration prompts: top-1 agreement and mean KL against the unquantized model\n");
-        printf("  %-16s %10s %14s %12s %14s\n", "run", "top1", "top1 nearest", "KL", "KL nearest");
+        printf("  on the %s prompts, against the unquantized model: top-1 agreement, mean KL, next-token NLL\n",
+               rep.prompts >= 4 ? "held-out" : "calibration");
+        printf("  %-16s %8s %10s %10s %14s\n", "run", "top1", "KL", "NLL", "NLL unquant.");
         for (int i = 0; i < rep.n_quality; i++) {
             const CompileQuality *q = &rep.quality[i];
-            printf("  %-16s %9.2f%% %13.2f%% %12.6f %14.6f\n", q->name, 100 * q->top1, 100 * q->top1_plain, q->kl, q->kl_plain);
+            printf("  %-16s %7.2f%% %10.6f %10.4f %14.4f\n", q->name, 100 * q->top1, q->kl, q->nll, q->nll_ref);
         }
     }
     return 0;

@@ -86,10 +86,10 @@ int cmd_inspect(int argc, char **argv)
                cJSON_GetNumberValue(cJSON_GetObjectItem(cal, "tokens")), cJSON_GetStringValue(cJSON_GetObjectItem(cal, "method")));
         const cJSON *pa = cJSON_GetObjectItem(cal, "per_adapter");
         for (const cJSON *r = pa ? pa->child : NULL; r; r = r->next)
-            printf("  %-16s top1 %.2f%% (plain %.2f%%), KL %.6f (plain %.6f)\n",
+            printf("  %-16s top1 %.2f%%, KL %.6f, NLL %.4f (unquantized %.4f)\n",
                    cJSON_GetStringValue(cJSON_GetObjectItem(r, "name")), 100 * cJSON_GetNumberValue(cJSON_GetObjectItem(r, "top1")),
-                   100 * cJSON_GetNumberValue(cJSON_GetObjectItem(r, "top1_plain")),
-                   cJSON_GetNumberValue(cJSON_GetObjectItem(r, "kl")), cJSON_GetNumberValue(cJSON_GetObjectItem(r, "kl_plain")));
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(r, "kl")), cJSON_GetNumberValue(cJSON_GetObjectItem(r, "nll")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(r, "nll_unquantized")));
     } else {
         printf("calibration: none (round-to-nearest)\n");
     }

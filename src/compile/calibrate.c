@@ -14,6 +14,11 @@
 #include "text/tokenizer.h"
 #include "util/json.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
 #define CALIB_MAX_TOKENS 512 /* per prompt: longer prompts are cut */
 
 void calib_free(CalibSet *s)
@@ -208,30 +213,51 @@ static void on_input(void *ctx, int layer, int proj, const float *x, int n, int 
     }
 }
 
-int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, Err *e)
+/* Allocates st for src's shapes with the kept-row budget cap[2]. */
+static int stats_alloc(CalibStats *st, const ModelConfig *c, const int cap[2])
 {
     memset(st, 0, sizeof *st);
-    const ModelConfig *c = &src->cfg;
-    /* rows per split (every prompt runs once per adapter and once bare) and
-     * the kept rows' budget: a quarter for the held-out split */
-    long long rows[2] = {0, 0};
-    for (int i = 0; i < s->n; i++) rows[calib_held_out(i, s->n)] += (long long)s->len[i] * (src->n_adapters + 1);
-    int cap[2] = {rows[1] ? CALIB_SAMPLES - CALIB_SAMPLES / 4 : CALIB_SAMPLES, rows[1] ? CALIB_SAMPLES / 4 : 0};
     st->n_layers = c->n_layers;
     st->lin = calloc((size_t)c->n_layers * P_COUNT, sizeof *st->lin);
     int bad = !st->lin || lin_init(&st->head, c->dim, cap);
     for (int l = 0; !bad && l < c->n_layers; l++)
         for (int p = 0; !bad && p < P_COUNT; p++)
             if ((int)input_owner((Proj)p) == p) bad = lin_init(&st->lin[l * P_COUNT + p], proj_in(c, (Proj)p), cap);
-    if (bad) {
-        calib_stats_free(st);
-        return err_set(e, "out of memory for calibration statistics");
-    }
+    if (bad) calib_stats_free(st);
+    return bad ? -1 : 0;
+}
+
+/* The statistics that exist (the owners of an input, and the head) in a
+ * fixed order: i < n_layers * P_COUNT + 1, NULL for the others. */
+static LinStats *stats_at(CalibStats *st, int i)
+{
+    if (i == st->n_layers * P_COUNT) return &st->head;
+    return (int)input_owner((Proj)(i % P_COUNT)) == i % P_COUNT ? &st->lin[i] : NULL;
+}
+
+/* The kept-row budget per split: a quarter for the held-out prompts. */
+static void split_caps(const CalibSet *s, int cap[2], long long rows[2])
+{
+    rows[0] = rows[1] = 0;
+    for (int i = 0; i < s->n; i++) rows[calib_held_out(i, s->n)] += s->len[i];
+    cap[0] = rows[1] ? CALIB_SAMPLES - CALIB_SAMPLES / 4 : CALIB_SAMPLES;
+    cap[1] = rows[1] ? CALIB_SAMPLES / 4 : 0;
+}
+
+/* One run (adapter index ai, -1: base) of every prompt through src. */
+static int collect_run(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, int ai, const CalibProgress *p,
+                       double done0, double total, Err *e)
+{
+    const ModelConfig *c = &src->cfg;
+    int cap[2];
+    long long rows[2];
+    split_caps(s, cap, rows);
+    if (stats_alloc(st, c, cap)) return err_set(e, "out of memory for calibration statistics");
     /* keep every stride-th row, spreading the kept rows over the split */
     for (int h = 0; h < 2; h++) {
         int stride = cap[h] ? (int)(rows[h] / cap[h]) + 1 : 1;
-        st->head.s[h].stride = stride;
-        for (int i = 0; i < c->n_layers * P_COUNT; i++) st->lin[i].s[h].stride = stride;
+        for (int i = 0; i <= st->n_layers * P_COUNT; i++)
+            if (stats_at(st, i)) stats_at(st, i)->s[h].stride = stride;
     }
     Collect col = {st, 0};
     int maxn = 0;
@@ -239,12 +265,9 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
     /* all positions' logits asked for, so the lm_head sees every row */
     float *lg = malloc((size_t)maxn * c->vocab_size * sizeof *lg);
     int rc = lg ? 0 : err_set(e, "out of memory");
-    /* pooled over the base and every adapter: one shared quantized base
-     * serves them all, so it should fit the inputs each of them produces */
-    for (int run = 0; !rc && run <= src->n_adapters; run++)
     for (int i = 0; !rc && i < s->n; i++) {
         Seq q;
-        if (seq_init(&q, src, s->len[i], KV_F32, run ? &src->adapters[run - 1] : NULL, e)) {
+        if (seq_init(&q, src, s->len[i], KV_F32, ai >= 0 ? &src->adapters[ai] : NULL, e)) {
             rc = -1;
             break;
         }
@@ -253,9 +276,184 @@ int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, 
         q.s.on_input_ctx = &col;
         rc = seq_prefill(&q, k, s->ids[i], s->len[i], 0, NULL, lg, e);
         seq_free(&q);
+        if (p && p->tell) p->tell(p->ctx, done0 + i + 1, total);
     }
     free(lg);
     if (rc) calib_stats_free(st);
+    return rc;
+}
+
+/* Adds run r of R runs into the pooled st: the sums, and the kept rows
+ * whose index is r modulo R (so the pool keeps rows spread over every run
+ * and every prompt). */
+static void pool_add(CalibStats *st, const CalibStats *run, int r, int R)
+{
+    for (int i = 0; i <= st->n_layers * P_COUNT; i++) {
+        LinStats *d = stats_at(st, i);
+        const LinStats *sr = stats_at((CalibStats *)run, i);
+        if (!d) continue;
+        for (int h = 0; h < 2; h++) {
+            LinSplit *a = &d->s[h];
+            const LinSplit *b = &sr->s[h];
+            a->count += b->count;
+            for (int j = 0; j < d->cols; j++) a->sum_sq[j] += b->sum_sq[j], a->sum_abs[j] += b->sum_abs[j];
+            for (int x = r; x < b->n_x && a->n_x < a->cap; x += R)
+                memcpy(a->x + (size_t)a->n_x++ * d->cols, b->x + (size_t)x * d->cols, (size_t)d->cols * sizeof *a->x);
+        }
+    }
+}
+
+#define CACHE_MAGIC "DUETCAL1"
+
+/* XXH3 of every safetensors file of the base, read (not mapped, so the
+ * pages do not count against this process). */
+static uint64_t base_hash(const Model *src)
+{
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) return 0;
+    XXH3_64bits_reset(h);
+    size_t cap = (size_t)4 << 20;
+    char *buf = malloc(cap);
+    for (int i = 0; buf && i < src->ckpt.n_files; i++) {
+        FILE *f = fopen(src->ckpt.files[i].path, "rb");
+        if (!f) continue;
+        size_t n;
+        while ((n = fread(buf, 1, cap, f)) > 0) XXH3_64bits_update(h, buf, n);
+        fclose(f);
+    }
+    uint64_t v = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    free(buf);
+    return v;
+}
+
+/* XXH3 of the calibration tokens and of what shapes the statistics. */
+static uint64_t set_hash(const CalibSet *s)
+{
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) return 0;
+    XXH3_64bits_reset(h);
+    int hdr[3] = {s->n, CALIB_SAMPLES, CALIB_HOLDOUT};
+    XXH3_64bits_update(h, hdr, sizeof hdr);
+    for (int i = 0; i < s->n; i++) {
+        XXH3_64bits_update(h, &s->len[i], sizeof s->len[i]);
+        XXH3_64bits_update(h, s->ids[i], (size_t)s->len[i] * sizeof *s->ids[i]);
+    }
+    uint64_t v = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return v;
+}
+
+/* Reads run statistics from path into st (allocated for src's shapes);
+ * 0, or -1 (missing or not matching: st freed). */
+static int cache_read(CalibStats *st, const char *path, const ModelConfig *c, const CalibSet *s)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int cap[2];
+    long long rows[2];
+    split_caps(s, cap, rows);
+    char magic[8];
+    int32_t dims[4];
+    int bad = fread(magic, 1, 8, f) != 8 || memcmp(magic, CACHE_MAGIC, 8) || fread(dims, sizeof dims, 1, f) != 1 ||
+              dims[0] != c->n_layers || dims[1] != c->dim || dims[2] != cap[0] || dims[3] != cap[1] ||
+              stats_alloc(st, c, cap);
+    for (int i = 0; !bad && i <= st->n_layers * P_COUNT; i++) {
+        LinStats *l = stats_at(st, i);
+        if (!l) continue;
+        for (int h = 0; !bad && h < 2; h++) {
+            LinSplit *sp = &l->s[h];
+            int64_t hd[3];
+            bad = fread(hd, sizeof hd, 1, f) != 1 || hd[1] < 0 || hd[1] > sp->cap || hd[2] != l->cols;
+            if (bad) break;
+            sp->count = hd[0];
+            sp->n_x = (int)hd[1];
+            bad = fread(sp->sum_sq, sizeof *sp->sum_sq, (size_t)l->cols, f) != (size_t)l->cols ||
+                  fread(sp->sum_abs, sizeof *sp->sum_abs, (size_t)l->cols, f) != (size_t)l->cols ||
+                  fread(sp->x, sizeof *sp->x, (size_t)sp->n_x * l->cols, f) != (size_t)sp->n_x * l->cols;
+        }
+    }
+    bad |= fgetc(f) != EOF;
+    fclose(f);
+    if (bad) calib_stats_free(st);
+    return bad ? -1 : 0;
+}
+
+/* Saves run statistics st at path (via path.tmp and a rename); failures
+ * are ignored: the cache is an optimisation. */
+static void cache_write(const CalibStats *st, const char *path, const ModelConfig *c)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return;
+    int32_t dims[4] = {c->n_layers, c->dim, st->head.s[0].cap, st->head.s[1].cap};
+    int bad = fwrite(CACHE_MAGIC, 1, 8, f) != 8 || fwrite(dims, sizeof dims, 1, f) != 1;
+    for (int i = 0; !bad && i <= st->n_layers * P_COUNT; i++) {
+        const LinStats *l = stats_at((CalibStats *)st, i);
+        if (!l) continue;
+        for (int h = 0; !bad && h < 2; h++) {
+            const LinSplit *sp = &l->s[h];
+            int64_t hd[3] = {sp->count, sp->n_x, l->cols};
+            bad = fwrite(hd, sizeof hd, 1, f) != 1 ||
+                  fwrite(sp->sum_sq, sizeof *sp->sum_sq, (size_t)l->cols, f) != (size_t)l->cols ||
+                  fwrite(sp->sum_abs, sizeof *sp->sum_abs, (size_t)l->cols, f) != (size_t)l->cols ||
+                  fwrite(sp->x, sizeof *sp->x, (size_t)sp->n_x * l->cols, f) != (size_t)sp->n_x * l->cols;
+        }
+    }
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) unlink(tmp);
+}
+
+/* mkdir -p of dir (best effort). */
+static void make_dirs(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            mkdir(p, 0755);
+            *c = '/';
+        }
+    mkdir(p, 0755);
+}
+
+int calib_stats_get(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, const char *cache_dir,
+                    const CalibProgress *p, int *reused, Err *e)
+{
+    const ModelConfig *c = &src->cfg;
+    int R = src->n_adapters + 1, cap[2], rc = 0, hits = 0;
+    long long rows[2];
+    split_caps(s, cap, rows);
+    *reused = 0;
+    if (stats_alloc(st, c, cap)) return err_set(e, "out of memory for calibration statistics");
+    uint64_t bh = 0, sh = 0;
+    if (cache_dir) {
+        make_dirs(cache_dir);
+        bh = base_hash(src);
+        sh = set_hash(s);
+    }
+    /* pooled over the base and every adapter: one shared quantized base
+     * serves them all, so it should fit the inputs each of them produces */
+    for (int r = 0; r < R && !rc; r++) {
+        CalibStats run;
+        char path[4200] = "";
+        if (cache_dir)
+            snprintf(path, sizeof path, "%.4000s/calib-%016llx-%016llx-%016llx.stats", cache_dir, (unsigned long long)bh,
+                     (unsigned long long)sh, (unsigned long long)(r ? src->adapters[r - 1].hash : 0));
+        if (cache_dir && !cache_read(&run, path, c, s)) {
+            hits++;
+            if (p && p->tell) p->tell(p->ctx, (double)(r + 1) * s->n, (double)R * s->n);
+        } else {
+            if ((rc = collect_run(&run, src, k, s, r - 1, p, (double)r * s->n, (double)R * s->n, e))) break;
+            if (cache_dir) cache_write(&run, path, c);
+        }
+        pool_add(st, &run, r, R);
+        calib_stats_free(&run);
+    }
+    if (rc) calib_stats_free(st);
+    *reused = !rc && hits == R;
     return rc;
 }
 
@@ -293,15 +491,17 @@ static int run_all(const Model *m, Kern *k, const Adapter *lora, const int *ids,
 }
 
 int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int split, Kern *k, const CalibSet *s,
-                  double *top1, double *kl, int *positions, Err *e)
+                  double *top1, double *kl, double *nll, double *nll_ref, int *positions, Err *e)
 {
+    double *nlsum = calloc((size_t)nq, sizeof *nlsum), nl_ref = 0;
+    long n_next = 0; /* positions with a next token */
     int V = ref->cfg.vocab_size, maxn = 0;
     for (int i = 0; i < s->n; i++) maxn = s->len[i] > maxn ? s->len[i] : maxn;
     float *a = malloc((size_t)maxn * V * sizeof *a), *b = malloc((size_t)maxn * V * sizeof *b);
     long *agree = calloc((size_t)nq, sizeof *agree), npos = 0;
     double *klsum = calloc((size_t)nq, sizeof *klsum);
     const Adapter *lr = ai >= 0 ? &ref->adapters[ai] : NULL;
-    int rc = a && b && agree && klsum ? 0 : err_set(e, "out of memory for the quality report");
+    int rc = a && b && agree && klsum && nlsum ? 0 : err_set(e, "out of memory for the quality report");
     for (int i = 0; !rc && i < s->n; i++) {
         int n = s->len[i];
         if (split >= 0 && calib_held_out(i, s->n) != split) continue;
@@ -322,6 +522,7 @@ int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int 
             float *ra = a + (size_t)t * V;
             ref_top[t] = top_id(ra, V);
             double la = log_sum_exp(ra, V), ne = 0;
+            if (t + 1 < n) nl_ref += la - ra[s->ids[i][t + 1]];
             for (int j = 0; j < V; j++) {
                 float lp = (float)((double)ra[j] - la), pj = expf(lp);
                 ne += (double)pj * lp;
@@ -338,20 +539,25 @@ int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int 
                 const float *pa = a + (size_t)t * V, *rb = b + (size_t)t * V;
                 double dot = 0;
                 for (int j = 0; j < V; j++) dot += (double)pa[j] * rb[j];
+                double lb = log_sum_exp(rb, V);
                 agree[m] += ref_top[t] == top_id(rb, V);
-                klsum[m] += negent[t] - dot + log_sum_exp(rb, V);
+                klsum[m] += negent[t] - dot + lb;
+                if (t + 1 < n) nlsum[m] += lb - rb[s->ids[i][t + 1]];
             }
         }
         npos += n;
+        n_next += n - 1;
         free(ref_top), free(negent);
     }
     if (!rc) {
         for (int m = 0; m < nq; m++) {
             top1[m] = npos ? (double)agree[m] / npos : 0;
             kl[m] = npos ? klsum[m] / npos : 0;
+            nll[m] = n_next ? nlsum[m] / n_next : 0;
         }
+        *nll_ref = n_next ? nl_ref / n_next : 0;
         *positions = (int)npos;
     }
-    free(a), free(b), free(agree), free(klsum);
+    free(a), free(b), free(agree), free(klsum), free(nlsum);
     return rc;
 }

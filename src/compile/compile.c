@@ -1,5 +1,7 @@
-/* compile.c - duet_compile(): open the base and its adapters, calibrate and
- * quantize, report the quality, write OUT.tmp and rename it to OUT. */
+/* compile.c - duet_compile(): check the output path, open the base and its
+ * adapters, gather (or reuse) the calibration statistics, stream the
+ * quantized tensors into OUT.tmp group by group, measure the written file
+ * against the unquantized model on the held-out prompts, rename to OUT. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,9 @@
 #include "compile/compile_int.h"
 #include "load/limits.h"
 #include "util/clock.h"
+
+#include <errno.h>
+#include <sys/resource.h>
 
 /* Opens the base folder and every adapter, with errors naming the adapter. */
 static int open_all(Model *m, const CompileOpts *o, Err *e)
@@ -28,6 +33,63 @@ static int open_all(Model *m, const CompileOpts *o, Err *e)
     return 0;
 }
 
+/* The progress of the whole compile, passed to CompileOpts.progress. */
+typedef struct Prog {
+    const CompileOpts *o;
+    CompileProgress p;
+    double t0;
+} Prog;
+
+static void prog_stage(Prog *pr, const char *stage, int k)
+{
+    pr->p.stage = stage;
+    pr->p.stage_no = k;
+    pr->p.done = 0;
+    pr->p.total = 1;
+    pr->p.stage_t0 = now_s() - pr->t0;
+}
+
+static void prog_tell(Prog *pr, double done, double total)
+{
+    if (!pr->o->progress) return;
+    pr->p.done = done;
+    pr->p.total = total;
+    pr->p.elapsed = now_s() - pr->t0;
+    pr->o->progress(pr->o->progress_ctx, &pr->p);
+}
+
+static void calib_prog(void *ctx, double done, double total) { prog_tell(ctx, done, total); }
+
+/* Peak resident memory of this process so far, bytes. */
+static size_t peak_rss(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) ? 0 : (size_t)ru.ru_maxrss * 1024;
+}
+
+/* The state duet_write's callbacks share. */
+typedef struct Job {
+    QFill fill;
+    Prog *prog;
+    const Model *src;
+    const CalibSet *cs;
+    const CompileOpts *o;
+    CompileReport *rep;
+    Kern *k;
+    const char *tmp;
+    int quality;          /* measure the written file (with --calib) */
+} Job;
+
+static int job_fill(void *ctx, QMat *const *qs, int n, Err *e) { return qfill_group(&((Job *)ctx)->fill, qs, n, e); }
+static void job_release(void *ctx) { qfill_release(&((Job *)ctx)->fill); }
+
+static void job_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    Job *j = ctx;
+    j->prog->p.bytes = done;
+    prog_tell(j->prog, (double)done, (double)total);
+}
+
 static cJSON *quality_json(const CompileReport *r)
 {
     cJSON *c = cJSON_CreateObject();
@@ -42,101 +104,72 @@ static cJSON *quality_json(const CompileReport *r)
         cJSON_AddNumberToObject(o, "positions", q->positions);
         cJSON_AddNumberToObject(o, "top1", q->top1);
         cJSON_AddNumberToObject(o, "kl", q->kl);
-        cJSON_AddNumberToObject(o, "top1_plain", q->top1_plain);
-        cJSON_AddNumberToObject(o, "kl_plain", q->kl_plain);
+        cJSON_AddNumberToObject(o, "nll", q->nll);
+        cJSON_AddNumberToObject(o, "nll_unquantized", q->nll_ref);
         cJSON_AddItemToArray(pa, o);
     }
     return c;
 }
 
-/* Mean KL(unquantized || q) over the held-out calibration prompts, pooled
- * over the base and every adapter. */
-static int held_kl(const Model *src, const Model *q, Kern *k, const CalibSet *cs, double *kl, Err *e)
+/* Meta bytes kept for the quality record: the method sentence and one
+ * entry per run (six numbers of at most 24 characters and a name of 63). */
+static size_t quality_reserve(int n_runs) { return 1024 + sizeof ((CompileReport *)0)->method + 400 * (size_t)n_runs; }
+
+/* WriteJob.finish: the written file, opened as a reader would, against the
+ * unquantized model on the held-out prompts (all prompts when none are held
+ * out), per run; the record goes into the meta. */
+static int job_finish(void *ctx, cJSON **cal, Err *e)
 {
-    double sum = 0;
-    long n = 0;
-    for (int a = -1; a < src->n_adapters; a++) {
-        double t1, k1;
-        int np;
-        if (calib_quality(src, &q, 1, a, 1, k, cs, &t1, &k1, &np, e)) return -1;
-        sum += k1 * np;
-        n += np;
+    Job *j = ctx;
+    CompileReport *rep = j->rep;
+    const QuantChoices *c = &j->fill.ch;
+    if (c->matrices)
+        snprintf(rep->method, sizeof rep->method,
+                 "per matrix, closest to the unquantized products on held-out inputs: plain %d, nearest %d, "
+                 "weighted %d, gptq %d of %d; statistics %s",
+                 c->plain, c->nearest, c->weighted, c->gptq, c->matrices, rep->stats_reused ? "reused from the cache" : "collected");
+    else if (!rep->method[0])
+        snprintf(rep->method, sizeof rep->method, "none (%s is not a block type)", dtype_name(j->o->quant));
+    if (!j->quality) return 0;
+    Model m;
+    if (model_open_duet(&m, j->tmp, 0, e)) return err_prefix(e, "reopening the file written: ");
+    int split = j->cs->n >= CALIB_HOLDOUT ? 1 : -1, rc = 0;
+    const Model *ms[1] = {&m};
+    rep->n_quality = j->src->n_adapters + 1;
+    prog_stage(j->prog, "quality report", 4);
+    for (int i = 0; i < rep->n_quality && !rc; i++) {
+        CompileQuality *q = &rep->quality[i];
+        snprintf(q->name, sizeof q->name, "%s", i ? j->src->adapters[i - 1].name : "base");
+        rc = calib_quality(j->src, ms, 1, i - 1, split, j->k, j->cs, &q->top1, &q->kl, &q->nll, &q->nll_ref, &q->positions, e);
+        prog_tell(j->prog, i + 1, rep->n_quality);
     }
-    *kl = n ? sum / n : 0;
+    model_close(&m);
+    if (rc) return -1;
+    if (!(*cal = quality_json(rep))) return err_set(e, "out of memory");
     return 0;
 }
 
-/* A calibrated step must lower the held-out KL by this fraction to be kept:
- * a few held-out prompts make the KL a noisy measure, and a smaller gain
- * is as likely noise as not. */
-#define CALIB_MIN_GAIN 0.02
-
-/* The calibrated quantization, in steps that each must lower the KL on the
- * held-out prompts (which the per-group choices never fit on) to be kept:
- * the projections with GPTQ and weighted block scales, then AWQ added,
- * then an untied lm_head calibrated too (a tied one is also the embedding
- * table, whose lookup errors no lm_head statistic weighs: on tiny-qwen2
- * GPTQ on it always lost on the held-out prompts). With fewer
- * than CALIB_HOLDOUT prompts nothing can be checked: the first step is
- * taken as is. Returns 1 with the chosen model in *out, 0 when nothing beat
- * plain (*out zeroed), -1 on error. */
-static int calibrated(QModel *out, const QModel *plain, const Model *src, QuantCfg qc, Kern *k, const CalibSet *cs,
-                      const CompileOpts *o, char *method, size_t mlen, Err *e)
-{
-    int checked = cs->n >= CALIB_HOLDOUT;
-    double best_kl = 0, plain_kl = 0;
-    if (checked && held_kl(src, &plain->m, k, cs, &plain_kl, e)) return -1;
-    best_kl = plain_kl;
-    QModel best = {0}, cand;
-    QuantChoices best_ch = {0}, ch;
-    unsigned lay = 0, head = 0;
-    static const struct { unsigned lay, head; const char *what; } steps[3] = {
-        {QCAL_GPTQ | QCAL_WEIGHTED, 0, "gptq"},
-        {QCAL_GPTQ | QCAL_WEIGHTED | QCAL_AWQ, 0, "+awq"},
-        {0, QCAL_GPTQ | QCAL_WEIGHTED, "+lm_head"},
-    };
-    char tried[96] = "";
-    int n_steps = !checked ? 1 : src->cfg.tie_embeddings ? 2 : 3;
-    for (int i = 0; i < n_steps; i++) {
-        qc.methods = steps[i].lay ? steps[i].lay : lay;
-        qc.head_methods = steps[i].head ? steps[i].head : head;
-        if (qmodel_build(&cand, src, &qc, k, o->progress, o->progress_ctx, &ch, e)) {
-            qmodel_free(&best);
-            return -1;
-        }
-        double kl = 0;
-        if (checked && held_kl(src, &cand.m, k, cs, &kl, e)) {
-            qmodel_free(&cand);
-            qmodel_free(&best);
-            return -1;
-        }
-        int keep = !checked || kl < best_kl * (1 - CALIB_MIN_GAIN);
-        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s %s", i ? ", " : "", steps[i].what,
-                 keep ? "kept" : "dropped");
-        if (keep) {
-            qmodel_free(&best);
-            best = cand;
-            best_kl = kl;
-            best_ch = ch;
-            lay = qc.methods;
-            head = qc.head_methods;
-        } else {
-            qmodel_free(&cand);
-        }
-    }
-    *out = best; /* zeroed when nothing was kept */
-    if (checked && !lay && !head)
-        snprintf(method, mlen, "%s: uncalibrated kept; held-out KL %.4f", tried, plain_kl);
-    else if (checked)
-        snprintf(method, mlen, "%s; gptq %d, awq %d, weighted %d, plain %d of %d groups; held-out KL %.4f (uncalibrated %.4f)",
-                 tried, best_ch.gptq, best_ch.awq, best_ch.weighted, best_ch.plain, best_ch.groups, best_kl, plain_kl);
-    else
-        snprintf(method, mlen, "gptq unchecked (fewer than %d prompts); gptq %d, weighted %d, plain %d of %d groups",
-                 CALIB_HOLDOUT, best_ch.gptq, best_ch.weighted, best_ch.plain, best_ch.groups);
-    return lay || head;
-}
-
 const char *const compile_group_names[CG_COUNT] = {"embed", "lm_head", "attn", "mlp"};
+
+/* Creates the temporary OUT.tmp.XXXXXX (tmp, filled in by mkstemp) in
+ * OUT's folder before any work, so that a path that cannot be written fails
+ * at once. */
+static FILE *open_out(const char *out, char *tmp, Err *e)
+{
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        err_set(e, "%s: cannot create the output file: %s", out, strerror(errno));
+        return NULL;
+    }
+    fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "w+b");
+    if (!f) {
+        err_set(e, "%s: cannot open the temporary file %s: %s", out, tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+    }
+    return f;
+}
 
 int duet_compile(const CompileOpts *o, Err *e)
 {
@@ -150,94 +183,84 @@ int duet_compile(const CompileOpts *o, Err *e)
         if (o->group_type[g] < 0 || o->group_type[g] > DT_COUNT)
             return err_set(e, "compile: unknown type %d for the %s tensors", o->group_type[g] - 1, compile_group_names[g]);
     Model src;
-    QModel plain = {0}, rtn = {0}, cal = {0};
+    memset(&src, 0, sizeof src);
+    QModel plan = {0};
     CalibSet cs = {0};
     CalibStats st = {0};
-    cJSON *cj = NULL;
     Kern *k = NULL;
     int rc = -1, quantized = dtype_is_block(o->quant);
+    int calibrating = o->calib_path && quantized;
+    Prog prog = {.o = o, .t0 = t0, .p = {.n_stages = o->calib_path ? 4 : 2}};
     /* the temporary beside OUT gets a fresh unpredictable name (mkstemp:
      * O_EXCL, so a planted OUT.tmp symlink cannot redirect the write) */
     size_t plen = strlen(o->out_path) + 16;
     char *tmp = malloc(plen);
     if (!tmp) return err_set(e, "out of memory");
     snprintf(tmp, plen, "%s.tmp.XXXXXX", o->out_path);
-    int tfd = mkstemp(tmp);
-    if (tfd < 0) {
-        err_set(e, "%s: cannot create a temporary file beside it", o->out_path);
+    FILE *f = open_out(o->out_path, tmp, e);
+    if (!f) {
         free(tmp);
         return -1;
     }
-    fchmod(tfd, 0644);
-    close(tfd);
+    prog_stage(&prog, "load", 1);
+    prog_tell(&prog, 0, 1);
     if (open_all(&src, o, e)) goto out;
     if (o->group_type[CG_LM_HEAD] && src.cfg.tie_embeddings) {
         err_set(e, "%s: the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE, not lm_head=",
                 o->base_dir);
         goto out;
     }
-    if (o->progress) o->progress(o->progress_ctx, "load", 1, 1);
     if (!(k = kern_create(o->threads, NULL, e))) goto out;
+    prog_tell(&prog, 1, 1);
     if (o->calib_path) {
+        prog_stage(&prog, "calibration statistics", 2);
         if (calib_load(&cs, o->calib_path, o->base_dir, e)) goto out;
         rep->prompts = cs.n;
         rep->tokens = cs.tokens;
-        if (calib_collect(&st, &src, k, &cs, e)) goto out;
-        if (o->progress) o->progress(o->progress_ctx, "calibration", 1, 1);
+        if (calibrating) {
+            CalibProgress cp = {calib_prog, &prog};
+            if (calib_stats_get(&st, &src, k, &cs, o->calib_cache, &cp, &rep->stats_reused, e)) goto out;
+        } else {
+            snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
+        }
     }
     QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .group_type = o->group_type};
-    if (qmodel_build(&plain, &src, &qc, k, o->progress, o->progress_ctx, NULL, e)) goto out;
-    const QModel *final = &plain, *nearest = &plain;
-    if (o->calib_path && quantized && o->round != QROUND_NEAREST) { /* the report's baseline */
-        QuantCfg nc = {.t = o->quant, .recipe = o->recipe, .round = QROUND_NEAREST, .group_type = o->group_type};
-        if (qmodel_build(&rtn, &src, &nc, k, NULL, NULL, NULL, e)) goto out;
-        nearest = &rtn;
-    }
-    if (o->calib_path && quantized) {
+    if (calibrating) {
         qc.stats = &st;
-        int kept = calibrated(&cal, &plain, &src, qc, k, &cs, o, rep->method, sizeof rep->method, e);
-        if (kept < 0) goto out;
-        if (kept) final = &cal;
-    } else if (o->calib_path) {
-        snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
+        qc.methods = QCAL_WEIGHTED | (o->no_gptq ? 0 : QCAL_GPTQ);
+        qc.head_methods = qc.methods;
     }
-    if (o->calib_path) {
-        rep->n_quality = src.n_adapters + 1;
-        for (int i = 0; i < rep->n_quality; i++) {
-            CompileQuality *q = &rep->quality[i];
-            snprintf(q->name, sizeof q->name, "%s", i ? src.adapters[i - 1].name : "base");
-            /* the written model against plain round-to-nearest (once when
-             * they are the same) */
-            const Model *ms[2] = {&final->m, &nearest->m};
-            double t1[2], k1[2];
-            int nm = final == nearest ? 1 : 2;
-            if (calib_quality(&src, ms, nm, i - 1, -1, k, &cs, t1, k1, &q->positions, e)) goto out;
-            q->top1 = t1[0], q->kl = k1[0];
-            q->top1_plain = t1[nm - 1], q->kl_plain = k1[nm - 1];
-            if (o->progress) o->progress(o->progress_ctx, "quality report", i + 1, rep->n_quality);
-        }
-        if (!(cj = quality_json(rep))) {
-            err_set(e, "out of memory");
-            goto out;
-        }
-    }
-    if (duet_write(tmp, final, o->base_dir, o->adapters, o->quant, cj, rep, e)) goto out;
-    if (rename(tmp, o->out_path)) {
-        err_set(e, "%s: cannot rename %s into place", o->out_path, tmp);
+    if (qmodel_plan(&plan, &src, &qc, e)) goto out;
+    prog_stage(&prog, calibrating ? "calibrated quantization" : "quantization", o->calib_path ? 3 : 2);
+    Job job = {.fill = {.plan = &plan, .src = &src, .cfg = &qc, .k = k, .drop_source = 1},
+               .prog = &prog, .src = &src, .cs = &cs, .o = o, .rep = rep, .k = k, .tmp = tmp, .quality = o->calib_path != NULL};
+    WriteJob wj = {.path = tmp, .f = f, .qm = &plan, .base_dir = o->base_dir, .ads = o->adapters, .quant = o->quant,
+                   .meta_reserve = o->calib_path ? quality_reserve(src.n_adapters + 1) : 0,
+                   .fill = job_fill, .release = job_release, .finish = job_finish, .progress = job_progress, .ctx = &job,
+                   .rep = rep};
+    int wrc = duet_write(&wj, e);
+    qfill_release(&job.fill); /* after an error mid-group */
+    if (wrc) goto out;
+    if (fclose(f)) {
+        f = NULL;
+        err_set(e, "%s: write failed (disk full?)", tmp);
         goto out;
     }
-    if (o->progress) o->progress(o->progress_ctx, "write", 1, 1);
+    f = NULL;
+    if (rename(tmp, o->out_path)) {
+        err_set(e, "%s: cannot rename %s into place: %s", o->out_path, tmp, strerror(errno));
+        goto out;
+    }
     rc = 0;
 out:
+    if (f) fclose(f);
     if (rc) unlink(tmp);
     rep->seconds = now_s() - t0;
+    rep->peak_rss = peak_rss();
     free(tmp);
-    cJSON_Delete(cj);
     calib_stats_free(&st);
     calib_free(&cs);
-    qmodel_free(&cal);
-    qmodel_free(&rtn);
-    qmodel_free(&plain);
+    qmodel_free(&plan);
     kern_destroy(k);
     model_close(&src);
     return rc;

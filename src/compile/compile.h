@@ -5,6 +5,9 @@
 #ifndef DUET_COMPILE_H
 #define DUET_COMPILE_H
 
+#include <stdint.h>
+#include <stddef.h>
+
 #include "compile/qrow.h"
 #include "kern/kern.h"
 #include "util/err.h"
@@ -16,14 +19,14 @@ typedef struct CompileAdapter {
 
 #define COMPILE_MAX_REPORT 33 /* base + 32 adapters */
 
-/* Quality of the quantized model on the calibration prompts, per run
- * (base, then each adapter): top-1 agreement and mean KL(unquantized ||
- * quantized) of the model written and of plain round-to-nearest. */
+/* Quality of the written model on the held-out calibration prompts (all
+ * prompts when fewer than 4), per run (base, then each adapter), against
+ * the unquantized model with the same adapter. */
 typedef struct CompileQuality {
     char name[64];
     int positions;
-    double top1, kl;             /* the model written (calibrated, or uncalibrated when nothing helped) */
-    double top1_plain, kl_plain; /* uncalibrated, round-to-nearest block scales */
+    double top1, kl;             /* top-1 agreement, mean KL(unquantized || written) */
+    double nll, nll_ref;         /* mean next-token NLL (nats) of the written and the unquantized model */
 } CompileQuality;
 
 typedef struct CompileReport {
@@ -32,9 +35,22 @@ typedef struct CompileReport {
     int prompts, tokens;             /* calibration set (0 without --calib) */
     int n_quality;
     CompileQuality quality[COMPILE_MAX_REPORT];
-    char method[256];                /* what calibration kept, e.g. "gptq kept, +awq dropped; gptq 7, ... held-out KL ..." */
+    char method[256];                /* what calibration chose, e.g. "per matrix ...: plain 3, ... gptq 80 of 196" */
+    int stats_reused;                /* the calibration statistics came from the cache */
     double seconds;
+    size_t peak_rss;                 /* the process's peak resident memory at the end, bytes */
 } CompileReport;
+
+/* Where a compile is, for a progress display: stage k of n, the stage's
+ * done / total (bytes while writing), the bytes of the file written so far
+ * and the seconds since the start. */
+typedef struct CompileProgress {
+    const char *stage;
+    int stage_no, n_stages;
+    double done, total;
+    double stage_t0, elapsed;        /* seconds since the start: at the stage's start, now */
+    uint64_t bytes;                  /* of the .duet written so far */
+} CompileProgress;
 
 /* Tensor groups that `duet compile --tensor-type GROUP=TYPE` can give their
  * own type: the token embedding (also the lm_head when tied), an untied
@@ -84,14 +100,18 @@ typedef struct CompileOpts {
     const char *calib_path;           /* JSON lines file, or NULL: no calibration */
     const char *out_path;             /* written as OUT.tmp then renamed */
     int threads;                      /* kernel threads (0: physical cores) */
-    /* optional: called as work proceeds (stage name, done of total) */
-    void (*progress)(void *ctx, const char *stage, int done, int total);
+    const char *calib_cache;          /* folder of cached calibration statistics, or NULL: none */
+    int no_gptq;                      /* calibration without GPTQ's candidates */
+    /* optional: called as work proceeds */
+    void (*progress)(void *ctx, const CompileProgress *p);
     void *progress_ctx;
     CompileReport *report;            /* optional: filled on success */
 } CompileOpts;
 
-/* Compiles o->base_dir with its adapters into o->out_path. 0, or -1 with *e
- * set (a duplicate adapter name, an adapter that does not fit the base, a
+/* Compiles o->base_dir with its adapters into o->out_path, streaming one
+ * tensor group at a time (OUT.tmp is created first, so an output path that
+ * cannot be written fails before any work). 0, or -1 with *e set (a
+ * duplicate adapter name, an adapter that does not fit the base, a
  * malformed calibration line naming its line number, an I/O error); on
  * failure no file is left at out_path or OUT.tmp. */
 int duet_compile(const CompileOpts *o, Err *e);

@@ -3,6 +3,8 @@
 #ifndef DUET_COMPILE_INT_H
 #define DUET_COMPILE_INT_H
 
+#include <stdio.h>
+
 #include <cjson/cJSON.h>
 
 #include "compile/compile.h"
@@ -60,12 +62,11 @@ typedef struct QModel {
     int n_bufs, cap_bufs;
 } QModel;
 
-/* What the calibrated choice may use, per group of projections that read
- * one input (q/k/v, o, gate/up, down) and for the lm_head. */
+/* What the calibrated choice may try, for the projections and for the
+ * lm_head (the embedding when tied: never, it is also the lookup table). */
 enum {
-    QCAL_WEIGHTED = 1, /* block-scale search weighted by the columns' mean x^2 */
-    QCAL_AWQ = 2,      /* per-channel scales s = mean|x|^alpha, one in_scale per group */
-    QCAL_GPTQ = 4,     /* error compensation with the inputs' second moments */
+    QCAL_WEIGHTED = 1, /* block-scale search weighted by the columns' importance (mean x^2) */
+    QCAL_GPTQ = 4,     /* GPTQ's error feedback with the inputs' second moments */
 };
 
 typedef struct QuantCfg {
@@ -75,21 +76,41 @@ typedef struct QuantCfg {
     QRound round;
     const CalibStats *stats; /* NULL: no calibration */
     unsigned methods;        /* QCAL_* the projections' calibrated choice may try */
-    unsigned head_methods;   /* the same for the lm_head (the embedding when tied; never AWQ) */
+    unsigned head_methods;   /* the same for an untied lm_head */
 } QuantCfg;
 
-/* What the calibrated choices were, counted over matrix groups (the
- * lm_head one of them when calibrated). */
+/* What the calibrated choices were, counted over matrices. */
 typedef struct QuantChoices {
-    int groups, plain, weighted, awq, gptq;
+    int matrices, plain, nearest, weighted, gptq;
 } QuantChoices;
 
-/* Builds q from src as cfg says. k runs the products of the search;
- * progress (may be NULL) is told per layer; ch (may be NULL) gets the
- * choices made. */
-int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
-                 void (*progress)(void *, const char *, int, int), void *pctx, QuantChoices *ch, Err *e);
+/* Plans q from src as cfg says: every matrix with its type and shape and
+ * data NULL (duet_write asks qfill_group for them group by group); norms,
+ * biases and adapters borrowed from src, the adapters' A and B copied to
+ * f16 for q8/q4. */
+int qmodel_plan(QModel *q, const Model *src, const QuantCfg *cfg, Err *e);
 void qmodel_free(QModel *q); /* safe on zeroed */
+
+/* Produces planned matrices on demand (WriteJob.fill / release). */
+typedef struct QFill {
+    QModel *plan;            /* from qmodel_plan */
+    const Model *src;
+    const QuantCfg *cfg;
+    Kern *k;
+    int drop_source;         /* release() lets the kernel drop the source's mapped pages */
+    QModel scratch;          /* the buffers of the group being written */
+    const QMat *srcs[3];
+    QMat *dsts[3];
+    int n_src;
+    QuantChoices ch;         /* the calibrated choices so far */
+} QFill;
+
+/* Fills the n planned matrices qs (one group: q/k/v, o, gate/up, down, the
+ * embedding or the lm_head, pointers into f->plan) from their sources,
+ * calibrated when f->cfg has statistics. 0, or -1 with *e set. */
+int qfill_group(QFill *f, QMat *const *qs, int n, Err *e);
+/* Frees the group's buffers (the planned matrices' data is NULL again). */
+void qfill_release(QFill *f);
 
 /* Reads the JSON lines calibration file at path: {"text": ...} or
  * {"messages": [...]} rendered with the base folder's chat template. */
@@ -102,25 +123,62 @@ int calib_load_buf(CalibSet *s, const char *buf, size_t len, const char *path, c
                    const char *base_dir, Err *e);
 void calib_free(CalibSet *s);
 
+/* Progress of a long calibration step: done of total. */
+typedef struct CalibProgress {
+    void (*tell)(void *ctx, double done, double total);
+    void *ctx;
+} CalibProgress;
+
 /* Runs every prompt through src, with no adapter and with each of its
- * adapters, pooling the statistics. */
-int calib_collect(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, Err *e);
+ * adapters, pooling the statistics. With cache_dir (may be NULL), each
+ * run's statistics are read from, or saved to, a file in it named by the
+ * hashes of the base weights, the calibration tokens and the run (the
+ * adapter's source hash), so that a later compile with other adapters
+ * collects only for the runs it has not seen; *reused is set when every run
+ * came from the cache. A cache file that cannot be read or written is
+ * ignored (the statistics are collected). */
+int calib_stats_get(CalibStats *st, const Model *src, Kern *k, const CalibSet *s, const char *cache_dir,
+                    const CalibProgress *p, int *reused, Err *e);
 void calib_stats_free(CalibStats *st);
 
-/* Top-1 agreement top1[m] and mean KL(ref || model) kl[m] of each of the
- * nq models qs[m] against ref (one reference pass) over the prompts with
- * adapter index ai (-1: base): all prompts (split -1), the fitting ones
- * (0) or the held-out ones (1); *positions gets the positions compared. */
+/* Top-1 agreement top1[m], mean KL(ref || model) kl[m] and mean next-token
+ * NLL nll[m] of each of the nq models qs[m] against ref (one reference
+ * pass; *nll_ref its own NLL) over the prompts with adapter index ai (-1:
+ * base): all prompts (split -1), the fitting ones (0) or the held-out ones
+ * (1); *positions gets the positions compared. */
 int calib_quality(const Model *ref, const Model *const *qs, int nq, int ai, int split, Kern *k, const CalibSet *s,
-                  double *top1, double *kl, int *positions, Err *e);
+                  double *top1, double *kl, double *nll, double *nll_ref, int *positions, Err *e);
 
 /* Whether calibration prompt i of n is held out: every CALIB_HOLDOUT-th
  * one, none when there are fewer than CALIB_HOLDOUT prompts. */
 int calib_held_out(int i, int n);
 
-/* Writes the .duet file at path: qm's weights, src's adapters (as f32),
- * the tokenizer files of base_dir, and `calibration` (or NULL) in the meta. */
-int duet_write(const char *path, const QModel *qm, const char *base_dir, const CompileAdapter *ads, DType quant,
-               const cJSON *calibration, CompileReport *rep, Err *e);
+/* One streamed write of a .duet file (duet_write). */
+typedef struct WriteJob {
+    const char *path;             /* the file being written, for messages */
+    FILE *f;                      /* open for writing; header, meta and blob go here */
+    const QModel *qm;             /* the model to write: matrices whose data is NULL are produced by fill() */
+    const char *base_dir;         /* its tokenizer files are embedded */
+    const CompileAdapter *ads;    /* the adapters' folders (their configs are re-read) */
+    DType quant;                  /* the file's default type */
+    const cJSON *calibration;     /* the meta's "calibration" record, or NULL */
+    size_t meta_reserve;          /* meta bytes kept free for a record finish() may return */
+    /* fills data (and scales) of the n matrices of one group, valid until release() */
+    int (*fill)(void *ctx, QMat *const *qs, int n, Err *e);
+    void (*release)(void *ctx);
+    /* optional: called once the file is complete and valid (flushed); may set *cal to
+     * a new calibration record, which then replaces the meta's (the writer frees it) */
+    int (*finish)(void *ctx, cJSON **cal, Err *e);
+    /* optional: blob bytes written of the total */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *ctx;
+    CompileReport *rep;           /* optional: n_tensors, file_bytes, weight_bytes */
+} WriteJob;
+
+/* Writes the .duet file as j says (docs/FORMAT.md): qm's weights, its
+ * adapters, the tokenizer files, the calibration record. Tensors stream:
+ * each lazy group is filled, written and released in turn, so memory holds
+ * one group at a time. 0, or -1 with *e set (the caller removes the file). */
+int duet_write(const WriteJob *j, Err *e);
 
 #endif

@@ -1,19 +1,22 @@
-/* quantize.c - the base weights into the file's type: plain conversion for
- * f32/f16/bf16; Q8/Q4 blocks (qrow.c) with round-to-nearest or searched
- * block scales; and, with calibration statistics, a calibrated choice per
- * group of projections that read one input (q/k/v, o, gate/up, down) and
- * for the lm_head: candidates combine AWQ's per-channel scales (s_j =
- * mean|x_j|^alpha folded into the weights, 1/s stored as the group's one
- * shared in_scale), block scales weighted by the columns' mean x^2, and
- * GPTQ's error compensation; each candidate is fitted on the fitting
- * prompts' inputs and judged by how far its products with the held-out
- * prompts' inputs are from the unquantized ones (through the real kernels),
- * and it replaces the uncalibrated quantization only if it is closer. */
+/* quantize.c - the base weights into the file's type, one group of
+ * matrices at a time as the writer streams them (qmodel_plan, qfill_group):
+ * plain conversion for f32/f16/bf16; block types (qrow.c; a recipe gives
+ * each tensor role its own) with round-to-nearest or searched block scales; and, with calibration
+ * statistics, a choice per matrix among candidates fitted on the fitting
+ * prompts' inputs: the uncalibrated quantization, plain round-to-nearest,
+ * block scales searched with the input columns' importance (mean x^2) as
+ * weights, and GPTQ's error feedback (gptq.c) on top of those. Each is
+ * judged by how far its products with the held-out prompts' inputs are from
+ * the unquantized ones (through the real kernels); the closest is kept, so
+ * a matrix never ends up further than round-to-nearest on held-out inputs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "compile/compile_int.h"
+#include "compile/gptq.h"
 #include "kern/quant.h"
 
 static void *qalloc(QModel *q, size_t bytes)
@@ -31,21 +34,33 @@ static void *qalloc(QModel *q, size_t bytes)
     return p;
 }
 
+/* Frees q's buffers, keeping its model. */
+static void qbufs_free(QModel *q)
+{
+    for (int i = 0; i < q->n_bufs; i++) free(q->bufs[i]);
+    free(q->bufs);
+    q->bufs = NULL;
+    q->n_bufs = q->cap_bufs = 0;
+}
+
 void qmodel_free(QModel *q)
 {
     if (!q) return;
-    for (int i = 0; i < q->n_bufs; i++) free(q->bufs[i]);
-    free(q->bufs);
+    qbufs_free(q);
     free(q->m.layers);
     memset(q, 0, sizeof *q);
 }
 
-#define AWQ_STEPS 4        /* alpha in 0, 1/4 .. 1 */
-/* GPTQ's damping, a fraction of the mean diagonal: its usual 0.01 and a
- * stronger 0.1 (few calibration rows make H a noisy estimate) */
-static const double GPTQ_DAMP[2] = {0.01, 0.1};
+/* GPTQ's damping, a fraction of the mean diagonal of the inputs' second
+ * moments: 0.1 rather than GPTQ's usual 0.01, since a few hundred
+ * calibration rows make H a noisy estimate */
+#define GPTQ_DAMP 0.1
 #define GPTQ_MAX_COLS 4096 /* wider inputs: the O(cols^3) factor costs too much */
 #define QUANT_ROWS 64      /* rows per task of the parallel quantization */
+/* A candidate replaces the one chosen so far only when its held-out error
+ * is this fraction lower: a few hundred held-out rows make the error a noisy
+ * measure, and a smaller gain is as likely noise as not */
+#define CALIB_MARGIN 0.05
 
 /* How the rows of one matrix are quantized. */
 typedef struct RowJob {
@@ -54,60 +69,57 @@ typedef struct RowJob {
     DType t;
     QRound round;
     const QMat *src;
-    const float *s;    /* (cols) column scales folded into the weights, or NULL */
-    const float *w;    /* (cols) block-scale search weights, or NULL */
+    const float *w;    /* (cols) importance weights of the block-scale search, or NULL */
     const float *U;    /* (cols, cols) GPTQ factor, or NULL */
-    _Atomic int *oom;  /* set by a task without memory for its row */
+    _Atomic int failed; /* set by a task out of memory */
 } RowJob;
 
 static void row_task(void *ctx, int task)
 {
-    const RowJob *j = ctx;
-    int cols = j->src->cols, r1 = (task + 1) * QUANT_ROWS;
+    RowJob *j = ctx;
+    int cols = j->src->cols, r0 = task * QUANT_ROWS, r1 = r0 + QUANT_ROWS;
     if (r1 > j->src->rows) r1 = j->src->rows;
+    if (j->U) {
+        if (gptq_rows(j->data, j->scales, j->t, j->round, j->src, r0, r1, j->U, j->w)) j->failed = 1;
+        return;
+    }
     size_t rb = qmat_data_bytes(j->t, 1, cols), sb = qmat_scale_bytes(j->t, 1, cols) / 2;
     float *row = malloc((size_t)cols * sizeof *row);
     if (!row) {
-        *j->oom = 1;
+        j->failed = 1;
         return;
     }
-    for (int r = task * QUANT_ROWS; r < r1; r++) {
+    for (int r = r0; r < r1; r++) {
         qmat_row_f32(row, j->src, r);
-        if (j->s)
-            for (int c = 0; c < cols; c++) row[c] *= j->s[c];
         char *d = (char *)j->data + (size_t)r * rb;
         switch (j->t) {
         case DT_F32: memcpy(d, row, (size_t)cols * 4); break;
         case DT_F16: quant_f32_to_f16((uint16_t *)d, row, (size_t)cols); break;
         case DT_BF16: quant_f32_to_bf16((uint16_t *)d, row, (size_t)cols); break;
-        default: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, j->U); break;
+        default: qrow_quantize(d, j->scales + (size_t)r * sb, j->t, j->round, row, cols, j->w, NULL); break;
         }
     }
     free(row);
 }
 
-/* Quantizes all rows of j->src as j says, split over k's threads.
- * 0, or -1 with *e set when a task had no memory for its row. */
-static int quant_rows(Kern *k, const RowJob *j, Err *e)
+/* Quantizes all rows of j->src as j says, split over k's threads. */
+static int quant_rows(Kern *k, RowJob *j, Err *e)
 {
-    _Atomic int oom = 0;
-    RowJob jj = *j;
-    jj.oom = &oom;
-    kern_parallel(k, (j->src->rows + QUANT_ROWS - 1) / QUANT_ROWS, row_task, &jj);
-    return oom ? err_set(e, "out of memory quantizing a %d x %d matrix", j->src->rows, j->src->cols) : 0;
+    j->failed = 0;
+    kern_parallel(k, (j->src->rows + QUANT_ROWS - 1) / QUANT_ROWS, row_task, j);
+    return j->failed ? err_set(e, "out of memory quantizing a %d x %d matrix", j->src->rows, j->src->cols) : 0;
 }
 
-/* Per-column mean x^2 and mean |x| over the splits in mask (bit h: split h). */
-static void col_means(const LinStats *st, int mask, float *msq, float *mabs)
+/* Per-column mean x^2 over the splits in mask (bit h: split h). */
+static void col_msq(const LinStats *st, int mask, float *msq)
 {
     long long n = 0;
     for (int h = 0; h < 2; h++) n += mask >> h & 1 ? st->s[h].count : 0;
     for (int j = 0; j < st->cols; j++) {
-        double q = 0, a = 0;
+        double q = 0;
         for (int h = 0; h < 2; h++)
-            if (mask >> h & 1) q += st->s[h].sum_sq[j], a += st->s[h].sum_abs[j];
-        msq[j] = n ? (float)(q / n) : 0.0f;
-        mabs[j] = n ? (float)(a / n) : 0.0f;
+            if (mask >> h & 1) q += st->s[h].sum_sq[j];
+        msq[j] = n ? (float)(q / n) + 1e-12f : 1.0f;
     }
 }
 
@@ -120,229 +132,158 @@ static void gram(const LinStats *st, int mask, double *H)
         if (!(mask >> h & 1)) continue;
         for (int r = 0; r < st->s[h].n_x; r++, n++) {
             const float *x = st->s[h].x + (size_t)r * c;
-            for (int i = 0; i < c; i++)
-                for (int j = 0; j <= i; j++) H[(size_t)i * c + j] += (double)x[i] * x[j];
+            for (int i = 0; i < c; i++) {
+                double xi = x[i], *hi = H + (size_t)i * c;
+#pragma omp simd
+                for (int j = 0; j <= i; j++) hi[j] += xi * x[j];
+            }
         }
     }
     for (int i = 0; i < c; i++)
         for (int j = 0; j <= i; j++) H[(size_t)j * c + i] = H[(size_t)i * c + j] /= n ? n : 1;
 }
 
-/* One candidate of the calibrated choice. */
-typedef struct Cand {
-    int alpha;         /* AWQ exponent, in 1/AWQ_STEPS */
-    int weighted;      /* block scales weighted by mean x^2 */
-    int gptq;          /* 0: none, 1 + i: GPTQ with damping GPTQ_DAMP[i] */
-} Cand;
+/* The candidates of the calibrated choice, in order of preference on ties:
+ * the uncalibrated quantization (cfg->round, no weights), round-to-nearest,
+ * the block-scale search weighted by importance, then GPTQ (with the
+ * weights when the search uses them). */
+enum { C_PLAIN, C_NEAREST, C_WEIGHTED, C_GPTQ, C_COUNT };
 
-/* Matrices that read one input: q/k/v, o, gate/up, down, or the lm_head. */
-typedef struct Group {
-    int n;
-    const QMat *src[3];
-    QMat *dst[3];          /* allocated in t[i] */
-    const LinStats *st;    /* their input's statistics, or NULL */
-    unsigned methods;      /* QCAL_* allowed (no AWQ for the embedding: it is also a lookup) */
-    DType t[3];            /* each matrix's type (the recipe's, or the group's) */
-} Group;
-
-/* Scratch of one group's search. */
+/* Scratch of one group's choice. */
 typedef struct Search {
-    int cols;
-    float *msq, *mabs;     /* (cols) of the fitting mask */
-    float *s, *cin, *w;    /* (cols) the candidate's scales, 1/s, weights */
-    double *H;             /* (cols, cols) */
-    float *U0, *U;         /* (cols, cols) GPTQ factor unscaled / for the candidate */
-    int u0_key;            /* what U0 was made from: 1 + mask * 2 + damping index, 0: nothing */
+    int cols, fit_mask, eval_h[2];
+    float *msq;            /* (cols) importance: mean x^2 of the fitting split */
+    float *U;              /* (cols, cols) GPTQ factor, or NULL */
 } Search;
 
-static void search_free(Search *S)
+/* Sum of the squared distances between Yref[x] (the unquantized products
+ * with the kept rows of split S->eval_h[x]) and V's. */
+static double cand_error(const Search *S, const LinStats *st, const QMat *V, float *const *Yref, float *y, Kern *k)
 {
-    free(S->msq), free(S->mabs), free(S->s), free(S->cin), free(S->w), free(S->H), free(S->U0), free(S->U);
-    memset(S, 0, sizeof *S);
-}
-
-/* Fits candidate c on the splits in mask and quantizes the group's matrices
- * into data[i] / scales[i]; *in_scale = S->cin or NULL. */
-static int cand_build(Search *S, const Group *g, const Cand *c, int mask, const QuantCfg *cfg, Kern *k, void **data,
-                      uint16_t **scales, const float **in_scale, Err *e)
-{
-    int cols = S->cols;
-    col_means(g->st, mask, S->msq, S->mabs);
-    double lo = INFINITY, hi = 0;
-    for (int j = 0; j < cols; j++) {
-        double a = S->mabs[j] > 1e-8f ? S->mabs[j] : 1e-8;
-        S->s[j] = c->alpha ? (float)pow(a, (double)c->alpha / AWQ_STEPS) : 1.0f;
-        lo = fmin(lo, S->s[j]), hi = fmax(hi, S->s[j]);
-    }
-    float norm = (float)sqrt(lo * hi);
-    for (int j = 0; j < cols; j++) {
-        S->s[j] /= norm;
-        S->cin[j] = 1.0f / S->s[j];
-        S->w[j] = (S->msq[j] + 1e-12f) * S->cin[j] * S->cin[j]; /* the stored matrix sees x / s */
-    }
-    if (c->gptq) {
-        int key = 1 + mask * 2 + (c->gptq - 1);
-        if (S->u0_key != key) {
-            gram(g->st, mask, S->H);
-            if (qrow_gptq_factor(S->U0, S->H, cols, GPTQ_DAMP[c->gptq - 1]))
-                return err_set(e, "GPTQ: the inputs' second moments of a %d-column matrix are not positive definite", cols);
-            S->u0_key = key;
-        }
-        /* inputs x / s: the factor's columns scale by s */
-        for (int i = 0; i < cols; i++)
-            for (int j = 0; j < cols; j++) S->U[(size_t)i * cols + j] = S->U0[(size_t)i * cols + j] * S->s[j];
-    }
-    for (int i = 0; i < g->n; i++) {
-        RowJob j = {data[i], scales[i], g->t[i], cfg->round, g->src[i], c->alpha ? S->s : NULL,
-                    c->weighted ? S->w : NULL, c->gptq ? S->U : NULL, NULL};
-        if (quant_rows(k, &j, e)) return -1;
-    }
-    *in_scale = c->alpha ? S->cin : NULL;
-    return 0;
-}
-
-/* Sum over the group of the squared distance between the unquantized
- * products Yref[i] and the candidate's, on the kept rows of split h. */
-static double cand_error(const Group *g, void **data, uint16_t **scales, const float *in_scale, int h, float **Yref,
-                         float *y, Kern *k)
-{
-    const LinSplit *sp = &g->st->s[h];
     double err = 0;
-    for (int i = 0; i < g->n; i++) {
-        const QMat *W = g->src[i];
-        QMat V = {.type = g->t[i], .rows = W->rows, .cols = W->cols, .data = data[i], .scales = scales[i], .in_scale = in_scale};
-        kern_matmul(k, y, &V, sp->x, sp->n_x);
-        for (size_t r = 0; r < (size_t)sp->n_x * W->rows; r++) {
-            double d = (double)Yref[i][r] - y[r];
+    for (int x = 0; x < 2; x++) {
+        int h = S->eval_h[x];
+        if (h < 0 || !st->s[h].n_x) continue;
+        const LinSplit *sp = &st->s[h];
+        kern_matmul(k, y, V, sp->x, sp->n_x);
+        for (size_t r = 0; r < (size_t)sp->n_x * V->rows; r++) {
+            double d = (double)Yref[x][r] - y[r];
             err += d * d;
         }
     }
     return err;
 }
 
-/* Keeps candidate c (built into data / scales / in_scale) as g's result
- * if its error beats *best_err. */
-static void keep_best(const Group *g, const Cand *c, double err, void **data, uint16_t **scales,
-                      const float *in_scale, float *bin, Cand *best, double *best_err)
+/* The calibrated choice for matrix W (input statistics st) into dst, whose
+ * buffers are allocated; counts the choice in ch. */
+static int matrix_calibrated(QMat *dst, const QMat *W, const LinStats *st, const Search *S, const QuantCfg *cfg, Kern *k,
+                             QuantChoices *ch, Err *e)
 {
-    if (!(err < *best_err)) return;
-    *best_err = err;
-    *best = *c;
-    for (int i = 0; i < g->n; i++) {
-        QMat *d = g->dst[i];
-        memcpy((void *)d->data, data[i], qmat_data_bytes(g->t[i], d->rows, d->cols));
-        memcpy((void *)d->scales, scales[i], qmat_scale_bytes(g->t[i], d->rows, d->cols));
-        d->in_scale = in_scale ? bin : NULL;
-    }
-    if (in_scale) memcpy(bin, in_scale, (size_t)g->st->cols * sizeof *bin);
-}
-
-/* The calibrated choice for group g (see the file comment), into g->dst:
- * first the AWQ exponent and the weighting without GPTQ, then GPTQ at the
- * exponent found, each candidate fitted on the fitting split and judged on
- * the held-out one (both splits for both when there is no held-out split). */
-static int group_calibrated(QModel *q, const Group *g, const QuantCfg *cfg, Kern *k, QuantChoices *ch, Err *e)
-{
-    const LinStats *st = g->st;
-    int cols = st->cols, holdout = st->s[1].n_x > 0;
-    int fit_mask = holdout ? 1 : 3, eval_h[2] = {holdout ? 1 : 0, holdout ? -1 : 1};
-    int gptq_ok = (g->methods & QCAL_GPTQ) && cols <= GPTQ_MAX_COLS;
-    Search S = {.cols = cols};
-    void *data[3] = {0};
-    uint16_t *scales[3] = {0};
-    float *Yref[2][3] = {{0}}, *y = NULL, *bin = NULL;
-    int max_rows = 0, rc = 0;
-    for (int i = 0; i < g->n; i++) max_rows = g->src[i]->rows > max_rows ? g->src[i]->rows : max_rows;
-    int nx = st->s[0].n_x > st->s[1].n_x ? st->s[0].n_x : st->s[1].n_x;
-    S.msq = malloc((size_t)cols * sizeof *S.msq);
-    S.mabs = malloc((size_t)cols * sizeof *S.mabs);
-    S.s = malloc((size_t)cols * sizeof *S.s);
-    S.cin = malloc((size_t)cols * sizeof *S.cin);
-    S.w = malloc((size_t)cols * sizeof *S.w);
-    y = malloc((size_t)(nx ? nx : 1) * max_rows * sizeof *y);
-    int bad = !S.msq || !S.mabs || !S.s || !S.cin || !S.w || !y;
-    if (gptq_ok) {
-        S.H = malloc((size_t)cols * cols * sizeof *S.H);
-        S.U0 = malloc((size_t)cols * cols * sizeof *S.U0);
-        S.U = malloc((size_t)cols * cols * sizeof *S.U);
-        bad |= !S.H || !S.U0 || !S.U;
-    }
-    if (g->methods & QCAL_AWQ) bad |= !(bin = qalloc(q, (size_t)cols * sizeof *bin));
-    for (int i = 0; i < g->n; i++) {
-        const QMat *W = g->src[i];
-        data[i] = malloc(qmat_data_bytes(g->t[i], W->rows, W->cols));
-        scales[i] = malloc(qmat_scale_bytes(g->t[i], W->rows, W->cols));
-        bad |= !data[i] || !scales[i];
-        for (int x = 0; x < 2; x++) {
-            int h = eval_h[x];
-            if (h < 0 || !st->s[h].n_x) continue;
-            if (!(Yref[x][i] = malloc((size_t)st->s[h].n_x * W->rows * sizeof(float)))) bad = 1;
-            else kern_matmul(k, Yref[x][i], W, st->s[h].x, st->s[h].n_x);
-        }
+    int rc = 0, nx = st->s[0].n_x > st->s[1].n_x ? st->s[0].n_x : st->s[1].n_x;
+    DType t = dst->type;
+    size_t db = qmat_data_bytes(t, W->rows, W->cols), sb = qmat_scale_bytes(t, W->rows, W->cols);
+    void *data = malloc(db);
+    uint16_t *scales = malloc(sb);
+    float *y = malloc((size_t)(nx ? nx : 1) * W->rows * sizeof *y), *Yref[2] = {NULL, NULL};
+    int bad = !data || !scales || !y;
+    for (int x = 0; x < 2 && !bad; x++) {
+        int h = S->eval_h[x];
+        if (h < 0 || !st->s[h].n_x) continue;
+        if (!(Yref[x] = malloc((size_t)st->s[h].n_x * W->rows * sizeof(float)))) bad = 1;
+        else kern_matmul(k, Yref[x], W, st->s[h].x, st->s[h].n_x);
     }
     if (bad) {
-        rc = err_set(e, "out of memory searching the quantization of a %d-column matrix", cols);
+        rc = err_set(e, "out of memory searching the quantization of a %d x %d matrix", W->rows, W->cols);
         goto out;
     }
-    /* candidate 0 is the uncalibrated quantization: the others must beat it */
-    Cand best = {0, 0, 0}, cands[2 * (AWQ_STEPS + 1) + 2];
-    /* weights only steer the scale search: round-to-nearest ignores them */
-    int nc = 0, n_alpha = g->methods & QCAL_AWQ ? AWQ_STEPS : 0;
-    int n_w = (g->methods & QCAL_WEIGHTED) && cfg->round == QROUND_SEARCH;
-    for (int a = 0; a <= n_alpha; a++)
-        for (int w = 0; w <= n_w; w++) cands[nc++] = (Cand){a, w, 0};
+    int search = cfg->round == QROUND_SEARCH, best = -1;
     double best_err = INFINITY;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) { /* GPTQ at the exponent and weighting the first pass found */
-            if (!gptq_ok) break;
-            nc = 0;
-            for (int d = 0; d < 2; d++) cands[nc++] = (Cand){best.alpha, best.weighted, 1 + d};
-        }
-        for (int ci = 0; ci < nc; ci++) {
-            const float *in_scale = NULL;
-            if (cand_build(&S, g, &cands[ci], fit_mask, cfg, k, data, scales, &in_scale, e)) {
-                rc = -1;
-                goto out;
-            }
-            double err = 0;
-            for (int x = 0; x < 2; x++)
-                if (eval_h[x] >= 0 && st->s[eval_h[x]].n_x)
-                    err += cand_error(g, data, scales, in_scale, eval_h[x], Yref[x], y, k);
-            keep_best(g, &cands[ci], err, data, scales, in_scale, bin, &best, &best_err);
+    for (int c = 0; c < C_COUNT; c++) {
+        if ((c == C_NEAREST && !search) || (c == C_WEIGHTED && (!search || !(cfg->methods & QCAL_WEIGHTED))) ||
+            (c == C_GPTQ && !S->U))
+            continue;
+        RowJob j = {data, scales, t, c == C_NEAREST ? QROUND_NEAREST : cfg->round, W,
+                    c == C_WEIGHTED || (c == C_GPTQ && search && (cfg->methods & QCAL_WEIGHTED)) ? S->msq : NULL,
+                    c == C_GPTQ ? S->U : NULL, 0};
+        if ((rc = quant_rows(k, &j, e))) goto out;
+        QMat V = {.type = t, .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
+        double err = cand_error(S, st, &V, Yref, y, k);
+        if (err < best_err * (c == C_PLAIN ? 1 : 1 - CALIB_MARGIN)) {
+            best_err = err, best = c;
+            memcpy((void *)dst->data, data, db);
+            memcpy((void *)dst->scales, scales, sb);
         }
     }
     if (ch) {
-        ch->groups++;
-        ch->plain += !best.alpha && !best.weighted && !best.gptq;
-        ch->awq += best.alpha > 0;
-        ch->weighted += best.weighted;
-        ch->gptq += best.gptq > 0;
+        ch->matrices++;
+        ch->plain += best == C_PLAIN;
+        ch->nearest += best == C_NEAREST;
+        ch->weighted += best == C_WEIGHTED;
+        ch->gptq += best == C_GPTQ;
     }
 out:
-    for (int i = 0; i < g->n; i++) free(data[i]), free(scales[i]), free(Yref[0][i]), free(Yref[1][i]);
-    free(y);
-    search_free(&S);
+    free(data), free(scales), free(y), free(Yref[0]), free(Yref[1]);
     return rc;
 }
 
-/* Quantizes group g into buffers of q: uncalibrated when cfg has no
- * statistics, g has none, or the type is not Q8/Q4. */
-static int group_quant(QModel *q, Group *g, const QuantCfg *cfg, Kern *k, QuantChoices *ch, Err *e)
+/* The calibrated choice for each of the n matrices src[i] that read the
+ * input of statistics st, into dst[i] (allocated): the importance and the
+ * GPTQ factor come from the fitting split, the choice from the held-out
+ * one (both splits for both when there is no held-out split). */
+static int group_calibrated(const QMat *const *src, QMat *const *dst, int n, const LinStats *st, const QuantCfg *cfg,
+                            Kern *k, QuantChoices *ch, Err *e)
 {
-    for (int i = 0; i < g->n; i++) {
-        const QMat *W = g->src[i];
-        size_t db = qmat_data_bytes(g->t[i], W->rows, W->cols), sb = qmat_scale_bytes(g->t[i], W->rows, W->cols);
+    int cols = st->cols, holdout = st->s[1].n_x > 0;
+    Search S = {.cols = cols, .fit_mask = holdout ? 1 : 3, .eval_h = {holdout ? 1 : 0, holdout ? -1 : 1}};
+    double *H = NULL;
+    int rc = 0;
+    if (!(S.msq = malloc((size_t)cols * sizeof *S.msq))) return err_set(e, "out of memory");
+    col_msq(st, S.fit_mask, S.msq);
+    int n_fit = st->s[0].n_x + (holdout ? 0 : st->s[1].n_x);
+    int gptq_ok = (cfg->methods & QCAL_GPTQ) && cols <= GPTQ_MAX_COLS && n_fit > 0;
+    for (int i = 0; i < n; i++) gptq_ok &= gptq_supports(dst[i]->type);
+    if (gptq_ok) {
+        H = malloc((size_t)cols * cols * sizeof *H);
+        S.U = malloc((size_t)cols * cols * sizeof *S.U);
+        if (!H || !S.U) {
+            rc = err_set(e, "out of memory for GPTQ on a %d-column matrix", cols);
+            goto out;
+        }
+        gram(st, S.fit_mask, H);
+        if (qrow_gptq_factor(S.U, H, cols, GPTQ_DAMP)) { /* inputs that never vary: no GPTQ for this group */
+            free(S.U);
+            S.U = NULL;
+        }
+        free(H);
+        H = NULL;
+    }
+    for (int i = 0; i < n && !rc; i++) rc = matrix_calibrated(dst[i], src[i], st, &S, cfg, k, ch, e);
+out:
+    free(H), free(S.msq), free(S.U);
+    return rc;
+}
+
+/* Quantizes the n matrices src[i] into dst[i] (each in the type the plan
+ * gave it) with buffers from q: calibrated when st has kept rows and every
+ * type is a block type. */
+static int group_quant(QModel *q, const QMat *const *src, QMat *const *dst, int n, const LinStats *st,
+                       const QuantCfg *cfg, Kern *k, QuantChoices *ch, Err *e)
+{
+    for (int i = 0; i < n; i++) {
+        const QMat *W = src[i];
+        DType t = dst[i]->type;
+        size_t db = qmat_data_bytes(t, W->rows, W->cols), sb = qmat_scale_bytes(t, W->rows, W->cols);
         void *data = qalloc(q, db);
         uint16_t *scales = sb ? qalloc(q, sb) : NULL;
         if (!data || (sb && !scales)) return err_set(e, "out of memory quantizing a %d x %d matrix", W->rows, W->cols);
-        *g->dst[i] = (QMat){.type = g->t[i], .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
+        *dst[i] = (QMat){.type = t, .rows = W->rows, .cols = W->cols, .data = data, .scales = scales};
     }
-    int quantized = 1;
-    for (int i = 0; i < g->n; i++) quantized &= dtype_is_block(g->t[i]);
-    if (quantized && g->st && (g->st->s[0].n_x || g->st->s[1].n_x) && g->methods)
-        return group_calibrated(q, g, cfg, k, ch, e);
-    for (int i = 0; i < g->n; i++) {
-        RowJob j = {(void *)g->dst[i]->data, (uint16_t *)g->dst[i]->scales, g->t[i], cfg->round, g->src[i], NULL, NULL, NULL, NULL};
+    int block = 1;
+    for (int i = 0; i < n; i++) block &= dtype_is_block(dst[i]->type);
+    if (block && st && (st->s[0].n_x || st->s[1].n_x) && cfg->methods)
+        return group_calibrated(src, dst, n, st, cfg, k, ch, e);
+    for (int i = 0; i < n; i++) {
+        RowJob j = {(void *)dst[i]->data, (uint16_t *)dst[i]->scales, dst[i]->type, cfg->round, src[i], NULL, NULL, 0};
         if (quant_rows(k, &j, e)) return -1;
     }
     return 0;
@@ -383,11 +324,18 @@ static int adapters_f16(QModel *q, const Model *src, Err *e)
     return 0;
 }
 
-int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
-                 void (*progress)(void *, const char *, int, int), void *pctx, QuantChoices *ch, Err *e)
+/* The type of projection p (P_COUNT: the embedding or lm_head, as g says)
+ * of layer l in group g under cfg: the group's --tensor-type override, else
+ * the recipe's type for the role, else cfg->t. */
+static DType plan_type(const QuantCfg *cfg, CompileGroup g, int p, int l, int n_layers)
+{
+    if (cfg->group_type && cfg->group_type[g]) return (DType)(cfg->group_type[g] - 1);
+    return recipe_type(cfg->recipe, g, p, l, n_layers, cfg->t);
+}
+
+int qmodel_plan(QModel *q, const Model *src, const QuantCfg *cfg, Err *e)
 {
     memset(q, 0, sizeof *q);
-    if (ch) memset(ch, 0, sizeof *ch);
     q->m = *src;
     q->m.layers = calloc((size_t)src->cfg.n_layers, sizeof *q->m.layers);
     if (!q->m.layers) return err_set(e, "out of memory");
@@ -398,54 +346,79 @@ int qmodel_build(QModel *q, const Model *src, const QuantCfg *cfg, Kern *k,
     q->m.n_owned = 0;
     q->m.file_map = NULL;
     q->m.duet = NULL;
-    const CalibStats *stats = cfg->stats;
-    const char *stage = stats ? "calibrated quantization" : "quantization";
-    int total = src->cfg.n_layers + 1;
-    /* the embedding (a lookup, no in_scale possible) carries the lm_head's
-     * calibration when tied */
-    const LinStats *hs = stats ? &stats->head : NULL;
-    unsigned hm = cfg->head_methods & ~(unsigned)QCAL_AWQ;
-    QuantCfg gc[CG_COUNT]; /* each group's config: cfg with its own type when overridden */
-    for (int i = 0; i < CG_COUNT; i++) {
-        gc[i] = *cfg;
-        if (cfg->group_type && cfg->group_type[i]) gc[i].t = (DType)(cfg->group_type[i] - 1);
-    }
-    /* --tensor-type overrides win over the recipe for their group */
-    if (cfg->group_type && cfg->group_type[CG_EMBED]) gc[CG_EMBED].recipe = NULL;
-    if (cfg->group_type && cfg->group_type[CG_LM_HEAD]) gc[CG_LM_HEAD].recipe = NULL;
+    QMat *m = &q->m.embed;
     int nl = src->cfg.n_layers;
-    Group ge = {1, {&src->embed}, {&q->m.embed}, src->cfg.tie_embeddings ? hs : NULL, hm,
-                {recipe_type(gc[CG_EMBED].recipe, CG_EMBED, P_COUNT, 0, nl, gc[CG_EMBED].t)}};
-    if (group_quant(q, &ge, &gc[CG_EMBED], k, ch, e)) goto fail;
-    if (src->cfg.tie_embeddings) {
-        q->m.lm_head = q->m.embed;
-    } else {
-        Group gh = {1, {&src->lm_head}, {&q->m.lm_head}, hs, hm,
-                    {recipe_type(gc[CG_LM_HEAD].recipe, CG_LM_HEAD, P_COUNT, 0, nl, gc[CG_LM_HEAD].t)}};
-        if (group_quant(q, &gh, &gc[CG_LM_HEAD], k, ch, e)) goto fail;
-    }
-    if (progress) progress(pctx, stage, 1, total);
-    static const Proj groups[4][4] = {{P_Q, P_K, P_V, P_COUNT}, {P_O, P_COUNT}, {P_GATE, P_UP, P_COUNT}, {P_DOWN, P_COUNT}};
+    *m = (QMat){.type = plan_type(cfg, CG_EMBED, P_COUNT, 0, nl), .rows = src->embed.rows, .cols = src->embed.cols};
+    if (src->cfg.tie_embeddings) q->m.lm_head = q->m.embed;
+    else q->m.lm_head = (QMat){.type = plan_type(cfg, CG_LM_HEAD, P_COUNT, 0, nl), .rows = src->lm_head.rows, .cols = src->lm_head.cols};
     for (int l = 0; l < src->cfg.n_layers; l++) {
         q->m.layers[l] = src->layers[l];
-        for (int gi = 0; gi < 4; gi++) {
-            Group g = {0};
-            g.st = stats ? calib_input(stats, l, groups[gi][0]) : NULL;
-            g.methods = cfg->methods;
-            int cg = gi < 2 ? CG_ATTN : CG_MLP;
-            for (int i = 0; groups[gi][i] != P_COUNT; i++, g.n++) {
-                g.src[i] = &src->layers[l].w[groups[gi][i]];
-                g.dst[i] = &q->m.layers[l].w[groups[gi][i]];
-                g.t[i] = recipe_type(cfg->group_type && cfg->group_type[cg] ? NULL : cfg->recipe, cg, groups[gi][i], l,
-                                     nl, gc[cg].t);
-            }
-            if (group_quant(q, &g, &gc[gi < 2 ? CG_ATTN : CG_MLP], k, ch, e)) goto fail;
+        for (int p = 0; p < P_COUNT; p++) {
+            const QMat *W = &src->layers[l].w[p];
+            q->m.layers[l].w[p] = (QMat){.type = plan_type(cfg, p <= P_O ? CG_ATTN : CG_MLP, p, l, nl), .rows = W->rows, .cols = W->cols};
         }
-        if (progress) progress(pctx, stage, l + 2, total);
     }
-    if ((dtype_is_block(cfg->t) || cfg->recipe) && adapters_f16(q, src, e)) goto fail;
+    if ((dtype_is_block(cfg->t) || cfg->recipe) && adapters_f16(q, src, e)) {
+        qmodel_free(q);
+        return -1;
+    }
     return 0;
-fail:
-    qmodel_free(q);
-    return -1;
+}
+
+/* Lets the kernel drop the pages of a mapped source matrix (the checkpoint
+ * stays in the page cache; this process's resident size shrinks). */
+static void drop_pages(const QMat *W)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)W->data, b = a + qmat_data_bytes(W->type, W->rows, W->cols);
+    a = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    b &= ~((uintptr_t)pg - 1);
+    if (pg > 0 && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+int qfill_group(QFill *f, QMat *const *qs, int n, Err *e)
+{
+    const Model *src = f->src;
+    QModel *plan = f->plan;
+    const QMat *s[3];
+    const LinStats *st = NULL;
+    QuantCfg cfg = *f->cfg;
+    const CalibStats *stats = cfg.stats;
+    if (n < 1 || n > 3) return err_set(e, "internal: a group of %d matrices", n);
+    if (qs[0] == &plan->m.embed || qs[0] == &plan->m.lm_head) {
+        int embed = qs[0] == &plan->m.embed;
+        s[0] = embed ? &src->embed : &src->lm_head;
+        cfg.t = qs[0]->type;
+        /* the lm_head's statistics; a tied embedding (also the lookup
+         * table, whose errors no lm_head statistic weighs) is never calibrated */
+        if (stats && !(embed && src->cfg.tie_embeddings)) st = &stats->head;
+        cfg.methods = cfg.head_methods;
+    } else {
+        ptrdiff_t l = ((const char *)qs[0] - (const char *)plan->m.layers) / (ptrdiff_t)sizeof(Layer);
+        if (l < 0 || l >= src->cfg.n_layers) return err_set(e, "internal: a matrix outside the plan");
+        ptrdiff_t p = qs[0] - plan->m.layers[l].w;
+        if (p < 0 || p + n > P_COUNT) return err_set(e, "internal: a matrix outside the plan");
+        for (int i = 0; i < n; i++) s[i] = &src->layers[l].w[p + i];
+        cfg.t = qs[0]->type;
+        if (stats) st = calib_input(stats, (int)l, (Proj)p);
+    }
+    QMat *dst[3];
+    for (int i = 0; i < n; i++) dst[i] = qs[i];
+    f->n_src = n;
+    for (int i = 0; i < n; i++) f->srcs[i] = s[i], f->dsts[i] = qs[i];
+    int rc = group_quant(&f->scratch, s, dst, n, st, &cfg, f->k, &f->ch, e);
+    if (!rc && qs[0] == &plan->m.embed && src->cfg.tie_embeddings) plan->m.lm_head = plan->m.embed;
+    return rc;
+}
+
+void qfill_release(QFill *f)
+{
+    qbufs_free(&f->scratch);
+    for (int i = 0; i < f->n_src; i++) {
+        if (f->drop_source) drop_pages(f->srcs[i]);
+        f->dsts[i]->data = NULL;
+        f->dsts[i]->scales = NULL;
+        if (f->dsts[i] == &f->plan->m.embed && f->src->cfg.tie_embeddings) f->plan->m.lm_head = f->plan->m.embed;
+    }
+    f->n_src = 0;
 }

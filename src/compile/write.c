@@ -1,7 +1,10 @@
 /* write.c - the .duet file layout (docs/FORMAT.md): header, JSON meta,
  * then the blob section (tokenizer files, then every tensor 64-byte aligned)
- * hashed in chunks; and duet_compile(), the whole compile step. */
-#include <fcntl.h>
+ * hashed in chunks. Streamed: the layout follows from the tensors' types and
+ * shapes alone, so the header and meta are written first with placeholder
+ * hashes, each tensor group is produced (quantized) just before its bytes
+ * are written and released right after, and the meta and header are
+ * rewritten at the end with the blob's hashes. */
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -18,10 +21,18 @@
 #define HASH_CHUNK ((uint64_t)64 << 20)
 
 typedef struct Region {
-    const void *src;
+    const void *src;    /* NULL: produced by the job's fill() */
     size_t size;
     uint64_t off;       /* file offset, set by layout() */
+    int lazy;           /* index into Writer.lazy, or -1 */
 } Region;
+
+/* A group of tensors whose bytes the job's fill() produces on demand. */
+typedef struct Lazy {
+    QMat *q[3];
+    int n, t0;          /* tensors t0 .. t0 + n - 1 of Writer.t */
+    int last;           /* the group's last region: release() after it */
+} Lazy;
 
 typedef struct TensorOut {
     char name[160];
@@ -35,6 +46,8 @@ typedef struct Writer {
     int n_reg, cap_reg;
     TensorOut *t;
     int n_t, cap_t;
+    Lazy *lazy;
+    int n_lazy, cap_lazy;
     int tok, tok_cfg;   /* blob regions or -1 */
     uint64_t blob_off, end;
 } Writer;
@@ -48,16 +61,33 @@ static int add_region(Writer *w, const void *src, size_t size)
         w->reg = nr;
         w->cap_reg = cap;
     }
-    w->reg[w->n_reg] = (Region){src, size, 0};
+    w->reg[w->n_reg] = (Region){src, size, 0, -1};
     return w->n_reg++;
 }
 
 /* Adds tensors names[i] over qs[i], i < n: first all their data, then all
  * their scales, then all their in_scales, so that matrices with the same
  * input that are written together can be read as one stacked matrix (see
- * model_fuse in src/run/model.c and docs/FORMAT.md). */
+ * model_fuse in src/run/model.c and docs/FORMAT.md). A group whose data is
+ * NULL is produced by the job's fill() when the writer reaches it; its
+ * scales exist when its type has them. */
 static int add_group(Writer *w, const char *const *names, const QMat *const *qs, int n, Err *e)
 {
+    int lazy = -1;
+    if (!qs[0]->data) {
+        if (w->n_lazy == w->cap_lazy) {
+            int cap = w->cap_lazy ? 2 * w->cap_lazy : 128;
+            Lazy *nl = realloc(w->lazy, (size_t)cap * sizeof *nl);
+            if (!nl) return err_set(e, "out of memory");
+            w->lazy = nl;
+            w->cap_lazy = cap;
+        }
+        lazy = w->n_lazy++;
+        Lazy *L = &w->lazy[lazy];
+        L->n = n;
+        L->t0 = w->n_t;
+        for (int i = 0; i < n; i++) L->q[i] = (QMat *)qs[i]; /* the job's own model: fill() writes into it */
+    }
     if (w->n_t + n > w->cap_t) {
         int cap = w->cap_t ? 2 * w->cap_t : 256;
         while (cap < w->n_t + n) cap *= 2;
@@ -75,12 +105,18 @@ static int add_group(Writer *w, const char *const *names, const QMat *const *qs,
         t[i].cols = q->cols;
         t[i].data = add_region(w, q->data, qmat_data_bytes(q->type, q->rows, q->cols));
     }
-    for (int i = 0; i < n; i++)
-        t[i].scales = qs[i]->scales ? add_region(w, qs[i]->scales, qmat_scale_bytes(qs[i]->type, qs[i]->rows, qs[i]->cols)) : -1;
+    for (int i = 0; i < n; i++) {
+        size_t sb = qmat_scale_bytes(qs[i]->type, qs[i]->rows, qs[i]->cols);
+        t[i].scales = qs[i]->scales || (lazy >= 0 && sb) ? add_region(w, qs[i]->scales, sb) : -1;
+    }
     for (int i = 0; i < n; i++)
         t[i].in_scale = qs[i]->in_scale ? add_region(w, qs[i]->in_scale, (size_t)qs[i]->cols * sizeof(float)) : -1;
     for (int i = 0; i < n; i++)
         if (t[i].data < -1 || t[i].scales < -1 || t[i].in_scale < -1) return err_set(e, "out of memory");
+    if (lazy >= 0) {
+        for (int r = t[0].data; r < w->n_reg; r++) w->reg[r].lazy = lazy;
+        w->lazy[lazy].last = w->n_reg - 1;
+    }
     w->n_t += n;
     return 0;
 }
@@ -260,7 +296,7 @@ static char *meta_text(const Writer *w, const Model *m, DType quant, const cJSON
     return s;
 }
 
-/* Streams the blob section: to f if non-NULL, and/or into chunk hashes. */
+/* The blob section goes to f and into the chunk hashes as it is produced. */
 typedef struct Sink {
     FILE *f;
     XXH3_state_t *st;
@@ -272,8 +308,8 @@ typedef struct Sink {
 static void sink_put(Sink *s, const void *p, size_t n)
 {
     const char *c = p;
-    if (s->f && fwrite(c, 1, n, s->f) != n) s->err = 1;
-    while (s->hashes && n) {
+    if (fwrite(c, 1, n, s->f) != n) s->err = 1;
+    while (n) {
         size_t take = (size_t)(HASH_CHUNK - s->pos % HASH_CHUNK);
         if (take > n) take = n;
         XXH3_64bits_update(s->st, c, take);
@@ -287,7 +323,9 @@ static void sink_put(Sink *s, const void *p, size_t n)
     }
 }
 
-static void emit_blob(const Writer *w, Sink *s)
+/* Writes the blob section, producing each lazy group just before its first
+ * region and releasing it after its last. */
+static int emit_blob(Writer *w, Sink *s, const WriteJob *j, Err *e)
 {
     static const char zero[64];
     uint64_t cur = w->blob_off;
@@ -298,16 +336,63 @@ static void emit_blob(const Writer *w, Sink *s)
             sink_put(s, zero, n);
             cur += n;
         }
-        if (i < w->n_reg) {
-            sink_put(s, w->reg[i].src, w->reg[i].size);
-            cur += w->reg[i].size;
+        if (i == w->n_reg) break;
+        Region *r = &w->reg[i];
+        if (r->lazy >= 0 && !r->src) {
+            Lazy *L = &w->lazy[r->lazy];
+            if (j->fill(j->ctx, L->q, L->n, e)) return -1;
+            for (int t = 0; t < L->n; t++) {
+                const TensorOut *to_ = &w->t[L->t0 + t];
+                const QMat *q = L->q[t];
+                if (q->in_scale) return err_set(e, "internal: a streamed tensor may not gain an in_scale");
+                w->reg[to_->data].src = q->data;
+                if (to_->scales >= 0) w->reg[to_->scales].src = q->scales;
+                if (!q->data || (to_->scales >= 0 && !q->scales)) return err_set(e, "internal: a tensor was not produced");
+            }
         }
+        sink_put(s, r->src, r->size);
+        cur += r->size;
+        if (r->lazy >= 0 && w->lazy[r->lazy].last == i) {
+            j->release(j->ctx);
+            Lazy *L = &w->lazy[r->lazy];
+            for (int t = 0; t < L->n; t++) {
+                w->reg[w->t[L->t0 + t].data].src = NULL;
+                if (w->t[L->t0 + t].scales >= 0) w->reg[w->t[L->t0 + t].scales].src = NULL;
+            }
+        }
+        if (j->progress) j->progress(j->ctx, cur - w->blob_off, w->end - w->blob_off);
     }
-    if (s->hashes && s->pos % HASH_CHUNK) s->hashes[s->ci++] = XXH3_64bits_digest(s->st);
+    if (s->pos % HASH_CHUNK) s->hashes[s->ci++] = XXH3_64bits_digest(s->st);
+    return s->err ? err_set(e, "%s: write failed (disk full?)", j->path) : 0;
 }
 
 static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
 static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+
+/* Writes the header and the meta text (zero-padded to meta_size) at the
+ * start of f; the file position is left after the meta section. */
+static int write_head(FILE *f, const Writer *w, const char *meta, uint64_t meta_size, const char *path, Err *e)
+{
+    size_t ml = strlen(meta);
+    if (ml > meta_size) return err_set(e, "%s: internal: the meta JSON (%zu bytes) outgrew its room (%llu)", path, ml,
+                                       (unsigned long long)meta_size);
+    char *mbuf = calloc(1, (size_t)meta_size);
+    if (!mbuf) return err_set(e, "out of memory writing %s", path);
+    memcpy(mbuf, meta, ml);
+    unsigned char hdr[64] = "DUETMDL";
+    put_u32(hdr + 8, DUET_VERSION);
+    put_u32(hdr + 12, 0);
+    put_u64(hdr + 16, 64);
+    put_u64(hdr + 24, meta_size);
+    put_u64(hdr + 32, w->blob_off);
+    put_u64(hdr + 40, w->end - w->blob_off);
+    put_u64(hdr + 48, XXH3_64bits(mbuf, (size_t)meta_size));
+    put_u64(hdr + 56, XXH3_64bits(hdr, 56));
+    int bad = fseek(f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, 64, f) != 64 || fwrite(mbuf, 1, (size_t)meta_size, f) != meta_size ||
+              fflush(f) != 0;
+    free(mbuf);
+    return bad ? err_set(e, "%s: write failed (disk full?)", path) : 0;
+}
 
 static int collect(Writer *w, const QModel *qm, Err *e)
 {
@@ -366,95 +451,75 @@ static int collect(Writer *w, const QModel *qm, Err *e)
     return 0;
 }
 
-int duet_write(const char *path, const QModel *qm, const char *base_dir, const CompileAdapter *ads, DType quant,
-               const cJSON *calibration, CompileReport *rep, Err *e)
+int duet_write(const WriteJob *j, Err *e)
 {
     Writer w = {0};
     w.tok = w.tok_cfg = -1;
     char p[4200];
     char *tok = NULL, *tcfg = NULL, *meta = NULL;
     size_t tok_len = 0, tcfg_len = 0;
-    cJSON *adj = NULL;
+    cJSON *adj = NULL, *cal = NULL;
     uint64_t *hashes = NULL;
-    FILE *f = NULL;
     XXH3_state_t *st = XXH3_createState();
     int rc = -1;
     Err ignore;
-    snprintf(p, sizeof p, "%s/tokenizer.json", base_dir);
+    const Model *m = &j->qm->m;
+    snprintf(p, sizeof p, "%s/tokenizer.json", j->base_dir);
     tok = file_read(p, &tok_len, &ignore); /* optional: a model may come without one */
-    snprintf(p, sizeof p, "%s/tokenizer_config.json", base_dir);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", j->base_dir);
     tcfg = file_read(p, &tcfg_len, &ignore);
     if (tok && (w.tok = add_region(&w, tok, tok_len)) < 0) goto oom;
     if (tcfg && (w.tok_cfg = add_region(&w, tcfg, tcfg_len)) < 0) goto oom;
-    if (!st || collect(&w, qm, e)) goto out;
-    if (!(adj = adapters_json(&qm->m, ads, e))) goto out;
+    if (!st) goto oom;
+    if (collect(&w, j->qm, e)) goto out;
+    if (!(adj = adapters_json(m, j->ads, e))) goto out;
     uint64_t meta_size = 4096;
-    for (;;) {
+    for (;;) { /* the offsets depend on the meta's size, which depends on them */
         layout(&w, meta_size);
         free(meta);
-        if (!(meta = meta_text(&w, &qm->m, quant, adj, calibration, NULL))) goto oom;
-        uint64_t need = align64(strlen(meta));
+        if (!(meta = meta_text(&w, m, j->quant, adj, j->calibration, NULL))) goto oom;
+        uint64_t need = align64(strlen(meta) + j->meta_reserve);
         if (need <= meta_size) break;
         meta_size = need + 256;
     }
     size_t n_chunks = (size_t)((w.end - w.blob_off + HASH_CHUNK - 1) / HASH_CHUNK);
     if (!(hashes = calloc(n_chunks + 1, sizeof *hashes))) goto oom;
-    Sink hs = {.st = st, .hashes = hashes};
+    if (write_head(j->f, &w, meta, meta_size, j->path, e)) goto out;
+    Sink sk = {.f = j->f, .st = st, .hashes = hashes};
     XXH3_64bits_reset(st);
-    emit_blob(&w, &hs);
+    if (emit_blob(&w, &sk, j, e)) goto out;
     free(meta);
-    if (!(meta = meta_text(&w, &qm->m, quant, adj, calibration, hashes))) goto oom;
-    char *mbuf = calloc(1, (size_t)meta_size);
-    if (!mbuf) goto oom;
-    memcpy(mbuf, meta, strlen(meta));
-    unsigned char hdr[64] = "DUETMDL";
-    put_u32(hdr + 8, DUET_VERSION);
-    put_u32(hdr + 12, 0);
-    put_u64(hdr + 16, 64);
-    put_u64(hdr + 24, meta_size);
-    put_u64(hdr + 32, w.blob_off);
-    put_u64(hdr + 40, w.end - w.blob_off);
-    put_u64(hdr + 48, XXH3_64bits(mbuf, (size_t)meta_size));
-    put_u64(hdr + 56, XXH3_64bits(hdr, 56));
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a symlink */
-    f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f && fd >= 0) close(fd);
-    if (!f) {
-        free(mbuf);
-        rc = err_set(e, "%s: cannot create the file", path);
-        goto out;
+    if (!(meta = meta_text(&w, m, j->quant, adj, j->calibration, hashes))) goto oom;
+    if (write_head(j->f, &w, meta, meta_size, j->path, e)) goto out;
+    if (j->finish) { /* the file is complete: a report may be measured on it and added */
+        if (j->finish(j->ctx, &cal, e)) goto out;
+        if (cal) {
+            free(meta);
+            if (!(meta = meta_text(&w, m, j->quant, adj, cal, hashes))) goto oom;
+            if (write_head(j->f, &w, meta, meta_size, j->path, e)) goto out;
+        }
     }
-    Sink ws = {.f = f};
-    int bad = fwrite(hdr, 1, 64, f) != 64 || fwrite(mbuf, 1, (size_t)meta_size, f) != meta_size;
-    free(mbuf);
-    emit_blob(&w, &ws);
-    bad |= ws.err;
-    bad |= fclose(f) != 0;
-    f = NULL;
-    if (bad) {
-        rc = err_set(e, "%s: write failed (disk full?)", path);
-        goto out;
-    }
-    if (rep) {
-        rep->n_tensors = w.n_t;
-        rep->file_bytes = (size_t)w.end;
-        rep->weight_bytes = 0;
+    if (j->rep) {
+        j->rep->n_tensors = w.n_t;
+        j->rep->file_bytes = (size_t)w.end;
+        j->rep->weight_bytes = 0;
         for (int i = 0; i < w.n_reg; i++)
-            if (i != w.tok && i != w.tok_cfg) rep->weight_bytes += w.reg[i].size;
+            if (i != w.tok && i != w.tok_cfg) j->rep->weight_bytes += w.reg[i].size;
     }
     rc = 0;
     goto out;
 oom:
-    rc = err_set(e, "out of memory writing %s", path);
+    rc = err_set(e, "out of memory writing %s", j->path);
 out:
-    if (f) fclose(f);
     XXH3_freeState(st);
     free(hashes);
     free(meta);
     cJSON_Delete(adj);
+    cJSON_Delete(cal);
     free(tok);
     free(tcfg);
     free(w.reg);
     free(w.t);
+    free(w.lazy);
     return rc;
 }

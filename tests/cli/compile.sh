@@ -17,6 +17,7 @@ if [ ! -x "$DUET" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+export XDG_CACHE_HOME="$tmp/cache" # the calibration statistics' cache
 
 "$DUET" compile $M --quant q4 --round nearest -o "$tmp/n.duet" > "$tmp/log" 2>&1 && ok || bad "compile --round nearest: $(cat "$tmp/log")"
 "$DUET" compile $M --quant q4 --round search -o "$tmp/s.duet" > "$tmp/log" 2>&1 && ok || bad "compile --round search: $(cat "$tmp/log")"
@@ -32,10 +33,21 @@ out=$("$DUET" compile $M --quant q4 --round up -o "$tmp/x.duet" 2>&1)
 
 out=$("$DUET" compile $M --quant q8 --calib tests/fixtures/calib.jsonl -o "$tmp/c.duet" 2>/dev/null)
 [ $? -eq 0 ] && ok || bad "calibrated compile: $out"
-echo "$out" | grep -q '^calibration: 12 prompts, .*held-out KL' && ok || bad "calibration line: $out"
-echo "$out" | grep -Eq '^  base +[0-9.]+% +[0-9.]+% +[0-9.]+ +[0-9.]+$' && ok || bad "quality row: $out"
+echo "$out" | grep -q '^calibration: 12 prompts, .*per matrix.*statistics collected' && ok || bad "calibration line: $out"
+echo "$out" | grep -Eq '^  base +[0-9.]+% +[0-9.]+ +[0-9.]+ +[0-9.]+$' && ok || bad "quality row: $out"
+ls "$tmp/cache/duet/"calib-*.stats > /dev/null 2>&1 && ok || bad "no statistics cached in \$XDG_CACHE_HOME/duet"
+out=$("$DUET" compile $M --quant q8 --calib tests/fixtures/calib.jsonl -v -o "$tmp/c2.duet" 2>/dev/null)
+echo "$out" | grep -q '^calibration: .*statistics reused from the cache' && ok || bad "statistics not reused: $out"
+echo "$out" | grep -Eq '^peak memory \(RSS\): [0-9.]+ MiB$' && ok || bad "-v: no peak memory: $out"
 out=$("$DUET" inspect "$tmp/c.duet" 2>&1)
-echo "$out" | grep -q 'calibration: 12 prompts, .*method .*held-out KL' && ok || bad "inspect calibration: $out"
+echo "$out" | grep -q 'calibration: 12 prompts, .*method per matrix' && ok || bad "inspect calibration: $out"
+
+# the output path is checked before any work
+out=$("$DUET" compile $M --quant q4 -o "$tmp/missing/dir/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q "missing/dir/x.duet: cannot create the output file: No such file or directory" && ok \
+    || bad "missing output folder: $out"
+out=$("$DUET" compile $M --quant q4 -q -o "$tmp/q.duet" 2>&1 >/dev/null)
+[ -z "$out" ] && ok || bad "-q printed: $out"
 
 # mixed precision: --tensor-type GROUP=TYPE, and its bad values
 "$DUET" compile $M --quant q8 --tensor-type embed=f16 --tensor-type attn=bf16 -o "$tmp/m.duet" > "$tmp/log" 2>&1 \
