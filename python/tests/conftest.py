@@ -28,12 +28,15 @@ NAMES = sorted(ADAPTERS)
 
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
-    """A q8 .duet of the base with both adapters, compiled once for the run."""
+    """A q8 .duet of the base with both adapters, compiled once for the run
+    (four calibration prompts: the fourth is held out to judge the choices)."""
     out = str(tmp_path_factory.mktemp("duet") / "model.duet")
     duet.compile(BASE, out, adapters=ADAPTERS, quant="q8",
                  calibration=["The quick brown fox jumps over the lazy dog.",
                               [{"role": "user", "content": "What is the CPU temperature?"},
-                               {"role": "assistant", "content": "Let me check."}]])
+                               {"role": "assistant", "content": "Let me check."}],
+                              "List the files in the current directory, largest first.",
+                              "A held-out prompt: calibration judges its choices on every fourth prompt."])
     return out
 
 

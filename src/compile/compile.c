@@ -217,10 +217,16 @@ int duet_compile(const CompileOpts *o, Err *e)
         if (calib_load(&cs, o->calib_path, o->base_dir, e)) goto out;
         rep->prompts = cs.n;
         rep->tokens = cs.tokens;
+        if (calibrating && cs.n < CALIB_HOLDOUT) { /* nothing to judge a choice on: fitting data would overfit */
+            calibrating = 0;
+            snprintf(rep->method, sizeof rep->method,
+                     "none: fewer than %d prompts, so none held out to check a choice on; the uncalibrated quantization is kept",
+                     CALIB_HOLDOUT);
+        }
         if (calibrating) {
             CalibProgress cp = {calib_prog, &prog};
             if (calib_stats_get(&st, &src, k, &cs, o->calib_cache, &cp, &rep->stats_reused, e)) goto out;
-        } else {
+        } else if (!rep->method[0]) {
             snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
         }
     }
