@@ -74,6 +74,7 @@ typedef struct ModelOpts {
     int ctx;                        /* --ctx N (0: the command's default) */
     int chunk;                      /* --chunk N prefill chunk */
     int ram;                        /* --ram: .duet weights copied to huge pages (MODEL_OPEN_RAM) */
+    int mmap;                       /* --mmap: mapped; neither: read in when memory allows (MODEL_OPEN_AUTO) */
 } ModelOpts;
 
 /* The model options as a CliOpt table in t (CLI_GROUP_MAX entries):

@@ -1,6 +1,7 @@
 /* cli_model.c - the options shared by the commands that run a model: the
  * model and its adapters, and sampling; opening the model they name. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -8,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "load/limits.h"
+#include "util/clock.h"
 #include "load/limits.h"
 
 void cli_model_opts(ModelOpts *o, CliOpt *t, const char *kv_def, const char *ctx_help, unsigned what)
@@ -29,9 +30,13 @@ void cli_model_opts(ModelOpts *o, CliOpt *t, const char *kv_def, const char *ctx
     t[n++] = (CliOpt){CLI_INT, "--ctx", "-c", &o->ctx, "N", "0", ctx_help, 0, LIMIT_MAX_POS};
     t[n++] = (CliOpt){CLI_INT, "--chunk", NULL, &o->chunk, "N", "512", "prompt tokens per prefill step", 1,
                       LIMIT_PREFILL_CHUNK};
-    if (what & CLI_MODEL_RAM)
+    if (what & CLI_MODEL_RAM) {
         t[n++] = (CliOpt){CLI_FLAG, "--ram", NULL, &o->ram, NULL, NULL,
-                          "copy a .duet into memory (huge pages) instead of mapping it: faster decode, slower start"};
+                          "read a .duet into memory (huge pages) even when it takes more than 3/4 of the free memory"};
+        t[n++] = (CliOpt){CLI_FLAG, "--mmap", NULL, &o->mmap, NULL, NULL,
+                          "map a .duet instead of reading it in (default: read in when it takes at most 3/4 of the free "
+                          "memory: faster decode)"};
+    }
     t[n] = (CliOpt){0};
 }
 
@@ -125,6 +130,25 @@ void cli_lora_split(const char *spec, char *name, size_t cap, const char **dir)
     *dir = spec;
 }
 
+/* "loading NAME: 45% 396/875 MB" rewritten on stderr, at most ten times a
+ * second; the line is cleared at the end. */
+typedef struct LoadBar {
+    const char *path;
+    double last;
+} LoadBar;
+
+static void load_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    LoadBar *b = ctx;
+    double t = now_s();
+    if (done < total && t - b->last < 0.1) return;
+    b->last = t;
+    if (done >= total) fprintf(stderr, "\r\033[K");
+    else fprintf(stderr, "\r\033[Kloading %s into memory: %3.0f%%  %.0f/%.0f MB", b->path, 100.0 * done / total, done / 1e6,
+                 total / 1e6);
+    fflush(stderr);
+}
+
 int cli_model_open(ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Err *e)
 {
     *k = NULL;
@@ -132,7 +156,10 @@ int cli_model_open(ModelOpts *o, Model *m, Kern **k, const Adapter **adapter, Er
     if (!o->path) return err_set(e, "no MODEL given (a checkpoint folder or a .duet file)");
     o->kv_type = o->kv && !strcmp(o->kv, "f32") ? KV_F32 : KV_F16;
     if (cli_check_model_path(o->path, "model", e)) return -1;
-    if (model_open_flags(m, o->path, o->ram ? MODEL_OPEN_RAM : 0, e)) return -1;
+    LoadBar bar = {o->path, 0};
+    ModelProgress mp = {load_progress, &bar};
+    int flags = o->ram ? MODEL_OPEN_RAM : o->mmap ? 0 : MODEL_OPEN_AUTO;
+    if (model_open_progress(m, o->path, flags, isatty(2) ? &mp : NULL, e)) return -1;
     for (int i = 0; i < o->n_lora; i++) {
         char name[128];
         const char *dir;

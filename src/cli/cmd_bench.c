@@ -323,12 +323,17 @@ int cmd_bench(int argc, char **argv)
     double gbs = n_gen ? bpt * dc * 1e-9 : NAN, gbsa = ad && n_gen ? bpta * dca * 1e-9 : NAN;
     const char *quant = dtype_name(m.layers[0].w[P_Q].type);
     const char *kvname = o.kv_type == KV_F16 ? "f16" : "f32";
+    /* how the weights were loaded: read into anonymous memory, mapped, or a folder's safetensors mappings */
+    const char *load = m.in_ram ? "ram" : m.file_map ? "mmap" : "folder";
+    long long huge = m.in_ram ? model_huge_bytes() : 0;
 
     if (json) {
         printf("{\n");
         json_str("model", o.path, 0);
         json_str("quant", quant, 0);
         json_str("isa", kern_isa(k), 0);
+        json_str("load", load, 0);
+        json_num("huge_page_bytes", huge >= 0 ? (double)huge : NAN, 0);
         json_num("threads", kern_threads(k), 0);
         json_str("kv", kvname, 0);
         json_num("prompt_tokens", (double)n_prompt, 0);
@@ -361,6 +366,14 @@ int cmd_bench(int argc, char **argv)
         if (isatty(2)) fprintf(stderr, "%20s\r", "");
         printf("%s: %s, %s x%d, kv %s; prompt %d tokens (chunk %d), %d generated; median of %d; cpu %.0f%%\n",
                o.path, quant, kern_isa(k), kern_threads(k), kvname, n_prompt, chunk, n_gen, R, util);
+        if (m.in_ram && huge >= 0)
+            printf("weights: read into memory (--mmap to map instead), %.0f MB of it on 2 MB pages\n", huge / 1e6);
+        else if (m.in_ram)
+            printf("weights: read into memory (--mmap to map instead)\n");
+        else if (m.file_map)
+            printf("weights: mapped from the file (%s)\n", o.mmap ? "--mmap" : "it does not fit in the memory available");
+        else
+            printf("weights: mapped from the checkpoint folder\n");
         printf("%-18s %12s %10s %12s %14s %10s\n", "", "prefill t/s", "TTFT ms", "decode t/s", "bytes/token",
                "GB/s");
         printf("%-18s %12.1f %10.1f %12.2f %14.0f %10.1f\n", "base", pf, tt, dc, bpt, gbs);

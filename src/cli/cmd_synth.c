@@ -1,10 +1,11 @@
-/* duet synth --like SHAPE -o DIR [--lora NAME=RANK]... [--seed S] [--tokenizer DIR]
+/* duet synth --like SHAPE -o DIR [--lora NAME=RANK]... [--seed S] [--tokenizer DIR] [-q]
  * Writes a synthetic Hugging Face checkpoint with the shapes of a real model
  * (compile/synth.h), in safetensors shards of at most --shard-mb MB (default
  * 2000, as the Hub's ~2 GB shards), and, per --lora, a PEFT adapter folder DIR-lora-NAME.
  * The tokenizer files are copied from --tokenizer DIR, by default from the
  * repository's tests/fixtures/tokenizer (found from the binary's path or the
- * working directory). One line per folder written goes to stdout. */
+ * working directory). One line per folder written goes to stdout; on a
+ * terminal a progress line (unless -q) to stderr. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -82,11 +83,30 @@ static int nonempty_dir(const char *path)
     return found;
 }
 
+/* "writing DIR: 45%  1391/3087 MB  0:12 elapsed" rewritten on stderr, at
+ * most ten times a second; the line is cleared at the end. */
+typedef struct SynthBar {
+    const char *dir;
+    double t0, last;
+} SynthBar;
+
+static void synth_progress(void *ctx, size_t done, size_t total)
+{
+    SynthBar *b = ctx;
+    double t = now_s();
+    if (done < total && t - b->last < 0.1) return;
+    b->last = t;
+    if (done >= total) fprintf(stderr, "\r\033[K");
+    else fprintf(stderr, "\r\033[Kwriting %s: %3.0f%%  %.0f/%.0f MB  %.0f s", b->dir, 100.0 * done / total, done / 1e6,
+                 total / 1e6, t - b->t0);
+    fflush(stderr);
+}
+
 int cmd_synth(int argc, char **argv)
 {
     const char *like = NULL, *dir = NULL, *tok_dir = NULL;
     const char *lora[MAX_SYNTH_LORAS];
-    int n_lora = 0, seed = 1, force = 0;
+    int n_lora = 0, seed = 1, force = 0, quiet = 0;
     double shard_mb = 2000;
     CliOpt own[] = {
         {CLI_STR, "--like", NULL, &like, "SHAPE", NULL, "the shapes to copy (required): qwen2-0.5b, qwen2-1.5b, qwen2.5-3b, or tiny (for tests)"},
@@ -98,6 +118,7 @@ int cmd_synth(int argc, char **argv)
         {CLI_STR, "--tokenizer", NULL, &tok_dir, "DIR", NULL,
          "where to copy tokenizer files from (default: the repository's tests/fixtures/tokenizer)"},
         {CLI_FLAG, "--force", "-f", &force, NULL, NULL, "write into DIR even if it is not empty"},
+        {CLI_FLAG, "--quiet", "-q", &quiet, NULL, NULL, "no progress line"},
         {0}};
     const CliSpec spec = {
         .name = "synth",
@@ -139,7 +160,10 @@ int cmd_synth(int argc, char **argv)
 
     double t0 = now_s();
     size_t total = 0;
-    if (synth_checkpoint(base, s, (uint64_t)seed, (size_t)(shard_mb * 1048576), &total, &e)) return cli_error("%s", e.msg);
+    SynthBar bar = {base, t0, 0};
+    SynthProgress sp = {synth_progress, &bar, 0, 0};
+    if (synth_checkpoint(base, s, (uint64_t)seed, (size_t)(shard_mb * 1048576), &total, isatty(2) && !quiet ? &sp : NULL, &e))
+        return cli_error("%s", e.msg);
     printf("%s: %s, %.2f GB of bf16 weights in %.1f s\n", base, s->name, total * 1e-9, now_s() - t0);
 
     char tdir[4096], from[4200], to[4200];

@@ -104,7 +104,7 @@ static int close_file(FILE *f, const char *path, Err *e)
 }
 
 /* Writes tensors t[0..n) to `path`, each filled from its own stream of `seed`. */
-static int write_st(const char *path, const TSpec *t, int n, uint64_t seed, Err *e)
+static int write_st(const char *path, const TSpec *t, int n, uint64_t seed, Err *e, SynthProgress *pr)
 {
     size_t cap = 256 + (size_t)n * 200, len = 0;
     char *hdr = malloc(cap);
@@ -154,6 +154,10 @@ static int write_st(const char *path, const TSpec *t, int n, uint64_t seed, Err 
             }
             if (fwrite(buf, esz, m, f) != m) break;
             left -= m;
+            if (pr && pr->tell) {
+                pr->done += m * esz;
+                pr->tell(pr->ctx, pr->done, pr->total);
+            }
         }
     }
     rc = close_file(f, path, e);
@@ -251,7 +255,8 @@ static int write_configs(const char *dir, const SynthShape *s, Err *e)
     return write_text(dir, "generation_config.json", buf, e);
 }
 
-int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t shard_bytes, size_t *total, Err *e)
+int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t shard_bytes, size_t *total,
+                     SynthProgress *p, Err *e)
 {
     int n = 2 + 12 * s->n_layers + !s->tied, nt = 0;
     TSpec *t = calloc((size_t)n, sizeof *t);
@@ -301,12 +306,13 @@ int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t
         shard_of[i] = n_shards - 1;
     }
     if (total) *total = sum;
+    if (p) p->done = 0, p->total = sum;
     for (int sh = 0, i = 0; sh < n_shards; sh++) {
         int j = i;
         while (j < nt && shard_of[j] == sh) j++;
         if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", dir);
         else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, sh + 1, n_shards);
-        if (write_st(path, t + i, j - i, seed, e)) goto out;
+        if (write_st(path, t + i, j - i, seed, e, p)) goto out;
         i = j;
     }
     if (n_shards > 1) {
@@ -351,7 +357,7 @@ int synth_lora(const char *dir, const SynthShape *s, int r, uint64_t seed, Err *
         }
     }
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    if (write_st(path, t, nt, seed, e)) goto out;
+    if (write_st(path, t, nt, seed, e, NULL)) goto out;
     snprintf(cfg, sizeof cfg,
              "{\n"
              "  \"alpha_pattern\": {},\n"

@@ -32,13 +32,22 @@ const SynthShape *synth_shape(const char *name);
 /* Names of the public shapes, for usage messages ("qwen2-0.5b|..."). */
 const char *synth_shape_names(void);
 
+/* Told how many bytes of tensor data are written (tell may be NULL). */
+typedef struct SynthProgress {
+    void (*tell)(void *ctx, size_t done, size_t total);
+    void *ctx;
+    size_t done, total;   /* set by synth_checkpoint */
+} SynthProgress;
+
 /* Writes DIR/config.json, generation_config.json and the weights
  * (model.safetensors, or model-0000i-of-0000n.safetensors shards of at most
  * `shard_bytes` each plus model.safetensors.index.json when bigger). Creates
  * DIR if needed. Embedding ~ N(0, 0.02^2), projections ~ N(0, 1/in), norms
  * ~ 1 + N(0, 0.02^2), biases
- * ~ N(0, 0.02), all from `seed`. *total receives the bytes of tensor data. */
-int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t shard_bytes, size_t *total, Err *e);
+ * ~ N(0, 0.02), all from `seed`. *total receives the bytes of tensor data;
+ * p (may be NULL) is told as they are written. */
+int synth_checkpoint(const char *dir, const SynthShape *s, uint64_t seed, size_t shard_bytes, size_t *total,
+                     SynthProgress *p, Err *e);
 
 /* Writes the PEFT adapter folder DIR (adapter_config.json as PEFT 0.21 writes
  * it, adapter_model.safetensors in f32) with rank `r`, lora_alpha = 2r, on all

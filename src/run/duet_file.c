@@ -494,7 +494,7 @@ int duet_parse(Model *m, const void *buf, size_t len, const char *name, Err *e)
 /* The whole file in anonymous memory on 2 MB pages (see MODEL_OPEN_RAM).
  * *base / *size describe the mapping to unmap; returns the file's first
  * byte (2 MB aligned), or NULL. */
-static void *read_huge(int fd, size_t len, void **base, size_t *size)
+static void *read_huge(int fd, size_t len, void **base, size_t *size, const ModelProgress *p)
 {
     const size_t huge = (size_t)2 << 20;
     size_t tot = (len + 2 * huge) & ~(huge - 1);
@@ -502,14 +502,15 @@ static void *read_huge(int fd, size_t len, void **base, size_t *size)
     if (raw == MAP_FAILED) return NULL;
     char *b = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
     madvise(b, (len + huge - 1) & ~(huge - 1), MADV_HUGEPAGE); /* a hint: 4 KB pages if refused */
-    size_t got = 0;
+    size_t got = 0, step = (size_t)64 << 20; /* in 64 MB reads, for the progress */
     while (got < len) {
-        ssize_t r = pread(fd, b + got, len - got, (off_t)got);
+        ssize_t r = pread(fd, b + got, len - got < step ? len - got : step, (off_t)got);
         if (r <= 0) {
             munmap(raw, tot);
             return NULL;
         }
         got += (size_t)r;
+        if (p && p->tell) p->tell(p->ctx, got, len);
     }
     mprotect(raw, tot, PROT_READ); /* the weights are read-only from here on */
     *base = raw;
@@ -517,7 +518,9 @@ static void *read_huge(int fd, size_t len, void **base, size_t *size)
     return b;
 }
 
-int model_open_duet(Model *m, const char *path, int flags, Err *e)
+int model_open_duet(Model *m, const char *path, int flags, Err *e) { return model_open_duet_progress(m, path, flags, NULL, e); }
+
+int model_open_duet_progress(Model *m, const char *path, int flags, const ModelProgress *p, Err *e)
 {
     memset(m, 0, sizeof *m);
     m->merged = -1;
@@ -534,11 +537,14 @@ int model_open_duet(Model *m, const char *path, int flags, Err *e)
     }
     size_t len = (size_t)sb.st_size, maplen = len;
     void *base = NULL, *map;
-    if (flags & MODEL_OPEN_RAM) {
-        map = read_huge(fd, len, &base, &maplen);
+    int ram = (flags & MODEL_OPEN_RAM) || ((flags & MODEL_OPEN_AUTO) && model_ram_fits(len));
+    map = ram ? read_huge(fd, len, &base, &maplen, p) : NULL;
+    if (ram && !map && !(flags & MODEL_OPEN_RAM)) ram = 0; /* AUTO: map it after all */
+    if (ram) {
         close(fd);
         if (!map) return err_set(e, "%s: cannot read %zu bytes into memory", path, len);
     } else {
+        maplen = len;
         map = base = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
         close(fd); /* the mapping keeps the file alive */
         if (map == MAP_FAILED) return err_set(e, "%s: cannot map %zu bytes", path, len);
@@ -549,5 +555,6 @@ int model_open_duet(Model *m, const char *path, int flags, Err *e)
     }
     m->file_map = base;
     m->file_size = maplen;
+    m->in_ram = ram;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "load/limits.h"
 #include "util/half.h"
@@ -277,7 +278,9 @@ void model_close(Model *m)
 
 int model_open(Model *m, const char *path, Err *e) { return model_open_flags(m, path, 0, e); }
 
-int model_open_flags(Model *m, const char *path, int flags, Err *e)
+int model_open_flags(Model *m, const char *path, int flags, Err *e) { return model_open_progress(m, path, flags, NULL, e); }
+
+int model_open_progress(Model *m, const char *path, int flags, const ModelProgress *p, Err *e)
 {
     struct stat sb;
     if (stat(path, &sb)) {
@@ -285,5 +288,34 @@ int model_open_flags(Model *m, const char *path, int flags, Err *e)
         return err_set(e, "%s: no such file or folder", path);
     }
     if (S_ISDIR(sb.st_mode)) return model_open_dir(m, path, e);
-    return model_open_duet(m, path, flags, e);
+    return model_open_duet_progress(m, path, flags, p, e);
 }
+
+/* A "Key:   N kB" line of a /proc file, in bytes; -1 if absent. */
+static long long proc_kb(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = strtoll(line + kl + 1, NULL, 10) * 1024;
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+int model_ram_fits(uint64_t bytes)
+{
+    long long avail = proc_kb("/proc/meminfo", "MemAvailable");
+    if (avail < 0) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
+        avail = pages > 0 && pg > 0 ? (long long)pages * pg : 0;
+    }
+    return (double)bytes <= 0.75 * (double)avail;
+}
+
+long long model_huge_bytes(void) { return proc_kb("/proc/self/smaps_rollup", "AnonHugePages"); }

@@ -52,6 +52,7 @@ typedef struct Model {
     size_t tokenizer_config_len;
     const char *meta;                /* the .duet's JSON meta section (NUL-padded) */
     size_t meta_len;
+    int in_ram;                      /* the .duet was read into anonymous memory (MODEL_OPEN_RAM) */
 } Model;
 
 /* Opens `path`: a checkpoint folder or a compiled .duet file. */
@@ -62,10 +63,30 @@ int model_open(Model *m, const char *path, Err *e);
  * weight per token, and with 4 KB pages the TLB misses cost ~10% of decode
  * speed; the price is an open that reads the whole file (~1-2 s for 1 GB). */
 #define MODEL_OPEN_RAM 1
+/* MODEL_OPEN_AUTO: MODEL_OPEN_RAM when the file takes at most 3/4 of the
+ * memory available now (/proc/meminfo MemAvailable), else mapped. */
+#define MODEL_OPEN_AUTO 2
 int model_open_flags(Model *m, const char *path, int flags, Err *e);
+
+/* Told how far the read into memory is (bytes done of total). */
+typedef struct ModelProgress {
+    void (*tell)(void *ctx, uint64_t done, uint64_t total);
+    void *ctx;
+} ModelProgress;
+
+/* model_open_flags with progress (may be NULL) while a .duet is read. */
+int model_open_progress(Model *m, const char *path, int flags, const ModelProgress *p, Err *e);
+
+/* Whether a file of `bytes` fits MODEL_OPEN_AUTO's rule now. */
+int model_ram_fits(uint64_t bytes);
+
+/* Bytes of this process's anonymous memory on transparent huge pages
+ * (/proc/self/smaps_rollup AnonHugePages), or -1 if unknown. */
+long long model_huge_bytes(void);
 
 /* Opens a compiled .duet file (run/duet_file.c); flags as above. */
 int model_open_duet(Model *m, const char *path, int flags, Err *e);
+int model_open_duet_progress(Model *m, const char *path, int flags, const ModelProgress *p, Err *e);
 
 /* Opens a checkpoint folder. The weights stay in the safetensors mappings. */
 int model_open_dir(Model *m, const char *dir, Err *e);
