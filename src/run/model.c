@@ -41,6 +41,21 @@ static const float *vec(Model *m, const char *name, int n, float **cursor, Err *
     return out;
 }
 
+/* Unmaps the whole pages of [p, p + bytes) of a read-only file mapping:
+ * they stay in the page cache and fault back in when read, but no longer
+ * count in this process's resident size until then. */
+static void unmap_pages(const void *p, size_t bytes)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), b = ((uintptr_t)p + bytes) & ~((uintptr_t)pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Matrix `name` (rows x cols) as a view of the mapped checkpoint, checked
+ * finite. The check reads every page; they are let go right after, so that
+ * opening a folder does not make the whole checkpoint resident at once (a
+ * streamed compile then holds one tensor group at a time). */
 static int mat(Model *m, QMat *q, const char *name, int rows, int cols, Err *e)
 {
     int64_t shape[2] = {rows, cols};
@@ -51,7 +66,9 @@ static int mat(Model *m, QMat *q, const char *name, int rows, int cols, Err *e)
     q->rows = rows;
     q->cols = cols;
     q->data = t->data;
-    return limit_finite_qmat(q, m->ckpt.dir, name, e);
+    int rc = limit_finite_qmat(q, m->ckpt.dir, name, e);
+    unmap_pages(q->data, qmat_data_bytes(q->type, rows, cols));
+    return rc;
 }
 
 int model_open_dir(Model *m, const char *dir, Err *e)
