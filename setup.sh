@@ -17,4 +17,4 @@ make -j"$(nproc)"
 make demo
 echo
 echo "duet is built: build/duet (make install PREFIX=... puts it on your PATH)."
-echo "Next, try:  build/duet chat build/demo.duet      (build/duet --help lists the commands)"
+echo "Next, try:  build/duet chat build/demo.duet --adapter shell      (build/duet --help lists the commands)"

@@ -334,10 +334,10 @@ int cmd_chat(int argc, char **argv)
     if (tty) {
         fprintf(stderr, "duet chat: %s%s%s", path, c.adapter[0] ? " + " : "", c.adapter);
         int na = duet_model_n_adapters(m);
-        for (int i = 0; !c.adapter[0] && i < na; i++)
-            fprintf(stderr, "%s%s", i ? ", " : " (adapters: ", duet_model_adapter_name(m, i));
+        for (int i = 0; !c.adapter[0] && i < na; i++) /* the base model runs: say which adapters there are */
+            fprintf(stderr, "%s%s", i ? ", " : ", the base model (its adapters: ", duet_model_adapter_name(m, i));
         fprintf(stderr, "%s. /help for commands, \"\"\" for several lines, Ctrl-C stops an answer, Ctrl-D quits.\n",
-                !c.adapter[0] && na ? "; /adapter NAME)" : "");
+                !c.adapter[0] && na ? "; /adapter NAME switches)" : "");
     }
     ChatInput in;
     chat_input_open(&in, tty);
