@@ -1,5 +1,6 @@
 #include "duet_image.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,8 @@ unsigned char *duet_image_build(const unsigned char *old, size_t old_len, cJSON 
     cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(meta, "blob_hashes"))
     {
         cJSON *o = cJSON_GetObjectItemCaseSensitive(h, "offset"), *s = cJSON_GetObjectItemCaseSensitive(h, "size");
-        if (!cJSON_IsNumber(o) || !cJSON_IsNumber(s)) continue;
+        if (!cJSON_IsNumber(o) || !cJSON_IsNumber(s) || !(fabs(o->valuedouble) < 9e18) || !(fabs(s->valuedouble) < 9e18))
+            continue; /* not an offset this image can have */
         long long off = (long long)o->valuedouble - delta, size = (long long)s->valuedouble;
         if (off < (long long)old_bo || size < 0 || (unsigned long long)(off + size) > old_len) continue;
         char hex[17];

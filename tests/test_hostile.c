@@ -463,6 +463,25 @@ static void test_duet_files(const char *duet)
     duet_model_close(m);
     m = NULL;
 
+    /* no tensors and no blobs at all (found by fuzz_duet_run: qsort of no regions was given NULL): refused */
+    {
+        unsigned char *c0 = aligned_alloc(64, (len + 63) / 64 * 64);
+        memcpy(c0, img, len);
+        cJSON *m0 = duet_image_meta(c0, len);
+        cJSON_ReplaceItemInObjectCaseSensitive(m0, "tensors", cJSON_CreateArray());
+        cJSON_ReplaceItemInObjectCaseSensitive(m0, "blobs", cJSON_CreateObject());
+        size_t l0;
+        unsigned char *b0 = duet_image_build(c0, len, m0, &l0);
+        if (b0) duet_image_write(path_in("empty.duet"), b0, l0);
+        rc = b0 ? duet_model_open(&m, path_in("empty.duet"), NULL, err, sizeof err) : -100;
+        CHECK(rc == DUET_ERR_FORMAT && !m, "a .duet without tensors or blobs: %d %s", rc, err);
+        duet_model_close(m);
+        m = NULL;
+        free(b0);
+        free(c0);
+        cJSON_Delete(m0);
+    }
+
     /* 80,000 tensors: refused in well under a second (it took 52 s) */
     unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
     memcpy(cp, img, len);

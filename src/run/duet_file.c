@@ -438,7 +438,7 @@ static int parse_meta(Parse *P, Model *m, uint64_t meta_size, Err *e)
         *bp[i] = (const char *)P->buf + off;
         *bl[i] = (size_t)size;
     }
-    qsort(P->sp, (size_t)P->n_sp, sizeof *P->sp, span_cmp);
+    if (P->n_sp > 1) qsort(P->sp, (size_t)P->n_sp, sizeof *P->sp, span_cmp); /* sp is NULL when there is none */
     for (int i = 1; i < P->n_sp; i++)
         if (P->sp[i - 1].off + P->sp[i - 1].size > P->sp[i].off) {
             err_set(e, "%s: data regions overlap at byte %llu", P->name, (unsigned long long)P->sp[i].off);
