@@ -572,6 +572,25 @@ static void check_out_and_cache(void)
     check_rmtree(cache);
 }
 
+/* The recipes' sizes at Qwen2-1.5B shapes (dim 1536, MLP 8960, kv 256, 28
+ * layers, vocab 151936, tied): q4 within Q4_K_M's 986 MB file (its weights
+ * at most 5.0 bits: 964 MB, plus ~12 MB of tokenizer and norms), q3 within
+ * the 800 MB of the smaller recipe; and the roles: q4's down projection is
+ * q6 in the first and last eighth, q5 every third layer between, iq4 else. */
+static void check_recipes(void)
+{
+    const QuantRecipe *q4 = compile_recipe("q4"), *q3 = compile_recipe("q3");
+    CHECK(q4 && q3 && !compile_recipe("q9"), "recipes q4, q3 known, q9 not");
+    if (!q4 || !q3) return;
+    double b4 = recipe_bits(q4, 1536, 8960, 256, 28, 151936), b3 = recipe_bits(q3, 1536, 8960, 256, 28, 151936);
+    double n = 151936.0 * 1536 + 28.0 * (2 * 1536.0 * 1536 + 2 * 256.0 * 1536 + 3 * 8960.0 * 1536);
+    CHECK(b4 <= 5.0 && n * b4 / 8 + 12e6 <= 986e6, "q4 at Qwen2-1.5B shapes: %.3f bits, %.0f MB", b4, n * b4 / 8e6 + 12);
+    CHECK(n * b3 / 8 + 12e6 <= 800e6, "q3 at Qwen2-1.5B shapes: %.3f bits, %.0f MB", b3, n * b3 / 8e6 + 12);
+    DType d0 = recipe_type(q4, CG_MLP, P_DOWN, 0, 28, DT_F32), d5 = recipe_type(q4, CG_MLP, P_DOWN, 5, 28, DT_F32);
+    DType d4 = recipe_type(q4, CG_MLP, P_DOWN, 4, 28, DT_F32), v5 = recipe_type(q4, CG_ATTN, P_V, 5, 28, DT_F32);
+    CHECK(d0 == DT_Q6 && d5 == DT_Q5 && d4 == DT_IQ4 && v5 == DT_Q6, "q4 down types %d %d %d, v %d", d0, d5, d4, v5);
+}
+
 int main(void)
 {
     Err e;
@@ -582,6 +601,7 @@ int main(void)
         return check_summary("compile");
     }
     check_qrow();
+    check_recipes();
     check_bad_inputs();
     check_bad_files();
     check_shapes(k, "pattern");

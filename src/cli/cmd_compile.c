@@ -76,14 +76,14 @@ int cmd_compile(int argc, char **argv)
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
         {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q3|q4_0|iq4|iq3", "bf16",
          "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
-         "q5 5.78, q4 5.06 the recommended 4-bit, q3 4.09, q4_0 4.50 the plain q4 type), or one type everywhere "
+         "q5 5.78, q4 5.00 the recommended 4-bit, q3 4.02, q4_0 4.50 the plain q4 type), or one type everywhere "
          "(f32, bf16, f16; iq4 4.50, iq3 3.50)"},
         {CLI_LIST, "--tensor-type", NULL, ttypes, "GROUP=TYPE", NULL,
          "another type for a group of tensors: embed, lm_head, attn or mlp", 0, CG_COUNT * 2, &n_tt},
         {CLI_CHOICE, "--round", NULL, &round, "search|nearest", "search",
          "block rounding: search each block's scale, or round to nearest"},
         {CLI_STR, "--calib", NULL, &o.calib_path, "FILE", NULL,
-         "JSONL prompts to calibrate q8/q4 on (every 4th held out to judge each matrix's choice; default: none)"},
+         "JSONL prompts to calibrate the block types on (every 4th held out to judge each matrix's choice; default: none)"},
         {CLI_STR, "--calib-cache", NULL, &cache, "DIR", NULL,
          "where calibration statistics are cached (default $XDG_CACHE_HOME/duet or ~/.cache/duet; none: off)"},
         {CLI_FLAG, "--quiet", "-q", &quiet, NULL, NULL, "no progress line"},

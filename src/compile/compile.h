@@ -69,7 +69,8 @@ typedef struct QuantRecipe {
     DType v;               /* v in every layer */
     DType mlp;             /* gate, up */
     DType down;            /* down */
-    DType more;            /* v and down in the "more bits" layers */
+    DType more;            /* v in the "more bits" layers, down in the first and last eighth */
+    DType more_down;       /* down in the other "more bits" layers (every third) */
 } QuantRecipe;
 
 extern const QuantRecipe compile_recipes[];

@@ -7,15 +7,15 @@
 #include "compile/compile_int.h"
 
 const QuantRecipe compile_recipes[] = {
-    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more (v, down) */
-    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8},
-    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6},
-    {"q5", "5-bit projections, 6-bit embedding and more-bits v/down", DT_Q6, DT_Q5, DT_Q5, DT_Q5, DT_Q5, DT_Q6},
-    {"q4", "4-bit grid (iq4) projections, 6-bit embedding and more-bits v/down (recommended)", DT_Q6, DT_IQ4,
-     DT_IQ4, DT_IQ4, DT_IQ4, DT_Q6},
-    {"q3", "3-bit grid (iq3) projections, 4-bit v and more-bits down, 6-bit embedding", DT_Q6, DT_IQ3, DT_IQ4, DT_IQ3,
-     DT_IQ3, DT_IQ4},
-    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4},
+    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more-bits v, more-bits down */
+    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8},
+    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6},
+    {"q5", "5-bit projections, 6-bit embedding and more-bits v/down", DT_Q6, DT_Q5, DT_Q5, DT_Q5, DT_Q5, DT_Q6, DT_Q6},
+    {"q4", "4-bit grid (iq4) projections, 6-bit embedding and more-bits v/down (5-bit down mid-stack; recommended)", DT_Q6,
+     DT_IQ4, DT_IQ4, DT_IQ4, DT_IQ4, DT_Q6, DT_Q5},
+    {"q3", "3-bit grid (iq3) projections, 4-bit v and first/last-eighth down, 6-bit embedding", DT_Q6, DT_IQ3, DT_IQ4,
+     DT_IQ3, DT_IQ3, DT_IQ4, DT_IQ3},
+    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4},
 };
 const int compile_n_recipes = (int)(sizeof compile_recipes / sizeof compile_recipes[0]);
 
@@ -26,19 +26,22 @@ const QuantRecipe *compile_recipe(const char *name)
     return NULL;
 }
 
-/* llama.cpp's use_more_bits: the first and last eighth, every third between. */
+/* llama.cpp's use_more_bits: the first and last eighth (2 for "the ends"),
+ * every third between (1); 0 for the other layers. */
 static int more_bits(int layer, int n)
 {
-    return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+    if (layer < n / 8 || layer >= 7 * n / 8) return 2;
+    return (layer - n / 8) % 3 == 2;
 }
 
 DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layers, DType dflt)
 {
     if (!r) return dflt;
     if (group == CG_EMBED || group == CG_LM_HEAD) return r->embed;
+    int m = more_bits(layer, n_layers);
     switch (p) {
-    case P_V: return more_bits(layer, n_layers) ? r->more : r->v;
-    case P_DOWN: return more_bits(layer, n_layers) ? r->more : r->down;
+    case P_V: return m ? r->more : r->v;
+    case P_DOWN: return m == 2 ? r->more : m ? r->more_down : r->down;
     case P_GATE:
     case P_UP: return r->mlp;
     default: return r->attn;
