@@ -262,7 +262,7 @@ static void test_backend(const char *isa, int threads)
     Rng rng = {0x9e3779b97f4a7c15ull ^ (uint64_t)threads};
     int combo = 0;
     for (int t = DT_F32; t < DT_COUNT; t++) {
-        int fails = 0;
+        int fails = 0, binv_fails = 0;
         for (size_t ri = 0; ri < sizeof rows_v / sizeof *rows_v; ri++)
             for (size_t ci = 0; ci < sizeof cols_v / sizeof *cols_v; ci++)
                 for (size_t ni = 0; ni < sizeof n_v / sizeof *n_v; ni++) {
@@ -281,6 +281,17 @@ static void test_backend(const char *isa, int threads)
                     kern_matmul(k, Y, &m.q, X, n);
                     kern_matmul_ref(R, &m.q, X, n);
                     double w = worst_error(&m.q, X, n, Y, R);
+                    if (n > 1 && n < 8) { /* decode batches: a token's row as if alone, bit for bit */
+                        int same = 1;
+                        for (int tk = 0; tk < n && same; tk++) {
+                            kern_matmul(k, R, &m.q, X + (size_t)tk * cols, 1);
+                            same = !memcmp(R, Y + (size_t)tk * rows, (size_t)rows * sizeof(float));
+                        }
+                        if (!same && binv_fails++ < 5)
+                            CHECK(0, "%s %s rows %d cols %d n %d: a token's row differs from the same token alone",
+                                  isa, dtype_name((DType)t), rows, cols, n);
+                        kern_matmul_ref(R, &m.q, X, n);
+                    }
                     if (w > 1 && fails++ < 5)
                         CHECK(0, "%s %s rows %d cols %d n %d in_scale %d: error %.3g x allowed",
                               isa, dtype_name((DType)t), rows, cols, n, m.in_scale != NULL, w);
@@ -292,6 +303,8 @@ static void test_backend(const char *isa, int threads)
                     mat_free(&m);
                 }
         CHECK(fails == 0, "%s %s: %d shapes out of tolerance", isa, dtype_name((DType)t), fails);
+        CHECK(binv_fails == 0, "%s %s: %d decode batches where a token's result depends on the batch", isa,
+              dtype_name((DType)t), binv_fails);
         printf("kern: %s %s (%d threads) checked\n", isa, dtype_name((DType)t), threads);
     }
     kern_destroy(k);

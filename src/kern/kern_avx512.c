@@ -259,7 +259,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
     const uint16_t *sd = W->scales + (size_t)r * nb;
     const __m512i lane4 = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
     const __m512i tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : _mm512_setzero_si512();
-    const int NA = NT == 1 ? 2 : NT;
+    const int NA = NT;
     __m512 acc[4][8];
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
@@ -310,12 +310,15 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                 for (int i = 0; i < NR; i++) {
                     __m512i dot = _mm512_dpbusd_epi32(off, w0[i], a0);
                     dot = _mm512_dpbusd_epi32(dot, w1[i], a1);
-                    if (NT == 1) {
-                        acc[i][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ws[i], acc[i][k & 1]);
-                    } else {
-                        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ws[i]);
-                        acc[i][j] = _mm512_fmadd_ps(f, _mm512_loadu_ps(A->pat + tu * 16), acc[i][j]);
-                    }
+                    /* the same operations for a token whatever NT is (its
+                     * result does not depend on the batch it rides in):
+                     * acc += dot * (w_scale * x_scale); NT == 1 folded
+                     * x_scale into s16 above, the same products */
+                    if (NT == 1)
+                        acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), ws[i], acc[i][0]);
+                    else
+                        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                                    _mm512_mul_ps(ws[i], _mm512_loadu_ps(A->pat + tu * 16)), acc[i][j]);
                 }
             }
         }
@@ -324,8 +327,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < NT; j++) {
-            __m512 v = NT == 1 ? _mm512_add_ps(acc[i][0], acc[i][1]) : acc[i][j];
-            float y = _mm512_reduce_add_ps(v);
+            float y = _mm512_reduce_add_ps(acc[i][j]);
             const int8_t *x = A->q + (size_t)(t + j) * nb * 32;
             for (int b = 4 * nu; b < nb; b++) {
                 int s = 0, wv[32];
