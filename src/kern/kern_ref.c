@@ -2,6 +2,7 @@
 #include "kern/kern.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,10 +115,11 @@ void qmat_row_f32(float *out, const QMat *W, int row)
 
 void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n)
 {
-    /* f32 rows are read in place; others converted into a heap row (cols
-     * reaches 2^20: no stack array). Without memory every output is NaN,
-     * which the run checks stop at. */
-    int direct = W->type == DT_F32 && !W->in_scale;
+    /* f32 rows are read in place when they are aligned floats (a matrix may
+     * start at any byte); others converted into a heap row (cols reaches
+     * 2^20: no stack array). Without memory every output is NaN, which the
+     * run checks stop at. */
+    int direct = W->type == DT_F32 && !W->in_scale && (uintptr_t)W->data % _Alignof(float) == 0;
     float *buf = direct ? NULL : malloc((size_t)(W->cols > 0 ? W->cols : 1) * sizeof *buf);
     if (!direct && !buf) {
         for (size_t i = 0; i < (size_t)n * W->rows; i++) Y[i] = NAN;
