@@ -23,7 +23,6 @@ unknown tool or breaks its schema is not valid."""
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -38,6 +37,7 @@ import jsonschema  # noqa: E402
 import duet  # noqa: E402
 from duet import _lib  # noqa: E402
 import tools_dialogues  # noqa: E402
+from train import parse_calls  # noqa: E402  (the same parsing as the HF evaluation)
 
 _lib.lib.duet_session_append_message_json.restype = _lib.ctypes.c_int
 _lib.lib.duet_session_append_message_json.argtypes = [_lib.ctypes.c_void_p, _lib.ctypes.c_char_p]
@@ -101,20 +101,6 @@ def replay(msgs):
             msg["tool_call_id"] = "call_h%d_0" % (k - 1)
         out.append(msg)
     return out
-
-
-def parse_calls(text):
-    """<tool_call> blocks as [{"name", "arguments"}]; None if one does not parse (train.py's rule)."""
-    calls = []
-    for m in re.finditer(r"<tool_call>\s*(.*?)\s*</tool_call>", text, re.S):
-        try:
-            j = json.loads(m.group(1))
-        except ValueError:
-            return None
-        if not isinstance(j, dict) or "name" not in j:
-            return None
-        calls.append({"name": j["name"], "arguments": j.get("arguments", {})})
-    return calls
 
 
 def unconstrained(a):
