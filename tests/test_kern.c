@@ -53,7 +53,9 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
         for (size_t i = 0; i < db; i++) ((uint8_t *)m->data)[i] = (uint8_t)rng_u32(r);
         break;
     }
-    for (size_t i = 0; i < sb / 2; i++) m->scales[i] = f32_to_f16(0.001f + 0.02f * (rng_f(r) + 1));
+    for (size_t i = 0; i < sb / 2; i++) /* super-block types: D, then random 6-bit sub-scales */
+        m->scales[i] = !dtype_is_super(t) ? f32_to_f16(0.001f + 0.02f * (rng_f(r) + 1))
+                       : i % QSUPER_WORDS ? (uint16_t)rng_u32(r) : f32_to_f16(0.0001f + 0.0006f * (rng_f(r) + 1));
     if (with_in_scale) {
         m->in_scale = malloc((size_t)cols * sizeof(float));
         for (int c = 0; c < cols; c++) m->in_scale[c] = 0.25f + 2.0f * (rng_f(r) + 1);

@@ -74,7 +74,7 @@ int cmd_compile(int argc, char **argv)
         {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
         {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
-        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q3|q4_0|iq4|iq3", "bf16",
+        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q3|q4_0|iq4|iq3|q6k|q5k|iq4k|iq3k", "bf16",
          "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
          "q5 5.78, q4 5.00 the recommended 4-bit, q3 4.02, q4_0 4.50 the plain q4 type), or one type everywhere "
          "(f32, bf16, f16; iq4 4.50, iq3 3.50)"},

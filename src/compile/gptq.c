@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "compile/gptq.h"
+#include "compile/qrow.h"
 #include "kern/quant.h"
 #include "util/half.h"
 
@@ -92,9 +93,11 @@ static void pack(void *row, DType t, int cols, int b, int *lv, int n)
 int gptq_rows(void *data, uint16_t *scales, DType t, QRound round, const QMat *W, int r0, int r1, const float *U,
               const float *w)
 {
-    int cols = W->cols, nb = (cols + QBLOCK - 1) / QBLOCK;
-    size_t rb = qmat_data_bytes(t, 1, cols);
+    int cols = W->cols, nb = (cols + QBLOCK - 1) / QBLOCK, sup = dtype_is_super(t);
+    size_t rb = qmat_data_bytes(t, 1, cols), sw = qmat_scale_bytes(t, 1, cols) / 2;
+    DType bt = dtype_base(t);
     float *X = malloc((size_t)GPTQ_BATCH * cols * sizeof *X), *E = malloc((size_t)GPTQ_BATCH * QBLOCK * sizeof *E);
+    uint16_t hs[GPTQ_BATCH][QSUPER];
     if (!X || !E) {
         free(X), free(E);
         return -1;
@@ -106,19 +109,22 @@ int gptq_rows(void *data, uint16_t *scales, DType t, QRound round, const QMat *W
             int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK;
             for (int r = 0; r < R; r++) {
                 float *x = X + (size_t)r * cols, *e = E + (size_t)r * QBLOCK;
-                uint16_t h = qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
+                if (sup && b % QSUPER == 0) /* the super-block's scales from the values as they are now */
+                    qrow_super(scales + (size_t)(b0 + r) * sw + (size_t)b / QSUPER * QSUPER_WORDS, hs[r], t, round, x,
+                               cols, w, b);
+                uint16_t h = sup ? hs[r][b % QSUPER] : qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
                 float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f; /* grid types: d may be < 0 */
                 int lv[QBLOCK] = {0}, legacy = t == DT_Q8 || t == DT_Q4;
                 for (int i = 0; i < n; i++) {
                     int j = j0 + i;
                     const float *u = U + (size_t)j * cols;
-                    lv[i] = legacy ? level(t, x[j], inv) : quant_nearest(t, x[j] * inv);
-                    float deq = (float)(legacy ? lv[i] : quant_level_value(t, lv[i])) * d;
+                    lv[i] = legacy ? level(t, x[j], inv) : quant_nearest(bt, x[j] * inv);
+                    float deq = (float)(legacy ? lv[i] : quant_level_value(bt, lv[i])) * d;
                     e[i] = (x[j] - deq) / u[j];
                     for (int c = j + 1; c < j0 + n; c++) x[c] -= e[i] * u[c];
                 }
-                scales[(size_t)(b0 + r) * nb + b] = h;
-                pack((char *)data + (size_t)(b0 + r) * rb, t, cols, b, lv, n);
+                if (!sup) scales[(size_t)(b0 + r) * nb + b] = h;
+                pack((char *)data + (size_t)(b0 + r) * rb, bt, cols, b, lv, n);
             }
             if (j0 + n < cols) update(X, R, cols, E, n, U, j0, j0 + n);
         }

@@ -35,6 +35,7 @@ static double block_err(DType t, const float *v, const float *w, int n, uint16_t
 
 uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w, int n)
 {
+    t = dtype_base(t);
     if (t != DT_Q8 && t != DT_Q4) { /* Q6 .. IQ3: searched, or the largest element on its sign's end level */
         if (round == QROUND_SEARCH) return quant_block_scale(t, v, w, n);
         float amax = 0, big = 0;
@@ -62,19 +63,35 @@ uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w,
     return best;
 }
 
+void qrow_super(uint16_t *sc, uint16_t *h, DType t, QRound round, const float *x, int cols, const float *w, int b)
+{
+    int nb = (cols + QBLOCK - 1) / QBLOCK, nblk = nb - b < QSUPER ? nb - b : QSUPER, j0 = b * QBLOCK;
+    DType bt = dtype_base(t);
+    uint16_t h0[QSUPER];
+    for (int i = 0; i < nblk; i++) {
+        int j = j0 + i * QBLOCK, n = cols - j < QBLOCK ? cols - j : QBLOCK;
+        h0[i] = qrow_block_scale(bt, round, x + j, w ? w + j : NULL, n);
+    }
+    quant_super_fit(bt, x + j0, w ? w + j0 : NULL, cols - j0, h0, nblk, round == QROUND_SEARCH, sc, h);
+}
+
 void qrow_quantize(void *dst, uint16_t *scales, DType t, QRound round, float *x, int cols, const float *w,
                    const float *U)
 {
-    int nb = (cols + QBLOCK - 1) / QBLOCK;
+    int nb = (cols + QBLOCK - 1) / QBLOCK, sup = dtype_is_super(t);
+    DType bt = dtype_base(t);
+    uint16_t hs[QSUPER];
     for (int b = 0; b < nb; b++) {
         int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK;
-        uint16_t h = qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
+        if (sup && b % QSUPER == 0) /* the super-block's scales from the values as they are now */
+            qrow_super(scales + (size_t)b / QSUPER * QSUPER_WORDS, hs, t, round, x, cols, w, b);
+        uint16_t h = sup ? hs[b % QSUPER] : qrow_block_scale(t, round, x + j0, w ? w + j0 : NULL, n);
         float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
         int lv[QBLOCK] = {0}, legacy = t == DT_Q8 || t == DT_Q4;
         for (int i = 0; i < n; i++) {
             int j = j0 + i;
-            lv[i] = legacy ? qlevel(t, x[j], inv) : quant_nearest(t, x[j] * inv);
-            float deq = (float)(legacy ? lv[i] : quant_level_value(t, lv[i])) * d;
+            lv[i] = legacy ? qlevel(t, x[j], inv) : quant_nearest(bt, x[j] * inv);
+            float deq = (float)(legacy ? lv[i] : quant_level_value(bt, lv[i])) * d;
             if (U) { /* GPTQ: the rounding error, scaled, moves to the later columns */
                 const float *u = U + (size_t)j * cols;
                 float err = (x[j] - deq) / u[j];
@@ -82,10 +99,10 @@ void qrow_quantize(void *dst, uint16_t *scales, DType t, QRound round, float *x,
                 for (int c = j + 1; c < cols; c++) x[c] -= err * u[c];
             }
         }
-        scales[b] = h;
+        if (!sup) scales[b] = h;
         if (!legacy) { /* padding: the level of value 0 (or nearest to it) */
-            for (int i = n; i < QBLOCK; i++) lv[i] = quant_nearest(t, 0.0f);
-            quant_block_pack(t, dst, cols, b, lv);
+            for (int i = n; i < QBLOCK; i++) lv[i] = quant_nearest(bt, 0.0f);
+            quant_block_pack(bt, dst, cols, b, lv);
         } else if (t == DT_Q8) {
             int8_t *q = (int8_t *)dst + (size_t)b * QBLOCK;
             for (int i = 0; i < QBLOCK; i++) q[i] = (int8_t)lv[i];

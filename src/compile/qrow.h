@@ -22,9 +22,16 @@ typedef enum QRound { QROUND_SEARCH = 0, QROUND_NEAREST = 1 } QRound;
  * weights the squared errors of the search. 0 for an all-zero block. */
 uint16_t qrow_block_scale(DType t, QRound round, const float *v, const float *w, int n);
 
+/* The super-block of a super-block type t that starts at block b of row x
+ * (cols floats; w as below): each block's scale by qrow_block_scale of the
+ * base type, then quant_super_fit (searching with QROUND_SEARCH). The 4
+ * words go to sc, the blocks' f16 scales to h (up to 8). */
+void qrow_super(uint16_t *sc, uint16_t *h, DType t, QRound round, const float *x, int cols, const float *w, int b);
+
 /* Quantizes row x (cols floats; overwritten as scratch) of block type t into
  * dst (ceil(cols/32) blocks in kern.h's layout, padding 0) and
- * scales (ceil(cols/32) f16). w (cols, or NULL) weights the block-scale
+ * scales (ceil(cols/32) f16; super-block types: their 4 words per 8 blocks,
+ * each super-block's scales chosen when its first block is reached). w (cols, or NULL) weights the block-scale
  * search. U (cols x cols, row-major, upper triangular, or NULL): GPTQ, from
  * qrow_gptq_factor() of the inputs that this row multiplies; with it, each
  * block's scale is chosen from the values after the earlier blocks' errors

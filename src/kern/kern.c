@@ -11,6 +11,7 @@
 
 #include "kern/kern_impl.h"
 #include "kern/pool.h"
+#include "kern/qblock.h"
 
 struct Kern {
     int n_threads;
@@ -157,7 +158,7 @@ static void pack_task(void *ctx, int g)
 {
     Job *j = ctx;
     const QMat *W = j->a.W;
-    j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, W->type);
+    j->ops->tile_pack(j->Xt, g, j->X_in, j->a.n, W->cols, W->in_scale, dtype_base(W->type));
 }
 
 size_t kern_actq_layout(ActQ *A, char *s, int n, int n_pad, int cols)
@@ -186,17 +187,47 @@ int kern_row_chunk(int rows, int n_threads, int align)
     return chunk < align ? align : chunk;
 }
 
+enum { SUPER_BUF = 32768 }; /* decoded block scales per piece: 64 KiB, a row of 2^20 columns */
+
+void kern_mm(const KernOps *ops, const MMArgs *a, int r0, int r1)
+{
+    const QMat *W = a->W;
+    if (!dtype_is_super(W->type)) {
+        ops->mm[W->type](a, r0, r1);
+        return;
+    }
+    int nb = kern_nblocks(W->cols), per = SUPER_BUF / nb;
+    if (per > 64) per = 64; /* a piece's scales stay in L1 */
+    size_t sw = qb_scale_words(W->type, nb), rowb = qmat_data_bytes(W->type, 1, W->cols);
+    uint16_t buf[SUPER_BUF];
+    QMat V = *W;
+    V.type = dtype_base(W->type);
+    V.scales = buf;
+    MMArgs b = *a;
+    b.W = &V;
+    for (int r = r0; r < r1; r += per) {
+        int nr = r1 - r < per ? r1 - r : per;
+        if (ops->super_scales) ops->super_scales(buf, W->scales + (size_t)r * sw, nb, nr, sw);
+        else
+            for (int i = 0; i < nr; i++) qb_super_scales(buf + (size_t)i * nb, W->scales + (size_t)(r + i) * sw, nb);
+        V.data = (const char *)W->data + (size_t)r * rowb;
+        b.Y = a->Y + r;
+        ops->mm[V.type](&b, 0, nr);
+    }
+}
+
 void kern_prep_token(const KernOps *ops, ActQ *A, float *X_scaled, const QMat *W, const float *X, int t)
 {
     const float *x = X + (size_t)t * W->cols;
+    DType wt = dtype_base(W->type);
     if (A) {
         if (ops->act_quant) {
-            ops->act_quant(A, t, x, W->in_scale, W->cols, W->type);
+            ops->act_quant(A, t, x, W->in_scale, W->cols, wt);
             return;
         }
         size_t o = (size_t)t * A->nb;
         act_quantize_row(A->q + o * QBLOCK, A->d + o, A->m + o, x, W->in_scale, W->cols);
-        if (ops->act_layout) ops->act_layout(A, t, W->type);
+        if (ops->act_layout) ops->act_layout(A, t, wt);
     } else if (X_scaled) {
         float *y = X_scaled + (size_t)t * W->cols;
         for (int c = 0; c < W->cols; c++) y[c] = x[c] * W->in_scale[c];
@@ -214,7 +245,7 @@ static void mm_task(void *ctx, int t)
     Job *j = ctx;
     int r0 = t * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->a.W->rows) r1 = j->a.W->rows;
-    j->ops->mm[j->a.W->type](&j->a, r0, r1);
+    kern_mm(j->ops, &j->a, r0, r1);
     if (j->after) j->after(j->after_ctx, r0, r1);
 }
 
@@ -269,7 +300,7 @@ void kern_regions_walk(Region *reg, int n_reg, int t, int rows, void (*fn)(void 
 static void region_rows(void *ctx, int r0, int r1)
 {
     Job *j = ctx;
-    j->ops->mm[j->a.W->type](&j->a, r0, r1);
+    kern_mm(j->ops, &j->a, r0, r1);
     if (j->after) j->after(j->after_ctx, r0, r1);
 }
 
@@ -302,7 +333,7 @@ void kern_matmul_then(Kern *k, float *Y, const QMat *W, const float *X, int n, v
     Job j = {.ops = k->ops, .a = {.W = W, .Y = Y, .X = X, .n = n}, .X_in = X, .after = after, .after_ctx = after_ctx};
     ActQ A;
     int quant = dtype_is_block(W->type);
-    size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(W->type, n, W->cols) : 0;
+    size_t tile = k->ops->tile_bytes ? k->ops->tile_bytes(dtype_base(W->type), n, W->cols) : 0;
     if (tile) {
         j.Xt = scratch(k, tile);
         if (!j.Xt) {

@@ -29,6 +29,15 @@
  *           kern_grid_iq3 (3.5 bits/weight).
  *       Padding levels of a row's last block are those of value 0 where the
  *       grid has one; activations are zero there, so they do not matter.
+ *   DT_Q6K, DT_Q5K, DT_IQ4K, DT_IQ3K: `data` exactly as Q6, Q5, IQ4, IQ3;
+ *       `scales` holds, per row, ceil(nb/8) super-blocks of 4 u16 words for
+ *       blocks 8s .. 8s+7: word 0 an f16 D, words 1-3 the 48-bit little-
+ *       endian number whose bits 6i .. 6i+5 are block 8s+i's sub-scale k_i
+ *       in two's complement (-32 .. 31; unused ones 0). Block 8s+i's scale
+ *       is f16(D * k_i): the f32 product (exact) rounded to nearest-even
+ *       f16, so every reader derives the same f16 block scales, and the
+ *       product is then the base type's (6.25, 5.25, 4.25, 3.25 bits/weight,
+ *       as llama.cpp's Q6_K .. IQ3_S share one f16 per 256 weights).
  * `in_scale` (cols floats, or NULL) multiplies the activations column-wise
  * before the product: it is how activation-aware quantization (AWQ) stores
  * the per-channel scales it folded into the weights. */
@@ -50,12 +59,25 @@ typedef enum DType {
     DT_Q5 = 6,
     DT_IQ4 = 7,
     DT_IQ3 = 8,
-    DT_COUNT = 9, /* types a reader knows: anything else is refused */
+    DT_Q6K = 9,
+    DT_Q5K = 10,
+    DT_IQ4K = 11,
+    DT_IQ3K = 12,
+    DT_COUNT = 13, /* types a reader knows: anything else is refused */
 } DType;
 
-/* Whether t is one of the block types (Q8 .. IQ3): f16 scales per 32 and
- * int8 activations in the products. */
+/* Whether t is one of the block types (Q8 .. IQ3K): scales per block of 32
+ * and int8 activations in the products. */
 static inline int dtype_is_block(DType t) { return t >= DT_Q8 && t < DT_COUNT; }
+
+/* Whether t is a super-block type (Q6K .. IQ3K: the levels of its base type,
+ * block scales packed per 8 blocks), and the type whose levels it uses (t
+ * itself for the others). */
+static inline int dtype_is_super(DType t) { return t >= DT_Q6K && t <= DT_IQ3K; }
+static inline DType dtype_base(DType t) { return dtype_is_super(t) ? (DType)(t - DT_Q6K + DT_Q6) : t; }
+
+/* Block scales per super-block, and u16 words a super-block's scales take. */
+enum { QSUPER = 8, QSUPER_WORDS = 4 };
 
 /* The integer levels of the non-uniform grids (value = grid[level] * scale). */
 extern const int8_t kern_grid_iq4[16], kern_grid_iq3[8];
@@ -66,7 +88,8 @@ typedef struct QMat {
     DType type;
     int rows, cols;           /* out features, in features */
     const void *data;         /* see the formats above */
-    const uint16_t *scales;   /* (rows, ceil(cols/32)) f16, block types only */
+    const uint16_t *scales;   /* (rows, ceil(cols/32)) f16, block types only
+                               * (super-block types: see above) */
     const float *in_scale;    /* (cols) or NULL */
 } QMat;
 
@@ -203,6 +226,10 @@ void kern_parallel(Kern *k, int n_tasks, void (*fn)(void *ctx, int task), void *
 
 /* The scalar twin of kern_matmul: the oracle tests compare every backend to. */
 void kern_matmul_ref(float *Y, const QMat *W, const float *X, int n);
+
+/* The f16 scales of the nb = ceil(cols/32) blocks of one row of W (block
+ * types only): the stored ones, or those a super-block type derives. */
+void qmat_block_scales(uint16_t *out, const QMat *W, int row);
 
 /* One row of W as float32 (cols values): embedding lookup, merges, checks. */
 void qmat_row_f32(float *out, const QMat *W, int row);

@@ -45,6 +45,13 @@ enum { KERN_TILE_MIN_N = 8 };
 /* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
 
+/* The row kernel for any type: ops->mm[W->type], or for a super-block type
+ * its base type's kernel over pieces of rows whose block scales were
+ * decoded first (kern.c). The activations (A, Xt) are prepared for the base
+ * type (dtype_base). */
+struct KernOps;
+void kern_mm(const struct KernOps *ops, const MMArgs *a, int r0, int r1);
+
 enum { LORA_B_BATCH = 4 }; /* lora_b: tokens from which a transposed block pays */
 
 typedef struct KernOps {
@@ -77,6 +84,10 @@ typedef struct KernOps {
                             const uint16_t *V, size_t stride, const int *vis);
     /* kern_silu_mul (kern.h). */
     void (*silu_mul)(float *y, const float *g, const float *u, size_t n);
+    /* Optional: the f16 block scales of `rows` consecutive rows of a
+     * super-block type (qblock.h's qb_super_scales, bit for bit): row i's
+     * nb scales to out + i * nb from its super-blocks at sc + i * sw. */
+    void (*super_scales)(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
     /* Optional, for backends with matrix tiles: the bytes of packed

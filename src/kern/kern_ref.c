@@ -9,7 +9,7 @@
 #include "kern/qblock.h"
 #include "util/half.h"
 
-static const char *names[] = {"f32", "f16", "bf16", "q8", "q4", "q6", "q5", "iq4", "iq3"};
+static const char *names[] = {"f32", "f16", "bf16", "q8", "q4", "q6", "q5", "iq4", "iq3", "q6k", "q5k", "iq4k", "iq3k"};
 
 /* IQ4: llama.cpp's IQ4_NL values (a grid fitted to weight blocks scaled by
  * their largest element); IQ3: 8 levels, symmetric, denser near zero. */
@@ -22,7 +22,9 @@ double dtype_bits(DType t)
     case DT_F32: return 32;
     case DT_F16:
     case DT_BF16: return 16;
-    default: return dtype_is_block(t) ? 8.0 * (qb_bytes(t) + 2) / QBLOCK : 0;
+    default:
+        if (dtype_is_super(t)) return 8.0 * qb_bytes(t) / QBLOCK + 8.0 * 2 * QSUPER_WORDS / (QBLOCK * QSUPER);
+        return dtype_is_block(t) ? 8.0 * (qb_bytes(t) + 2) / QBLOCK : 0;
     }
 }
 
@@ -52,7 +54,15 @@ size_t qmat_data_bytes(DType t, int rows, int cols)
 
 size_t qmat_scale_bytes(DType t, int rows, int cols)
 {
-    return dtype_is_block(t) ? (size_t)rows * nblocks(cols) * 2 : 0;
+    return dtype_is_block(t) ? (size_t)rows * qb_scale_words(t, (int)nblocks(cols)) * 2 : 0;
+}
+
+void qmat_block_scales(uint16_t *out, const QMat *W, int row)
+{
+    int nb = (int)nblocks(W->cols);
+    const uint16_t *s = W->scales + (size_t)row * qb_scale_words(W->type, nb);
+    if (dtype_is_super(W->type)) qb_super_scales(out, s, nb);
+    else memcpy(out, s, (size_t)nb * 2);
 }
 
 static uint16_t load_u16(const void *p, size_t i)
@@ -92,10 +102,12 @@ static void row_part(float *out, const QMat *W, int row, size_t j0, size_t n)
     }
     default: { /* the other block types, block by block */
         const uint8_t *q = (const uint8_t *)W->data + (size_t)row * nb * qb_bytes(W->type);
+        const uint16_t *sc = W->scales + (size_t)row * qb_scale_words(W->type, (int)nb);
         for (size_t b = j0 / QBLOCK; b * QBLOCK < j0 + n; b++) {
             int v[QBLOCK];
             qb_values(W->type, q, (int)nb, (int)b, v);
-            float d = f16_to_f32(W->scales[(size_t)row * nb + b]);
+            uint16_t h = dtype_is_super(W->type) ? qb_super_scale(sc[b / QSUPER * QSUPER_WORDS], qb_super_k(sc + b / QSUPER * QSUPER_WORDS, (int)(b % QSUPER))) : sc[b];
+            float d = f16_to_f32(h);
             for (size_t i = 0; i < QBLOCK; i++) {
                 size_t j = b * QBLOCK + i;
                 if (j >= j0 && j < j0 + n) out[j - j0] = (float)v[i] * d;

@@ -91,7 +91,7 @@ void quant_row_q4(uint8_t *q, uint16_t *scales, const float *x, int cols)
 
 int quant_nlevels(DType t)
 {
-    switch (t) {
+    switch (dtype_base(t)) {
     case DT_Q8: return 255;
     case DT_Q4:
     case DT_IQ4: return 16;
@@ -111,6 +111,7 @@ static const float MID_IQ3[7] = {-103.5f, -63.0f, -30.5f, 0.0f, 30.5f, 63.0f, 10
 
 int quant_nearest(DType t, float v)
 {
+    t = dtype_base(t);
     if (t == DT_IQ4 || t == DT_IQ3) { /* count the midpoints below v (ties go down) */
         const float *m = t == DT_IQ4 ? MID_IQ4 : MID_IQ3;
         int n = t == DT_IQ4 ? 15 : 7, l = 0;
@@ -141,6 +142,7 @@ enum { SCALE_STEPS = 8 }; /* candidates 1 +- k/64 times an extreme-value scale *
 
 uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
 {
+    t = dtype_base(t);
     float amax = 0, big = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), big = x[i];
@@ -181,6 +183,7 @@ uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n)
 
 void quant_block_pack(DType t, void *row, int cols, int b, const int lv[32])
 {
+    t = dtype_base(t);
     int nb = nblocks(cols);
     uint8_t *r = row;
     if (t == DT_Q8) {
@@ -209,16 +212,71 @@ void quant_block_pack(DType t, void *row, int cols, int b, const int lv[32])
     }
 }
 
+void quant_super_fit(DType bt, const float *x, const float *imp, int ncols, const uint16_t *h0, int nblk, int search,
+                     uint16_t out[4], uint16_t *h)
+{
+    float s[QSUPER], amax = 0, big = 0;
+    for (int b = 0; b < nblk; b++) {
+        s[b] = f16_to_f32(h0[b]);
+        if (fabsf(s[b]) > amax) amax = fabsf(s[b]), big = s[b];
+    }
+    memset(out, 0, 4 * sizeof *out);
+    memset(h, 0, (size_t)nblk * sizeof *h);
+    if (!(amax > 0)) return;
+    float D0 = big > 0 ? big / 31.0f : -big / 32.0f;
+    double best = INFINITY;
+    for (int c = search ? -4 : 0; c <= (search ? 4 : 0); c++) {
+        uint16_t Dh = f32_to_f16(D0 * (1.0f + (float)c / 64.0f));
+        float Df = f16_to_f32(Dh);
+        if (!(Df > 0)) continue;
+        int k[QSUPER];
+        uint16_t hk[QSUPER];
+        double tot = 0;
+        for (int b = 0; b < nblk; b++) {
+            int j0 = b * QBLOCK, n = ncols - j0 < QBLOCK ? ncols - j0 : QBLOCK;
+            float r = s[b] / Df;
+            int lo = search ? (int)floorf(r) : (int)lrintf(r), hi = search ? lo + 1 : lo;
+            double be = INFINITY;
+            for (int kk = lo; kk <= hi; kk++) {
+                int kc = kk < -32 ? -32 : kk > 31 ? 31 : kk;
+                uint16_t hh = qb_super_scale(Dh, kc);
+                double e = search ? block_err(bt, x + j0, imp ? imp + j0 : NULL, n, hh, NULL) : 0;
+                if (e < be) be = e, k[b] = kc, hk[b] = hh;
+            }
+            tot += be;
+        }
+        if (tot < best) {
+            best = tot;
+            uint64_t v = 0;
+            for (int b = 0; b < nblk; b++) v |= (uint64_t)(k[b] & 63) << (6 * b);
+            out[0] = Dh, out[1] = (uint16_t)v, out[2] = (uint16_t)(v >> 16), out[3] = (uint16_t)(v >> 32);
+            memcpy(h, hk, (size_t)nblk * sizeof *h);
+        }
+    }
+}
+
 void quant_row(DType t, void *row, uint16_t *scales, const float *x, int cols, const float *imp)
 {
-    int zero = quant_nearest(t, 0.0f);
-    for (int b = 0; b < nblocks(cols); b++) {
-        int j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK, lv[QBLOCK];
-        uint16_t h = quant_block_scale(t, x + j0, imp ? imp + j0 : NULL, n);
-        float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
-        for (int i = 0; i < QBLOCK; i++) lv[i] = i < n ? quant_nearest(t, x[j0 + i] * inv) : zero;
-        quant_block_pack(t, row, cols, b, lv);
-        scales[b] = h;
+    DType bt = dtype_base(t);
+    int zero = quant_nearest(bt, 0.0f), nb = nblocks(cols), step = dtype_is_super(t) ? QSUPER : 1;
+    for (int s0 = 0; s0 < nb; s0 += step) {
+        int nblk = nb - s0 < step ? nb - s0 : step;
+        uint16_t h0[QSUPER], h[QSUPER];
+        for (int i = 0; i < nblk; i++) {
+            int j0 = (s0 + i) * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK;
+            h0[i] = quant_block_scale(bt, x + j0, imp ? imp + j0 : NULL, n);
+        }
+        if (dtype_is_super(t))
+            quant_super_fit(bt, x + s0 * QBLOCK, imp ? imp + s0 * QBLOCK : NULL, cols - s0 * QBLOCK, h0, nblk, 1,
+                            scales + (size_t)s0 / QSUPER * QSUPER_WORDS, h);
+        else
+            scales[s0] = h[0] = h0[0];
+        for (int i = 0; i < nblk; i++) {
+            int b = s0 + i, j0 = b * QBLOCK, n = cols - j0 < QBLOCK ? cols - j0 : QBLOCK, lv[QBLOCK];
+            float d = f16_to_f32(h[i]), inv = d != 0 ? 1.0f / d : 0.0f;
+            for (int e = 0; e < QBLOCK; e++) lv[e] = e < n ? quant_nearest(bt, x[j0 + e] * inv) : zero;
+            quant_block_pack(bt, row, cols, b, lv);
+        }
     }
 }
 
@@ -250,7 +308,8 @@ int quant_matrix(DType t, void *data, uint16_t *scales, const float *w, int rows
     default:
         if (!dtype_is_block(t)) return -1;
         for (int r = 0; r < rows; r++)
-            quant_row(t, (uint8_t *)data + r * nb * qb_bytes(t), scales + r * nb, w + (size_t)r * cols, cols, NULL);
+            quant_row(t, (uint8_t *)data + r * nb * qb_bytes(t), scales + r * qb_scale_words(t, (int)nb),
+                      w + (size_t)r * cols, cols, NULL);
         return 0;
     }
 }

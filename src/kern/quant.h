@@ -1,6 +1,6 @@
 /* quant.h - float32 weights to the storage formats of kern.h: f16, bf16 and
  * the block types (Q8, Q4, Q6, Q5, IQ4, IQ3: blocks of 32, one f16 scale
- * per block). Pure functions on caller-owned buffers; used by the compile
+ * per block; Q6K .. IQ3K: the same levels, scales per super-block of 8). Pure functions on caller-owned buffers; used by the compile
  * step.
  *
  * Importance: the functions that choose scales take `imp`, one non-negative
@@ -54,9 +54,21 @@ uint16_t quant_block_scale(DType t, const float *x, const float *imp, int n);
  * of type t in kern.h's layout (planes per row). */
 void quant_block_pack(DType t, void *row, int cols, int b, const int lv[32]);
 
+/* The super-block scales (kern.h: D and 8 sub-scales, 4 words into out) of
+ * the nblk <= 8 blocks of x (ncols values, imp weights or NULL) for base
+ * type bt, from the f16 scales h0[] each block would take alone: D puts the
+ * extreme block scale on sub-scale 31 (or -32); with `search`, D also
+ * within +-6% of that and each sub-scale the better of its two neighbours,
+ * by the blocks' weighted squared error. The f16 block scales the words
+ * then give go to h[0..nblk). */
+void quant_super_fit(DType bt, const float *x, const float *imp, int ncols, const uint16_t *h0, int nblk, int search,
+                     uint16_t out[4], uint16_t *h);
+
 /* One row of cols floats into type t (a block type): each block's scale by
- * quant_block_scale with imp (cols weights or NULL), levels by
- * quant_nearest; padding levels of the last block are quant_nearest(0). */
+ * quant_block_scale with imp (cols weights or NULL), packed per super-block
+ * by quant_super_fit(search) for the super-block types; levels by
+ * quant_nearest; padding levels of the last block are quant_nearest(0).
+ * `scales` takes qb_scale_words(t, nb) words. */
 void quant_row(DType t, void *row, uint16_t *scales, const float *x, int cols, const float *imp);
 
 /* f32 to f16 / bf16, round to nearest even, n values. */

@@ -1,5 +1,7 @@
 #include "load/limits.h"
 
+#include "kern/qblock.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -97,8 +99,19 @@ int limit_finite_qmat(const QMat *q, const char *file, const char *name, Err *e)
     case DT_BF16: bad = first_bad16(q->data, n, 0x7f80); break;
     default: /* the block types: their scales */
         n = qmat_scale_bytes(q->type, q->rows, q->cols) / 2;
-        bad = first_bad16(q->scales, n, 0x7c00);
         part = "a block scale";
+        if (!dtype_is_super(q->type)) {
+            bad = first_bad16(q->scales, n, 0x7c00);
+            break;
+        }
+        /* super-blocks: each D finite and each derived block scale too (a
+         * large D times a sub-scale can overflow f16) */
+        for (size_t i = 0; i < n && bad == n; i += QSUPER_WORDS) {
+            uint16_t D = q->scales[i];
+            if ((D & 0x7c00) == 0x7c00) bad = i;
+            for (int k = 0; k < QSUPER && bad == n; k++)
+                if ((qb_super_scale(D, qb_super_k(q->scales + i, k)) & 0x7c00) == 0x7c00) bad = i;
+        }
         break;
     }
     if (bad < n)
