@@ -453,11 +453,11 @@ static void check_bad_files(void)
     w[0] = 'X';
     expect_bad(w, len, "bad magic", "wrong magic");
     memcpy(w, b, len);
-    w[8] = 3;
+    w[8] = 4;
     rehash(w);
-    expect_bad(w, len, "version 3 is not supported", "future version");
+    expect_bad(w, len, "version 4 is not supported", "future version");
     memcpy(w, b, len);
-    w[8] = 1; /* the meta says 2 */
+    w[8] = 1; /* the meta says 3 */
     rehash(w);
     expect_bad(w, len, "field \"version\"", "header and meta versions differ");
     memcpy(w, b, len);
@@ -574,21 +574,28 @@ static void check_out_and_cache(void)
 
 /* The recipes' sizes at Qwen2-1.5B shapes (dim 1536, MLP 8960, kv 256, 28
  * layers, vocab 151936, tied): q4 within Q4_K_M's 986 MB file (its weights
- * at most 5.0 bits: 964 MB, plus ~12 MB of tokenizer and norms), q3 within
- * the 800 MB of the smaller recipe; and the roles: q4's down projection is
- * q6 in the first and last eighth, q5 every third layer between, iq4 else. */
+ * at most 5.0 bits, plus ~12 MB of tokenizer and norms), q4s within
+ * IQ4_XS's 4.61 bits, q5 within Q5_K_M's 5.79, q3 within the 800 MB of the
+ * smaller recipe; and the roles: q4's down projection is q6k in the first
+ * and last eighth and every third layer between, q5k else; q5's gate/up
+ * q6k in those layers, q5k else. */
 static void check_recipes(void)
 {
-    const QuantRecipe *q4 = compile_recipe("q4"), *q3 = compile_recipe("q3");
-    CHECK(q4 && q3 && !compile_recipe("q9"), "recipes q4, q3 known, q9 not");
-    if (!q4 || !q3) return;
+    const QuantRecipe *q4 = compile_recipe("q4"), *q3 = compile_recipe("q3"), *q4s = compile_recipe("q4s"),
+                      *q5 = compile_recipe("q5");
+    CHECK(q4 && q3 && q4s && q5 && !compile_recipe("q9"), "recipes q5, q4, q4s, q3 known, q9 not");
+    if (!q4 || !q3 || !q4s || !q5) return;
     double b4 = recipe_bits(q4, 1536, 8960, 256, 28, 151936), b3 = recipe_bits(q3, 1536, 8960, 256, 28, 151936);
+    double b4s = recipe_bits(q4s, 1536, 8960, 256, 28, 151936), b5 = recipe_bits(q5, 1536, 8960, 256, 28, 151936);
     double n = 151936.0 * 1536 + 28.0 * (2 * 1536.0 * 1536 + 2 * 256.0 * 1536 + 3 * 8960.0 * 1536);
     CHECK(b4 <= 5.0 && n * b4 / 8 + 12e6 <= 986e6, "q4 at Qwen2-1.5B shapes: %.3f bits, %.0f MB", b4, n * b4 / 8e6 + 12);
     CHECK(n * b3 / 8 + 12e6 <= 800e6, "q3 at Qwen2-1.5B shapes: %.3f bits, %.0f MB", b3, n * b3 / 8e6 + 12);
+    CHECK(b4s <= 4.614 && b5 <= 5.785, "q4s %.3f bits (IQ4_XS 4.614), q5 %.3f (Q5_K_M 5.785)", b4s, b5);
     DType d0 = recipe_type(q4, CG_MLP, P_DOWN, 0, 28, DT_F32), d5 = recipe_type(q4, CG_MLP, P_DOWN, 5, 28, DT_F32);
-    DType d4 = recipe_type(q4, CG_MLP, P_DOWN, 4, 28, DT_F32), v5 = recipe_type(q4, CG_ATTN, P_V, 5, 28, DT_F32);
-    CHECK(d0 == DT_Q6 && d5 == DT_Q5 && d4 == DT_IQ4 && v5 == DT_Q6, "q4 down types %d %d %d, v %d", d0, d5, d4, v5);
+    DType d4 = recipe_type(q4, CG_MLP, P_DOWN, 4, 28, DT_F32), v5 = recipe_type(q4, CG_ATTN, P_V, 4, 28, DT_F32);
+    CHECK(d0 == DT_Q6K && d5 == DT_Q6K && d4 == DT_Q5K && v5 == DT_Q6K, "q4 down types %d %d %d, v %d", d0, d5, d4, v5);
+    DType g5 = recipe_type(q5, CG_MLP, P_GATE, 5, 28, DT_F32), g4 = recipe_type(q5, CG_MLP, P_UP, 4, 28, DT_F32);
+    CHECK(g5 == DT_Q6K && g4 == DT_Q5K, "q5 gate/up types %d %d", g5, g4);
 }
 
 int main(void)

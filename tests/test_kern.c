@@ -9,6 +9,8 @@
 
 #include "check.h"
 #include "kern/kern.h"
+#include "kern/kern_impl.h"
+#include "kern/qblock.h"
 #include "kern/quant.h"
 #include "util/half.h"
 #include "rng.h"
@@ -548,12 +550,89 @@ static void test_block_types(void)
     CHECK(dtype_from_name("iq3") == DT_IQ3 && dtype_from_name("iq2") < 0, "type names");
 }
 
+/* The super-block types: quantization error close to their base types' at
+ * 0.25 bits/weight less, importance honoured, and every backend's scale
+ * decode equal bit for bit to qblock.h's portable one. */
+static void test_super_types(void)
+{
+    Rng rng = {4242};
+    static const DType ts[] = {DT_Q6K, DT_Q5K, DT_IQ4K, DT_IQ3K};
+    static const double bits[] = {6.25, 5.25, 4.25, 3.25};
+    for (int ti = 0; ti < 4; ti++) {
+        DType t = ts[ti], bt = dtype_base(t);
+        CHECK(dtype_bits(t) == bits[ti] && dtype_bits(t) == dtype_bits(bt) - 0.25, "%s: %.4f bits/weight", dtype_name(t),
+              dtype_bits(t));
+        CHECK(dtype_from_name(dtype_name(t)) == (int)t, "%s: name round trip", dtype_name(t));
+        int cols = 600, nb = (cols + 31) / 32; /* 3 super-blocks, the last one partial */
+        CHECK(qmat_scale_bytes(t, 2, cols) == 2 * 3 * 8, "%s: scale bytes %zu", dtype_name(t), qmat_scale_bytes(t, 2, cols));
+        uint8_t *row = calloc(1, qmat_data_bytes(t, 1, cols)), *rowb = calloc(1, qmat_data_bytes(bt, 1, cols));
+        uint16_t sc[16], scb[32], hs[32];
+        float x[600], imp[600], back[600];
+        double e_sup = 0, e_base = 0, den = 0, ew = 0, eu = 0;
+        for (int r = 0; r < 20; r++) {
+            for (int j = 0; j < cols; j++) {
+                /* blocks of very different magnitudes: the sub-scales' range is used */
+                x[j] = (rng_f(&rng) + rng_f(&rng)) * (1.0f + (float)((j / 32) % 5));
+                imp[j] = j % 5 == 0 ? 40.0f : 0.2f;
+            }
+            QMat q = {.type = t, .rows = 1, .cols = cols, .data = row, .scales = sc};
+            QMat qb = {.type = bt, .rows = 1, .cols = cols, .data = rowb, .scales = scb};
+            quant_row(t, row, sc, x, cols, NULL);
+            quant_row(bt, rowb, scb, x, cols, NULL);
+            qmat_row_f32(back, &q, 0);
+            for (int j = 0; j < cols; j++) e_sup += (back[j] - x[j]) * (double)(back[j] - x[j]), den += (double)x[j] * x[j];
+            for (int j = 0; j < cols; j++) eu += imp[j] * (back[j] - x[j]) * (double)(back[j] - x[j]);
+            qmat_row_f32(back, &qb, 0);
+            for (int j = 0; j < cols; j++) e_base += (back[j] - x[j]) * (double)(back[j] - x[j]);
+            quant_row(t, row, sc, x, cols, imp);
+            qmat_row_f32(back, &q, 0);
+            for (int j = 0; j < cols; j++) ew += imp[j] * (back[j] - x[j]) * (double)(back[j] - x[j]);
+            qmat_block_scales(hs, &q, 0); /* the block scales are D times the sub-scales */
+            int off = 0;
+            for (int b = 0; b < nb; b++)
+                off += hs[b] != qb_super_scale(sc[b / 8 * 4], qb_super_k(sc + b / 8 * 4, b % 8));
+            CHECK(off == 0, "%s: %d block scales differ from D * k", dtype_name(t), off);
+        }
+        double rs = sqrt(e_sup / den), rb = sqrt(e_base / den);
+        printf("kern: %s (%.2f bits/weight) relative rms error %.4f (%s %.4f)\n", dtype_name(t), dtype_bits(t), rs,
+               dtype_name(bt), rb);
+        CHECK(rs < rb * 1.08, "%s: relative rms error %.4f against %s's %.4f", dtype_name(t), rs, dtype_name(bt), rb);
+        CHECK(ew < eu, "%s: importance-weighted error %.4g not below the unweighted %.4g", dtype_name(t), ew, eu);
+        free(row), free(rowb);
+    }
+    /* scale decode: random words, D over normal, subnormal, negative, zero and huge */
+    enum { NB = 45, ROWS = 7 };
+    size_t sw = qb_scale_words(DT_IQ4K, NB);
+    uint16_t words[ROWS * 24], want[ROWS * NB], got[ROWS * NB];
+    static const uint16_t Ds[] = {0x3c00, 0x0001, 0x03ff, 0x8400, 0x0000, 0x7bff, 0x2e66, 0x1234};
+    for (int rep = 0; rep < 50; rep++) {
+        for (size_t i = 0; i < ROWS * sw; i++) words[i] = (uint16_t)rng_u32(&rng);
+        for (size_t i = 0; i < ROWS * sw; i += 4) words[i] = rep % 2 ? Ds[rng_u32(&rng) % 8] : f32_to_f16(rng_f(&rng) * 0.01f);
+        for (int r = 0; r < ROWS; r++) qb_super_scales(want + r * NB, words + r * sw, NB);
+        static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
+        for (int i = 0; i < 5; i++) {
+            Kern *k = kern_create(1, isas[i], NULL);
+            if (!k) continue;
+            const KernOps *ops = kern_ops(k);
+            if (ops->super_scales) {
+                memset(got, 0xee, sizeof got);
+                ops->super_scales(got, words, NB, ROWS, sw);
+                int diff = 0;
+                for (int j = 0; j < ROWS * NB; j++) diff += got[j] != want[j];
+                CHECK(diff == 0, "%s: %d super-block scales differ from the portable decode", isas[i], diff);
+            }
+            kern_destroy(k);
+        }
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible under qemu */
     test_pool();
     test_quantizers();
     test_block_types();
+    test_super_types();
     static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
     for (int i = 0; i < 5; i++) test_backend(isas[i], i == 0 ? 1 : 2);
     test_backend("scalar", 3);

@@ -74,10 +74,11 @@ int cmd_compile(int argc, char **argv)
         {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
         {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
-        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q3|q4_0|iq4|iq3|q6k|q5k|iq4k|iq3k", "bf16",
+        {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q4s|q3|q4_0|q6k|q5k|iq4k|iq3k|iq4|iq3", "bf16",
          "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
-         "q5 5.78, q4 5.00 the recommended 4-bit, q3 4.02, q4_0 4.50 the plain q4 type), or one type everywhere "
-         "(f32, bf16, f16; iq4 4.50, iq3 3.50)"},
+         "q5 5.78, q4 4.94 the recommended 4-bit, q4s 4.60, q3 4.04, q4_0 4.50 the plain q4 type), or one type "
+         "everywhere (f32, bf16, f16; super-block types q6k 6.25, q5k 5.25, iq4k 4.25, iq3k 3.25; iq4 4.50, "
+         "iq3 3.50)"},
         {CLI_LIST, "--tensor-type", NULL, ttypes, "GROUP=TYPE", NULL,
          "another type for a group of tensors: embed, lm_head, attn or mlp", 0, CG_COUNT * 2, &n_tt},
         {CLI_CHOICE, "--round", NULL, &round, "search|nearest", "search",
@@ -117,7 +118,7 @@ int cmd_compile(int argc, char **argv)
             if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
         if (g < 0 || t < 0)
             return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
-                             "f32, bf16, f16, q8, q6, q5, q4, iq4 or iq3, got \"%s\"", v);
+                             "f32, bf16, f16, q8, q6, q5, q4, iq4, iq3, q6k, q5k, iq4k or iq3k, got \"%s\"", v);
         o.group_type[g] = t + 1;
     }
     char cdir[4096];

@@ -71,6 +71,8 @@ typedef struct QuantRecipe {
     DType down;            /* down */
     DType more;            /* v in the "more bits" layers, down in the first and last eighth */
     DType more_down;       /* down in the other "more bits" layers (every third) */
+    DType mlp_less;        /* gate, up in the layers that are not "more bits" ones; 0 (f32, never a
+                            * recipe's choice): as mlp */
 } QuantRecipe;
 
 extern const QuantRecipe compile_recipes[];

@@ -7,15 +7,19 @@
 #include "compile/compile_int.h"
 
 const QuantRecipe compile_recipes[] = {
-    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more-bits v, more-bits down */
-    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8},
-    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6},
-    {"q5", "5-bit projections, 6-bit embedding and more-bits v/down", DT_Q6, DT_Q5, DT_Q5, DT_Q5, DT_Q5, DT_Q6, DT_Q6},
-    {"q4", "4-bit grid (iq4) projections, 6-bit embedding and more-bits v/down (5-bit down mid-stack; recommended)", DT_Q6,
-     DT_IQ4, DT_IQ4, DT_IQ4, DT_IQ4, DT_Q6, DT_Q5},
-    {"q3", "3-bit grid (iq3) projections, 4-bit v and first/last-eighth down, 6-bit embedding", DT_Q6, DT_IQ3, DT_IQ4,
-     DT_IQ3, DT_IQ3, DT_IQ4, DT_IQ3},
-    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4},
+    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more-bits v / end-layer down, more-bits down,
+     * gate/up outside the more-bits layers (0: as mlp) */
+    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, 0},
+    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, 0},
+    {"q5", "5-bit super-block (q5k) projections; 6-bit (q6k) embedding, v, more-bits down and gate/up", DT_Q6K, DT_Q5K,
+     DT_Q6K, DT_Q6K, DT_Q5K, DT_Q6K, DT_Q6K, DT_Q5K},
+    {"q4", "4-bit grid (iq4k) projections; q6k embedding, v and more-bits down, q5k down (recommended)", DT_Q6K, DT_IQ4K,
+     DT_Q6K, DT_IQ4K, DT_Q5K, DT_Q6K, DT_Q6K, 0},
+    {"q4s", "iq4k projections; q5k embedding and v, q6k/q5k in the more-bits layers (smaller q4)", DT_Q5K, DT_IQ4K,
+     DT_Q5K, DT_IQ4K, DT_IQ4K, DT_Q6K, DT_Q5K, 0},
+    {"q3", "3-bit grid (iq3k) gate/up; iq4k attention and down, q5k embedding and v, q6k more-bits v/down", DT_Q5K,
+     DT_IQ4K, DT_Q5K, DT_IQ3K, DT_IQ4K, DT_Q6K, DT_IQ4K, 0},
+    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, 0},
 };
 const int compile_n_recipes = (int)(sizeof compile_recipes / sizeof compile_recipes[0]);
 
@@ -43,7 +47,7 @@ DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layer
     case P_V: return m ? r->more : r->v;
     case P_DOWN: return m == 2 ? r->more : m ? r->more_down : r->down;
     case P_GATE:
-    case P_UP: return r->mlp;
+    case P_UP: return !m && r->mlp_less ? r->mlp_less : r->mlp;
     default: return r->attn;
     }
 }

@@ -17,7 +17,7 @@
 #include "compile/compile_int.h"
 #include "util/json.h"
 
-#define DUET_VERSION 2 /* run/duet_file.h's DUET_FORMAT_VERSION */
+#define DUET_VERSION 3 /* run/duet_file.h's DUET_FORMAT_VERSION */
 #define HASH_CHUNK ((uint64_t)64 << 20)
 
 typedef struct Region {

@@ -640,6 +640,36 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
     if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
 }
 
+/* kern_impl.h: a row's block scales from its super-blocks, 8 at a time:
+ * sub-scales 0-3 are bits 0-23 of the 48-bit field, 4-7 bits 24-47, so
+ * one variable shift per 32-bit lane isolates each (then sign-extended
+ * from 6 bits); D * k in f32 is exact and F16C rounds it to nearest even,
+ * as qb_super_scale does. Shared by the AVX-512 and AMX backends. */
+void kern_super_scales_f16c(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw)
+{
+    const __m256i sh = _mm256_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18);
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *p = sc + (size_t)r * sw;
+        uint16_t *o = out + (size_t)r * nb;
+        for (int s = 0; s * QSUPER < nb; s++, p += QSUPER_WORDS) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            uint32_t lo = (uint32_t)(v >> 16), hi = (uint32_t)(v >> 40);
+            __m256i k = _mm256_srlv_epi32(_mm256_setr_epi32((int)lo, (int)lo, (int)lo, (int)lo, (int)hi, (int)hi, (int)hi, (int)hi), sh);
+            k = _mm256_srai_epi32(_mm256_slli_epi32(k, 26), 26);
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(_cvtsh_ss(p[0])));
+            __m128i h = _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            if (nb - s * QSUPER >= QSUPER) {
+                _mm_storeu_si128((__m128i *)(o + s * QSUPER), h);
+            } else {
+                uint16_t t[QSUPER];
+                _mm_storeu_si128((__m128i *)t, h);
+                memcpy(o + s * QSUPER, t, (size_t)(nb - s * QSUPER) * 2);
+            }
+        }
+    }
+}
+
 const KernOps kern_ops_avx2 = {
     .name = "avx2",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
@@ -649,5 +679,6 @@ const KernOps kern_ops_avx2 = {
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
+    .super_scales = kern_super_scales_f16c,
     .read_sum = read_sum,
 };

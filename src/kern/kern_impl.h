@@ -107,6 +107,8 @@ extern const KernOps kern_ops_scalar;
 extern const KernOps kern_ops_avx2;
 extern const KernOps kern_ops_avx512;
 extern const KernOps kern_ops_amx;
+/* KernOps.super_scales with AVX2 + F16C (kern_avx2.c), for all x86 backends. */
+void kern_super_scales_f16c(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw);
 #endif
 #if defined(__aarch64__)
 extern const KernOps kern_ops_neon;

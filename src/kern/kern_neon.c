@@ -575,6 +575,37 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
     if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
 }
 
+/* KernOps.super_scales: 4 sub-scales per vector (0-3 are bits 0-23 of the
+ * 48-bit field, 4-7 bits 24-47), sign-extended from 6 bits; D * k in f32
+ * is exact and the conversion to f16 rounds to nearest even, as
+ * qb_super_scale does. */
+static void super_scales(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw)
+{
+    const int32_t shv[4] = {0, -6, -12, -18};
+    const int32x4_t sh = vld1q_s32(shv);
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *p = sc + (size_t)r * sw;
+        uint16_t *o = out + (size_t)r * nb;
+        for (int s = 0; s * QSUPER < nb; s++, p += QSUPER_WORDS) {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            float16_t dh;
+            memcpy(&dh, p, 2);
+            float D = (float)dh;
+            uint16_t t[QSUPER];
+            for (int half = 0; half < 2; half++) {
+                uint32_t bits = (uint32_t)(v >> (16 + 24 * half));
+                int32x4_t k = vreinterpretq_s32_u32(vshlq_u32(vdupq_n_u32(bits), sh));
+                k = vshrq_n_s32(vshlq_n_s32(k, 26), 26);
+                float16x4_t h = vcvt_f16_f32(vmulq_n_f32(vcvtq_f32_s32(k), D));
+                vst1_u16(t + 4 * half, vreinterpret_u16_f16(h));
+            }
+            int n = nb - s * QSUPER < QSUPER ? nb - s * QSUPER : QSUPER;
+            memcpy(o + s * QSUPER, t, (size_t)n * 2);
+        }
+    }
+}
+
 const KernOps kern_ops_neon = {
     .name = "neon",
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
@@ -584,5 +615,6 @@ const KernOps kern_ops_neon = {
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
+    .super_scales = super_scales,
     .read_sum = read_sum,
 };

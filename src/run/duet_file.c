@@ -166,11 +166,11 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
         snprintf(what, sizeof what, "tensor \"%.80s\"", t->name);
         int type = cJSON_IsString(ty) ? dtype_from_name(ty->valuestring) : -1;
         if (type < 0)
-            return err_set(e, "%s: %s: unknown type \"%.20s\" (this duet reads f32, f16, bf16, q8, q4, q6, q5, iq4 and iq3)",
+            return err_set(e, "%s: %s: unknown type \"%.20s\" (this duet reads f32, f16, bf16, q8, q4, q6, q5, iq4, iq3, q6k, q5k, iq4k and iq3k)",
                            P->name, what, cJSON_IsString(ty) ? ty->valuestring : "?");
-        if (type > DT_Q4 && P->version < 2)
-            return err_set(e, "%s: %s: type %s needs format version 2 (the header says %u)", P->name, what, dtype_name((DType)type),
-                           P->version);
+        if ((type > DT_Q4 && P->version < 2) || (dtype_is_super((DType)type) && P->version < 3))
+            return err_set(e, "%s: %s: type %s needs format version %d (the header says %u)", P->name, what,
+                           dtype_name((DType)type), dtype_is_super((DType)type) ? 3 : 2, P->version);
         t->q.type = (DType)type;
         if (get_int(o, "rows", &t->q.rows, 1, 1 << 30, what, P, e) || get_int(o, "cols", &t->q.cols, 1, 1 << 30, what, P, e))
             return -1;

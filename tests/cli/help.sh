@@ -32,7 +32,7 @@ done
 for f in --top-k --min-p --repeat-penalty --greedy --chunk --isa --temperature --seed --lora --adapter; do
     "$DUET" chat --help | grep -q -- "$f" && ok || bad "chat --help lacks $f"
 done
-"$DUET" help compile | grep -A1 -- '--quant f32|bf16|f16|q8|q6|q5|q4|q3' | grep -q '(default bf16)' && ok || bad "compile --help: --quant default"
+"$DUET" help compile | grep -A1 -- '--quant f32|bf16|f16|q8|q6|q5|q4|q4s|q3' | grep -q '(default bf16)' && ok || bad "compile --help: --quant default"
 
 # misspellings
 "$DUET" generate "$M" --max-token 3 --ids 1 2> "$tmp/err" && bad "--max-token accepted"
