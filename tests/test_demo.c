@@ -13,7 +13,7 @@
  *    its own domain kept at q4 (at least 95% of the f32 gain); q4's NLL gap
  *    and KL printed for every adapter and domain (their thresholds belong to
  *    the quantization work);
- *  - calibration pays on the trained model: for the recipes q4 and q3 and
+ *  - calibration pays on the trained model: for the recipes q5, q4, q4s, q3 and
  *    for q8, compiled with demo/calib.jsonl, the KL to f32 on the held-out
  *    sets is below round-to-nearest's for the base and each adapter on its
  *    own domain (unless both are at q8's level, <= 0.002), and calibrated
@@ -347,8 +347,20 @@ static void check_calibrated(Kern *k, const char *tmpdir)
     Err e = {{0}};
     cJSON *g = json_parse_file(FIX "nll.json", &e);
     CHECK(g != NULL, "nll.json: %s", g ? "" : e.msg);
-    if (!g) return;
-    const cJSON *sets = cJSON_GetObjectItem(g, "sets");
+    cJSON *th = g ? json_parse_file(FIX "tools_heldout.json", &e) : NULL;
+    CHECK(!g || th != NULL, "tools_heldout.json: %s", th ? "" : e.msg);
+    if (!g || !th) {
+        cJSON_Delete(g);
+        return;
+    }
+    /* docs and shell from nll.json; tools from 16 whole held-out tool
+     * conversations (nll.json's two tool items score too few positions to
+     * rank quantizations: differences there are one token's) */
+    const cJSON *gs = cJSON_GetObjectItem(g, "sets");
+    cJSON *sets = cJSON_CreateObject();
+    cJSON_AddItemReferenceToObject(sets, "docs", cJSON_GetObjectItem(gs, "docs"));
+    cJSON_AddItemReferenceToObject(sets, "shell", cJSON_GetObjectItem(gs, "shell"));
+    cJSON_AddItemReferenceToObject(sets, "tools", cJSON_GetObjectItem(cJSON_GetObjectItem(th, "sets"), "tools"));
     static const CompileAdapter ADS[2] = {{"tools", DEMO "tools"}, {"shell", DEMO "shell"}};
     Model ref;
     float **keep[3] = {NULL, NULL, NULL};
@@ -363,14 +375,15 @@ static void check_calibrated(Kern *k, const char *tmpdir)
     }
     if (opened) model_close(&ref);
     CHECK(ok, "f32 logits of the held-out sets: %s", e.msg);
-    static const char *FMT[3] = {"q4", "q3", "q8"};
+    enum { NF = 5 };
+    static const char *FMT[NF] = {"q4", "q3", "q5", "q4s", "q8"};
     char cache[300];
     snprintf(cache, sizeof cache, "%s/calib-cache", tmpdir);
-    for (int f = 0; f < 3 && ok; f++) {
+    for (int f = 0; f < NF && ok; f++) {
         double kl[3][3] = {{0}}, nll[3][3] = {{0}}; /* [nearest, searched, calibrated][run] */
         int q8 = !strcmp(FMT[f], "q8");
         for (int v = 0; v < 3 && ok; v++) {
-            if (v == 1 && f == 1) continue; /* searched: printed for q4, the baseline of q8's check */
+            if (v == 1 && f > 0 && f < NF - 1) continue; /* searched: printed for q4, the baseline of q8's check */
             char out[512];
             snprintf(out, sizeof out, "%s/cal-%s-%d.duet", tmpdir, FMT[f], v);
             CompileOpts o = {.base_dir = DEMO "base", .adapters = ADS, .n_adapters = 2, .out_path = out,
@@ -383,7 +396,7 @@ static void check_calibrated(Kern *k, const char *tmpdir)
         }
         for (int r = 0; r < 3 && ok; r++) {
             printf("demo %s %-5s on %-5s KL / NLL: nearest %.5f / %.4f", FMT[f], RUNS[r], DOMS[r], kl[0][r], nll[0][r]);
-            if (f != 1) printf("  searched %.5f / %.4f", kl[1][r], nll[1][r]);
+            if (f == 0 || f == NF - 1) printf("  searched %.5f / %.4f", kl[1][r], nll[1][r]);
             printf("  calibrated %.5f / %.4f\n", kl[2][r], nll[2][r]);
             /* below q8's own KL on these sets (<= 0.002) a difference is not
              * measurable with a handful of held-out items */
@@ -399,6 +412,8 @@ static void check_calibrated(Kern *k, const char *tmpdir)
         for (int i = 0; keep[r] && keep[r][i]; i++) free(keep[r][i]);
         free(keep[r]);
     }
+    cJSON_Delete(sets);
+    cJSON_Delete(th);
     cJSON_Delete(g);
 }
 

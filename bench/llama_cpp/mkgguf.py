@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""mkgguf.py OUT.gguf q4_0|q8_0 TOKENIZER_JSON - a GGUF file with Qwen2-1.5B's
+"""mkgguf.py OUT.gguf q4_0|q8_0|f16 TOKENIZER_JSON - a GGUF file with Qwen2-1.5B's
 shapes and random weights (speed benchmarks only; the outputs are noise), so
-that llama.cpp can be timed beside duet on the same machine.
+that llama.cpp can be timed beside duet on the same machine (f16: the input
+of llama-quantize for its other types, e.g. Q4_K_M, IQ4_XS, Q3_K_M).
 mkgguf.py OUT.gguf lora RANK - a GGUF LoRA adapter for it: f16 A and B of
 rank RANK on all seven projections of every layer, alpha = 2 * RANK."""
 import json, os, struct, sys
@@ -65,7 +66,7 @@ else:
 
     add("general.architecture", "str", "qwen2")
     add("general.name", "str", "duet-synth-qwen2-1.5b")
-    add("general.file_type", "u32", 2 if qt == "q4_0" else 7)
+    add("general.file_type", "u32", {"q4_0": 2, "q8_0": 7, "f16": 1}[qt])
     add("qwen2.block_count", "u32", LAYERS)
     add("qwen2.context_length", "u32", 32768)
     add("qwen2.embedding_length", "u32", DIM)

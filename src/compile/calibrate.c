@@ -19,7 +19,7 @@
 
 #include <xxhash.h>
 
-#define CALIB_MAX_TOKENS 512 /* per prompt: longer prompts are cut */
+#define CALIB_MAX_TOKENS 2048 /* per prompt: longer prompts are cut (a tool list alone can take 1000) */
 
 void calib_free(CalibSet *s)
 {
@@ -50,6 +50,7 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
     char *out = NULL;
     const cJSON *txt = cJSON_GetObjectItemCaseSensitive(j, "text");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
     if (!cJSON_IsObject(j)) {
         err_set(e, "%s: expected a JSON object with \"text\" or \"messages\"", name);
     } else if (txt) {
@@ -62,6 +63,8 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
         snprintf(where, sizeof where, "%s: field \"messages\"", name);
         if (messages_check(msgs, where, e)) {
             /* e says which message and field */
+        } else if (tools && !cJSON_IsArray(tools)) {
+            err_set(e, "%s: field \"tools\": expected an array of tool definitions", name);
         } else {
             if (!*ct && base_dir) {
                 char p[4096];
@@ -69,7 +72,7 @@ static char *line_text(const char *line, size_t len, const char *path, int linen
                 *ct = chat_template_load_file(p, e);
             }
             if (!*ct && !base_dir) err_set(e, "no chat template");
-            if (*ct) out = chat_template_render(*ct, msgs, NULL, 0, e);
+            if (*ct) out = chat_template_render(*ct, msgs, tools, 0, e);
             if (!out) err_prefix(e, "%s", name);
         }
     } else {
