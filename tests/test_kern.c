@@ -544,6 +544,19 @@ static void test_block_types(void)
             wrong += fabsf(v - (float)quant_level_value(ts[ti], best)) <
                      fabsf(v - (float)quant_level_value(ts[ti], quant_nearest(ts[ti], v)));
         }
+    /* and at the edges of the table lookup: just below 128, -128 and the
+     * midpoints, where v + 128 rounds up to the next cell */
+    static const float edge[] = {127.99999f, 127.0f, 128.0f, -128.0f, -127.99999f, -128.00002f, 6.9999995f, 7.0f,
+                                 -74.00001f, -115.50001f, -115.49999f, -0.0000001f, 0.0f, 30.499998f, 103.50001f};
+    for (int ti = 0; ti < 4; ti++)
+        for (int i = 0; i < (int)(sizeof edge / sizeof edge[0]); i++) {
+            float v = edge[i];
+            int best = 0, nl = quant_nlevels(ts[ti]);
+            for (int l = 1; l < nl; l++)
+                if (fabsf(v - (float)quant_level_value(ts[ti], l)) < fabsf(v - (float)quant_level_value(ts[ti], best))) best = l;
+            wrong += fabsf(v - (float)quant_level_value(ts[ti], best)) <
+                     fabsf(v - (float)quant_level_value(ts[ti], quant_nearest(ts[ti], v)));
+        }
     CHECK(wrong == 0, "quant_nearest: %d values not on their nearest level", wrong);
     CHECK(dtype_bits(DT_Q6) == 6.5 && dtype_bits(DT_Q5) == 5.5 && dtype_bits(DT_IQ4) == 4.5 && dtype_bits(DT_IQ3) == 3.5,
           "bits per weight");

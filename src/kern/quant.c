@@ -109,19 +109,51 @@ static const float MID_IQ4[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5
                                   7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
 static const float MID_IQ3[7] = {-103.5f, -63.0f, -30.5f, 0.0f, 30.5f, 63.0f, 103.5f};
 
-int quant_nearest(DType t, float v)
+/* BELOW_x[i + 128]: the number of midpoints of grid x below i, for i =
+ * -128 .. 127 (generated from the midpoints above). A value v in [i, i+1)
+ * is past those and past at most one more (midpoints are more than 1
+ * apart), which one comparison settles. */
+static const int8_t BELOW_IQ4[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 8, 8, 8,
+    8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13,
+    13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14,
+    14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+};
+static const int8_t BELOW_IQ3[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 5,
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+};
+
+static inline int nearest_grid(const int8_t *below, const float *mid, int n, float v)
 {
-    t = dtype_base(t);
-    if (t == DT_IQ4 || t == DT_IQ3) { /* count the midpoints below v (ties go down) */
-        const float *m = t == DT_IQ4 ? MID_IQ4 : MID_IQ3;
-        int n = t == DT_IQ4 ? 15 : 7, l = 0;
-        for (int i = 0; i < n; i++) l += v > m[i];
-        return l;
-    }
-    int n = quant_nlevels(t);
+    if (!(v >= -128.0f)) return 0; /* and NaN */
+    if (v >= 128.0f) return n;
+    int i = (int)(v + 128.0f); /* v + 128 >= 0: truncation is floor, but the sum may round up */
+    int c = below[i < 255 ? i : 255];
+    return c + (c < n && v > mid[c]);
+}
+
+/* quant_nearest for a base type (the compile's inner loop). */
+static inline int nearest(DType t, float v)
+{
+    if (t == DT_IQ4) return nearest_grid(BELOW_IQ4, MID_IQ4, 15, v); /* ties go down */
+    if (t == DT_IQ3) return nearest_grid(BELOW_IQ3, MID_IQ3, 7, v);
+    int n = t == DT_Q8 ? 255 : t == DT_Q6 ? 64 : t == DT_Q5 ? 32 : 16;
     long l = lrintf(v) + (t == DT_Q8 ? 127 : qb_offset(t));
     return l < 0 ? 0 : l >= n ? n - 1 : (int)l;
 }
+
+int quant_nearest(DType t, float v) { return nearest(dtype_base(t), v); }
 
 /* Weighted squared error of block x at f16 scale h; the levels into lv
  * (may be NULL). */
@@ -129,9 +161,12 @@ static double block_err(DType t, const float *x, const float *imp, int n, uint16
 {
     float d = f16_to_f32(h), inv = d != 0 ? 1.0f / d : 0.0f;
     double err = 0;
+    t = dtype_base(t);
+    const int8_t *grid = t == DT_IQ4 ? kern_grid_iq4 : t == DT_IQ3 ? kern_grid_iq3 : NULL;
+    int off = t == DT_Q8 ? 127 : grid ? 0 : qb_offset(t);
     for (int i = 0; i < n; i++) {
-        int l = quant_nearest(t, x[i] * inv);
-        float e = x[i] - (float)quant_level_value(t, l) * d;
+        int l = nearest(t, x[i] * inv);
+        float e = x[i] - (float)(grid ? grid[l] : l - off) * d;
         err += (double)(imp ? imp[i] : 1.0f) * e * e;
         if (lv) lv[i] = l;
     }
