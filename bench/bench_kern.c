@@ -151,7 +151,7 @@ int main(int argc, char **argv)
         if (strcmp(isa_sel, "all") && strcmp(isa_sel, isas[ii])) continue;
         Kern *k = kern_create(threads, isas[ii], NULL);
         if (!k) continue;
-        for (int t = DT_F32; t <= DT_Q4; t++) {
+        for (int t = DT_F32; t < DT_COUNT; t++) {
             if (strcmp(dt_sel, "all") && strcmp(dt_sel, dtype_name((DType)t))) continue;
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
                 int rows = shapes[s][0], cols = shapes[s][1];

@@ -192,7 +192,7 @@ enum { SUPER_BUF = 32768 }; /* decoded block scales per piece: 64 KiB, a row of 
 void kern_mm(const KernOps *ops, const MMArgs *a, int r0, int r1)
 {
     const QMat *W = a->W;
-    if (!dtype_is_super(W->type)) {
+    if (ops->mm[W->type]) { /* a backend's super-block kernels read the packed scales themselves */
         ops->mm[W->type](a, r0, r1);
         return;
     }

@@ -530,7 +530,8 @@ static float read_sum(const float *p, size_t n) { return kern_ops_avx512.read_su
 
 const KernOps kern_ops_amx = {
     .name = "amx",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_other, mm_other, mm_other, mm_other},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_other, mm_other, mm_other, mm_other, mm_other, mm_other, mm_other,
+           mm_other},
     .act_quant = act_quant,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

@@ -247,16 +247,41 @@ INLINE float f16_scalar(const uint16_t *s, size_t i) { return _cvtsh_ss(s[i]); }
  * scales per row are converted at once; the last nb % 4 blocks (natural
  * order) in plain C. PF: prefetch (decode). NT = 1 keeps two accumulators
  * per row, so the float adds of consecutive units do not wait on each other. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F, const int PF)
+/* The 16 f32 block scales of two super-blocks (kern.h) at sp, the second
+ * only when `two` (else its lanes are 0): lanes 0-3 / 4-7 take bits 0-23 /
+ * 24-47 of the first one's 48-bit field, 8-15 the second's, shifted per lane
+ * and sign-extended from 6 bits; D * k is exact in f32 and rounds to f16 as
+ * qb_super_scale does. */
+INLINE __m512 super16(const uint16_t *sp, int two)
+{
+    __m128i q = two ? _mm_loadu_si128((const __m128i *)sp) : _mm_loadl_epi64((const __m128i *)sp);
+    /* dwords at bytes 2, 5 (bits 0-23 and 24-47 of the first field), 10, 13 */
+    __m128i parts = _mm_shuffle_epi8(q, _mm_setr_epi8(2, 3, 4, 5, 5, 6, 7, -1, 10, 11, 12, 13, 13, 14, 15, -1));
+    __m512i k = _mm512_permutexvar_epi32(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                                         _mm512_castsi128_si512(parts));
+    k = _mm512_srlv_epi32(k, _mm512_set_epi32(18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0));
+    k = _mm512_srai_epi32(_mm512_slli_epi32(k, 26), 26);
+    /* D of the first super-block in halves 0-7, of the second in 8-15 */
+    __m256i dd = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(q),
+                                     _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 8, 9, 8, 9, 8, 9, 8,
+                                                      9, 8, 9, 8, 9, 8, 9, 8, 9));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(k), _mm512_cvtph_ps(dd));
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType FS, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
+    const DType F = dtype_base(FS); /* the levels' type; FS a super-block type: scales per 8 blocks */
+    const int S = dtype_is_super(FS);
     int nb = A->nb, nu = nb / 4;
     const int P0 = qb_plane0(F), P1 = qb_plane1(F);
     size_t wrow = (size_t)nb * (P0 + P1), wunit = 4 * (size_t)P0, wunit1 = 4 * (size_t)P1, plane1 = (size_t)nb * P0;
     const size_t dist = F == DT_Q8 ? PF_Q8 : PF_Q4, dist1 = dist * P1 / P0;
     const uint8_t *wd = (const uint8_t *)W->data + (size_t)r * wrow;
-    const uint16_t *sd = W->scales + (size_t)r * nb;
+    const size_t sw = S ? qb_scale_words(FS, nb) : (size_t)nb; /* scale words per row */
+    const uint16_t *sd = W->scales + (size_t)r * sw;
     const __m512i lane4 = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
     const __m512i tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : _mm512_setzero_si512();
     const int NA = NT;
@@ -271,8 +296,12 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         __mmask16 lm = left >= 4 ? (__mmask16)0xFFFF : (__mmask16)((1u << (4 * left)) - 1);
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            const uint16_t *sp = sd + (size_t)i * nb + 4 * u0;
-            s16[i] = _mm512_cvtph_ps(left >= 4 ? _mm256_loadu_si256((const __m256i *)sp) : _mm256_maskz_loadu_epi16(lm, sp));
+            if (S) { /* blocks 4 u0 .. 4 u0 + 15: super-blocks u0 / 2 and the next, if the row has it */
+                s16[i] = super16(sd + (size_t)i * sw + (size_t)u0 / 2 * QSUPER_WORDS, left > 2);
+            } else {
+                const uint16_t *sp = sd + (size_t)i * nb + 4 * u0;
+                s16[i] = _mm512_cvtph_ps(left >= 4 ? _mm256_loadu_si256((const __m256i *)sp) : _mm256_maskz_loadu_epi16(lm, sp));
+            }
             if (NT == 1) /* one token: fold its block scales in, one multiply per 16 blocks */
                 s16[i] = _mm512_mul_ps(s16[i], _mm512_maskz_loadu_ps(lm, A->d + (size_t)t * nb + 4 * u0));
         }
@@ -333,7 +362,9 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                 int s = 0, wv[32];
                 qb_values(F, wd + (size_t)i * wrow, nb, b, wv);
                 for (int k = 0; k < 32; k++) s += wv[k] * x[b * 32 + k];
-                y += f16_scalar(sd, (size_t)i * nb + b) * A->d[(size_t)(t + j) * nb + b] * (float)s;
+                const uint16_t *sb = sd + (size_t)i * sw + (size_t)b / QSUPER * QSUPER_WORDS;
+                float ws = S ? _cvtsh_ss(qb_super_scale(sb[0], qb_super_k(sb, b % QSUPER))) : f16_scalar(sd, (size_t)i * nb + b);
+                y += ws * A->d[(size_t)(t + j) * nb + b] * (float)s;
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = y;
         }
@@ -391,6 +422,10 @@ static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6);
 static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
 static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
 static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
+static void mm_q6k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6K); }
+static void mm_q5k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5K); }
+static void mm_iq4k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4K); }
+static void mm_iq3k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3K); }
 
 /* act_quantize_row's arithmetic (x * (127 / amax), round to nearest even,
  * clamp), so the same int8 values, stored in load_wunit's order: per unit
@@ -879,7 +914,7 @@ static float read_sum(const float *p, size_t n)
 
 const KernOps kern_ops_avx512 = {
     .name = "avx512",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3, mm_q6k, mm_q5k, mm_iq4k, mm_iq3k},
     .act_quant = act_quant,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,

@@ -46,8 +46,8 @@ enum { KERN_TILE_MIN_N = 8 };
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
 
 /* The row kernel for any type: ops->mm[W->type], or for a super-block type
- * its base type's kernel over pieces of rows whose block scales were
- * decoded first (kern.c). The activations (A, Xt) are prepared for the base
+ * the backend has no kernel for, its base type's kernel over pieces of rows
+ * whose block scales were decoded first (kern.c). The activations (A, Xt) are prepared for the base
  * type (dtype_base). */
 struct KernOps;
 void kern_mm(const struct KernOps *ops, const MMArgs *a, int r0, int r1);
@@ -56,7 +56,8 @@ enum { LORA_B_BATCH = 4 }; /* lora_b: tokens from which a transposed block pays 
 
 typedef struct KernOps {
     const char *name;
-    MMFn mm[DT_COUNT];                /* indexed by DType */
+    MMFn mm[DT_COUNT];                /* indexed by DType; NULL for a super-block type:
+                                       * kern_mm runs the base type's over decoded scales */
     /* Optional: rearranges token t of A in place for weights of type wt
      * after the natural-order quantization (NULL = keep natural order). */
     void (*act_layout)(ActQ *A, int t, DType wt);
