@@ -260,7 +260,7 @@ void quant_super_fit(DType bt, const float *x, const float *imp, int ncols, cons
     if (!(amax > 0)) return;
     float D0 = big > 0 ? big / 31.0f : -big / 32.0f;
     double best = INFINITY;
-    for (int c = search ? -4 : 0; c <= (search ? 4 : 0); c++) {
+    for (int c = search ? -2 : 0; c <= (search ? 2 : 0); c++) {
         uint16_t Dh = f32_to_f16(D0 * (1.0f + (float)c / 64.0f));
         float Df = f16_to_f32(Dh);
         if (!(Df > 0)) continue;

@@ -58,7 +58,7 @@ void quant_block_pack(DType t, void *row, int cols, int b, const int lv[32]);
  * the nblk <= 8 blocks of x (ncols values, imp weights or NULL) for base
  * type bt, from the f16 scales h0[] each block would take alone: D puts the
  * extreme block scale on sub-scale 31 (or -32); with `search`, D also
- * within +-6% of that and each sub-scale the better of its two neighbours,
+ * within +-3% of that and each sub-scale the better of its two neighbours,
  * by the blocks' weighted squared error. The f16 block scales the words
  * then give go to h[0..nblk). */
 void quant_super_fit(DType bt, const float *x, const float *imp, int ncols, const uint16_t *h0, int nblk, int search,
