@@ -184,11 +184,29 @@ INLINE float f16_scale(const uint16_t *s, size_t i)
 /* Y for rows r..r+NR-1, tokens t..t+NT-1. Per group of 4 blocks the
  * combined scales dw * d are formed 4 at a time (fcvtl + fmul), then each
  * block's SDOT result is scaled by one of them. */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F)
+/* The 4 f32 block scales of one half (0: blocks 0-3, 1: blocks 4-7) of the
+ * super-block at sb (kern.h): bits 24 * half .. of its 48-bit field, shifted
+ * per lane and sign-extended from 6 bits; D * k is exact in f32 and rounds
+ * to f16 as qb_super_scale does. */
+INLINE float32x4_t super4(const uint16_t *sb, int half)
+{
+    static const int32_t shv[4] = {0, -6, -12, -18};
+    uint64_t v;
+    memcpy(&v, sb, 8);
+    int32x4_t k = vreinterpretq_s32_u32(vshlq_u32(vdupq_n_u32((uint32_t)(v >> (16 + 24 * half))), vld1q_s32(shv)));
+    k = vshrq_n_s32(vshlq_n_s32(k, 26), 26);
+    float32x4_t f = vmulq_n_f32(vcvtq_f32_s32(k), f16_scale(sb, 0));
+    return vcvt_f32_f16(vcvt_f16_f32(f));
+}
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType FS)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
+    const DType F = dtype_base(FS); /* the levels' type; FS a super-block type: scales per 8 blocks */
+    const int S = dtype_is_super(FS);
     int nb = A->nb, ng = nb / 4;
+    const size_t sw = S ? qb_scale_words(FS, nb) : (size_t)nb; /* scale words per row */
     size_t wrow = (size_t)nb * qb_bytes(F);
     const uint8_t *wd = (const uint8_t *)W->data;
     const int8x16_t tbl = F == DT_IQ4 || F == DT_IQ3 ? grid_table(F) : vdupq_n_s8(0);
@@ -202,15 +220,18 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         int b0 = 4 * g, nk = g < ng ? 4 : nb - 4 * ng;
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            const uint16_t *ws = W->scales + (size_t)(r + i) * nb + b0;
+            const uint16_t *ws = W->scales + (size_t)(r + i) * sw + (S ? (size_t)b0 / QSUPER * QSUPER_WORDS : (size_t)b0);
             if (nk == 4) {
-                float32x4_t s4 = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(ws)));
+                float32x4_t s4 = S ? super4(ws, g & 1) : vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(ws)));
 #pragma GCC unroll 4
                 for (int j = 0; j < NT; j++)
                     vst1q_f32(sc[i][j], vmulq_f32(s4, vld1q_f32(A->d + (size_t)(t + j) * nb + b0)));
             } else {
                 for (int j = 0; j < NT; j++)
-                    for (int k = 0; k < nk; k++) sc[i][j][k] = f16_scale(ws, (size_t)k) * A->d[(size_t)(t + j) * nb + b0 + k];
+                    for (int k = 0; k < nk; k++) {
+                        uint16_t h = S ? qb_super_scale(ws[0], qb_super_k(ws, (b0 + k) % QSUPER)) : ws[k];
+                        sc[i][j][k] = f16_scale(&h, 0) * A->d[(size_t)(t + j) * nb + b0 + k];
+                    }
             }
         }
         for (int k = 0; k < nk; k++) {
@@ -267,6 +288,10 @@ static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6);
 static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
 static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
 static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
+static void mm_q6k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6K); }
+static void mm_q5k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5K); }
+static void mm_iq4k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4K); }
+static void mm_iq3k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3K); }
 
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
@@ -575,46 +600,14 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
     if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
 }
 
-/* KernOps.super_scales: 4 sub-scales per vector (0-3 are bits 0-23 of the
- * 48-bit field, 4-7 bits 24-47), sign-extended from 6 bits; D * k in f32
- * is exact and the conversion to f16 rounds to nearest even, as
- * qb_super_scale does. */
-static void super_scales(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw)
-{
-    const int32_t shv[4] = {0, -6, -12, -18};
-    const int32x4_t sh = vld1q_s32(shv);
-    for (int r = 0; r < rows; r++) {
-        const uint16_t *p = sc + (size_t)r * sw;
-        uint16_t *o = out + (size_t)r * nb;
-        for (int s = 0; s * QSUPER < nb; s++, p += QSUPER_WORDS) {
-            uint64_t v;
-            memcpy(&v, p, 8);
-            float16_t dh;
-            memcpy(&dh, p, 2);
-            float D = (float)dh;
-            uint16_t t[QSUPER];
-            for (int half = 0; half < 2; half++) {
-                uint32_t bits = (uint32_t)(v >> (16 + 24 * half));
-                int32x4_t k = vreinterpretq_s32_u32(vshlq_u32(vdupq_n_u32(bits), sh));
-                k = vshrq_n_s32(vshlq_n_s32(k, 26), 26);
-                float16x4_t h = vcvt_f16_f32(vmulq_n_f32(vcvtq_f32_s32(k), D));
-                vst1_u16(t + 4 * half, vreinterpret_u16_f16(h));
-            }
-            int n = nb - s * QSUPER < QSUPER ? nb - s * QSUPER : QSUPER;
-            memcpy(o + s * QSUPER, t, (size_t)n * 2);
-        }
-    }
-}
-
 const KernOps kern_ops_neon = {
     .name = "neon",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3, mm_q6k, mm_q5k, mm_iq4k, mm_iq3k},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
-    .super_scales = super_scales,
     .read_sum = read_sum,
 };
