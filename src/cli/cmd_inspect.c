@@ -57,7 +57,26 @@ int cmd_inspect(int argc, char **argv)
     else
         printf("\nsampling defaults: %s", g->set ? "greedy (generation_config.json: do_sample false)"
                                                  : "llama.cpp's (no generation_config.json)");
-    printf("\nquantization: %s\n", cJSON_GetStringValue(q));
+    printf("\nquantization: %s", cJSON_GetStringValue(q));
+    /* what a recipe gave each role: bits per weight over the base's 2-D weights, and each type's share */
+    double nw[DT_COUNT] = {0}, bytes = 0, all = 0;
+    for (const cJSON *t = ts ? ts->child : NULL; t; t = t->next) {
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(t, "name"));
+        int ty = dtype_from_name(cJSON_GetStringValue(cJSON_GetObjectItem(t, "type")));
+        double rows = cJSON_GetNumberValue(cJSON_GetObjectItem(t, "rows")), cols = cJSON_GetNumberValue(cJSON_GetObjectItem(t, "cols"));
+        if (!nm || ty < 0 || rows < 2 || cols < 2 || !strncmp(nm, "lora.", 5)) continue;
+        const cJSON *ss = cJSON_GetObjectItem(t, "scales_size");
+        bytes += cJSON_GetNumberValue(cJSON_GetObjectItem(t, "data_size")) + (ss ? ss->valuedouble : 0);
+        nw[ty] += rows * cols, all += rows * cols;
+    }
+    if (all > 0) {
+        printf(", %.3f bits/weight over the 2-D weights (", 8 * bytes / all);
+        const char *sep = "";
+        for (int ty = 0; ty < DT_COUNT; ty++)
+            if (nw[ty] > 0) printf("%s%s %.1f%%", sep, dtype_name((DType)ty), 100 * nw[ty] / all), sep = ", ";
+        printf(")");
+    }
+    printf("\n");
     printf("tokenizer: %zu bytes, tokenizer_config: %zu bytes\n", m.tokenizer_json_len, m.tokenizer_config_len);
     printf("tensors: %d%s\n", cJSON_GetArraySize(ts), tensors ? "" : " (--tensors lists them)");
     for (const cJSON *t = ts && tensors ? ts->child : NULL; t; t = t->next) {
