@@ -569,18 +569,15 @@ def run(a, metrics):
     crng = random.Random(a.seed + 9)
     with open(os.path.join(a.out, "calib.jsonl"), "w", encoding="utf-8") as f:
         # small, so that compiling with it stays quick on a 2-core board: 12
-        # document excerpts, 6 tool dialogues from their last user turn on,
-        # 6 shell
+        # document excerpts, 6 tool dialogues from their last user turn on
+        # (whole ones, ~1000 tokens of tool list each, would outweigh the
+        # rest of the statistics), 6 shell
         for d in crng.sample(train_docs, 12):
             f.write(json.dumps({"text": d["text"][:1200]}, ensure_ascii=False) + "\n")
         for t in crng.sample(r_tools, 6):
             f.write(json.dumps({"text": t[t.rfind("<|im_start|>user"):]}, ensure_ascii=False) + "\n")
         for t in crng.sample(r_shell, 6):
             f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
-        # and 6 whole tool-call conversations with their tool list (train
-        # phrasings), as chat requests: what an agent's calls run through
-        for c in [c for c in tools_dialogues.train_set(a.seed + 11, 40) if c["calls"]][:6]:
-            f.write(json.dumps({"messages": c["messages"], "tools": c["tools"]}, ensure_ascii=False) + "\n")
     pool.close()
 
 
