@@ -57,7 +57,9 @@ static void mat_random(TestMat *m, Rng *r, DType t, int rows, int cols, int with
     }
     for (size_t i = 0; i < sb / 2; i++) /* super-block types: D, then random 6-bit sub-scales */
         m->scales[i] = !dtype_is_super(t) ? f32_to_f16(0.001f + 0.02f * (rng_f(r) + 1))
-                       : i % QSUPER_WORDS ? (uint16_t)rng_u32(r) : f32_to_f16(0.0001f + 0.0006f * (rng_f(r) + 1));
+                       : i % QSUPER_WORDS ? (uint16_t)rng_u32(r)
+                       : i % 28 == 0      ? (uint16_t)(1 + rng_u32(r) % 0x3ff) /* subnormal D */
+                                          : f32_to_f16(0.0001f + 0.0006f * (rng_f(r) + 1));
     if (with_in_scale) {
         m->in_scale = malloc((size_t)cols * sizeof(float));
         for (int c = 0; c < cols; c++) m->in_scale[c] = 0.25f + 2.0f * (rng_f(r) + 1);
@@ -564,8 +566,8 @@ static void test_block_types(void)
 }
 
 /* The super-block types: quantization error close to their base types' at
- * 0.25 bits/weight less, importance honoured, and every backend's scale
- * decode equal bit for bit to qblock.h's portable one. */
+ * 0.25 bits/weight less and importance honoured (test_backend checks the
+ * backends' super-block kernels against the reference). */
 static void test_super_types(void)
 {
     Rng rng = {4242};
@@ -612,30 +614,6 @@ static void test_super_types(void)
         CHECK(rs < rb * 1.08, "%s: relative rms error %.4f against %s's %.4f", dtype_name(t), rs, dtype_name(bt), rb);
         CHECK(ew < eu, "%s: importance-weighted error %.4g not below the unweighted %.4g", dtype_name(t), ew, eu);
         free(row), free(rowb);
-    }
-    /* scale decode: random words, D over normal, subnormal, negative, zero and huge */
-    enum { NB = 45, ROWS = 7 };
-    size_t sw = qb_scale_words(DT_IQ4K, NB);
-    uint16_t words[ROWS * 24], want[ROWS * NB], got[ROWS * NB];
-    static const uint16_t Ds[] = {0x3c00, 0x0001, 0x03ff, 0x8400, 0x0000, 0x7bff, 0x2e66, 0x1234};
-    for (int rep = 0; rep < 50; rep++) {
-        for (size_t i = 0; i < ROWS * sw; i++) words[i] = (uint16_t)rng_u32(&rng);
-        for (size_t i = 0; i < ROWS * sw; i += 4) words[i] = rep % 2 ? Ds[rng_u32(&rng) % 8] : f32_to_f16(rng_f(&rng) * 0.01f);
-        for (int r = 0; r < ROWS; r++) qb_super_scales(want + r * NB, words + r * sw, NB);
-        static const char *isas[] = {"scalar", "avx2", "avx512", "amx", "neon"};
-        for (int i = 0; i < 5; i++) {
-            Kern *k = kern_create(1, isas[i], NULL);
-            if (!k) continue;
-            const KernOps *ops = kern_ops(k);
-            if (ops->super_scales) {
-                memset(got, 0xee, sizeof got);
-                ops->super_scales(got, words, NB, ROWS, sw);
-                int diff = 0;
-                for (int j = 0; j < ROWS * NB; j++) diff += got[j] != want[j];
-                CHECK(diff == 0, "%s: %d super-block scales differ from the portable decode", isas[i], diff);
-            }
-            kern_destroy(k);
-        }
     }
 }
 

@@ -11,7 +11,6 @@
 
 #include "kern/kern_impl.h"
 #include "kern/pool.h"
-#include "kern/qblock.h"
 
 struct Kern {
     int n_threads;
@@ -187,35 +186,6 @@ int kern_row_chunk(int rows, int n_threads, int align)
     return chunk < align ? align : chunk;
 }
 
-enum { SUPER_BUF = 32768 }; /* decoded block scales per piece: 64 KiB, a row of 2^20 columns */
-
-void kern_mm(const KernOps *ops, const MMArgs *a, int r0, int r1)
-{
-    const QMat *W = a->W;
-    if (ops->mm[W->type]) { /* a backend's super-block kernels read the packed scales themselves */
-        ops->mm[W->type](a, r0, r1);
-        return;
-    }
-    int nb = kern_nblocks(W->cols), per = SUPER_BUF / nb;
-    if (per > 64) per = 64; /* a piece's scales stay in L1 */
-    size_t sw = qb_scale_words(W->type, nb), rowb = qmat_data_bytes(W->type, 1, W->cols);
-    uint16_t buf[SUPER_BUF];
-    QMat V = *W;
-    V.type = dtype_base(W->type);
-    V.scales = buf;
-    MMArgs b = *a;
-    b.W = &V;
-    for (int r = r0; r < r1; r += per) {
-        int nr = r1 - r < per ? r1 - r : per;
-        if (ops->super_scales) ops->super_scales(buf, W->scales + (size_t)r * sw, nb, nr, sw);
-        else
-            for (int i = 0; i < nr; i++) qb_super_scales(buf + (size_t)i * nb, W->scales + (size_t)(r + i) * sw, nb);
-        V.data = (const char *)W->data + (size_t)r * rowb;
-        b.Y = a->Y + r;
-        ops->mm[V.type](&b, 0, nr);
-    }
-}
-
 void kern_prep_token(const KernOps *ops, ActQ *A, float *X_scaled, const QMat *W, const float *X, int t)
 {
     const float *x = X + (size_t)t * W->cols;
@@ -245,7 +215,7 @@ static void mm_task(void *ctx, int t)
     Job *j = ctx;
     int r0 = t * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->a.W->rows) r1 = j->a.W->rows;
-    kern_mm(j->ops, &j->a, r0, r1);
+    j->ops->mm[j->a.W->type](&j->a, r0, r1);
     if (j->after) j->after(j->after_ctx, r0, r1);
 }
 
@@ -300,7 +270,7 @@ void kern_regions_walk(Region *reg, int n_reg, int t, int rows, void (*fn)(void 
 static void region_rows(void *ctx, int r0, int r1)
 {
     Job *j = ctx;
-    kern_mm(j->ops, &j->a, r0, r1);
+    j->ops->mm[j->a.W->type](&j->a, r0, r1);
     if (j->after) j->after(j->after_ctx, r0, r1);
 }
 

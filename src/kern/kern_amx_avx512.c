@@ -538,7 +538,6 @@ const KernOps kern_ops_amx = {
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
-    .super_scales = kern_super_scales_f16c,
     .read_sum = read_sum,
     .tile_bytes = tile_bytes,
     .tile_pack = tile_pack,

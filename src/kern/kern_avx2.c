@@ -174,11 +174,29 @@ INLINE __m256i block_dot(__m256i w, __m256i a, const DType F)
  * combined scales dw * d are formed 8 at a time and read back with
  * broadcast loads; the Q4 offset term is summed in a second vector pass.
  * PF: prefetch (decode). */
-INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType F, const int PF)
+/* The 8 f32 block scales of the super-block at sb (kern.h): sub-scales 0-3
+ * are bits 0-23 of its 48-bit field, 4-7 bits 24-47, so one variable shift
+ * per 32-bit lane isolates each (then sign-extended from 6 bits); D * k is
+ * exact in f32 and rounds to f16 as qb_super_scale does. */
+INLINE __m256 super8(const uint16_t *sb)
+{
+    uint64_t v;
+    memcpy(&v, sb, 8);
+    int lo = (int)(uint32_t)(v >> 16), hi = (int)(uint32_t)(v >> 40);
+    __m256i k = _mm256_srlv_epi32(_mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi), _mm256_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18));
+    k = _mm256_srai_epi32(_mm256_slli_epi32(k, 26), 26);
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(_cvtsh_ss(sb[0])));
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, const DType FS, const int PF)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
+    const DType F = dtype_base(FS); /* the levels' type; FS a super-block type: one super-block per group */
+    const int S = dtype_is_super(FS);
     int nb = A->nb, ng = nb / 8;
+    const size_t sw = S ? qb_scale_words(FS, nb) : (size_t)nb; /* scale words per row */
     const int P0 = qb_plane0(F), P1 = qb_plane1(F), K = unsigned_type(F) ? qb_offset(F) : 0;
     size_t wrow = (size_t)nb * (P0 + P1);
     const uint8_t *wd = (const uint8_t *)W->data;
@@ -193,15 +211,17 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         int b0 = 8 * g, nk = g < ng ? 8 : nb - 8 * ng;
 #pragma GCC unroll 4
         for (int i = 0; i < NR; i++) {
-            const uint16_t *ws = W->scales + (size_t)(r + i) * nb + b0;
+            const uint16_t *ws = W->scales + (size_t)(r + i) * sw + (S ? (size_t)g * QSUPER_WORDS : (size_t)b0);
             if (nk == 8) {
-                __m256 s8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
+                __m256 s8 = S ? super8(ws) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ws));
 #pragma GCC unroll 4
                 for (int j = 0; j < NT; j++)
                     _mm256_store_ps(sc[i][j], _mm256_mul_ps(s8, _mm256_loadu_ps(A->d + (size_t)(t + j) * nb + b0)));
             } else {
                 for (int j = 0; j < NT; j++)
-                    for (int k = 0; k < nk; k++) sc[i][j][k] = _cvtsh_ss(ws[k]) * A->d[(size_t)(t + j) * nb + b0 + k];
+                    for (int k = 0; k < nk; k++)
+                        sc[i][j][k] = _cvtsh_ss(S ? qb_super_scale(ws[0], qb_super_k(ws, k)) : ws[k]) *
+                                      A->d[(size_t)(t + j) * nb + b0 + k];
             }
         }
         for (int k = 0; k < nk; k++) {
@@ -237,15 +257,19 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
         for (int j = 0; j < NT; j++) {
             float off = 0;
             if (K) { /* sum_b dw_b * d_b * sum(a_b) */
-                const uint16_t *ws = W->scales + (size_t)(r + i) * nb;
+                const uint16_t *ws = W->scales + (size_t)(r + i) * sw;
                 const float *m = A->m + (size_t)(t + j) * nb;
                 __m256 o = _mm256_setzero_ps();
                 int b = 0;
                 for (; b + 8 <= nb; b += 8)
-                    o = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b))),
+                    o = _mm256_fmadd_ps(S ? super8(ws + (size_t)b / QSUPER * QSUPER_WORDS)
+                                          : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b))),
                                         _mm256_loadu_ps(m + b), o);
                 off = hsum8(o);
-                for (; b < nb; b++) off += _cvtsh_ss(ws[b]) * m[b];
+                for (; b < nb; b++)
+                    off += _cvtsh_ss(S ? qb_super_scale(ws[b / QSUPER * QSUPER_WORDS],
+                                                        qb_super_k(ws + b / QSUPER * QSUPER_WORDS, b % QSUPER))
+                                       : ws[b]) * m[b];
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - (float)K * off;
         }
@@ -301,6 +325,10 @@ static void mm_q6(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6);
 static void mm_q5(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5); }
 static void mm_iq4(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4); }
 static void mm_iq3(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3); }
+static void mm_q6k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q6K); }
+static void mm_q5k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_Q5K); }
+static void mm_iq4k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ4K); }
+static void mm_iq3k(const MMArgs *a, int r0, int r1) { mm_quant(a, r0, r1, DT_IQ3K); }
 
 static void axpy_f16(float *y, float alpha, const uint16_t *h, int n)
 {
@@ -640,45 +668,14 @@ static void silu_mul(float *y, const float *g, const float *u, size_t n)
     if (i < n) kern_silu_mul_ref(y + i, g + i, u + i, n - i);
 }
 
-/* kern_impl.h: a row's block scales from its super-blocks, 8 at a time:
- * sub-scales 0-3 are bits 0-23 of the 48-bit field, 4-7 bits 24-47, so
- * one variable shift per 32-bit lane isolates each (then sign-extended
- * from 6 bits); D * k in f32 is exact and F16C rounds it to nearest even,
- * as qb_super_scale does. Shared by the AVX-512 and AMX backends. */
-void kern_super_scales_f16c(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw)
-{
-    const __m256i sh = _mm256_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18);
-    for (int r = 0; r < rows; r++) {
-        const uint16_t *p = sc + (size_t)r * sw;
-        uint16_t *o = out + (size_t)r * nb;
-        for (int s = 0; s * QSUPER < nb; s++, p += QSUPER_WORDS) {
-            uint64_t v;
-            memcpy(&v, p, 8);
-            uint32_t lo = (uint32_t)(v >> 16), hi = (uint32_t)(v >> 40);
-            __m256i k = _mm256_srlv_epi32(_mm256_setr_epi32((int)lo, (int)lo, (int)lo, (int)lo, (int)hi, (int)hi, (int)hi, (int)hi), sh);
-            k = _mm256_srai_epi32(_mm256_slli_epi32(k, 26), 26);
-            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(_cvtsh_ss(p[0])));
-            __m128i h = _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            if (nb - s * QSUPER >= QSUPER) {
-                _mm_storeu_si128((__m128i *)(o + s * QSUPER), h);
-            } else {
-                uint16_t t[QSUPER];
-                _mm_storeu_si128((__m128i *)t, h);
-                memcpy(o + s * QSUPER, t, (size_t)(nb - s * QSUPER) * 2);
-            }
-        }
-    }
-}
-
 const KernOps kern_ops_avx2 = {
     .name = "avx2",
-    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3},
+    .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_q4, mm_q6, mm_q5, mm_iq4, mm_iq3, mm_q6k, mm_q5k, mm_iq4k, mm_iq3k},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .lora_b = lora_b,
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
-    .super_scales = kern_super_scales_f16c,
     .read_sum = read_sum,
 };

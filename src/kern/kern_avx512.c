@@ -921,6 +921,5 @@ const KernOps kern_ops_avx512 = {
     .attn_f16 = attn_f16,
     .attn_prefill_f16 = attn_prefill_f16,
     .silu_mul = silu_mul,
-    .super_scales = kern_super_scales_f16c,
     .read_sum = read_sum,
 };

@@ -45,19 +45,14 @@ enum { KERN_TILE_MIN_N = 8 };
 /* Computes Y[t][r] for r in [r0, r1) and all t < a->n. */
 typedef void (*MMFn)(const MMArgs *a, int r0, int r1);
 
-/* The row kernel for any type: ops->mm[W->type], or for a super-block type
- * the backend has no kernel for, its base type's kernel over pieces of rows
- * whose block scales were decoded first (kern.c). The activations (A, Xt) are prepared for the base
- * type (dtype_base). */
-struct KernOps;
-void kern_mm(const struct KernOps *ops, const MMArgs *a, int r0, int r1);
+/* A super-block type's activations (A, Xt) are prepared as for its base
+ * type (dtype_base); its kernel reads the packed scales itself. */
 
 enum { LORA_B_BATCH = 4 }; /* lora_b: tokens from which a transposed block pays */
 
 typedef struct KernOps {
     const char *name;
-    MMFn mm[DT_COUNT];                /* indexed by DType; NULL for a super-block type:
-                                       * kern_mm runs the base type's over decoded scales */
+    MMFn mm[DT_COUNT];                /* indexed by DType */
     /* Optional: rearranges token t of A in place for weights of type wt
      * after the natural-order quantization (NULL = keep natural order). */
     void (*act_layout)(ActQ *A, int t, DType wt);
@@ -85,10 +80,6 @@ typedef struct KernOps {
                             const uint16_t *V, size_t stride, const int *vis);
     /* kern_silu_mul (kern.h). */
     void (*silu_mul)(float *y, const float *g, const float *u, size_t n);
-    /* Optional: the f16 block scales of `rows` consecutive rows of a
-     * super-block type (qblock.h's qb_super_scales, bit for bit): row i's
-     * nb scales to out + i * nb from its super-blocks at sc + i * sw. */
-    void (*super_scales)(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw);
     /* Sum of n floats with the widest loads available (bandwidth probe). */
     float (*read_sum)(const float *p, size_t n);
     /* Optional, for backends with matrix tiles: the bytes of packed
@@ -108,8 +99,6 @@ extern const KernOps kern_ops_scalar;
 extern const KernOps kern_ops_avx2;
 extern const KernOps kern_ops_avx512;
 extern const KernOps kern_ops_amx;
-/* KernOps.super_scales with AVX2 + F16C (kern_avx2.c), for all x86 backends. */
-void kern_super_scales_f16c(uint16_t *out, const uint16_t *sc, int nb, int rows, size_t sw);
 #endif
 #if defined(__aarch64__)
 extern const KernOps kern_ops_neon;

@@ -200,7 +200,7 @@ static int a_ready(LJob *j, int r0, int r1)
 static void rows_piece(void *ctx, int r0, int r1)
 {
     LJob *j = ctx;
-    kern_mm(j->ops, &j->w, r0, r1);
+    j->ops->mm[j->w.W->type](&j->w, r0, r1);
     if (!j->n_seg) return;
     if (a_ready(j, r0, r1)) {
         lora_rows(j, r0, r1);

@@ -90,21 +90,25 @@ static void mm_q4(const MMArgs *a, int r0, int r1)
     }
 }
 
-/* The other block types: each block's signed values decoded once per row
- * and token set (qblock.h), then the same integer dot as Q8. */
+/* The other block types (super-block ones too): each block's signed values
+ * and scale decoded once per row and token set (qblock.h), then the same
+ * integer dot as Q8. */
 static void mm_qgen(const MMArgs *a, int r0, int r1)
 {
     const QMat *W = a->W;
     const ActQ *A = a->A;
     int nb = A->nb;
-    size_t wrow = (size_t)nb * qb_bytes(W->type);
+    size_t wrow = (size_t)nb * qb_bytes(W->type), sw = qb_scale_words(W->type, nb);
+    int super = dtype_is_super(W->type);
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * wrow;
+        const uint16_t *sc = W->scales + (size_t)r * sw;
         for (int t = 0; t < a->n; t++) a->Y[(size_t)t * W->rows + r] = 0;
         for (int b = 0; b < nb; b++) {
             int v[QBLOCK];
             qb_values(W->type, w, nb, b, v);
-            float dw = f16_to_f32(W->scales[(size_t)r * nb + b]);
+            const uint16_t *sb = sc + (size_t)b / QSUPER * QSUPER_WORDS;
+            float dw = f16_to_f32(super ? qb_super_scale(sb[0], qb_super_k(sb, b % QSUPER)) : sc[b]);
             for (int t = 0; t < a->n; t++) {
                 const int8_t *xb = A->q + ((size_t)t * nb + b) * QBLOCK;
                 int s = 0;
@@ -132,7 +136,8 @@ static float read_sum(const float *p, size_t n)
 
 const KernOps kern_ops_scalar = {
     .name = "scalar",
-    .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4, mm_qgen, mm_qgen, mm_qgen, mm_qgen},
+    .mm = {mm_float, mm_float, mm_float, mm_q8, mm_q4, mm_qgen, mm_qgen, mm_qgen, mm_qgen, mm_qgen, mm_qgen, mm_qgen,
+           mm_qgen},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
     .read_sum = read_sum,
