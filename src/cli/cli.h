@@ -16,6 +16,7 @@
 #define DUET_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 
@@ -40,6 +41,12 @@ int cli_check_model_path(const char *path, const char *want, Err *e);
 
 /* Prints "duet: error: MSG" on stderr and returns 1 (the exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* For a progress line rewritten on stderr at most ten times a second (last:
+ * the caller's time of the previous draw, 0 at first): 1 when this call
+ * should draw, the line then cleared for the caller's text; 0 otherwise, and
+ * at the end (done >= total) the line is cleared for good. */
+int cli_progress_due(double *last, uint64_t done, uint64_t total);
 
 /* Parses "1,2,3" (commas or spaces) into a malloc'd int array; NULL with *e
  * set on a malformed list or an empty one. */

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "util/clock.h"
 #include "load/limits.h"
 
 void cli_model_opts(ModelOpts *o, CliOpt *t, const char *kv_def, const char *ctx_help, unsigned what)
@@ -140,12 +139,8 @@ typedef struct LoadBar {
 static void load_progress(void *ctx, uint64_t done, uint64_t total)
 {
     LoadBar *b = ctx;
-    double t = now_s();
-    if (done < total && t - b->last < 0.1) return;
-    b->last = t;
-    if (done >= total) fprintf(stderr, "\r\033[K");
-    else fprintf(stderr, "\r\033[Kloading %s into memory: %3.0f%%  %.0f/%.0f MB", b->path, 100.0 * done / total, done / 1e6,
-                 total / 1e6);
+    if (!cli_progress_due(&b->last, done, total)) return;
+    fprintf(stderr, "loading %s into memory: %3.0f%%  %.0f/%.0f MB", b->path, 100.0 * done / total, done / 1e6, total / 1e6);
     fflush(stderr);
 }
 

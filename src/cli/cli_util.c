@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/clock.h"
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
@@ -115,4 +117,14 @@ int cli_check_model_path(const char *path, const char *want, Err *e)
         return err_set(e, "%s: is a file; compile takes a checkpoint folder (config.json, *.safetensors)%s", path,
                        strlen(path) > 5 && !strcmp(path + strlen(path) - 5, ".duet") ? ": this one is already compiled" : "");
     return 0;
+}
+
+int cli_progress_due(double *last, uint64_t done, uint64_t total)
+{
+    double t = now_s();
+    if (done < total && t - *last < 0.1) return 0;
+    *last = t;
+    fprintf(stderr, "\r\033[K");
+    if (done >= total) fflush(stderr);
+    return done < total;
 }

@@ -93,12 +93,9 @@ typedef struct SynthBar {
 static void synth_progress(void *ctx, size_t done, size_t total)
 {
     SynthBar *b = ctx;
-    double t = now_s();
-    if (done < total && t - b->last < 0.1) return;
-    b->last = t;
-    if (done >= total) fprintf(stderr, "\r\033[K");
-    else fprintf(stderr, "\r\033[Kwriting %s: %3.0f%%  %.0f/%.0f MB  %.0f s", b->dir, 100.0 * done / total, done / 1e6,
-                 total / 1e6, t - b->t0);
+    if (!cli_progress_due(&b->last, done, total)) return;
+    fprintf(stderr, "writing %s: %3.0f%%  %.0f/%.0f MB  %.0f s", b->dir, 100.0 * done / total, done / 1e6, total / 1e6,
+            b->last - b->t0);
     fflush(stderr);
 }
 
