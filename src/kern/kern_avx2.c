@@ -220,7 +220,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             } else {
                 for (int j = 0; j < NT; j++)
                     for (int k = 0; k < nk; k++)
-                        sc[i][j][k] = _cvtsh_ss(S ? qb_super_scale(ws[0], qb_super_k(ws, k)) : ws[k]) *
+                        sc[i][j][k] = _cvtsh_ss(qb_block_scale(FS, W->scales + (size_t)(r + i) * sw, b0 + k)) *
                                       A->d[(size_t)(t + j) * nb + b0 + k];
             }
         }
@@ -266,10 +266,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                                           : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b))),
                                         _mm256_loadu_ps(m + b), o);
                 off = hsum8(o);
-                for (; b < nb; b++)
-                    off += _cvtsh_ss(S ? qb_super_scale(ws[b / QSUPER * QSUPER_WORDS],
-                                                        qb_super_k(ws + b / QSUPER * QSUPER_WORDS, b % QSUPER))
-                                       : ws[b]) * m[b];
+                for (; b < nb; b++) off += _cvtsh_ss(qb_block_scale(FS, ws, b)) * m[b];
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = hsum8(acc[i][j]) - (float)K * off;
         }

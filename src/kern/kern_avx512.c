@@ -362,9 +362,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
                 int s = 0, wv[32];
                 qb_values(F, wd + (size_t)i * wrow, nb, b, wv);
                 for (int k = 0; k < 32; k++) s += wv[k] * x[b * 32 + k];
-                const uint16_t *sb = sd + (size_t)i * sw + (size_t)b / QSUPER * QSUPER_WORDS;
-                float ws = S ? _cvtsh_ss(qb_super_scale(sb[0], qb_super_k(sb, b % QSUPER))) : f16_scalar(sd, (size_t)i * nb + b);
-                y += ws * A->d[(size_t)(t + j) * nb + b] * (float)s;
+                y += _cvtsh_ss(qb_block_scale(FS, sd + (size_t)i * sw, b)) * A->d[(size_t)(t + j) * nb + b] * (float)s;
             }
             a->Y[(size_t)(t + j) * W->rows + r + i] = y;
         }

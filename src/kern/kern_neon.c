@@ -229,7 +229,7 @@ INLINE void qtile(const MMArgs *a, int r, int t, const int NR, const int NT, con
             } else {
                 for (int j = 0; j < NT; j++)
                     for (int k = 0; k < nk; k++) {
-                        uint16_t h = S ? qb_super_scale(ws[0], qb_super_k(ws, (b0 + k) % QSUPER)) : ws[k];
+                        uint16_t h = qb_block_scale(FS, W->scales + (size_t)(r + i) * sw, b0 + k);
                         sc[i][j][k] = f16_scale(&h, 0) * A->d[(size_t)(t + j) * nb + b0 + k];
                     }
             }

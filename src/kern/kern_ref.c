@@ -61,8 +61,7 @@ void qmat_block_scales(uint16_t *out, const QMat *W, int row)
 {
     int nb = (int)nblocks(W->cols);
     const uint16_t *s = W->scales + (size_t)row * qb_scale_words(W->type, nb);
-    if (dtype_is_super(W->type)) qb_super_scales(out, s, nb);
-    else memcpy(out, s, (size_t)nb * 2);
+    for (int b = 0; b < nb; b++) out[b] = qb_block_scale(W->type, s, b);
 }
 
 static uint16_t load_u16(const void *p, size_t i)
@@ -106,8 +105,7 @@ static void row_part(float *out, const QMat *W, int row, size_t j0, size_t n)
         for (size_t b = j0 / QBLOCK; b * QBLOCK < j0 + n; b++) {
             int v[QBLOCK];
             qb_values(W->type, q, (int)nb, (int)b, v);
-            uint16_t h = dtype_is_super(W->type) ? qb_super_scale(sc[b / QSUPER * QSUPER_WORDS], qb_super_k(sc + b / QSUPER * QSUPER_WORDS, (int)(b % QSUPER))) : sc[b];
-            float d = f16_to_f32(h);
+            float d = f16_to_f32(qb_block_scale(W->type, sc, (int)b));
             for (size_t i = 0; i < QBLOCK; i++) {
                 size_t j = b * QBLOCK + i;
                 if (j >= j0 && j < j0 + n) out[j - j0] = (float)v[i] * d;

@@ -99,7 +99,6 @@ static void mm_qgen(const MMArgs *a, int r0, int r1)
     const ActQ *A = a->A;
     int nb = A->nb;
     size_t wrow = (size_t)nb * qb_bytes(W->type), sw = qb_scale_words(W->type, nb);
-    int super = dtype_is_super(W->type);
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * wrow;
         const uint16_t *sc = W->scales + (size_t)r * sw;
@@ -107,8 +106,7 @@ static void mm_qgen(const MMArgs *a, int r0, int r1)
         for (int b = 0; b < nb; b++) {
             int v[QBLOCK];
             qb_values(W->type, w, nb, b, v);
-            const uint16_t *sb = sc + (size_t)b / QSUPER * QSUPER_WORDS;
-            float dw = f16_to_f32(super ? qb_super_scale(sb[0], qb_super_k(sb, b % QSUPER)) : sc[b]);
+            float dw = f16_to_f32(qb_block_scale(W->type, sc, b));
             for (int t = 0; t < a->n; t++) {
                 const int8_t *xb = A->q + ((size_t)t * nb + b) * QBLOCK;
                 int s = 0;

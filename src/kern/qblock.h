@@ -84,14 +84,13 @@ static inline int qb_super_k(const uint16_t *sb, int i)
 /* Block scale of sub-scale k under super-block scale D (f16 bits). */
 static inline uint16_t qb_super_scale(uint16_t D, int k) { return f32_to_f16(f16_to_f32(D) * (float)k); }
 
-/* The f16 scales of the nb blocks of a row of a super-block type from its
- * ceil(nb/8) super-blocks at sc (kern.h). */
-static inline void qb_super_scales(uint16_t *out, const uint16_t *sc, int nb)
+/* The f16 scale of block b of a row of block type t whose scales start at
+ * sc: stored, or derived from its super-block (kern.h). */
+static inline uint16_t qb_block_scale(DType t, const uint16_t *sc, int b)
 {
-    for (int s = 0; s * QSUPER < nb; s++) {
-        const uint16_t *sb = sc + (size_t)s * QSUPER_WORDS;
-        for (int i = 0; i < QSUPER && s * QSUPER + i < nb; i++) out[s * QSUPER + i] = qb_super_scale(sb[0], qb_super_k(sb, i));
-    }
+    if (!dtype_is_super(t)) return sc[b];
+    const uint16_t *sb = sc + (size_t)(b / QSUPER) * QSUPER_WORDS;
+    return qb_super_scale(sb[0], qb_super_k(sb, b % QSUPER));
 }
 
 /* u16 words of scales per row of a block type (nb blocks). */
