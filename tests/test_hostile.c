@@ -766,6 +766,8 @@ static void test_folders(void)
         {"{\"messages\": [1, 2, 3]}", "message 0: expected an object"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "content"},
         {"{\"text\": \"\xff\"}", "UTF-8"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": \"get_time\"}",
+         "field \"tools\": expected an array"},
     };
     for (size_t i = 0; i < sizeof cal / sizeof *cal; i++) {
         const char *cp = path_in("calib.jsonl");
@@ -794,6 +796,56 @@ static void test_folders(void)
     CHECK(rc == DUET_ERR_FORMAT && strstr(err, "NUL"), "a raw NUL byte in a calibration line: %d %s", rc, err);
 }
 
+/* A super-block .duet whose packed scales are bad: an infinite D, a D whose
+ * product with a sub-scale overflows f16, and the type in a version-2 file;
+ * each refused at open, naming the tensor or the version. */
+static void test_super_files(void)
+{
+    char err[512], duet[512];
+    snprintf(duet, sizeof duet, "%s", path_in("tiny-iq4k.duet"));
+    if (compile_with(BASE, NULL, "iq4k", duet, err, sizeof err)) {
+        CHECK(0, "compile iq4k: %s", err);
+        return;
+    }
+    size_t len;
+    unsigned char *img = duet_image_read(duet, &len);
+    if (!img) {
+        CHECK(0, "read %s", duet);
+        return;
+    }
+    static const struct {
+        uint16_t w[4];
+        int version;
+        const char *want, *what;
+    } cases[] = {
+        {{0x7c00, 0, 0, 0}, 3, "block scale", "an infinite D"},
+        {{0x7bff, 32, 0, 0}, 3, "block scale", "D * -32 overflowing f16"},
+        {{0x3c00, 1, 0, 0}, 2, "needs format version 3", "a version-2 file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
+        memcpy(cp, img, len);
+        cJSON *meta = duet_image_meta(cp, len);
+        long long off = duet_image_tensor(meta, "layers.0.up_proj", "scales");
+        CHECK(off >= 0, "no scales of layers.0.up_proj");
+        if (off >= 0) memcpy(cp + off, cases[i].w, 8);
+        cp[8] = (unsigned char)cases[i].version;
+        cJSON_ReplaceItemInObject(meta, "version", cJSON_CreateNumber(cases[i].version));
+        size_t nl;
+        unsigned char *b = duet_image_build(cp, len, meta, &nl);
+        const char *p = path_in("bad-super.duet");
+        if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
+        duet_model *m = NULL;
+        int rc = duet_model_open(&m, p, NULL, err, sizeof err);
+        CHECK(rc == DUET_ERR_FORMAT && strstr(err, cases[i].want) && (cases[i].version < 3 || strstr(err, "layers.0.up_proj")),
+              "%s: %d %s", cases[i].what, rc, err);
+        duet_model_close(m);
+        free(b), free(cp);
+        cJSON_Delete(meta);
+    }
+    free(img);
+}
+
 int main(void)
 {
     if (check_tmpdir(tmp, sizeof tmp, "hostile")) {
@@ -812,6 +864,7 @@ int main(void)
         test_duet_files(duet);
         test_sessions(duet);
     }
+    test_super_files();
     test_folders();
     check_rmtree(tmp);
     return check_summary("hostile");

@@ -98,7 +98,7 @@ int limit_finite_qmat(const QMat *q, const char *file, const char *name, Err *e)
     case DT_F16: bad = first_bad16(q->data, n, 0x7c00); break;
     case DT_BF16: bad = first_bad16(q->data, n, 0x7f80); break;
     default: /* the block types: their scales */
-        n = qmat_scale_bytes(q->type, q->rows, q->cols) / 2;
+        n = bad = qmat_scale_bytes(q->type, q->rows, q->cols) / 2;
         part = "a block scale";
         if (!dtype_is_super(q->type)) {
             bad = first_bad16(q->scales, n, 0x7c00);
