@@ -5,9 +5,11 @@
  * against its scalar twin kern_matmul_lora_ref and a double-precision
  * application of the contract, on random odd shapes: every weight type,
  * several products per call (overlapping rows too), mixed token subsets,
- * DoRA, AWQ in_scale, one to three threads. The backend's lora_b kernel on
- * its own: against double precision, the same rows for any j0, j1 (bit for
- * bit), and the same tokens for any n on the same side of LORA_B_BATCH. */
+ * DoRA, AWQ in_scale, 8-bit A and (transposed) B, one to three threads.
+ * The backend's lora_b kernel on its own: against double precision, the
+ * same rows for any j0, j1 (bit for bit), and the same tokens for any n on
+ * the same side of LORA_B_BATCH; its 8-bit lora8_b the same bits as the
+ * portable kernel for any j0, j1 and n; lora8_a against double. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,7 +77,7 @@ static void lora_expect(float *E, double *M, const float *Y, const QMat *W, cons
                 }
             }
             for (int j = L->r0; j < L->r1; j++) {
-                qmat_row_f32(b, L->B, j - L->r0);
+                kern_lora_b_row(b, L->B, r, j - L->r0);
                 double u = 0, um = 0;
                 for (int k = 0; k < r; k++) {
                     u += (double)b[k] * t[k];
@@ -106,8 +108,15 @@ static void unfused(Kern *k, float *Y, const QMat *W, const float *X, int n, con
         float *u = malloc((size_t)g * br * sizeof(float));
         for (int i = 0; i < g; i++)
             memcpy(x + (size_t)i * W->cols, X + (size_t)L->tok[i] * W->cols, (size_t)W->cols * sizeof(float));
-        kern_matmul(k, t, L->A, x, g);
-        kern_matmul(k, u, L->B, t, g);
+        const KernOps *ops = kern_ops(k);
+        if (L->A->type == DT_Q8) /* float activations: kern_matmul would quantize them */
+            (ops->lora8_a ? ops->lora8_a : lora8_a_portable)(t, L->A, 0, r, x, g);
+        else
+            kern_matmul(k, t, L->A, x, g);
+        if (L->B->type == DT_Q8)
+            (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, br, L->B, 0, br, t, g);
+        else
+            kern_matmul(k, u, L->B, t, g);
         for (int i = 0; i < g; i++)
             for (int j = L->r0; j < L->r1; j++) {
                 float *y = Y + (size_t)L->tok[i] * W->rows + j, v = *y + L->scale * u[(size_t)i * br + j - L->r0];
@@ -136,9 +145,9 @@ static int one_case(Kern *k, Rng *rng, DType wt, int rows, int cols, int n, int 
     for (int l = 0; l < n_lo; l++) {
         int r = ranks[rng_u32(rng) % 5], r0 = (int)(rng_u32(rng) % rows), r1 = r0 + 1 + (int)(rng_u32(rng) % (rows - r0));
         if (l == 0) r0 = 0, r1 = rows; /* one product over all rows, as a single projection has */
-        DType ft = (DType)(rng_u32(rng) % 3); /* f32, f16, bf16 */
-        A[l] = mat_random(rng, ft, r, cols, &abuf[l], NULL);
-        B[l] = mat_random(rng, ft, r1 - r0, r, &bbuf[l], NULL);
+        DType at = (DType)(rng_u32(rng) % 4), bt = (DType)(rng_u32(rng) % 4); /* f32, f16, bf16, q8 */
+        A[l] = mat_random(rng, at, r, cols, &abuf[l], NULL);
+        B[l] = bt == DT_Q8 ? mat_random(rng, bt, r, r1 - r0, &bbuf[l], NULL) : mat_random(rng, bt, r1 - r0, r, &bbuf[l], NULL);
         dora[l] = NULL;
         if (rng_u32(rng) % 3 == 0) {
             dora[l] = malloc((size_t)(r1 - r0) * sizeof(float));
@@ -216,9 +225,13 @@ static int slow_a_case(Kern *k, Rng *rng)
     return ok;
 }
 
-/* Element (r, c) of a float matrix (f32, f16, bf16). */
+/* Element (r, c) of a float matrix (f32, f16, bf16) or a DT_Q8 one. */
 static double elem(const QMat *M, int r, int c)
 {
+    if (M->type == DT_Q8) {
+        int nb = (M->cols + 31) / 32;
+        return ((const int8_t *)M->data)[(size_t)r * nb * 32 + c] * (double)f16_to_f32(M->scales[(size_t)r * nb + c / 32]);
+    }
     size_t i = (size_t)r * M->cols + c;
     if (M->type == DT_F32) return ((const float *)M->data)[i];
     uint16_t h = ((const uint16_t *)M->data)[i];
@@ -272,6 +285,77 @@ static int lora_b_cases(const KernOps *ops, Rng *rng)
     return bad;
 }
 
+/* lora8_b (an 8-bit B, transposed) at ranks and row counts around the
+ * vector widths and blocks: the portable kernel's bits for every piece
+ * and token count, and double precision within rounding; lora8_a against
+ * double on odd column counts. */
+static int lora8_cases(const KernOps *ops, Rng *rng)
+{
+    static const int ranks[] = {1, 3, 16, 17, 64};
+    static const int outs[] = {1, 7, 31, 32, 33, 100, 257};
+    static const int ns[] = {1, 2, 3, 4, 5, 9};
+    enum { NMAX = 9, OMAX = 257 };
+    int bad = 0;
+    for (size_t ri = 0; ri < sizeof ranks / sizeof *ranks; ri++)
+        for (size_t oi = 0; oi < sizeof outs / sizeof *outs; oi++) {
+            int r = ranks[ri], out = outs[oi];
+            void *bb;
+            QMat B = mat_random(rng, DT_Q8, r, out, &bb, NULL);
+            float *t = malloc((size_t)NMAX * r * sizeof(float));
+            float *u = malloc((size_t)NMAX * OMAX * sizeof(float)), *v = malloc((size_t)NMAX * OMAX * sizeof(float));
+            for (int i = 0; i < NMAX * r; i++) t[i] = rng_f(rng);
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                int n = ns[ni], cut1 = out / 3, cut2 = out / 3 + (out - out / 3) / 2;
+                lora8_b_portable(u, out, &B, 0, out, t, n);
+                if (ops->lora8_b) { /* in three unaligned pieces */
+                    ops->lora8_b(v, out, &B, 0, cut1, t, n);
+                    ops->lora8_b(v + cut1, out, &B, cut1, cut2, t, n);
+                    ops->lora8_b(v + cut2, out, &B, cut2, out, t, n);
+                } else {
+                    memcpy(v, u, (size_t)n * out * sizeof(float));
+                }
+                int ok = !memcmp(u, v, (size_t)n * out * sizeof(float));
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < out; j++) {
+                        double e = 0, m = 0;
+                        for (int k = 0; k < r; k++) {
+                            double p = (double)elem(&B, k, j) * t[i * r + k];
+                            e += p;
+                            m += fabs(p);
+                        }
+                        ok &= fabs(u[i * out + j] - e) <= 1e-5 * m + 1e-7;
+                    }
+                if (!ok && bad++ < 5) printf("FAIL lora8_b r=%d rows=%d n=%d\n", r, out, n);
+            }
+            free(t), free(u), free(v), free(bb);
+        }
+    static const int colsv[] = {1, 31, 32, 33, 100, 1000};
+    for (size_t ci = 0; ci < sizeof colsv / sizeof *colsv; ci++) {
+        int cols = colsv[ci], r = 5;
+        void *ab;
+        QMat A = mat_random(rng, DT_Q8, r, cols, &ab, NULL);
+        float *x = malloc((size_t)NMAX * cols * sizeof(float)), t[NMAX * 5];
+        for (int i = 0; i < NMAX * cols; i++) x[i] = rng_f(rng);
+        for (int n = 1; n <= NMAX; n++) {
+            (ops->lora8_a ? ops->lora8_a : lora8_a_portable)(t, &A, 1, r, x, n); /* row 0 left alone */
+            int ok = 1;
+            for (int i = 0; i < n; i++)
+                for (int k = 1; k < r; k++) {
+                    double e = 0, m = 0;
+                    for (int c = 0; c < cols; c++) {
+                        double p = (double)elem(&A, k, c) * x[i * cols + c];
+                        e += p;
+                        m += fabs(p);
+                    }
+                    ok &= fabs(t[i * r + k] - e) <= 1e-5 * m + 1e-7;
+                }
+            if (!ok && bad++ < 5) printf("FAIL lora8_a cols=%d n=%d\n", cols, n);
+        }
+        free(x), free(ab);
+    }
+    return bad;
+}
+
 static void test_backend(const char *isa, int threads)
 {
     Err e;
@@ -308,6 +392,8 @@ static void test_backend(const char *isa, int threads)
         Rng r3 = {2718};
         CHECK(lora_b_cases(kern_ops(k), &r3) == 0, "%s: lora_b kernel", isa);
     }
+    Rng r4 = {31415};
+    CHECK(lora8_cases(kern_ops(k), &r4) == 0, "%s: 8-bit LoRA kernels", isa);
     printf("kern_lora: %s (%d threads) checked\n", isa, threads);
     kern_destroy(k);
 }

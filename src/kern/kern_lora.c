@@ -58,9 +58,14 @@ typedef struct LJob {
 
 static int is_float(DType t) { return t == DT_F32 || t == DT_F16 || t == DT_BF16; }
 
-/* Element (r, c) of a float matrix (f32, f16, bf16; any 2-byte alignment). */
+/* Element (r, c) of a float matrix (f32, f16, bf16; any 2-byte alignment)
+ * or of a DT_Q8 one. */
 static float elem(const QMat *M, int r, int c)
 {
+    if (M->type == DT_Q8) {
+        size_t nb = ((size_t)M->cols + QBLOCK - 1) / QBLOCK;
+        return (float)((const int8_t *)M->data)[r * nb * QBLOCK + c] * f16_to_f32(M->scales[r * nb + c / QBLOCK]);
+    }
     size_t i = (size_t)r * M->cols + c;
     if (M->type == DT_F32) {
         float f;
@@ -70,6 +75,14 @@ static float elem(const QMat *M, int r, int c)
     uint16_t h;
     memcpy(&h, (const char *)M->data + 2 * i, 2);
     return M->type == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+/* Element (j, k) of a LoRA B in either layout of kern.h. */
+static float b_elem(const QMat *B, int j, int k) { return B->type == DT_Q8 ? elem(B, k, j) : elem(B, j, k); }
+
+void kern_lora_b_row(float *out, const QMat *B, int rank, int j)
+{
+    for (int k = 0; k < rank; k++) out[k] = b_elem(B, j, k);
 }
 
 /* y = dora * (y + scale * u) or y + scale * u, as the contract in kern.h. */
@@ -96,7 +109,7 @@ void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const 
             }
             for (int j = L->r0; j < L->r1; j++) {
                 double s = 0;
-                for (int k = 0; k < r; k++) s += (double)elem(L->B, j - L->r0, k) * t[k];
+                for (int k = 0; k < r; k++) s += (double)b_elem(L->B, j - L->r0, k) * t[k];
                 y[j] = lora_out(y[j], (float)s, L, j - L->r0);
             }
         }
@@ -110,8 +123,13 @@ static void a_rows(LJob *j, Seg *s, int c, int k0, int k1)
 {
     const KernLora *lo = s->lo;
     int r = lo->A->rows, t0 = c * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
-    MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
-    j->ops->mm[lo->A->type](&a, k0, k1);
+    if (lo->A->type == DT_Q8) {
+        (j->ops->lora8_a ? j->ops->lora8_a : lora8_a_portable)(s->t + (size_t)t0 * r, lo->A, k0, k1,
+                                                                 s->x + (size_t)t0 * lo->A->cols, nt);
+    } else {
+        MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
+        j->ops->mm[lo->A->type](&a, k0, k1);
+    }
     atomic_fetch_add_explicit(&s->done, k1 - k0, memory_order_release);
 }
 
@@ -144,11 +162,20 @@ static void add_u(LJob *j, const Seg *s, int a, int b, const float *u, int ldu)
     }
 }
 
-/* Rows of B per block of lora_rows' on-stack u for n tokens, or 0 when u
- * goes to the product's buffer (no lora_b kernel, few or very many tokens). */
-static int u_block(const KernOps *ops, int n)
+/* B's up-projection kernel in this backend (NULL: none for a float B, the
+ * mm kernel serves). */
+typedef void (*LoraBFn)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+static LoraBFn b_kernel(const KernOps *ops, const QMat *B)
 {
-    if (!ops->lora_b || n < LORA_B_BATCH) return 0;
+    if (B->type == DT_Q8) return ops->lora8_b ? ops->lora8_b : lora8_b_portable;
+    return ops->lora_b;
+}
+
+/* Rows of B per block of lora_rows' on-stack u for n tokens, or 0 when u
+ * goes to the product's buffer (no B kernel, few or very many tokens). */
+static int u_block(const KernOps *ops, const QMat *B, int n)
+{
+    if (!b_kernel(ops, B) || n < LORA_B_BATCH) return 0;
     int blk = (UB_FLOATS / n) & ~15;
     return blk >= 16 ? blk : 0;
 }
@@ -163,18 +190,19 @@ static void lora_rows(LJob *j, int r0, int r1)
         const KernLora *lo = s->lo;
         int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0, n = lo->n_tok;
         if (a >= b) continue;
-        int blk = u_block(j->ops, n);
+        int blk = u_block(j->ops, lo->B, n);
+        LoraBFn bk = b_kernel(j->ops, lo->B);
         if (blk) {
             float ub[UB_FLOATS];
             for (int c = a; c < b; c += blk) {
                 int e = b - c < blk ? b : c + blk;
-                j->ops->lora_b(ub, e - c, lo->B, c - lo->r0, e - lo->r0, s->t, n);
+                bk(ub, e - c, lo->B, c - lo->r0, e - lo->r0, s->t, n);
                 add_u(j, s, c, e, ub, e - c);
             }
             continue;
         }
-        if (j->ops->lora_b) {
-            j->ops->lora_b(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, n);
+        if (bk) {
+            bk(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, n);
         } else {
             MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = n};
             j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);
@@ -237,7 +265,8 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     if (n <= 0 || W->rows <= 0) return;
     int ok = (unsigned)W->type < DT_COUNT && W->cols > 0;
     for (int l = 0; l < n_lo && ok; l++)
-        ok = is_float(lo[l].A->type) && is_float(lo[l].B->type) && !lo[l].A->in_scale && !lo[l].B->in_scale &&
+        ok = (is_float(lo[l].A->type) || lo[l].A->type == DT_Q8) && (is_float(lo[l].B->type) || lo[l].B->type == DT_Q8) &&
+             !lo[l].A->in_scale && !lo[l].B->in_scale &&
              lo[l].A->rows >= 1 && lo[l].A->rows <= KERN_LORA_MAX_RANK;
     const KernOps *ops = kern_ops(k);
     if (!ok) {
@@ -258,7 +287,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
     need += quant ? actq : W->in_scale && !prefill ? up64((size_t)n * W->cols * sizeof(float)) : 0;
     for (int l = 0; l < n_lo; l++) {
         int ident = lo[l].n_tok == n && lo[l].tok[0] == 0 && lo[l].tok[n - 1] == n - 1; /* increasing + distinct */
-        int nu = u_block(ops, lo[l].n_tok) ? 0 : lo[l].r1 - lo[l].r0; /* u in the buffer */
+        int nu = u_block(ops, lo[l].B, lo[l].n_tok) ? 0 : lo[l].r1 - lo[l].r0; /* u in the buffer */
         need += up64((size_t)lo[l].n_tok * (lo[l].A->rows + nu) * sizeof(float));
         if (!ident) need += up64((size_t)lo[l].n_tok * W->cols * sizeof(float));
     }
@@ -287,7 +316,7 @@ void kern_matmul_lora(Kern *k, float *Y, const QMat *W, const float *X, int n, c
         g->lo = L;
         g->t = (float *)(s + act);
         g->u = g->t + (size_t)L->n_tok * L->A->rows;
-        act += up64((size_t)L->n_tok * (L->A->rows + (u_block(ops, L->n_tok) ? 0 : L->r1 - L->r0)) * sizeof(float));
+        act += up64((size_t)L->n_tok * (L->A->rows + (u_block(ops, L->B, L->n_tok) ? 0 : L->r1 - L->r0)) * sizeof(float));
         if (ident) {
             g->x = X;
         } else {
