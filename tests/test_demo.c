@@ -260,9 +260,11 @@ static void check_quality(Kern *k, const char *tmpdir)
     if (!g) return;
     const cJSON *sets = cJSON_GetObjectItem(g, "sets"), *hf = cJSON_GetObjectItem(g, "hf_nll");
     static const CompileAdapter ADS[2] = {{"tools", DEMO "tools"}, {"shell", DEMO "shell"}};
-    Model ref, q[2];
-    DType qt[2] = {DT_Q8, DT_Q4};
-    const char *qn[2] = {"q8", "q4"};
+    /* q8, q4 (its adapters in q8, the default there), q4 with f16 adapters */
+    Model ref, q[3];
+    DType qt[3] = {DT_Q8, DT_Q4, DT_Q4};
+    QLora ql[3] = {QLORA_AUTO, QLORA_AUTO, QLORA_F16};
+    const char *qn[3] = {"q8", "q4", "q4-lora-f16"};
     int ok = !model_open(&ref, DEMO "base", &e) && !model_add_lora(&ref, DEMO "tools", "tools", &e) &&
              !model_add_lora(&ref, DEMO "shell", "shell", &e);
     CHECK(ok, "open demo f32: %s", e.msg);
@@ -271,20 +273,28 @@ static void check_quality(Kern *k, const char *tmpdir)
         return;
     }
     int nq = 0;
-    for (; nq < 2; nq++) {
+    for (; nq < 3; nq++) {
         char out[512];
         snprintf(out, sizeof out, "%s/demo-%s.duet", tmpdir, qn[nq]);
         /* without the calibration set: on this model the compile measures GPTQ
          * and AWQ on held-out prompts and keeps the searched scales anyway
          * (demo.sh compiles with it and prints that report), at 60x the time */
-        CompileOpts o = {.base_dir = DEMO "base", .adapters = ADS, .n_adapters = 2, .quant = qt[nq], .out_path = out};
+        CompileOpts o = {.base_dir = DEMO "base", .adapters = ADS, .n_adapters = 2, .quant = qt[nq], .out_path = out,
+                         .lora = ql[nq]};
         ok = !duet_compile(&o, &e) && !model_open(&q[nq], out, &e);
         CHECK(ok, "compile + open demo %s: %s", qn[nq], e.msg);
         if (!ok) break;
         unlink(out);
     }
-    double nll[3][3][3], kl[3][3][3]; /* [f32 q8 q4][run][domain] */
-    for (int r = 0; r < 3 && nq == 2; r++)
+    if (nq == 3) {
+        const LoraPair *lp8 = adapter_pair(&q[0].adapters[0], 0, P_Q), *lp4 = adapter_pair(&q[1].adapters[0], 0, P_Q);
+        const LoraPair *lpf = adapter_pair(&q[2].adapters[0], 0, P_Q);
+        CHECK(lp8 && lp8->A.type == DT_F16 && lp4 && lp4->A.type == DT_Q8 && lp4->B.type == DT_Q8 && lpf &&
+                  lpf->B.type == DT_F16,
+              "adapters stored f16 at q8, q8 at q4 (auto), f16 at q4 when asked");
+    }
+    double nll[4][3][3], kl[4][3][3]; /* [f32 q8 q4 q4-lora-f16][run][domain] */
+    for (int r = 0; r < 3 && nq == 3; r++)
         for (int d = 0; d < NDOM; d++) {
             /* each adapter on its own domain, the base on all three */
             if (r && d != r) continue;
@@ -292,7 +302,7 @@ static void check_quality(Kern *k, const char *tmpdir)
             int ni = cJSON_GetArraySize(items);
             float **keep = calloc((size_t)ni + 1, sizeof *keep);
             ok = !measure(&ref, k, adapter_of(&ref, RUNS[r]), items, NULL, keep, &nll[0][r][d], &kl[0][r][d], &e);
-            for (int v = 0; ok && v < 2; v++)
+            for (int v = 0; ok && v < 3; v++)
                 ok = !measure(&q[v], k, adapter_of(&q[v], RUNS[r]), items, keep, NULL, &nll[v + 1][r][d],
                               &kl[v + 1][r][d], &e);
             CHECK(ok, "%s on %s: %s", RUNS[r], DOMS[d], e.msg);
@@ -313,10 +323,14 @@ static void check_quality(Kern *k, const char *tmpdir)
                       "%s on %s: q8 NLL %.4f vs f32 %.4f (within 0.01), KL %.5f (<= 0.002)", RUNS[r], DOMS[d],
                       nll[1][r][d], nll[0][r][d], kl[1][r][d]);
         }
-    for (int r = 1; r < 3 && nq == 2; r++) {
-        double g32 = nll[0][0][r] - nll[0][r][r], g4 = nll[2][0][r] - nll[2][r][r];
-        printf("demo %s adapter gain on %s: f32 %.4f nats, q4 %.4f (%.1f%%)\n", RUNS[r], DOMS[r], g32, g4,
-               100 * (g4 - g32) / g32);
+    for (int r = 1; r < 3 && nq == 3; r++) {
+        double g32 = nll[0][0][r] - nll[0][r][r], g4 = nll[2][0][r] - nll[2][r][r], g4f = nll[3][0][r] - nll[3][r][r];
+        printf("demo %s adapter gain on %s: f32 %.4f nats, q4 %.4f (%.1f%%), q4 with f16 LoRA %.4f (8-bit LoRA %+.2f%%)\n",
+               RUNS[r], DOMS[r], g32, g4, 100 * (g4 - g32) / g32, g4f, 100 * (g4 - g4f) / g4f);
+        /* the 8-bit A and B keep the adapter's effect: its gain within 1% of
+         * the same file's with f16 A and B */
+        CHECK(g4f > 0 && fabs(g4 - g4f) <= 0.01 * g4f, "%s adapter gain on %s: q8 LoRA %.4f vs f16 LoRA %.4f (within 1%%)",
+              RUNS[r], DOMS[r], g4, g4f);
         /* the effect must not be lost: q4 keeps at least 95% of it (q4 hurts
          * the base more than the adapted model, so the gain often grows) */
         CHECK(g32 > 0 && g4 >= 0.95 * g32, "%s adapter gain on %s: q4 %.4f vs f32 %.4f (at least 95%%)", RUNS[r],

@@ -230,7 +230,8 @@ int duet_compile(const CompileOpts *o, Err *e)
             snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
         }
     }
-    QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .group_type = o->group_type};
+    QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .group_type = o->group_type,
+                   .lora = o->lora, .lora_out = rep->lora};
     if (calibrating) {
         qc.stats = &st;
         qc.methods = QCAL_WEIGHTED | (o->no_gptq ? 0 : QCAL_GPTQ);

@@ -19,6 +19,23 @@ typedef struct CompileAdapter {
 
 #define COMPILE_MAX_REPORT 33 /* base + 32 adapters */
 
+/* How the adapters' LoRA A and B are stored (`duet compile --lora-type`):
+ * f16, or q8 (blocks of 32, B transposed: kern.h's KernLora), or AUTO:
+ * q8 in files whose nominal type takes at most QLORA_AUTO_BITS per weight
+ * (they are read for every token: at q8 an unmerged adapter adds half the
+ * bytes), for each adapter whose every pair keeps its product B A within
+ * QLORA_MAX_ERR (relative Frobenius norm) at q8, else f16. */
+typedef enum QLora { QLORA_AUTO = 0, QLORA_F16 = 1, QLORA_Q8 = 2 } QLora;
+#define QLORA_AUTO_BITS 4.5
+#define QLORA_MAX_ERR 0.03
+
+/* What was stored for one adapter: its type, and the largest relative
+ * change of a pair's B A that q8 makes (measured also when f16 is kept). */
+typedef struct QLoraChoice {
+    DType type;
+    double err;
+} QLoraChoice;
+
 /* Quality of the written model on the held-out calibration prompts (all
  * prompts when fewer than 4), per run (base, then each adapter), against
  * the unquantized model with the same adapter. */
@@ -37,6 +54,7 @@ typedef struct CompileReport {
     CompileQuality quality[COMPILE_MAX_REPORT];
     char method[256];                /* what calibration chose, e.g. "per matrix ...: plain 3, ... gptq 80 of 196" */
     int stats_reused;                /* the calibration statistics came from the cache */
+    QLoraChoice lora[COMPILE_MAX_REPORT - 1]; /* per adapter, in order */
     double seconds;
     size_t peak_rss;                 /* the process's peak resident memory at the end, bytes */
 } CompileReport;
@@ -105,6 +123,7 @@ typedef struct CompileOpts {
     int threads;                      /* kernel threads (0: physical cores) */
     const char *calib_cache;          /* folder of cached calibration statistics, or NULL: none */
     int no_gptq;                      /* calibration without GPTQ's candidates */
+    QLora lora;                       /* the adapters' A and B: auto (0), f16 or q8 */
     /* optional: called as work proceeds */
     void (*progress)(void *ctx, const CompileProgress *p);
     void *progress_ctx;

@@ -77,6 +77,8 @@ typedef struct QuantCfg {
     const CalibStats *stats; /* NULL: no calibration */
     unsigned methods;        /* QCAL_* the projections' calibrated choice may try */
     unsigned head_methods;   /* the same for an untied lm_head */
+    QLora lora;              /* how the adapters' A and B are stored */
+    QLoraChoice *lora_out;   /* NULL, or per adapter: what qmodel_adapters chose */
 } QuantCfg;
 
 /* What the calibrated choices were, counted over matrices. */
@@ -86,10 +88,23 @@ typedef struct QuantChoices {
 
 /* Plans q from src as cfg says: every matrix with its type and shape and
  * data NULL (duet_write asks qfill_group for them group by group); norms,
- * biases and adapters borrowed from src, the adapters' A and B copied to
- * f16 for q8/q4. */
+ * biases and adapters borrowed from src, the adapters' A and B stored as
+ * qmodel_adapters says for a block-type build (or any build with
+ * QLORA_Q8). */
 int qmodel_plan(QModel *q, const Model *src, const QuantCfg *cfg, Err *e);
 void qmodel_free(QModel *q); /* safe on zeroed */
+
+/* bytes (64-byte aligned) owned by q, freed by qmodel_free; NULL if out
+ * of memory. */
+void *qalloc(QModel *q, size_t bytes);
+
+/* The adapters of q (src's, whose A and B are f32 from the loader) with A
+ * and B copied into q's storage as cfg->lora says: f16, or q8 (B
+ * transposed, kern.h's KernLora); QLORA_AUTO takes q8 for files of at most
+ * QLORA_AUTO_BITS per weight, per adapter, unless a pair's product B A
+ * would change by more than QLORA_MAX_ERR (relative Frobenius norm). The
+ * choices go to cfg->lora_out when given. 0, or -1 with *e set. */
+int qmodel_adapters(QModel *q, const Model *src, const QuantCfg *cfg, Err *e);
 
 /* Produces planned matrices on demand (WriteJob.fill / release). */
 typedef struct QFill {

@@ -19,7 +19,7 @@
 #include "compile/gptq.h"
 #include "kern/quant.h"
 
-static void *qalloc(QModel *q, size_t bytes)
+void *qalloc(QModel *q, size_t bytes)
 {
     if (q->n_bufs == q->cap_bufs) {
         int cap = q->cap_bufs ? 2 * q->cap_bufs : 64;
@@ -291,41 +291,6 @@ static int group_quant(QModel *q, const QMat *const *src, QMat *const *dst, int 
     return 0;
 }
 
-/* One LoRA matrix (f32 from the loader) as f16 in q's storage. */
-static int lora_f16(QModel *q, QMat *m)
-{
-    size_t n = (size_t)m->rows * m->cols;
-    uint16_t *h = qalloc(q, n * sizeof *h);
-    if (!h) return -1;
-    for (int r = 0; r < m->rows; r++) qmat_row_f32_to_f16(h + (size_t)r * m->cols, m, r);
-    m->type = DT_F16;
-    m->data = h;
-    return 0;
-}
-
-/* For q8/q4 builds the adapters' A and B are stored in f16 ("16-bit or
- * better"): they are read for every token, so halving them halves what an
- * unmerged adapter adds to decode's memory traffic. The copies live in q. */
-static int adapters_f16(QModel *q, const Model *src, Err *e)
-{
-    if (!src->n_adapters) return 0;
-    Adapter *ads = qalloc(q, (size_t)src->n_adapters * sizeof *ads);
-    if (!ads) return err_set(e, "out of memory");
-    size_t np = (size_t)src->cfg.n_layers * P_COUNT;
-    for (int i = 0; i < src->n_adapters; i++) {
-        ads[i] = src->adapters[i];
-        ads[i].owned = NULL;
-        LoraPair *pairs = qalloc(q, np * sizeof *pairs);
-        if (!pairs) return err_set(e, "out of memory");
-        memcpy(pairs, src->adapters[i].pairs, np * sizeof *pairs);
-        for (size_t j = 0; j < np; j++)
-            if (pairs[j].r && (lora_f16(q, &pairs[j].A) || lora_f16(q, &pairs[j].B))) return err_set(e, "out of memory");
-        ads[i].pairs = pairs;
-    }
-    q->m.adapters = ads;
-    return 0;
-}
-
 /* The type of projection p (P_COUNT: the embedding or lm_head, as g says)
  * of layer l in group g under cfg: the group's --tensor-type override, else
  * the recipe's type for the role, else cfg->t. */
@@ -360,7 +325,7 @@ int qmodel_plan(QModel *q, const Model *src, const QuantCfg *cfg, Err *e)
             q->m.layers[l].w[p] = (QMat){.type = plan_type(cfg, p <= P_O ? CG_ATTN : CG_MLP, p, l, nl), .rows = W->rows, .cols = W->cols};
         }
     }
-    if ((dtype_is_block(cfg->t) || cfg->recipe) && adapters_f16(q, src, e)) {
+    if ((dtype_is_block(cfg->t) || cfg->recipe || cfg->lora == QLORA_Q8) && qmodel_adapters(q, src, cfg, e)) {
         qmodel_free(q);
         return -1;
     }

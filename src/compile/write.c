@@ -17,7 +17,7 @@
 #include "compile/compile_int.h"
 #include "util/json.h"
 
-#define DUET_VERSION 3 /* run/duet_file.h's DUET_FORMAT_VERSION */
+#define DUET_VERSION 4 /* run/duet_file.h's DUET_FORMAT_VERSION */
 #define HASH_CHUNK ((uint64_t)64 << 20)
 
 typedef struct Region {
@@ -434,15 +434,15 @@ static int collect(Writer *w, const QModel *qm, Err *e)
             for (int p = 0; p < P_COUNT; p++) {
                 const LoraPair *lp = adapter_pair(a, l, (Proj)p);
                 if (!lp) continue;
-                if ((lp->A.type != DT_F32 && lp->A.type != DT_F16) || lp->B.type != lp->A.type || lp->A.in_scale ||
-                    lp->B.in_scale)
-                    return err_set(e, "adapter \"%s\": expected f32 or f16 LoRA matrices", a->name);
+                if ((lp->A.type != DT_F32 && lp->A.type != DT_F16 && lp->A.type != DT_Q8) || lp->B.type != lp->A.type ||
+                    lp->A.in_scale || lp->B.in_scale)
+                    return err_set(e, "adapter \"%s\": expected f32, f16 or q8 LoRA matrices", a->name);
                 snprintf(name, sizeof name, "lora.%s.%d.%s.A", a->name, l, proj_name((Proj)p));
                 if (add_tensor(w, name, &lp->A, e)) return -1;
                 name[strlen(name) - 1] = 'B';
                 if (add_tensor(w, name, &lp->B, e)) return -1;
                 if (lp->dora) { /* DoRA's per-row factor, computed against the unquantized base */
-                    QMat d = {.type = DT_F32, .rows = 1, .cols = lp->B.rows, .data = lp->dora};
+                    QMat d = {.type = DT_F32, .rows = 1, .cols = proj_out(c, (Proj)p), .data = lp->dora};
                     snprintf(name, sizeof name, "lora.%s.%d.%s.dora", a->name, l, proj_name((Proj)p));
                     if (add_tensor(w, name, &d, e)) return -1;
                 }

@@ -209,7 +209,7 @@ static int parse_tensors(Parse *P, const cJSON *j, Err *e)
 }
 
 /* What a tensor's type may be: any weight type, f32 alone (norms, biases,
- * DoRA factors), or f32/f16 (LoRA A and B). */
+ * DoRA factors), or f32/f16 (LoRA A and B; q8 too is taken by want_lora). */
 enum { ANY_TYPE = 0, F32_ONLY = 1, F32_OR_F16 = 2 };
 
 /* The tensor `name` with shape rows x cols and a type allowed by `types`. */
@@ -222,12 +222,25 @@ static const QMat *want(Parse *P, const char *name, int rows, int cols, int type
         if ((types == F32_ONLY && (t->q.type != DT_F32 || t->q.in_scale)) ||
             (types == F32_OR_F16 && ((t->q.type != DT_F32 && t->q.type != DT_F16) || t->q.in_scale)))
             return err_set(e, "%s: tensor \"%s\" is %s (expected plain %s)", P->name, name, dtype_name(t->q.type),
-                           types == F32_ONLY ? "f32" : "f32 or f16"), NULL;
+                           types == F32_ONLY ? "f32" : P->version >= 4 ? "f32, f16 or q8" : "f32 or f16"), NULL;
         t->used = 1;
         return &t->q;
     }
     err_set(e, "%s: tensor \"%s\" is missing", P->name, name);
     return NULL;
+}
+
+/* A LoRA matrix, rows x cols as PEFT has it (A: r x in, B: out x r), in
+ * f32 or f16; or, from format version 4 on, in q8, B then transposed
+ * (r x out: kern.h's KernLora). */
+static const QMat *want_lora(Parse *P, const char *name, int rows, int cols, int is_b, Err *e)
+{
+    TEnt key = {.name = name}, *t = P->n_t ? bsearch(&key, P->t, (size_t)P->n_t, sizeof *P->t, tent_cmp) : NULL;
+    if (!t || t->q.type != DT_Q8 || t->q.in_scale) return want(P, name, rows, cols, F32_OR_F16, e);
+    if (P->version < 4)
+        return err_set(e, "%s: tensor \"%s\": an 8-bit LoRA matrix needs format version 4 (the header says %u)", P->name,
+                       name, P->version), NULL;
+    return is_b ? want(P, name, cols, rows, ANY_TYPE, e) : want(P, name, rows, cols, ANY_TYPE, e);
 }
 
 static const float *wantv(Parse *P, const char *name, int n, Err *e)
@@ -367,8 +380,8 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
                            what, LIMIT_LORA_SCALE);
         LoraPair *lp = &a->pairs[layer * P_COUNT + p];
         if (lp->r) return err_set(e, "%s: %s: layer %d %s appears twice", P->name, what, layer, proj_name((Proj)p));
-        const QMat *qa = want(P, A->valuestring, r, proj_in(c, (Proj)p), F32_OR_F16, e);
-        const QMat *qb = qa ? want(P, B->valuestring, proj_out(c, (Proj)p), r, F32_OR_F16, e) : NULL;
+        const QMat *qa = want_lora(P, A->valuestring, r, proj_in(c, (Proj)p), 0, e);
+        const QMat *qb = qa ? want_lora(P, B->valuestring, proj_out(c, (Proj)p), r, 1, e) : NULL;
         if (!qb) return -1;
         const cJSON *dn = cJSON_GetObjectItemCaseSensitive(po, "dora");
         if (dn && !cJSON_IsString(dn))
@@ -390,7 +403,9 @@ static int parse_adapter(Parse *P, Model *m, const cJSON *o, Adapter *a, Err *e)
         XXH3_64bits_update(h, &lp->scale, sizeof lp->scale);
         XXH3_64bits_update(h, lp->A.data, qmat_data_bytes(lp->A.type, lp->A.rows, lp->A.cols));
         XXH3_64bits_update(h, lp->B.data, qmat_data_bytes(lp->B.type, lp->B.rows, lp->B.cols));
-        if (lp->dora) XXH3_64bits_update(h, lp->dora, (size_t)lp->B.rows * sizeof(float));
+        if (lp->A.scales) XXH3_64bits_update(h, lp->A.scales, qmat_scale_bytes(lp->A.type, lp->A.rows, lp->A.cols));
+        if (lp->B.scales) XXH3_64bits_update(h, lp->B.scales, qmat_scale_bytes(lp->B.type, lp->B.rows, lp->B.cols));
+        if (lp->dora) XXH3_64bits_update(h, lp->dora, (size_t)proj_out(c, (Proj)(i % P_COUNT)) * sizeof(float));
     }
     a->hash = XXH3_64bits_digest(h) | 1; /* never 0, the base's mark */
     XXH3_freeState(h);

@@ -6,9 +6,10 @@
 
 #include "run/model.h"
 
-/* Version 2 added the block types q6, q5, iq4 and iq3; a reader of version 2
- * reads version 1 files too (which hold none of those). */
-#define DUET_FORMAT_VERSION 3
+/* Version 2 added the block types q6, q5, iq4 and iq3, version 3 the
+ * super-block types, version 4 8-bit LoRA matrices; a reader reads every
+ * older version too (whose files hold none of those). */
+#define DUET_FORMAT_VERSION 4
 #define DUET_FORMAT_MIN_VERSION 1
 
 /* Checks and opens a .duet image of len bytes at buf (64-byte aligned, as a

@@ -142,7 +142,7 @@ static const float *lora_a_f32(const LoraPair *lp, float **tofree)
 static void merged_row(float *row, float *b, const QMat *W, const LoraPair *lp, const float *A, int r)
 {
     qmat_row_f32(row, W, r);
-    qmat_row_f32(b, &lp->B, r);
+    kern_lora_b_row(b, &lp->B, lp->r, r);
     for (int k = 0; k < lp->r; k++) {
         float s = lp->scale * b[k];
         const float *ak = A + (size_t)k * W->cols;
