@@ -846,6 +846,86 @@ static void test_super_files(void)
     free(img);
 }
 
+/* The name of the first tensor in meta whose name starts with pre and ends
+ * with suf, or NULL. */
+static const char *tensor_like(const cJSON *meta, const char *pre, const char *suf)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(meta, "tensors"))
+    {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(t, "name"));
+        size_t ln = n ? strlen(n) : 0, ls = strlen(suf);
+        if (n && !strncmp(n, pre, strlen(pre)) && ln >= ls && !strcmp(n + ln - ls, suf)) return n;
+    }
+    return NULL;
+}
+
+/* A q4 .duet whose adapter is stored in q8 (the default there): refused in
+ * a version-3 file, with an infinite scale, and with B's shape not
+ * transposed; each at open, naming the tensor or the version. */
+static void test_lora8_files(void)
+{
+    char err[512], duet[512], spec[600];
+    snprintf(spec, sizeof spec, "alpha=%s", ALPHA);
+    snprintf(duet, sizeof duet, "%s", path_in("tiny-lora8.duet"));
+    if (compile_with(BASE, spec, "q4", duet, err, sizeof err)) {
+        CHECK(0, "compile q4 with an adapter: %s", err);
+        return;
+    }
+    size_t len;
+    unsigned char *img = duet_image_read(duet, &len);
+    cJSON *m0 = img ? duet_image_meta(img, len) : NULL;
+    const char *a0 = m0 ? tensor_like(m0, "lora.alpha.", ".A") : NULL;
+    const char *b0 = m0 ? tensor_like(m0, "lora.alpha.", ".B") : NULL;
+    cJSON *bt = NULL, *t, *ts = m0 ? cJSON_GetObjectItem(m0, "tensors") : NULL;
+    cJSON_ArrayForEach(t, ts)
+    if (b0 && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "name")), b0)) bt = t;
+    CHECK(a0 && b0 && bt && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(bt, "type")), "q8"),
+          "the q4 file stores its adapter's B as q8");
+    if (!a0 || !b0 || !bt) {
+        cJSON_Delete(m0), free(img);
+        return;
+    }
+    char an[128], bn[128];
+    snprintf(an, sizeof an, "%s", a0);
+    snprintf(bn, sizeof bn, "%s", b0);
+    for (int c = 0; c < 3; c++) {
+        unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
+        memcpy(cp, img, len);
+        cJSON *meta = duet_image_meta(cp, len);
+        const char *want = "needs format version 4", *name = "";
+        if (c == 0) {
+            cp[8] = 3;
+            cJSON_ReplaceItemInObject(meta, "version", cJSON_CreateNumber(3));
+        } else if (c == 1) {
+            long long off = duet_image_tensor(meta, an, "scales");
+            uint16_t inf = 0x7c00;
+            if (off >= 0) memcpy(cp + off, &inf, 2);
+            want = "non-finite", name = an;
+        } else { /* B given as out x r: as PEFT has it, not transposed */
+            cJSON_ArrayForEach(t, cJSON_GetObjectItem(meta, "tensors"))
+            if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "name")), bn)) {
+                int r = cJSON_GetObjectItem(t, "rows")->valueint, o = cJSON_GetObjectItem(t, "cols")->valueint;
+                cJSON_ReplaceItemInObject(t, "rows", cJSON_CreateNumber(o));
+                cJSON_ReplaceItemInObject(t, "cols", cJSON_CreateNumber(r));
+            }
+            want = "";
+        }
+        size_t nl;
+        unsigned char *b = duet_image_build(cp, len, meta, &nl);
+        const char *p = path_in("bad-lora8.duet");
+        if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
+        duet_model *m = NULL;
+        int rc = duet_model_open(&m, p, NULL, err, sizeof err);
+        CHECK(rc == DUET_ERR_FORMAT && strstr(err, want) && strstr(err, name), "8-bit LoRA case %d: %d %s", c, rc, err);
+        duet_model_close(m);
+        free(b), free(cp);
+        cJSON_Delete(meta);
+    }
+    cJSON_Delete(m0);
+    free(img);
+}
+
 int main(void)
 {
     if (check_tmpdir(tmp, sizeof tmp, "hostile")) {
@@ -865,6 +945,7 @@ int main(void)
         test_sessions(duet);
     }
     test_super_files();
+    test_lora8_files();
     test_folders();
     check_rmtree(tmp);
     return check_summary("hostile");
