@@ -5,7 +5,7 @@
  * against its scalar twin kern_matmul_lora_ref and a double-precision
  * application of the contract, on random odd shapes: every weight type,
  * several products per call (overlapping rows too), mixed token subsets,
- * DoRA, AWQ in_scale, 8-bit A and (transposed) B, one to three threads.
+ * DoRA, AWQ in_scale, 8-bit A and B, one to three threads.
  * The backend's lora_b kernel on its own: against double precision, the
  * same rows for any j0, j1 (bit for bit), and the same tokens for any n on
  * the same side of LORA_B_BATCH; its 8-bit lora8_b the same bits as the
@@ -114,7 +114,7 @@ static void unfused(Kern *k, float *Y, const QMat *W, const float *X, int n, con
         else
             kern_matmul(k, t, L->A, x, g);
         if (L->B->type == DT_Q8)
-            (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, br, L->B, 0, br, t, g);
+            (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, br, L->B, r, 0, br, t, g);
         else
             kern_matmul(k, u, L->B, t, g);
         for (int i = 0; i < g; i++)
@@ -147,7 +147,8 @@ static int one_case(Kern *k, Rng *rng, DType wt, int rows, int cols, int n, int 
         if (l == 0) r0 = 0, r1 = rows; /* one product over all rows, as a single projection has */
         DType at = (DType)(rng_u32(rng) % 4), bt = (DType)(rng_u32(rng) % 4); /* f32, f16, bf16, q8 */
         A[l] = mat_random(rng, at, r, cols, &abuf[l], NULL);
-        B[l] = bt == DT_Q8 ? mat_random(rng, bt, r, r1 - r0, &bbuf[l], NULL) : mat_random(rng, bt, r1 - r0, r, &bbuf[l], NULL);
+        B[l] = bt == DT_Q8 ? mat_random(rng, bt, (r1 - r0 + 31) / 32 * r, 32, &bbuf[l], NULL)
+                           : mat_random(rng, bt, r1 - r0, r, &bbuf[l], NULL);
         dora[l] = NULL;
         if (rng_u32(rng) % 3 == 0) {
             dora[l] = malloc((size_t)(r1 - r0) * sizeof(float));
@@ -285,7 +286,7 @@ static int lora_b_cases(const KernOps *ops, Rng *rng)
     return bad;
 }
 
-/* lora8_b (an 8-bit B, transposed) at ranks and row counts around the
+/* lora8_b (an 8-bit B in blocks of 32 output rows) at ranks and row counts around the
  * vector widths and blocks: the portable kernel's bits for every piece
  * and token count, and double precision within rounding; lora8_a against
  * double on odd column counts. */
@@ -300,17 +301,17 @@ static int lora8_cases(const KernOps *ops, Rng *rng)
         for (size_t oi = 0; oi < sizeof outs / sizeof *outs; oi++) {
             int r = ranks[ri], out = outs[oi];
             void *bb;
-            QMat B = mat_random(rng, DT_Q8, r, out, &bb, NULL);
+            QMat B = mat_random(rng, DT_Q8, (out + 31) / 32 * r, 32, &bb, NULL);
             float *t = malloc((size_t)NMAX * r * sizeof(float));
             float *u = malloc((size_t)NMAX * OMAX * sizeof(float)), *v = malloc((size_t)NMAX * OMAX * sizeof(float));
             for (int i = 0; i < NMAX * r; i++) t[i] = rng_f(rng);
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
                 int n = ns[ni], cut1 = out / 3, cut2 = out / 3 + (out - out / 3) / 2;
-                lora8_b_portable(u, out, &B, 0, out, t, n);
+                lora8_b_portable(u, out, &B, r, 0, out, t, n);
                 if (ops->lora8_b) { /* in three unaligned pieces */
-                    ops->lora8_b(v, out, &B, 0, cut1, t, n);
-                    ops->lora8_b(v + cut1, out, &B, cut1, cut2, t, n);
-                    ops->lora8_b(v + cut2, out, &B, cut2, out, t, n);
+                    ops->lora8_b(v, out, &B, r, 0, cut1, t, n);
+                    ops->lora8_b(v + cut1, out, &B, r, cut1, cut2, t, n);
+                    ops->lora8_b(v + cut2, out, &B, r, cut2, out, t, n);
                 } else {
                     memcpy(v, u, (size_t)n * out * sizeof(float));
                 }
@@ -319,7 +320,7 @@ static int lora8_cases(const KernOps *ops, Rng *rng)
                     for (int j = 0; j < out; j++) {
                         double e = 0, m = 0;
                         for (int k = 0; k < r; k++) {
-                            double p = (double)elem(&B, k, j) * t[i * r + k];
+                            double p = (double)elem(&B, j / 32 * r + k, j % 32) * t[i * r + k];
                             e += p;
                             m += fabs(p);
                         }

@@ -23,12 +23,13 @@ static int lora_f16(QModel *q, QMat *m)
     return 0;
 }
 
-/* An f32 rows x cols matrix, or its transpose, as q8 (blocks of 32 along
- * the rows of what is stored, round to nearest) in q's storage: *m becomes
- * the stored matrix. */
-static int lora_q8(QModel *q, QMat *m, int transpose)
+/* An f32 LoRA matrix as q8 (round to nearest) in q's storage: A (r x in)
+ * row by row; B (out x r) in kern.h's blocks of 32 output rows, stored row
+ * b * r + k = B[32b .. 32b + 31][k]. *m becomes the stored matrix. */
+static int lora_q8(QModel *q, QMat *m, int is_b)
 {
-    int rows = transpose ? m->cols : m->rows, cols = transpose ? m->rows : m->cols;
+    int r = is_b ? m->cols : m->rows, nbo = (m->rows + QBLOCK - 1) / QBLOCK;
+    int rows = is_b ? nbo * r : m->rows, cols = is_b ? QBLOCK : m->cols;
     int8_t *d = qalloc(q, qmat_data_bytes(DT_Q8, rows, cols));
     uint16_t *sc = qalloc(q, qmat_scale_bytes(DT_Q8, rows, cols));
     float *row = malloc((size_t)cols * sizeof *row);
@@ -38,9 +39,14 @@ static int lora_q8(QModel *q, QMat *m, int transpose)
     }
     const float *f = m->data;
     size_t nb = ((size_t)cols + QBLOCK - 1) / QBLOCK;
-    for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < cols; c++) row[c] = transpose ? f[(size_t)c * m->cols + r] : f[(size_t)r * cols + c];
-        quant_row_q8(d + (size_t)r * nb * QBLOCK, sc + (size_t)r * nb, row, cols);
+    for (int i = 0; i < rows; i++) {
+        if (is_b) {
+            int b = i / r, k = i % r;
+            for (int c = 0; c < QBLOCK; c++) row[c] = b * QBLOCK + c < m->rows ? f[(size_t)(b * QBLOCK + c) * r + k] : 0;
+        } else {
+            memcpy(row, f + (size_t)i * cols, (size_t)cols * sizeof *row);
+        }
+        quant_row_q8(d + (size_t)i * nb * QBLOCK, sc + (size_t)i * nb, row, cols);
     }
     free(row);
     *m = (QMat){.type = DT_Q8, .rows = rows, .cols = cols, .data = d, .scales = sc};
@@ -91,21 +97,19 @@ static double pair_err(const LoraPair *lp, const float *Ad, const float *Bd)
     return e;
 }
 
-/* The q8 round trip of an f32 matrix (rows x cols, blocks along rows or,
- * transposed, along columns) into out (rows x cols, f32). */
-static int round_trip(float *out, const QMat *m, int transpose)
+/* The q8 round trip of an f32 LoRA matrix (A, or B when is_b) into out,
+ * f32 in m's shape. */
+static int round_trip(float *out, const QMat *m, int is_b)
 {
     QModel tmp = {0};
     QMat c = *m;
-    int rc = lora_q8(&tmp, &c, transpose);
-    size_t nb = ((size_t)c.cols + QBLOCK - 1) / QBLOCK;
-    for (int i = 0; !rc && i < c.rows; i++)
-        for (int j = 0; j < c.cols; j++) {
-            const int8_t *d = c.data;
-            float v = (float)d[(size_t)i * nb * QBLOCK + j] * f16_to_f32(c.scales[(size_t)i * nb + j / QBLOCK]);
-            if (transpose) out[(size_t)j * m->cols + i] = v;
-            else out[(size_t)i * m->cols + j] = v;
-        }
+    int rc = lora_q8(&tmp, &c, is_b);
+    for (int i = 0; !rc && i < m->rows; i++) {
+        if (is_b)
+            kern_lora_b_row(out + (size_t)i * m->cols, &c, m->cols, i);
+        else
+            qmat_row_f32(out + (size_t)i * m->cols, &c, i);
+    }
     qmodel_free(&tmp);
     return rc;
 }

@@ -130,13 +130,16 @@ void kern_matmul(Kern *k, float *Y, const QMat *W, const float *X, int n);
  *     u = B (A x_t),  Y[t][j] = (Y[t][j] + scale * u[j - r0]) * (dora ? dora[j - r0] : 1).
  * A and B are float matrices (f32, f16 or bf16) or 8-bit (DT_Q8), without
  * in_scale; A sees the activations as given (W's in_scale is W's own), in
- * float also when A is 8-bit. An 8-bit B is stored TRANSPOSED, (r, r1 - r0):
- * its blocks of 32 run along the output rows, as B's rows are only r long
- * (a rank of 16 is half a block); kern_lora_b_row reads either layout. */
+ * float also when A is 8-bit. An 8-bit B is stored in blocks of 32 OUTPUT
+ * rows, as B's rows are only r long (a rank of 16 is half a block): a DT_Q8
+ * matrix of ceil((r1 - r0) / 32) * r rows of 32 columns, its row b * r + k
+ * holding B[32b .. 32b + 31][k] (zero past the last row), so that the r x 32
+ * weights that 32 output rows need are contiguous. kern_lora_b_row reads
+ * either layout. */
 typedef struct KernLora {
     int r0, r1;            /* output rows of W it adds to: 0 <= r0 < r1 <= W->rows */
     const QMat *A;         /* (r, W->cols), 1 <= r <= KERN_LORA_MAX_RANK */
-    const QMat *B;         /* (r1 - r0, r) float, or (r, r1 - r0) DT_Q8 */
+    const QMat *B;         /* (r1 - r0, r) float, or DT_Q8 (ceil((r1 - r0) / 32) * r, 32) */
     float scale;
     const float *dora;     /* (r1 - r0) or NULL: DoRA's per-row factor */
     const int *tok;        /* indices into X's n rows, increasing and distinct */
@@ -145,8 +148,8 @@ typedef struct KernLora {
 
 #define KERN_LORA_MAX_RANK 256
 
-/* Row j of a LoRA B (its r = rank values) into out, from either layout
- * above: (out, r) float, or (r, out) DT_Q8. */
+/* Row j of a LoRA B of rank `rank` (its rank values) into out, from
+ * either layout above. */
 void kern_lora_b_row(float *out, const QMat *B, int rank, int j);
 
 /* Y (n x W->rows) = X W^T as kern_matmul, plus the LoRA products lo[0..n_lo)

@@ -74,12 +74,13 @@ typedef struct KernOps {
      * DT_Q8 A (r, cols) dotted with float activations x[i * cols ..], for
      * k in [k0, k1) and tokens i < n. */
     void (*lora8_a)(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-    /* Optional (NULL = lora8_b_portable): lora_b for a DT_Q8 B stored
-     * transposed, (r, out): u[i * ldu + j - j0] for j in [j0, j1) sums, in
-     * rank order from 0 with one fused multiply-add each, t[i * r + k] times
-     * the weight q * scale (exact in f32: 8 x 11 significant bits). Every
-     * backend gives the same bits for any j0, j1 and n. */
-    void (*lora8_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+    /* Optional (NULL = lora8_b_portable): lora_b for a DT_Q8 B of rank r in
+     * kern.h's blocks of 32 output rows: u[i * ldu + j - j0] for j in
+     * [j0, j1) sums, in rank order from 0 with one fused multiply-add each,
+     * t[i * r + k] times the weight q * scale (exact in f32: 8 x 11
+     * significant bits). Every backend gives the same bits for any j0, j1
+     * and n. */
+    void (*lora8_b)(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
     /* Optional: kern_attn_f16 (kern.h); returns -1 for a shape it does not
      * take (head_dim not a multiple of its vector width), then the twin runs. */
     int (*attn_f16)(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
@@ -104,20 +105,24 @@ typedef struct KernOps {
 /* Token groups of 16 that tile_pack fills for n tokens: an even number. */
 static inline int kern_tile_groups(int n) { return ((n + 15) / 16 + 1) & ~1; }
 
+/* The row of kern.h's 8-bit LoRA B (rank r, blocks of 32 output rows)
+ * that holds weight (j, k): at column j % 32, with its scale. */
+static inline size_t lora8_row(int r, int j, int k) { return (size_t)(j / QBLOCK) * r + k; }
+
 /* The portable 8-bit LoRA kernels (lora8.c): the scalar backend's, and the
  * heads and tails of the SIMD ones (lora8_b_portable on [ja, jb) of a call
  * for [j0, j1) writes at u + ja - j0). */
 void lora8_a_portable(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-void lora8_b_portable(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+void lora8_b_portable(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
 #if defined(__x86_64__)
 void lora8_a_avx2(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-void lora8_b_avx2(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+void lora8_b_avx2(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
 void lora8_a_avx512(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-void lora8_b_avx512(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+void lora8_b_avx512(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
 #endif
 #if defined(__aarch64__)
 void lora8_a_neon(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-void lora8_b_neon(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
+void lora8_b_neon(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
 #endif
 
 extern const KernOps kern_ops_scalar;

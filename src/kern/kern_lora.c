@@ -77,12 +77,15 @@ static float elem(const QMat *M, int r, int c)
     return M->type == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
 }
 
-/* Element (j, k) of a LoRA B in either layout of kern.h. */
-static float b_elem(const QMat *B, int j, int k) { return B->type == DT_Q8 ? elem(B, k, j) : elem(B, j, k); }
+/* Element (j, k) of a LoRA B of rank r in either layout of kern.h. */
+static float b_elem(const QMat *B, int r, int j, int k)
+{
+    return B->type == DT_Q8 ? elem(B, j / QBLOCK * r + k, j % QBLOCK) : elem(B, j, k);
+}
 
 void kern_lora_b_row(float *out, const QMat *B, int rank, int j)
 {
-    for (int k = 0; k < rank; k++) out[k] = b_elem(B, j, k);
+    for (int k = 0; k < rank; k++) out[k] = b_elem(B, rank, j, k);
 }
 
 /* y = dora * (y + scale * u) or y + scale * u, as the contract in kern.h. */
@@ -109,7 +112,7 @@ void kern_matmul_lora_ref(float *Y, const QMat *W, const float *X, int n, const 
             }
             for (int j = L->r0; j < L->r1; j++) {
                 double s = 0;
-                for (int k = 0; k < r; k++) s += (double)b_elem(L->B, j - L->r0, k) * t[k];
+                for (int k = 0; k < r; k++) s += (double)b_elem(L->B, r, j - L->r0, k) * t[k];
                 y[j] = lora_out(y[j], (float)s, L, j - L->r0);
             }
         }
@@ -162,20 +165,22 @@ static void add_u(LJob *j, const Seg *s, int a, int b, const float *u, int ldu)
     }
 }
 
-/* B's up-projection kernel in this backend (NULL: none for a float B, the
- * mm kernel serves). */
-typedef void (*LoraBFn)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
-static LoraBFn b_kernel(const KernOps *ops, const QMat *B)
+/* Whether this backend has a kernel for B's up-projection (else, for a
+ * float B, the mm kernel serves), and that kernel on rows [j0, j1). */
+static int has_b_kernel(const KernOps *ops, const QMat *B) { return B->type == DT_Q8 || ops->lora_b; }
+static void b_kernel(const KernOps *ops, float *u, int ldu, const KernLora *lo, int j0, int j1, const float *t, int n)
 {
-    if (B->type == DT_Q8) return ops->lora8_b ? ops->lora8_b : lora8_b_portable;
-    return ops->lora_b;
+    if (lo->B->type == DT_Q8)
+        (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, ldu, lo->B, lo->A->rows, j0, j1, t, n);
+    else
+        ops->lora_b(u, ldu, lo->B, j0, j1, t, n);
 }
 
 /* Rows of B per block of lora_rows' on-stack u for n tokens, or 0 when u
  * goes to the product's buffer (no B kernel, few or very many tokens). */
 static int u_block(const KernOps *ops, const QMat *B, int n)
 {
-    if (!b_kernel(ops, B) || n < LORA_B_BATCH) return 0;
+    if (!has_b_kernel(ops, B) || n < LORA_B_BATCH) return 0;
     int blk = (UB_FLOATS / n) & ~15;
     return blk >= 16 ? blk : 0;
 }
@@ -191,18 +196,17 @@ static void lora_rows(LJob *j, int r0, int r1)
         int a = r0 > lo->r0 ? r0 : lo->r0, b = r1 < lo->r1 ? r1 : lo->r1, br = lo->r1 - lo->r0, n = lo->n_tok;
         if (a >= b) continue;
         int blk = u_block(j->ops, lo->B, n);
-        LoraBFn bk = b_kernel(j->ops, lo->B);
         if (blk) {
             float ub[UB_FLOATS];
             for (int c = a; c < b; c += blk) {
                 int e = b - c < blk ? b : c + blk;
-                bk(ub, e - c, lo->B, c - lo->r0, e - lo->r0, s->t, n);
+                b_kernel(j->ops, ub, e - c, lo, c - lo->r0, e - lo->r0, s->t, n);
                 add_u(j, s, c, e, ub, e - c);
             }
             continue;
         }
-        if (bk) {
-            bk(s->u + (a - lo->r0), br, lo->B, a - lo->r0, b - lo->r0, s->t, n);
+        if (has_b_kernel(j->ops, lo->B)) {
+            b_kernel(j->ops, s->u + (a - lo->r0), br, lo, a - lo->r0, b - lo->r0, s->t, n);
         } else {
             MMArgs m = {.W = lo->B, .Y = s->u, .X = s->t, .n = n};
             j->ops->mm[lo->B->type](&m, a - lo->r0, b - lo->r0);

@@ -29,15 +29,13 @@ void lora8_a_portable(float *t, const QMat *A, int k0, int k1, const float *x, i
     }
 }
 
-void lora8_b_portable(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+void lora8_b_portable(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n)
 {
-    int r = B->rows, nb = (B->cols + QBLOCK - 1) / QBLOCK;
     for (int i = 0; i < n; i++) memset(u + (size_t)i * ldu, 0, (size_t)(j1 - j0) * sizeof(float));
     for (int k = 0; k < r; k++) {
-        const int8_t *q = (const int8_t *)B->data + (size_t)k * nb * QBLOCK;
-        const uint16_t *sc = B->scales + (size_t)k * nb;
         for (int j = j0; j < j1; j++) {
-            float w = (float)q[j] * f16_to_f32(sc[j / QBLOCK]); /* exact */
+            size_t row = lora8_row(r, j, k);
+            float w = (float)((const int8_t *)B->data)[row * QBLOCK + j % QBLOCK] * f16_to_f32(B->scales[row]); /* exact */
             for (int i = 0; i < n; i++) {
                 float *o = u + (size_t)i * ldu + (j - j0);
                 *o = fmaf(t[(size_t)i * r + k], w, *o);

@@ -64,17 +64,17 @@ void lora8_a_avx512(float *t, const QMat *A, int k0, int k1, const float *x, int
 }
 
 /* Outputs j .. j + 16V - 1 (j a multiple of 16) for tokens i .. i + M - 1. */
-INLINE void b_cols(float *u, int ldu, const QMat *B, int j, int j0, const float *t, int i, const int V, const int M)
+INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int i, const int V, const int M)
 {
-    int r = B->rows, nb = (B->cols + 31) / 32;
     __m512 acc[4][4];
     for (int m = 0; m < M; m++)
         for (int v = 0; v < V; v++) acc[m][v] = _mm512_setzero_ps();
     for (int k = 0; k < r; k++) {
-        const int8_t *q = (const int8_t *)B->data + (size_t)k * nb * 32 + j;
-        const uint16_t *sc = B->scales + (size_t)k * nb;
         __m512 w[4];
-        for (int v = 0; v < V; v++) w[v] = w16(q + 16 * v, _mm512_set1_ps(f16_to_f32(sc[(j + 16 * v) / 32])));
+        for (int v = 0; v < V; v++) { /* 16 outputs inside one block of 32 */
+            size_t row = lora8_row(r, j + 16 * v, k);
+            w[v] = w16((const int8_t *)B->data + row * 32 + (j + 16 * v) % 32, _mm512_set1_ps(f16_to_f32(B->scales[row])));
+        }
         for (int m = 0; m < M; m++) {
             __m512 tk = _mm512_set1_ps(t[(size_t)(i + m) * r + k]);
             for (int v = 0; v < V; v++) acc[m][v] = _mm512_fmadd_ps(tk, w[v], acc[m][v]);
@@ -84,27 +84,27 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int j, int j0, const float 
         for (int v = 0; v < V; v++) _mm512_storeu_ps(u + (size_t)(i + m) * ldu + (j - j0) + 16 * v, acc[m][v]);
 }
 
-INLINE void b_step(float *u, int ldu, const QMat *B, int j, int j0, const float *t, int n, const int V)
+INLINE void b_step(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int n, const int V)
 {
     int i = 0;
-    for (; i + 4 <= n; i += 4) b_cols(u, ldu, B, j, j0, t, i, V, 4);
+    for (; i + 4 <= n; i += 4) b_cols(u, ldu, B, r, j, j0, t, i, V, 4);
     switch (n - i) {
-    case 3: b_cols(u, ldu, B, j, j0, t, i, V, 3); break;
-    case 2: b_cols(u, ldu, B, j, j0, t, i, V, 2); break;
-    case 1: b_cols(u, ldu, B, j, j0, t, i, V, 1); break;
+    case 3: b_cols(u, ldu, B, r, j, j0, t, i, V, 3); break;
+    case 2: b_cols(u, ldu, B, r, j, j0, t, i, V, 2); break;
+    case 1: b_cols(u, ldu, B, r, j, j0, t, i, V, 1); break;
     default: break;
     }
 }
 
-void lora8_b_avx512(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+void lora8_b_avx512(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n)
 {
     int j = (j0 + 15) & ~15;
     if (j >= j1) {
-        lora8_b_portable(u, ldu, B, j0, j1, t, n);
+        lora8_b_portable(u, ldu, B, r, j0, j1, t, n);
         return;
     }
-    if (j > j0) lora8_b_portable(u, ldu, B, j0, j, t, n);
-    for (; j + 64 <= j1; j += 64) b_step(u, ldu, B, j, j0, t, n, 4);
-    for (; j + 16 <= j1; j += 16) b_step(u, ldu, B, j, j0, t, n, 1);
-    if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, j, j1, t, n);
+    if (j > j0) lora8_b_portable(u, ldu, B, r, j0, j, t, n);
+    for (; j + 64 <= j1; j += 64) b_step(u, ldu, B, r, j, j0, t, n, 4);
+    for (; j + 16 <= j1; j += 16) b_step(u, ldu, B, r, j, j0, t, n, 1);
+    if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, r, j, j1, t, n);
 }

@@ -10,13 +10,12 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* 8 int8 weights at q as two f32 vectors, the first 4 times s0, the
- * others times s1. */
-INLINE void w8(float32x4_t w[2], const int8_t *q, float s0, float s1)
+/* 8 int8 weights at q as two f32 vectors times s. */
+INLINE void w8(float32x4_t w[2], const int8_t *q, float s)
 {
     int16x8_t h = vmovl_s8(vld1_s8(q));
-    w[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), s0);
-    w[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(h))), s1);
+    w[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), s);
+    w[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(h))), s);
 }
 
 /* Row k of A against tokens i .. i + M - 1 of x. */
@@ -31,7 +30,7 @@ INLINE void a_row(float *t, const QMat *A, int k, const float *x, int i, const i
     for (int b = 0; b < full; b++) {
         float s = f16_to_f32(sc[b]);
         float32x4_t w[8];
-        for (int v = 0; v < 4; v++) w8(w + 2 * v, q + 32 * b + 8 * v, s, s);
+        for (int v = 0; v < 4; v++) w8(w + 2 * v, q + 32 * b + 8 * v, s);
         for (int m = 0; m < M; m++) {
             const float *xm = xi + (size_t)m * cols + 32 * b;
             for (int v = 0; v < 8; v++) acc[m][v & 1] = vfmaq_f32(acc[m][v & 1], w[v], vld1q_f32(xm + 4 * v));
@@ -63,26 +62,26 @@ void lora8_a_neon(float *t, const QMat *A, int k0, int k1, const float *x, int n
     }
 }
 
-/* Outputs j .. j + 4V - 1 (j a multiple of 4) for tokens i .. i + M - 1;
- * V is 8 (two blocks' worth of halves) or 1. */
-INLINE void b_cols(float *u, int ldu, const QMat *B, int j, int j0, const float *t, int i, const int V, const int M)
+/* Outputs j .. j + 4V - 1 for tokens i .. i + M - 1; V is 8 (j a multiple
+ * of 8) or 1 (j a multiple of 4). */
+INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int i, const int V, const int M)
 {
-    int r = B->rows, nb = (B->cols + 31) / 32;
     float32x4_t acc[2][8];
     for (int m = 0; m < M; m++)
         for (int v = 0; v < V; v++) acc[m][v] = vdupq_n_f32(0);
     for (int k = 0; k < r; k++) {
-        const int8_t *q = (const int8_t *)B->data + (size_t)k * nb * 32 + j;
-        const uint16_t *sc = B->scales + (size_t)k * nb;
         float32x4_t w[8];
-        if (V == 8) {
-            for (int v = 0; v < 4; v++) /* j is a multiple of 4 only: 8 outputs may cross a block */
-                w8(w + 2 * v, q + 8 * v, f16_to_f32(sc[(j + 8 * v) / 32]), f16_to_f32(sc[(j + 8 * v + 4) / 32]));
+        if (V == 8) { /* j is a multiple of 8 here: 8 outputs inside one block of 32 */
+            for (int v = 0; v < 4; v++) {
+                size_t row = lora8_row(r, j + 8 * v, k);
+                w8(w + 2 * v, (const int8_t *)B->data + row * 32 + (j + 8 * v) % 32, f16_to_f32(B->scales[row]));
+            }
         } else {
+            size_t row = lora8_row(r, j, k);
+            const int8_t *q = (const int8_t *)B->data + row * 32 + j % 32;
             int8_t b4[8] = {q[0], q[1], q[2], q[3], 0, 0, 0, 0};
             float32x4_t w2[2];
-            float s = f16_to_f32(sc[j / 32]);
-            w8(w2, b4, s, s);
+            w8(w2, b4, f16_to_f32(B->scales[row]));
             w[0] = w2[0];
         }
         for (int m = 0; m < M; m++) {
@@ -94,22 +93,26 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int j, int j0, const float 
         for (int v = 0; v < V; v++) vst1q_f32(u + (size_t)(i + m) * ldu + (j - j0) + 4 * v, acc[m][v]);
 }
 
-INLINE void b_step(float *u, int ldu, const QMat *B, int j, int j0, const float *t, int n, const int V)
+INLINE void b_step(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int n, const int V)
 {
     int i = 0;
-    for (; i + 2 <= n; i += 2) b_cols(u, ldu, B, j, j0, t, i, V, 2);
-    if (i < n) b_cols(u, ldu, B, j, j0, t, i, V, 1);
+    for (; i + 2 <= n; i += 2) b_cols(u, ldu, B, r, j, j0, t, i, V, 2);
+    if (i < n) b_cols(u, ldu, B, r, j, j0, t, i, V, 1);
 }
 
-void lora8_b_neon(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n)
+void lora8_b_neon(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n)
 {
     int j = (j0 + 3) & ~3;
     if (j >= j1) {
-        lora8_b_portable(u, ldu, B, j0, j1, t, n);
+        lora8_b_portable(u, ldu, B, r, j0, j1, t, n);
         return;
     }
-    if (j > j0) lora8_b_portable(u, ldu, B, j0, j, t, n);
-    for (; j + 32 <= j1; j += 32) b_step(u, ldu, B, j, j0, t, n, 8);
-    for (; j + 4 <= j1; j += 4) b_step(u, ldu, B, j, j0, t, n, 1);
-    if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, j, j1, t, n);
+    if (j > j0) lora8_b_portable(u, ldu, B, r, j0, j, t, n);
+    if (j % 8 && j + 4 <= j1) { /* to a multiple of 8: the 32-wide steps read 8 at a time */
+        b_step(u, ldu, B, r, j, j0, t, n, 1);
+        j += 4;
+    }
+    for (; j + 32 <= j1; j += 32) b_step(u, ldu, B, r, j, j0, t, n, 8);
+    for (; j + 4 <= j1; j += 4) b_step(u, ldu, B, r, j, j0, t, n, 1);
+    if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, r, j, j1, t, n);
 }

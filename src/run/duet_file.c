@@ -231,8 +231,8 @@ static const QMat *want(Parse *P, const char *name, int rows, int cols, int type
 }
 
 /* A LoRA matrix, rows x cols as PEFT has it (A: r x in, B: out x r), in
- * f32 or f16; or, from format version 4 on, in q8, B then transposed
- * (r x out: kern.h's KernLora). */
+ * f32 or f16; or, from format version 4 on, in q8, B then in blocks of 32
+ * output rows (ceil(out / 32) * r x 32: kern.h's KernLora). */
 static const QMat *want_lora(Parse *P, const char *name, int rows, int cols, int is_b, Err *e)
 {
     TEnt key = {.name = name}, *t = P->n_t ? bsearch(&key, P->t, (size_t)P->n_t, sizeof *P->t, tent_cmp) : NULL;
@@ -240,7 +240,7 @@ static const QMat *want_lora(Parse *P, const char *name, int rows, int cols, int
     if (P->version < 4)
         return err_set(e, "%s: tensor \"%s\": an 8-bit LoRA matrix needs format version 4 (the header says %u)", P->name,
                        name, P->version), NULL;
-    return is_b ? want(P, name, cols, rows, ANY_TYPE, e) : want(P, name, rows, cols, ANY_TYPE, e);
+    return is_b ? want(P, name, (rows + QBLOCK - 1) / QBLOCK * cols, QBLOCK, ANY_TYPE, e) : want(P, name, rows, cols, ANY_TYPE, e);
 }
 
 static const float *wantv(Parse *P, const char *name, int n, Err *e)
