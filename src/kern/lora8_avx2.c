@@ -6,9 +6,11 @@
 #include <immintrin.h>
 
 #include "kern/kern_impl.h"
-#include "util/half.h"
 
 #define INLINE static inline __attribute__((always_inline))
+
+/* An f16 scale as f32 with F16C (the portable f16_to_f32 branches). */
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* 8 int8 weights at q as f32 times s. */
 INLINE __m256 w8(const int8_t *q, __m256 s)
@@ -34,7 +36,9 @@ INLINE void a_row(float *t, const QMat *A, int k, const float *x, int i, const i
     __m256 acc[4];
     for (int m = 0; m < M; m++) acc[m] = _mm256_setzero_ps();
     for (int b = 0; b < full; b++) {
-        __m256 s = _mm256_set1_ps(f16_to_f32(sc[b]));
+        if (!(b & 1)) _mm_prefetch((const char *)q + 32 * b + 2048, _MM_HINT_T0); /* read once, from DRAM */
+        if (!(b & 31)) _mm_prefetch((const char *)(sc + b + 64), _MM_HINT_T0);
+        __m256 s = _mm256_set1_ps(h2f(sc[b]));
         __m256 w[4];
         for (int v = 0; v < 4; v++) w[v] = w8(q + 32 * b + 8 * v, s);
         for (int m = 0; m < M; m++) {
@@ -48,7 +52,7 @@ INLINE void a_row(float *t, const QMat *A, int k, const float *x, int i, const i
             const float *xm = xi + (size_t)m * cols;
             float p = 0;
             for (int c = 32 * full; c < cols; c++) p += (float)q[c] * xm[c];
-            s += p * f16_to_f32(sc[full]);
+            s += p * h2f(sc[full]);
         }
         t[(size_t)(i + m) * A->rows + k] = s;
     }
@@ -68,7 +72,8 @@ void lora8_a_avx2(float *t, const QMat *A, int k0, int k1, const float *x, int n
     }
 }
 
-/* Outputs j .. j + 8V - 1 (j a multiple of 8) for tokens i .. i + M - 1. */
+/* Outputs j .. j + 8V - 1 (j a multiple of 8; of 32 when V is 4) for
+ * tokens i .. i + M - 1. */
 INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int i, const int V, const int M)
 {
     __m256 acc[2][4];
@@ -78,7 +83,7 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const
         __m256 w[4];
         for (int v = 0; v < V; v++) { /* 8 outputs inside one block of 32 */
             size_t row = lora8_row(r, j + 8 * v, k);
-            w[v] = w8((const int8_t *)B->data + row * 32 + (j + 8 * v) % 32, _mm256_set1_ps(f16_to_f32(B->scales[row])));
+            w[v] = w8((const int8_t *)B->data + row * 32 + (j + 8 * v) % 32, _mm256_set1_ps(h2f(B->scales[row])));
         }
         for (int m = 0; m < M; m++) {
             __m256 tk = _mm256_set1_ps(t[(size_t)(i + m) * r + k]);
@@ -89,8 +94,15 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const
         for (int v = 0; v < V; v++) _mm256_storeu_ps(u + (size_t)(i + m) * ldu + (j - j0) + 8 * v, acc[m][v]);
 }
 
+enum { PF_BLOCKS = 8 }; /* blocks of 32 outputs prefetched ahead: B is read once per token, from DRAM */
+
 INLINE void b_step(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int n, const int V)
 {
+    if (V == 4) { /* a whole block (j a multiple of 32): the weights and scales PF_BLOCKS ahead (harmless past the end) */
+        const char *q = (const char *)B->data + (size_t)(j / 32 + PF_BLOCKS) * r * 32;
+        for (int l = 0; l < r * 32; l += 64) _mm_prefetch(q + l, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B->scales + (size_t)(j / 32 + PF_BLOCKS) * r), _MM_HINT_T0);
+    }
     int i = 0;
     for (; i + 2 <= n; i += 2) b_cols(u, ldu, B, r, j, j0, t, i, V, 2);
     if (i < n) b_cols(u, ldu, B, r, j, j0, t, i, V, 1);
@@ -104,6 +116,7 @@ void lora8_b_avx2(float *u, int ldu, const QMat *B, int r, int j0, int j1, const
         return;
     }
     if (j > j0) lora8_b_portable(u, ldu, B, r, j0, j, t, n);
+    for (; j % 32 && j + 8 <= j1; j += 8) b_step(u, ldu, B, r, j, j0, t, n, 1); /* to a block's start */
     for (; j + 32 <= j1; j += 32) b_step(u, ldu, B, r, j, j0, t, n, 4);
     for (; j + 8 <= j1; j += 8) b_step(u, ldu, B, r, j, j0, t, n, 1);
     if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, r, j, j1, t, n);

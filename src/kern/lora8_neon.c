@@ -6,9 +6,17 @@
 #include <arm_neon.h>
 
 #include "kern/kern_impl.h"
-#include "util/half.h"
+#include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
+
+/* An f16 scale as f32 in one instruction (the portable f16_to_f32 branches). */
+INLINE float h2f(uint16_t h)
+{
+    __fp16 x;
+    memcpy(&x, &h, 2);
+    return (float)x;
+}
 
 /* 8 int8 weights at q as two f32 vectors times s. */
 INLINE void w8(float32x4_t w[2], const int8_t *q, float s)
@@ -28,7 +36,9 @@ INLINE void a_row(float *t, const QMat *A, int k, const float *x, int i, const i
     float32x4_t acc[4][2];
     for (int m = 0; m < M; m++) acc[m][0] = acc[m][1] = vdupq_n_f32(0);
     for (int b = 0; b < full; b++) {
-        float s = f16_to_f32(sc[b]);
+        if (!(b & 1)) __builtin_prefetch(q + 32 * b + 2048); /* read once, from DRAM */
+        if (!(b & 31)) __builtin_prefetch(sc + b + 64);
+        float s = h2f(sc[b]);
         float32x4_t w[8];
         for (int v = 0; v < 4; v++) w8(w + 2 * v, q + 32 * b + 8 * v, s);
         for (int m = 0; m < M; m++) {
@@ -42,7 +52,7 @@ INLINE void a_row(float *t, const QMat *A, int k, const float *x, int i, const i
             const float *xm = xi + (size_t)m * cols;
             float p = 0;
             for (int c = 32 * full; c < cols; c++) p += (float)q[c] * xm[c];
-            s += p * f16_to_f32(sc[full]);
+            s += p * h2f(sc[full]);
         }
         t[(size_t)(i + m) * A->rows + k] = s;
     }
@@ -63,7 +73,7 @@ void lora8_a_neon(float *t, const QMat *A, int k0, int k1, const float *x, int n
 }
 
 /* Outputs j .. j + 4V - 1 for tokens i .. i + M - 1; V is 8 (j a multiple
- * of 8) or 1 (j a multiple of 4). */
+ * of 32: one block) or 1 (j a multiple of 4). */
 INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int i, const int V, const int M)
 {
     float32x4_t acc[2][8];
@@ -71,17 +81,17 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const
         for (int v = 0; v < V; v++) acc[m][v] = vdupq_n_f32(0);
     for (int k = 0; k < r; k++) {
         float32x4_t w[8];
-        if (V == 8) { /* j is a multiple of 8 here: 8 outputs inside one block of 32 */
+        if (V == 8) {
             for (int v = 0; v < 4; v++) {
                 size_t row = lora8_row(r, j + 8 * v, k);
-                w8(w + 2 * v, (const int8_t *)B->data + row * 32 + (j + 8 * v) % 32, f16_to_f32(B->scales[row]));
+                w8(w + 2 * v, (const int8_t *)B->data + row * 32 + (j + 8 * v) % 32, h2f(B->scales[row]));
             }
         } else {
             size_t row = lora8_row(r, j, k);
             const int8_t *q = (const int8_t *)B->data + row * 32 + j % 32;
             int8_t b4[8] = {q[0], q[1], q[2], q[3], 0, 0, 0, 0};
             float32x4_t w2[2];
-            w8(w2, b4, f16_to_f32(B->scales[row]));
+            w8(w2, b4, h2f(B->scales[row]));
             w[0] = w2[0];
         }
         for (int m = 0; m < M; m++) {
@@ -93,8 +103,15 @@ INLINE void b_cols(float *u, int ldu, const QMat *B, int r, int j, int j0, const
         for (int v = 0; v < V; v++) vst1q_f32(u + (size_t)(i + m) * ldu + (j - j0) + 4 * v, acc[m][v]);
 }
 
+enum { PF_BLOCKS = 8 }; /* blocks of 32 outputs prefetched ahead: B is read once per token, from DRAM */
+
 INLINE void b_step(float *u, int ldu, const QMat *B, int r, int j, int j0, const float *t, int n, const int V)
 {
+    if (V == 8) { /* a whole block (j a multiple of 32): the weights and scales PF_BLOCKS ahead (harmless past the end) */
+        const char *q = (const char *)B->data + (size_t)(j / 32 + PF_BLOCKS) * r * 32;
+        for (int l = 0; l < r * 32; l += 64) __builtin_prefetch(q + l);
+        __builtin_prefetch(B->scales + (size_t)(j / 32 + PF_BLOCKS) * r);
+    }
     int i = 0;
     for (; i + 2 <= n; i += 2) b_cols(u, ldu, B, r, j, j0, t, i, V, 2);
     if (i < n) b_cols(u, ldu, B, r, j, j0, t, i, V, 1);
@@ -108,10 +125,7 @@ void lora8_b_neon(float *u, int ldu, const QMat *B, int r, int j0, int j1, const
         return;
     }
     if (j > j0) lora8_b_portable(u, ldu, B, r, j0, j, t, n);
-    if (j % 8 && j + 4 <= j1) { /* to a multiple of 8: the 32-wide steps read 8 at a time */
-        b_step(u, ldu, B, r, j, j0, t, n, 1);
-        j += 4;
-    }
+    for (; j % 32 && j + 4 <= j1; j += 4) b_step(u, ldu, B, r, j, j0, t, n, 1); /* to a block's start */
     for (; j + 32 <= j1; j += 32) b_step(u, ldu, B, r, j, j0, t, n, 8);
     for (; j + 4 <= j1; j += 4) b_step(u, ldu, B, r, j, j0, t, n, 1);
     if (j < j1) lora8_b_portable(u + (j - j0), ldu, B, r, j, j1, t, n);
