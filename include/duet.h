@@ -261,6 +261,8 @@ typedef struct duet_compile_options {
     int n_threads;              /* 0 = one per physical core */
     duet_progress_cb progress;  /* may be NULL */
     void *progress_user;
+    const char *lora_type;      /* the adapters' A and B as `duet compile --lora-type` names it: "auto"
+                                 * (NULL: q8 in files of at most 4.5 bits per weight), "f16" or "q8" */
 } duet_compile_options;
 
 /* Fills o with the defaults above (all zero / NULL). */

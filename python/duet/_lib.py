@@ -67,6 +67,7 @@ class CompileOptions(ctypes.Structure):
         ("n_threads", ctypes.c_int),
         ("progress", PROGRESS_CB),
         ("progress_user", ctypes.c_void_p),
+        ("lora_type", ctypes.c_char_p),
     ]
 
 

@@ -47,7 +47,7 @@ def _write_calibration(items: Sequence[CalibItem], path: str) -> None:
 
 def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = None, quant: str = "q4",
             calibration: Union[None, str, Sequence[CalibItem]] = None, progress: Progress = None,
-            threads: int = 0) -> str:
+            threads: int = 0, lora_type: str = "auto") -> str:
     """Compiles base_dir (a Hugging Face checkpoint folder) with the PEFT
     folders of adapters={"name": dir} into out_path, with weights of type
     quant (`duet compile --help` lists them; "q4" by default).
@@ -55,7 +55,8 @@ def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = N
     calibration: a list of texts and/or chat conversations (lists of
     {"role", "content"}), or the path of a JSON-lines file; None: none.
     progress: a callable(stage, done, total), True for a bar on stderr, or
-    None. Returns out_path; raises duet.Error (IOError for a missing folder,
+    None. lora_type: the adapters' A and B, "auto" (q8 in files of at most
+    4.5 bits per weight, as `duet compile --lora-type auto`), "f16" or "q8". Returns out_path; raises duet.Error (IOError for a missing folder,
     FormatError for a malformed one, ArgumentError for a bad option)."""
     base_dir, out_path = os.fspath(base_dir), os.fspath(out_path)
     o = _lib.CompileOptions()
@@ -69,6 +70,7 @@ def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = N
     o.loras = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)) if loras else None
     o.quant = enc(quant)
     o.n_threads = int(threads)
+    o.lora_type = enc(lora_type)
     cb = progress
     if progress is True:
         cb = _bar()

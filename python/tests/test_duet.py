@@ -41,12 +41,25 @@ def test_compile_progress_and_errors(tmp_path):
     with pytest.raises(duet.ArgumentError) as ei:
         duet.compile(BASE, str(tmp_path / "x.duet"), quant="q3-nonsense")
     assert "quant" in str(ei.value)
+    with pytest.raises(duet.ArgumentError, match="lora_type"):
+        duet.compile(BASE, str(tmp_path / "x.duet"), lora_type="q5")
     with pytest.raises(duet.IOError) as ei:
         duet.compile(str(tmp_path / "missing"), str(tmp_path / "x.duet"))
     assert isinstance(ei.value, OSError)
     with pytest.raises(duet.ArgumentError):
         duet.compile(BASE, str(tmp_path / "x.duet"), calibration=[42])
     assert not os.path.exists(tmp_path / "x.duet")
+
+
+def test_compile_lora_type(tmp_path):
+    # a q4 file keeps its adapters' A and B in q8 unless asked for f16
+    sizes = {}
+    for lt in ("auto", "f16"):
+        out = duet.compile(BASE, str(tmp_path / (lt + ".duet")), adapters=ADAPTERS, quant="q4", lora_type=lt)
+        sizes[lt] = os.path.getsize(out)
+        with duet.Model(out) as m, m.session(adapter=NAMES[0]) as s:
+            assert s.generate("Hello", max_tokens=4, temperature=0) is not None
+    assert sizes["auto"] < sizes["f16"]
 
 
 @pytest.mark.parametrize("adapter", [None] + NAMES)

@@ -84,6 +84,13 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
                  "iq3), got \"%.100s\"", o.quant);
         return fail(err, err_len, DUET_ERR_ARG, msg);
     }
+    QLora lt = QLORA_AUTO;
+    if (o.lora_type && !strcmp(o.lora_type, "f16")) lt = QLORA_F16;
+    else if (o.lora_type && !strcmp(o.lora_type, "q8")) lt = QLORA_Q8;
+    else if (o.lora_type && strcmp(o.lora_type, "auto")) {
+        snprintf(msg, sizeof msg, "compile: lora_type: expected auto, f16 or q8, got \"%.100s\"", o.lora_type);
+        return fail(err, err_len, DUET_ERR_ARG, msg);
+    }
     if (o.n_threads < 0 || o.n_threads > LIMIT_THREADS)
         return fail(err, err_len, DUET_ERR_ARG, "compile: n_threads: expected 0 .. 1024");
     ProgressBridge pb = {o.progress, o.progress_user};
@@ -96,6 +103,7 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         .calib_path = o.calib_path,
         .out_path = out_path,
         .threads = o.n_threads,
+        .lora = lt,
         .progress = o.progress ? bridge : NULL,
         .progress_ctx = &pb,
     };
