@@ -91,11 +91,21 @@ int cmd_inspect(int argc, char **argv)
     printf("adapters: %d\n", m.n_adapters);
     for (const cJSON *a = ads ? ads->child : NULL; a; a = a->next) {
         char *tg = cJSON_PrintUnformatted(cJSON_GetObjectItem(a, "targets"));
-        printf("  %-16s rank %g alpha %g%s, %d pairs, targets %s, source xxh64 %s\n",
-               cJSON_GetStringValue(cJSON_GetObjectItem(a, "name")), cJSON_GetNumberValue(cJSON_GetObjectItem(a, "rank")),
-               cJSON_GetNumberValue(cJSON_GetObjectItem(a, "alpha")),
+        const char *an = cJSON_GetStringValue(cJSON_GetObjectItem(a, "name"));
+        int ai = an ? model_find_adapter(&m, an) : -1;
+        double ab = 0; /* A and B bytes, and their type (the writer stores an adapter's pairs alike) */
+        const char *at = "?";
+        for (int p = 0; ai >= 0 && p < m.adapters[ai].n_layers * P_COUNT; p++) {
+            const LoraPair *lp = &m.adapters[ai].pairs[p];
+            if (!lp->r) continue;
+            ab += (double)(qmat_data_bytes(lp->A.type, lp->A.rows, lp->A.cols) + qmat_scale_bytes(lp->A.type, lp->A.rows, lp->A.cols) +
+                           qmat_data_bytes(lp->B.type, lp->B.rows, lp->B.cols) + qmat_scale_bytes(lp->B.type, lp->B.rows, lp->B.cols));
+            at = dtype_name(lp->A.type);
+        }
+        printf("  %-16s rank %g alpha %g%s, %d pairs, A and B %s (%.2f MiB), targets %s, source xxh64 %s\n", an ? an : "?",
+               cJSON_GetNumberValue(cJSON_GetObjectItem(a, "rank")), cJSON_GetNumberValue(cJSON_GetObjectItem(a, "alpha")),
                cJSON_IsTrue(cJSON_GetObjectItem(a, "rslora")) ? " rslora" : "",
-               cJSON_GetArraySize(cJSON_GetObjectItem(a, "pairs")), tg ? tg : "[]",
+               cJSON_GetArraySize(cJSON_GetObjectItem(a, "pairs")), at, ab / 1048576.0, tg ? tg : "[]",
                cJSON_GetStringValue(cJSON_GetObjectItem(a, "source_hash")));
         cJSON_free(tg);
     }

@@ -3,7 +3,8 @@
 # fixture: --round nearest|search give different q4 files that both open,
 # a bad --round value is refused, and a calibrated compile prints its
 # held-out check and the quality table, which `duet inspect` shows again;
-# --tensor-type gives groups of tensors their own type, bad values refused.
+# --tensor-type gives groups of tensors their own type, bad values refused;
+# --lora-type stores an adapter in q8 or f16.
 # Run by tests/run.sh with DUET set to the binary.
 DUET=${DUET:-build/duet}
 M=tests/fixtures/models/tiny-qwen2
@@ -48,6 +49,25 @@ out=$("$DUET" compile $M --quant q4 -o "$tmp/missing/dir/x.duet" 2>&1)
     || bad "missing output folder: $out"
 out=$("$DUET" compile $M --quant q4 -q -o "$tmp/q.duet" 2>&1 >/dev/null)
 [ -z "$out" ] && ok || bad "-q printed: $out"
+
+# --lora-type: a q4 file's adapter in q8 by default (the compile and inspect
+# say so), f16 when asked, a greedy answer from each, a bad value refused
+A=tests/fixtures/models/tiny-qwen2-lora-alpha
+out=$("$DUET" compile $M --lora alpha=$A --quant q4 -o "$tmp/l8.duet" 2>&1)
+echo "$out" | grep -Eq '^adapter alpha: LoRA A and B in q8 \(at q8 its largest product B A changes by [0-9.]+%\)$' && ok \
+    || bad "q4 default LoRA q8: $out"
+out=$("$DUET" compile $M --lora alpha=$A --quant q4 --lora-type f16 -o "$tmp/l16.duet" 2>&1)
+echo "$out" | grep -q '^adapter alpha: LoRA A and B in f16 ' && ok || bad "--lora-type f16: $out"
+"$DUET" inspect "$tmp/l8.duet" | grep -Eq '^  alpha .*A and B q8 \([0-9.]+ MiB\)' && ok || bad "inspect: A and B q8"
+"$DUET" inspect "$tmp/l16.duet" | grep -Eq '^  alpha .*A and B f16 ' && ok || bad "inspect: A and B f16"
+[ "$(wc -c < "$tmp/l8.duet")" -lt "$(wc -c < "$tmp/l16.duet")" ] && ok || bad "8-bit adapter not smaller"
+for f in l8 l16; do
+    out=$("$DUET" generate "$tmp/$f.duet" --adapter alpha --ids 1,2,3 --max-tokens 4 --greedy 2>&1) && ok \
+        || bad "generate from $f with its adapter: $out"
+done
+out=$("$DUET" compile $M --lora alpha=$A --quant q4 --lora-type q4 -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'duet: error: --lora-type: expected auto, f16 or q8, got "q4"' && ok \
+    || bad "bad --lora-type: $out"
 
 # mixed precision: --tensor-type GROUP=TYPE, and its bad values
 "$DUET" compile $M --quant q8 --tensor-type embed=f16 --tensor-type attn=bf16 -o "$tmp/m.duet" > "$tmp/log" 2>&1 \
