@@ -796,6 +796,26 @@ static void test_folders(void)
     CHECK(rc == DUET_ERR_FORMAT && strstr(err, "NUL"), "a raw NUL byte in a calibration line: %d %s", rc, err);
 }
 
+/* The image cp (len bytes) rebuilt with meta (checksums recomputed) and
+ * written as path_in(file): opening it must fail with DUET_ERR_FORMAT and a
+ * message holding want and want2 (what: the case, for the report). Frees
+ * cp and meta. */
+static void expect_refused(unsigned char *cp, size_t len, cJSON *meta, const char *file, const char *want,
+                           const char *want2, const char *what)
+{
+    char err[512];
+    size_t nl;
+    unsigned char *b = duet_image_build(cp, len, meta, &nl);
+    const char *p = path_in(file);
+    if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
+    duet_model *m = NULL;
+    int rc = duet_model_open(&m, p, NULL, err, sizeof err);
+    CHECK(rc == DUET_ERR_FORMAT && strstr(err, want) && strstr(err, want2), "%s: %d %s", what, rc, err);
+    duet_model_close(m);
+    free(b), free(cp);
+    cJSON_Delete(meta);
+}
+
 /* A super-block .duet whose packed scales are bad: an infinite D, a D whose
  * product with a sub-scale overflows f16, and the type in a version-2 file;
  * each refused at open, naming the tensor or the version. */
@@ -831,17 +851,8 @@ static void test_super_files(void)
         if (off >= 0) memcpy(cp + off, cases[i].w, 8);
         cp[8] = (unsigned char)cases[i].version;
         cJSON_ReplaceItemInObject(meta, "version", cJSON_CreateNumber(cases[i].version));
-        size_t nl;
-        unsigned char *b = duet_image_build(cp, len, meta, &nl);
-        const char *p = path_in("bad-super.duet");
-        if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
-        duet_model *m = NULL;
-        int rc = duet_model_open(&m, p, NULL, err, sizeof err);
-        CHECK(rc == DUET_ERR_FORMAT && strstr(err, cases[i].want) && (cases[i].version < 3 || strstr(err, "layers.0.up_proj")),
-              "%s: %d %s", cases[i].what, rc, err);
-        duet_model_close(m);
-        free(b), free(cp);
-        cJSON_Delete(meta);
+        expect_refused(cp, len, meta, "bad-super.duet", cases[i].want, cases[i].version < 3 ? "" : "layers.0.up_proj",
+                       cases[i].what);
     }
     free(img);
 }
@@ -861,8 +872,8 @@ static const char *tensor_like(const cJSON *meta, const char *pre, const char *s
 }
 
 /* A q4 .duet whose adapter is stored in q8 (the default there): refused in
- * a version-3 file, with an infinite scale, and with B's shape not
- * transposed; each at open, naming the tensor or the version. */
+ * a version-3 file, with an infinite scale, and with B's shape swapped;
+ * each at open, naming the tensor or the version. */
 static void test_lora8_files(void)
 {
     char err[512], duet[512], spec[600];
@@ -893,7 +904,7 @@ static void test_lora8_files(void)
         unsigned char *cp = aligned_alloc(64, (len + 63) / 64 * 64);
         memcpy(cp, img, len);
         cJSON *meta = duet_image_meta(cp, len);
-        const char *want = "needs format version 4", *name = "";
+        const char *want = "needs format version 4", *name = "", *what = "an 8-bit LoRA in a version-3 file";
         if (c == 0) {
             cp[8] = 3;
             cJSON_ReplaceItemInObject(meta, "version", cJSON_CreateNumber(3));
@@ -901,26 +912,17 @@ static void test_lora8_files(void)
             long long off = duet_image_tensor(meta, an, "scales");
             uint16_t inf = 0x7c00;
             if (off >= 0) memcpy(cp + off, &inf, 2);
-            want = "non-finite", name = an;
-        } else { /* B given as out x r: as PEFT has it, not transposed */
+            want = "non-finite", name = an, what = "an infinite scale in an 8-bit A";
+        } else { /* B's rows and columns swapped: not in blocks of 32 output rows */
             cJSON_ArrayForEach(t, cJSON_GetObjectItem(meta, "tensors"))
             if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "name")), bn)) {
                 int r = cJSON_GetObjectItem(t, "rows")->valueint, o = cJSON_GetObjectItem(t, "cols")->valueint;
                 cJSON_ReplaceItemInObject(t, "rows", cJSON_CreateNumber(o));
                 cJSON_ReplaceItemInObject(t, "cols", cJSON_CreateNumber(r));
             }
-            want = "";
+            want = "", name = bn, what = "an 8-bit B of the wrong shape";
         }
-        size_t nl;
-        unsigned char *b = duet_image_build(cp, len, meta, &nl);
-        const char *p = path_in("bad-lora8.duet");
-        if (!b || duet_image_write(p, b, nl)) CHECK(0, "cannot write %s", p);
-        duet_model *m = NULL;
-        int rc = duet_model_open(&m, p, NULL, err, sizeof err);
-        CHECK(rc == DUET_ERR_FORMAT && strstr(err, want) && strstr(err, name), "8-bit LoRA case %d: %d %s", c, rc, err);
-        duet_model_close(m);
-        free(b), free(cp);
-        cJSON_Delete(meta);
+        expect_refused(cp, len, meta, "bad-lora8.duet", want, name, what);
     }
     cJSON_Delete(m0);
     free(img);
