@@ -98,6 +98,10 @@ void qmodel_free(QModel *q); /* safe on zeroed */
  * of memory. */
 void *qalloc(QModel *q, size_t bytes);
 
+/* Moves every buffer of `from` into q's ownership; 0, or -1 if out of
+ * memory (then the buffers not moved stay from's). */
+int qmodel_take(QModel *q, QModel *from);
+
 /* The adapters of q (src's, whose A and B are f32 from the loader) with A
  * and B copied into q's storage as cfg->lora says: f16, or q8 (B
  * transposed, kern.h's KernLora); QLORA_AUTO takes q8 for files of at most

@@ -97,37 +97,25 @@ static double pair_err(const LoraPair *lp, const float *Ad, const float *Bd)
     return e;
 }
 
-/* The q8 round trip of an f32 LoRA matrix (A, or B when is_b) into out,
- * f32 in m's shape. */
-static int round_trip(float *out, const QMat *m, int is_b)
-{
-    QModel tmp = {0};
-    QMat c = *m;
-    int rc = lora_q8(&tmp, &c, is_b);
-    for (int i = 0; !rc && i < m->rows; i++) {
-        if (is_b)
-            kern_lora_b_row(out + (size_t)i * m->cols, &c, m->cols, i);
-        else
-            qmat_row_f32(out + (size_t)i * m->cols, &c, i);
-    }
-    qmodel_free(&tmp);
-    return rc;
-}
-
-/* The largest relative change q8 makes to a pair's product over adapter a
- * (f32 pairs from the loader); -1 if out of memory. */
-static double adapter_err(const Adapter *a, int n_pairs)
+/* pairs (np entries) = adapter sa's (f32 from the loader) with A and B in
+ * q8 in t's storage; returns the largest relative change q8 makes to a
+ * pair's product, or -1 if out of memory. */
+static double adapter_q8(QModel *t, LoraPair *pairs, const Adapter *sa, int np)
 {
     double worst = 0;
-    for (int j = 0; j < n_pairs; j++) {
-        const LoraPair *lp = &a->pairs[j];
+    memcpy(pairs, sa->pairs, (size_t)np * sizeof *pairs);
+    for (int j = 0; j < np; j++) {
+        const LoraPair *lp = &sa->pairs[j];
+        LoraPair *q = &pairs[j];
         if (!lp->r) continue;
-        if (lp->A.type != DT_F32 || lp->B.type != DT_F32) return -1;
+        if (lp->A.type != DT_F32 || lp->B.type != DT_F32 || lora_q8(t, &q->A, 0) || lora_q8(t, &q->B, 1)) return -1;
         float *Ad = malloc((size_t)lp->A.rows * lp->A.cols * sizeof *Ad), *Bd = malloc((size_t)lp->B.rows * lp->B.cols * sizeof *Bd);
-        if (!Ad || !Bd || round_trip(Ad, &lp->A, 0) || round_trip(Bd, &lp->B, 1)) {
+        if (!Ad || !Bd) {
             free(Ad), free(Bd);
             return -1;
         }
+        for (int i = 0; i < lp->A.rows; i++) qmat_row_f32(Ad + (size_t)i * lp->A.cols, &q->A, i);
+        for (int i = 0; i < lp->B.rows; i++) kern_lora_b_row(Bd + (size_t)i * lp->r, &q->B, lp->r, i);
         double e = pair_err(lp, Ad, Bd);
         free(Ad), free(Bd);
         if (!(e <= worst)) worst = e;
@@ -144,22 +132,22 @@ int qmodel_adapters(QModel *q, const Model *src, const QuantCfg *cfg, Err *e)
     int want_q8 = cfg->lora == QLORA_Q8 || (cfg->lora == QLORA_AUTO && dtype_bits(cfg->t) <= QLORA_AUTO_BITS);
     for (int i = 0; i < src->n_adapters; i++) {
         const Adapter *sa = &src->adapters[i];
-        double err = adapter_err(sa, np);
-        if (err < 0) return err_set(e, "adapter \"%s\": out of memory measuring its 8-bit form", sa->name);
-        int q8 = cfg->lora == QLORA_Q8 || (want_q8 && err <= QLORA_MAX_ERR);
+        LoraPair *pairs = qalloc(q, (size_t)np * sizeof *pairs);
+        if (!pairs) return err_set(e, "out of memory");
+        QModel t8 = {0}; /* the q8 form, measured; moved into q if kept */
+        double err = adapter_q8(&t8, pairs, sa, np);
+        int q8 = err >= 0 && (cfg->lora == QLORA_Q8 || (want_q8 && err <= QLORA_MAX_ERR));
+        if (q8 && qmodel_take(q, &t8)) err = -1;
+        qmodel_free(&t8);
+        if (err < 0) return err_set(e, "adapter \"%s\": out of memory storing its 8-bit form", sa->name);
         if (cfg->lora_out) cfg->lora_out[i] = (QLoraChoice){q8 ? DT_Q8 : DT_F16, err};
         ads[i] = *sa;
         ads[i].owned = NULL;
-        LoraPair *pairs = qalloc(q, (size_t)np * sizeof *pairs);
-        if (!pairs) return err_set(e, "out of memory");
-        memcpy(pairs, sa->pairs, (size_t)np * sizeof *pairs);
-        for (int j = 0; j < np; j++) {
-            if (!pairs[j].r) continue;
-            int rc = q8 ? lora_q8(q, &pairs[j].A, 0) || lora_q8(q, &pairs[j].B, 1)
-                        : lora_f16(q, &pairs[j].A) || lora_f16(q, &pairs[j].B);
-            if (rc) return err_set(e, "out of memory");
-        }
         ads[i].pairs = pairs;
+        if (q8) continue;
+        memcpy(pairs, sa->pairs, (size_t)np * sizeof *pairs);
+        for (int j = 0; j < np; j++)
+            if (pairs[j].r && (lora_f16(q, &pairs[j].A) || lora_f16(q, &pairs[j].B))) return err_set(e, "out of memory");
     }
     q->m.adapters = ads;
     return 0;

@@ -19,19 +19,39 @@
 #include "compile/gptq.h"
 #include "kern/quant.h"
 
-void *qalloc(QModel *q, size_t bytes)
+/* Registers p (malloc'd) as one of q's buffers; 0, or -1 if out of memory. */
+static int qkeep(QModel *q, void *p)
 {
     if (q->n_bufs == q->cap_bufs) {
         int cap = q->cap_bufs ? 2 * q->cap_bufs : 64;
         void **nb = realloc(q->bufs, (size_t)cap * sizeof *nb);
-        if (!nb) return NULL;
+        if (!nb) return -1;
         q->bufs = nb;
         q->cap_bufs = cap;
     }
+    q->bufs[q->n_bufs++] = p;
+    return 0;
+}
+
+void *qalloc(QModel *q, size_t bytes)
+{
     /* 64-byte aligned like the file, so the kernels see what a reader sees */
     void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (p) q->bufs[q->n_bufs++] = p;
+    if (p && qkeep(q, p)) {
+        free(p);
+        return NULL;
+    }
     return p;
+}
+
+int qmodel_take(QModel *q, QModel *from)
+{
+    int i = 0;
+    while (i < from->n_bufs && !qkeep(q, from->bufs[i])) i++;
+    if (i < from->n_bufs) /* what stays from's */
+        memmove(from->bufs, from->bufs + i, (size_t)(from->n_bufs - i) * sizeof *from->bufs);
+    from->n_bufs -= i;
+    return from->n_bufs ? -1 : 0;
 }
 
 /* Frees q's buffers, keeping its model. */
