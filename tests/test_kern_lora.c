@@ -110,11 +110,11 @@ static void unfused(Kern *k, float *Y, const QMat *W, const float *X, int n, con
             memcpy(x + (size_t)i * W->cols, X + (size_t)L->tok[i] * W->cols, (size_t)W->cols * sizeof(float));
         const KernOps *ops = kern_ops(k);
         if (L->A->type == DT_Q8) /* float activations: kern_matmul would quantize them */
-            (ops->lora8_a ? ops->lora8_a : lora8_a_portable)(t, L->A, 0, r, x, g);
+            ops->lora8_a(t, L->A, 0, r, x, g);
         else
             kern_matmul(k, t, L->A, x, g);
         if (L->B->type == DT_Q8)
-            (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, br, L->B, r, 0, br, t, g);
+            ops->lora8_b(u, br, L->B, r, 0, br, t, g);
         else
             kern_matmul(k, u, L->B, t, g);
         for (int i = 0; i < g; i++)
@@ -308,13 +308,10 @@ static int lora8_cases(const KernOps *ops, Rng *rng)
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
                 int n = ns[ni], cut1 = out / 3, cut2 = out / 3 + (out - out / 3) / 2;
                 lora8_b_portable(u, out, &B, r, 0, out, t, n);
-                if (ops->lora8_b) { /* in three unaligned pieces */
-                    ops->lora8_b(v, out, &B, r, 0, cut1, t, n);
-                    ops->lora8_b(v + cut1, out, &B, r, cut1, cut2, t, n);
-                    ops->lora8_b(v + cut2, out, &B, r, cut2, out, t, n);
-                } else {
-                    memcpy(v, u, (size_t)n * out * sizeof(float));
-                }
+                /* in three unaligned pieces */
+                ops->lora8_b(v, out, &B, r, 0, cut1, t, n);
+                ops->lora8_b(v + cut1, out, &B, r, cut1, cut2, t, n);
+                ops->lora8_b(v + cut2, out, &B, r, cut2, out, t, n);
                 int ok = !memcmp(u, v, (size_t)n * out * sizeof(float));
                 for (int i = 0; i < n; i++)
                     for (int j = 0; j < out; j++) {
@@ -338,7 +335,7 @@ static int lora8_cases(const KernOps *ops, Rng *rng)
         float *x = malloc((size_t)NMAX * cols * sizeof(float)), t[NMAX * 5];
         for (int i = 0; i < NMAX * cols; i++) x[i] = rng_f(rng);
         for (int n = 1; n <= NMAX; n++) {
-            (ops->lora8_a ? ops->lora8_a : lora8_a_portable)(t, &A, 1, r, x, n); /* row 0 left alone */
+            ops->lora8_a(t, &A, 1, r, x, n); /* row 0 left alone */
             int ok = 1;
             for (int i = 0; i < n; i++)
                 for (int k = 1; k < r; k++) {

@@ -70,11 +70,11 @@ typedef struct KernOps {
      * row: the same u for any j0, j1, and for any n on the same side of
      * LORA_B_BATCH. */
     void (*lora_b)(float *u, int ldu, const QMat *B, int j0, int j1, const float *t, int n);
-    /* Optional (NULL = lora8_a_portable): t[i * A->rows + k] = row k of a
+    /* Required (the scalar backend's are lora8.c's): t[i * A->rows + k] = row k of a
      * DT_Q8 A (r, cols) dotted with float activations x[i * cols ..], for
      * k in [k0, k1) and tokens i < n. */
     void (*lora8_a)(float *t, const QMat *A, int k0, int k1, const float *x, int n);
-    /* Optional (NULL = lora8_b_portable): lora_b for a DT_Q8 B of rank r in
+    /* Required: lora_b for a DT_Q8 B of rank r in
      * kern.h's blocks of 32 output rows: u[i * ldu + j - j0] for j in
      * [j0, j1) sums, in rank order from 0 with one fused multiply-add each,
      * t[i * r + k] times the weight q * scale (exact in f32: 8 x 11

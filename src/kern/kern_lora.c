@@ -127,8 +127,7 @@ static void a_rows(LJob *j, Seg *s, int c, int k0, int k1)
     const KernLora *lo = s->lo;
     int r = lo->A->rows, t0 = c * A_TOK, nt = lo->n_tok - t0 < A_TOK ? lo->n_tok - t0 : A_TOK;
     if (lo->A->type == DT_Q8) {
-        (j->ops->lora8_a ? j->ops->lora8_a : lora8_a_portable)(s->t + (size_t)t0 * r, lo->A, k0, k1,
-                                                                 s->x + (size_t)t0 * lo->A->cols, nt);
+        j->ops->lora8_a(s->t + (size_t)t0 * r, lo->A, k0, k1, s->x + (size_t)t0 * lo->A->cols, nt);
     } else {
         MMArgs a = {.W = lo->A, .Y = s->t + (size_t)t0 * r, .X = s->x + (size_t)t0 * lo->A->cols, .n = nt};
         j->ops->mm[lo->A->type](&a, k0, k1);
@@ -171,7 +170,7 @@ static int has_b_kernel(const KernOps *ops, const QMat *B) { return B->type == D
 static void b_kernel(const KernOps *ops, float *u, int ldu, const KernLora *lo, int j0, int j1, const float *t, int n)
 {
     if (lo->B->type == DT_Q8)
-        (ops->lora8_b ? ops->lora8_b : lora8_b_portable)(u, ldu, lo->B, lo->A->rows, j0, j1, t, n);
+        ops->lora8_b(u, ldu, lo->B, lo->A->rows, j0, j1, t, n);
     else
         ops->lora_b(u, ldu, lo->B, j0, j1, t, n);
 }

@@ -138,5 +138,7 @@ const KernOps kern_ops_scalar = {
            mm_qgen},
     .act_layout = NULL,
     .axpy_f16 = axpy_f16,
+    .lora8_a = lora8_a_portable,
+    .lora8_b = lora8_b_portable,
     .read_sum = read_sum,
 };
