@@ -1,5 +1,6 @@
 /* kern_impl.h - what kern.c shares with the backends (kern_scalar.c,
- * kern_avx2.c, kern_avx512.c, kern_neon.c); not part of the public API.
+ * kern_avx2.c, kern_avx512.c, kern_neon.c and their attn_ / lora8_ files);
+ * not part of the public API.
  *
  * A backend is a constant table of row-range kernels, chosen once in
  * kern_create. kern.c prepares the activations once per kern_matmul call
@@ -109,7 +110,10 @@ static inline int kern_tile_groups(int n) { return ((n + 15) / 16 + 1) & ~1; }
  * that holds weight (j, k): at column j % 32, with its scale. */
 static inline size_t lora8_row(int r, int j, int k) { return (size_t)(j / QBLOCK) * r + k; }
 
-/* The portable 8-bit LoRA kernels (lora8.c): the scalar backend's, and the
+/* Each SIMD backend's attention and SiLU (attn_ISA.c) are KernOps's
+ * attn_f16, attn_prefill_f16 and silu_mul.
+ *
+ * The portable 8-bit LoRA kernels (lora8.c): the scalar backend's, and the
  * heads and tails of the SIMD ones (lora8_b_portable on [ja, jb) of a call
  * for [j0, j1) writes at u + ja - j0). */
 void lora8_a_portable(float *t, const QMat *A, int k0, int k1, const float *x, int n);
@@ -117,12 +121,27 @@ void lora8_b_portable(float *u, int ldu, const QMat *B, int r, int j0, int j1, c
 #if defined(__x86_64__)
 void lora8_a_avx2(float *t, const QMat *A, int k0, int k1, const float *x, int n);
 void lora8_b_avx2(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
+int attn_f16_avx2(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                  const uint16_t *V, size_t stride, int n);
+int attn_prefill_f16_avx2(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                          const uint16_t *V, size_t stride, const int *vis);
+void silu_mul_avx2(float *y, const float *g, const float *u, size_t n);
 void lora8_a_avx512(float *t, const QMat *A, int k0, int k1, const float *x, int n);
 void lora8_b_avx512(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
+int attn_f16_avx512(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                    const uint16_t *V, size_t stride, int n);
+int attn_prefill_f16_avx512(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                            const uint16_t *V, size_t stride, const int *vis);
+void silu_mul_avx512(float *y, const float *g, const float *u, size_t n);
 #endif
 #if defined(__aarch64__)
 void lora8_a_neon(float *t, const QMat *A, int k0, int k1, const float *x, int n);
 void lora8_b_neon(float *u, int ldu, const QMat *B, int r, int j0, int j1, const float *t, int n);
+int attn_f16_neon(float *acc, float *m, float *l, const float *q, int G, int hd, const uint16_t *K,
+                  const uint16_t *V, size_t stride, int n);
+int attn_prefill_f16_neon(float *acc, float *m, float *l, const float *Q, int nq, int hd, const uint16_t *K,
+                          const uint16_t *V, size_t stride, const int *vis);
+void silu_mul_neon(float *y, const float *g, const float *u, size_t n);
 #endif
 
 extern const KernOps kern_ops_scalar;

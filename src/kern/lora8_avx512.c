@@ -1,9 +1,9 @@
 /* lora8_avx512.c - kern_impl.h's lora8_a and lora8_b with AVX-512: 8-bit
  * weights widened to f32 in registers (vpmovsxbd, vcvtdq2ps) and times
  * their block scale, which is exact, then FMA'd with float activations.
- * lora8_b walks B's transposed rows 64 outputs at a time, one cache line
- * of each rank's row per step, and leaves rows not aligned to 16 to the
- * portable kernel, which computes the same bits. */
+ * lora8_b walks B's blocks of 32 outputs (kern.h: each r rows of 32
+ * weights in a row) two blocks at a time, and leaves rows not aligned to
+ * 16 to the portable kernel, which computes the same bits. */
 #include <immintrin.h>
 
 #include "kern/kern_impl.h"

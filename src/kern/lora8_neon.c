@@ -1,8 +1,9 @@
 /* lora8_neon.c - kern_impl.h's lora8_a and lora8_b with NEON: 8-bit
  * weights widened to f32 in registers and times their block scale, which
  * is exact, then fused-multiply-added with float activations. lora8_b
- * walks B's transposed rows 32 outputs at a time and leaves rows not
- * aligned to 4 to the portable kernel, which computes the same bits. */
+ * walks B's blocks of 32 outputs (kern.h: each r rows of 32 weights in a
+ * row) a block at a time and leaves rows not aligned to 4 to the portable
+ * kernel, which computes the same bits. */
 #include <arm_neon.h>
 
 #include "kern/kern_impl.h"
