@@ -263,6 +263,8 @@ typedef struct duet_compile_options {
     void *progress_user;
     const char *lora_type;      /* the adapters' A and B as `duet compile --lora-type` names it: "auto"
                                  * (NULL: q8 in files of at most 4.5 bits per weight), "f16" or "q8" */
+    const char *const *tensor_types; /* NULL-terminated "PATTERN=TYPE" rules, as `duet compile --tensor-type`
+                                      * takes them (at most 64), or NULL */
 } duet_compile_options;
 
 /* Fills o with the defaults above (all zero / NULL). */

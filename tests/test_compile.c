@@ -17,6 +17,7 @@
 #include "check.h"
 #include "compile/compile.h"
 #include "compile/gptq.h"
+#include "compile/tensor_types.h"
 #include "golden.h"
 #include "kern/quant.h"
 #include "run/duet_file.h"
@@ -270,14 +271,15 @@ static void golden_quality(const Model *ref, const Model *const *ms, int nm, Ker
 static void check_quant(Kern *k, const cJSON *g)
 {
     enum { Q8, Q4_NEAREST, Q4_SEARCH, Q4_CAL, Q8_MIXED, Q8_CAL, NV };
-    struct { DType t; QRound round; const char *calib; const char *label; int embed, attn; } v[NV] = {
-        {DT_Q8, QROUND_SEARCH, NULL, "q8", 0, 0},
-        {DT_Q4, QROUND_NEAREST, NULL, "q4 nearest", 0, 0},
-        {DT_Q4, QROUND_SEARCH, NULL, "q4 search", 0, 0},
-        {DT_Q4, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q4 calibrated", 0, 0},
-        /* --tensor-type embed=f16 --tensor-type attn=f16 */
-        {DT_Q8, QROUND_SEARCH, NULL, "q8 mixed", DT_F16 + 1, DT_F16 + 1},
-        {DT_Q8, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q8 calibrated", 0, 0},
+    /* Q8_MIXED: --tensor-type embed=f16 --tensor-type 'self_attn\.' =f16 (a group word and a pattern) */
+    static const char *const mixed[] = {"embed=f16", "self_attn\\.=f16"};
+    struct { DType t; QRound round; const char *calib; const char *label; int n_tt; } v[NV] = {
+        {DT_Q8, QROUND_SEARCH, NULL, "q8", 0},
+        {DT_Q4, QROUND_NEAREST, NULL, "q4 nearest", 0},
+        {DT_Q4, QROUND_SEARCH, NULL, "q4 search", 0},
+        {DT_Q4, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q4 calibrated", 0},
+        {DT_Q8, QROUND_SEARCH, NULL, "q8 mixed", 2},
+        {DT_Q8, QROUND_SEARCH, "tests/fixtures/calib.jsonl", "q8 calibrated", 0},
     };
     CompileReport rep[NV];
     Model m[NV], ref;
@@ -293,7 +295,7 @@ static void check_quant(Kern *k, const cJSON *g)
         const char *out = tmp(name);
         CompileOpts o = {.base_dir = GOLDEN_DIR, .adapters = AB, .n_adapters = 2, .quant = v[i].t, .round = v[i].round,
                          .calib_path = v[i].calib, .out_path = out, .report = &rep[i],
-                         .group_type = {[CG_EMBED] = v[i].embed, [CG_ATTN] = v[i].attn}};
+                         .tensor_types = mixed, .n_tensor_types = v[i].n_tt};
         ok = !duet_compile(&o, &e) && !model_open(&m[i], out, &e);
         CHECK(ok, "%s: %s", v[i].label, e.msg);
         if (!ok) {
@@ -600,6 +602,58 @@ static void check_recipes(void)
     CHECK(g5 == DT_Q6K && g4 == DT_Q5K, "q5 gate/up types %d %d", g5, g4);
 }
 
+/* --tensor-type rules resolved on a 4-layer model: group words, patterns
+ * over the checkpoint names, the first rule naming a tensor wins; every
+ * malformed rule refused with a message naming it. */
+static void check_tensor_types(void)
+{
+    enum { NL = 4 };
+    TensorTypes tt;
+    Err e = {{0}};
+    const char *ok[] = {"layers\\.[0-1]\\.mlp\\.(gate|up)_proj=iq3k", "mlp=q6k", "embed=q8", "v_proj=f16"};
+    int rc = tensor_types_resolve(&tt, ok, 4, NL, 1, "m", &e);
+    CHECK(rc == 0, "rules: %s", e.msg);
+    if (!rc) {
+        CHECK(tt.embed == DT_Q8 + 1 && tt.lm_head == 0, "embed %d lm_head %d", tt.embed, tt.lm_head);
+        for (int l = 0; l < NL; l++) {
+            const int *t = tt.layer + (size_t)l * P_COUNT;
+            int gate = l < 2 ? DT_IQ3K + 1 : DT_Q6K + 1;
+            CHECK(t[P_GATE] == gate && t[P_UP] == gate && t[P_DOWN] == DT_Q6K + 1 && t[P_V] == DT_F16 + 1 &&
+                      t[P_Q] == 0 && t[P_O] == 0,
+                  "layer %d: gate %d up %d down %d v %d q %d o %d", l, t[P_GATE], t[P_UP], t[P_DOWN], t[P_V], t[P_Q],
+                  t[P_O]);
+        }
+    }
+    tensor_types_free(&tt);
+    const char *head[] = {"lm_head=q8"};
+    rc = tensor_types_resolve(&tt, head, 1, NL, 0, "m", &e);
+    CHECK(rc == 0 && tt.lm_head == DT_Q8 + 1 && tt.embed == 0, "untied lm_head: %s", rc ? e.msg : "");
+    tensor_types_free(&tt);
+    struct { const char *rule, *want; int tied; } bad[] = {
+        {"mlp", "expected PATTERN=TYPE", 1},
+        {"mlp=q3", "expected PATTERN=TYPE", 1},
+        {"=q8", "expected PATTERN=TYPE", 1},
+        {"layers.(=q8", "is not a regular expression", 1},
+        {"blk\\.0\\.ffn_gate=q8", "names no tensor of m", 1},
+        {"layers\\.9\\.=q8", "names no tensor of m", 1},
+        {"lm_head=q8", "tie_word_embeddings", 1},
+        {"(a+)+$=q8", NULL, 1}, /* no backtracking blow-up: refused or unused, never a hang */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *one[] = {bad[i].rule};
+        e.msg[0] = 0;
+        rc = tensor_types_resolve(&tt, one, 1, NL, bad[i].tied, "m", &e);
+        CHECK(rc == -1 && strstr(e.msg, bad[i].want ? bad[i].want : "tensor type") && tt.layer == NULL,
+              "rule \"%s\": rc %d, message \"%s\" (want \"%s\")", bad[i].rule, rc, e.msg, bad[i].want);
+        tensor_types_free(&tt);
+    }
+    /* a rule that only names tensors an earlier rule took */
+    const char *shadow[] = {"mlp=q8", "down_proj=q6"};
+    rc = tensor_types_resolve(&tt, shadow, 2, NL, 1, "m", &e);
+    CHECK(rc == -1 && strstr(e.msg, "\"down_proj=q6\"") && strstr(e.msg, "earlier rule"), "shadowed rule: %s", e.msg);
+    tensor_types_free(&tt);
+}
+
 int main(void)
 {
     Err e;
@@ -611,6 +665,7 @@ int main(void)
     }
     check_qrow();
     check_recipes();
+    check_tensor_types();
     check_bad_inputs();
     check_bad_files();
     check_shapes(k, "pattern");

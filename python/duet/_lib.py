@@ -68,6 +68,7 @@ class CompileOptions(ctypes.Structure):
         ("progress", PROGRESS_CB),
         ("progress_user", ctypes.c_void_p),
         ("lora_type", ctypes.c_char_p),
+        ("tensor_types", ctypes.POINTER(ctypes.c_char_p)),
     ]
 
 

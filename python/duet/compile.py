@@ -47,7 +47,7 @@ def _write_calibration(items: Sequence[CalibItem], path: str) -> None:
 
 def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = None, quant: str = "q4",
             calibration: Union[None, str, Sequence[CalibItem]] = None, progress: Progress = None,
-            threads: int = 0, lora_type: str = "auto") -> str:
+            threads: int = 0, lora_type: str = "auto", tensor_types: Optional[Sequence[str]] = None) -> str:
     """Compiles base_dir (a Hugging Face checkpoint folder) with the PEFT
     folders of adapters={"name": dir} into out_path, with weights of type
     quant (`duet compile --help` lists them; "q4" by default).
@@ -56,7 +56,12 @@ def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = N
     {"role", "content"}), or the path of a JSON-lines file; None: none.
     progress: a callable(stage, done, total), True for a bar on stderr, or
     None. lora_type: the adapters' A and B, "auto" (q8 in files of at most
-    4.5 bits per weight, as `duet compile --lora-type auto`), "f16" or "q8". Returns out_path; raises duet.Error (IOError for a missing folder,
+    4.5 bits per weight, as `duet compile --lora-type auto`), "f16" or "q8".
+    tensor_types: rules "PATTERN=TYPE" as `duet compile --tensor-type` takes
+    them, e.g. ["embed=q6k", "layers[.](0|1)[.]mlp[.]down_proj=q8"]: the
+    tensors a PATTERN (a group word or a regular expression over the
+    checkpoint's tensor names) names get TYPE, the first rule naming a
+    tensor winning. Returns out_path; raises duet.Error (IOError for a missing folder,
     FormatError for a malformed one, ArgumentError for a bad option)."""
     base_dir, out_path = os.fspath(base_dir), os.fspath(out_path)
     o = _lib.CompileOptions()
@@ -71,6 +76,13 @@ def compile(base_dir: str, out_path: str, adapters: Optional[Dict[str, str]] = N
     o.quant = enc(quant)
     o.n_threads = int(threads)
     o.lora_type = enc(lora_type)
+    if isinstance(tensor_types, str):
+        raise ArgumentError("tensor_types: expected a list of \"PATTERN=TYPE\" strings, got a str")
+    rules = [enc(r) if isinstance(r, str) else None for r in (tensor_types or [])]
+    if None in rules:
+        raise ArgumentError("tensor_types: expected a list of \"PATTERN=TYPE\" strings")
+    rules_arr = (ctypes.c_char_p * (len(rules) + 1))(*rules, None)
+    o.tensor_types = ctypes.cast(rules_arr, ctypes.POINTER(ctypes.c_char_p)) if rules else None
     cb = progress
     if progress is True:
         cb = _bar()

@@ -62,6 +62,22 @@ def test_compile_lora_type(tmp_path):
     assert sizes["auto"] < sizes["f16"]
 
 
+def test_compile_tensor_types(tmp_path):
+    # rules over the recipe: the MLP of the first two layers in q8 makes the
+    # q4 file larger; malformed rules and rules naming nothing are refused
+    plain = duet.compile(BASE, str(tmp_path / "plain.duet"), quant="q4")
+    mixed = duet.compile(BASE, str(tmp_path / "mixed.duet"), quant="q4",
+                         tensor_types=[r"layers\.[01]\.mlp\.=q8", "embed=q6k"])
+    assert os.path.getsize(mixed) > os.path.getsize(plain)
+    with duet.Model(mixed) as m, m.session() as s:
+        assert s.generate("Hello", max_tokens=4, temperature=0) is not None
+    for rules, want in (([r"mlp=q3"], "expected PATTERN=TYPE"), (["layers.(=q8"], "not a regular expression"),
+                        ([r"blk\.0\.ffn_up=q8"], "names no tensor"), ("mlp=q8", "list")):
+        with pytest.raises(duet.ArgumentError, match=want):
+            duet.compile(BASE, str(tmp_path / "x.duet"), quant="q4", tensor_types=rules)
+    assert not os.path.exists(tmp_path / "x.duet")
+
+
 @pytest.mark.parametrize("adapter", [None] + NAMES)
 def test_greedy_equals_cli(compiled, model, adapter):
     # text the demo model knows (a man page; a chat turn for the tools adapter):

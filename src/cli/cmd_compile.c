@@ -1,5 +1,5 @@
 /* cmd_compile.c - `duet compile BASE_DIR [--lora NAME=DIR]... [--quant T]
- * [--tensor-type GROUP=T]... [--round search|nearest] [--calib FILE]
+ * [--tensor-type PATTERN=T]... [--round search|nearest] [--calib FILE]
  * [--threads N] -o OUT.duet`: one
  * .duet from a checkpoint folder and its adapters, with a progress bar on a
  * terminal and a summary. */
@@ -68,7 +68,7 @@ int cmd_compile(int argc, char **argv)
     CompileAdapter ads[32];
     char names[32][64];
     CompileOpts o = {.adapters = ads};
-    const char *loras[32], *ttypes[CG_COUNT * 2], *quant = NULL, *round = NULL, *cache = NULL, *lora_type = NULL;
+    const char *loras[32], *ttypes[64], *quant = NULL, *round = NULL, *cache = NULL, *lora_type = NULL;
     int n_lora = 0, n_tt = 0, quiet = 0, verbose = 0;
     CliOpt own[] = {
         {CLI_STR, "-o", "--output", &o.out_path, "OUT.duet", NULL, "the file to write (required)"},
@@ -79,8 +79,11 @@ int cmd_compile(int argc, char **argv)
          "q5 5.78, q4 4.94 the recommended 4-bit, q4s 4.60, q3 4.04, q4_0 4.50 the plain q4 type), or one type "
          "everywhere (f32, bf16, f16; super-block types q6k 6.25, q5k 5.25, iq4k 4.25, iq3k 3.25; iq4 4.50, "
          "iq3 3.50)"},
-        {CLI_LIST, "--tensor-type", NULL, ttypes, "GROUP=TYPE", NULL,
-         "another type for a group of tensors: embed, lm_head, attn or mlp", 0, CG_COUNT * 2, &n_tt},
+        {CLI_LIST, "--tensor-type", NULL, ttypes, "PATTERN=TYPE", NULL,
+         "another type for the tensors PATTERN names: embed, lm_head, attn, mlp, or a regular expression searched in "
+         "the checkpoint's tensor names (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, "
+         "model.layers.N.mlp.down_proj.weight, ...); a tensor takes the first rule that names it, over the recipe",
+         0, 64, &n_tt},
         {CLI_CHOICE, "--lora-type", NULL, &lora_type, "auto|f16|q8", "auto",
          "the adapters' A and B: auto = q8 in files of at most 4.5 bits per weight (q4, q4s, q3, q4_0, iq4k, ...) "
          "where q8 changes no LoRA product by more than 3%, else f16"},
@@ -115,16 +118,8 @@ int cmd_compile(int argc, char **argv)
         if (!names[i][0] || !dir[0]) return cli_error("--lora: expected [NAME=]DIR, got \"%s\"", loras[i]);
         ads[o.n_adapters++] = (CompileAdapter){names[i], dir};
     }
-    for (int i = 0; i < n_tt; i++) {
-        const char *v = ttypes[i], *eq = strchr(v, '=');
-        int g = -1, t = eq ? dtype_from_name(eq + 1) : -1;
-        for (int k = 0; eq && k < CG_COUNT; k++)
-            if (strlen(compile_group_names[k]) == (size_t)(eq - v) && !strncmp(v, compile_group_names[k], eq - v)) g = k;
-        if (g < 0 || t < 0)
-            return cli_error("--tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp and TYPE "
-                             "f32, bf16, f16, q8, q6, q5, q4, iq4, iq3, q6k, q5k, iq4k or iq3k, got \"%s\"", v);
-        o.group_type[g] = t + 1;
-    }
+    o.tensor_types = (const char *const *)ttypes;
+    o.n_tensor_types = n_tt;
     char cdir[4096];
     if (!cache && default_cache(cdir, sizeof cdir)) cache = cdir;
     if (cache && !strcmp(cache, "none")) cache = NULL;

@@ -149,8 +149,6 @@ static int job_finish(void *ctx, cJSON **cal, Err *e)
     return 0;
 }
 
-const char *const compile_group_names[CG_COUNT] = {"embed", "lm_head", "attn", "mlp"};
-
 /* Creates the temporary OUT.tmp.XXXXXX (tmp, filled in by mkstemp) in
  * OUT's folder before any work, so that a path that cannot be written fails
  * at once. */
@@ -179,15 +177,13 @@ int duet_compile(const CompileOpts *o, Err *e)
     if (!o->base_dir || !o->out_path) return err_set(e, "compile: a base folder and an output path are needed");
     if (o->n_adapters > COMPILE_MAX_REPORT - 1) return err_set(e, "compile: at most %d adapters", COMPILE_MAX_REPORT - 1);
     if (o->quant < DT_F32 || o->quant >= DT_COUNT) return err_set(e, "compile: unknown quant type %d", (int)o->quant);
-    for (int g = 0; g < CG_COUNT; g++)
-        if (o->group_type[g] < 0 || o->group_type[g] > DT_COUNT)
-            return err_set(e, "compile: unknown type %d for the %s tensors", o->group_type[g] - 1, compile_group_names[g]);
     Model src;
     memset(&src, 0, sizeof src);
     QModel plan = {0};
     CalibSet cs = {0};
     CalibStats st = {0};
     Kern *k = NULL;
+    TensorTypes tt = {0};
     int rc = -1, quantized = dtype_is_block(o->quant);
     int calibrating = o->calib_path && quantized;
     Prog prog = {.o = o, .t0 = t0, .p = {.n_stages = o->calib_path ? 4 : 2}};
@@ -205,11 +201,9 @@ int duet_compile(const CompileOpts *o, Err *e)
     prog_stage(&prog, "load", 1);
     prog_tell(&prog, 0, 1);
     if (open_all(&src, o, e)) goto out;
-    if (o->group_type[CG_LM_HEAD] && src.cfg.tie_embeddings) {
-        err_set(e, "%s: the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE, not lm_head=",
-                o->base_dir);
+    if (tensor_types_resolve(&tt, o->tensor_types, o->n_tensor_types, src.cfg.n_layers, src.cfg.tie_embeddings,
+                             o->base_dir, e))
         goto out;
-    }
     if (!(k = kern_create(o->threads, NULL, e))) goto out;
     prog_tell(&prog, 1, 1);
     if (o->calib_path) {
@@ -230,7 +224,7 @@ int duet_compile(const CompileOpts *o, Err *e)
             snprintf(rep->method, sizeof rep->method, "none (%s is not quantized)", dtype_name(o->quant));
         }
     }
-    QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .group_type = o->group_type,
+    QuantCfg qc = {.t = o->quant, .recipe = o->recipe, .round = o->round, .over = &tt,
                    .lora = o->lora, .lora_out = rep->lora};
     if (calibrating) {
         qc.stats = &st;
@@ -268,6 +262,7 @@ out:
     calib_stats_free(&st);
     calib_free(&cs);
     qmodel_free(&plan);
+    tensor_types_free(&tt);
     kern_destroy(k);
     model_close(&src);
     return rc;

@@ -70,11 +70,10 @@ typedef struct CompileProgress {
     uint64_t bytes;                  /* of the .duet written so far */
 } CompileProgress;
 
-/* Tensor groups that `duet compile --tensor-type GROUP=TYPE` can give their
- * own type: the token embedding (also the lm_head when tied), an untied
- * lm_head, the attention projections q/k/v/o, the MLP gate/up/down. */
+/* The roles a recipe types apart: the token embedding (also the lm_head
+ * when tied), an untied lm_head, the attention projections q/k/v/o, the
+ * MLP gate/up/down. */
 typedef enum { CG_EMBED, CG_LM_HEAD, CG_ATTN, CG_MLP, CG_COUNT } CompileGroup;
-extern const char *const compile_group_names[CG_COUNT]; /* "embed", "lm_head", "attn", "mlp" */
 
 /* A named recipe of `duet compile --quant`: a block type per tensor role.
  * The "more bits" layers are llama.cpp's choice for its _M recipes: the
@@ -114,9 +113,10 @@ typedef struct CompileOpts {
     int n_adapters;
     DType quant;                      /* base weights: any DType (with a recipe: its attn type) */
     const QuantRecipe *recipe;        /* NULL, or types per tensor role (compile_recipe) */
-    /* mixed precision: a type for one group of tensors instead of quant, as
-     * dtype + 1 (0: quant), indexed by CompileGroup */
-    int group_type[CG_COUNT];
+    /* mixed precision: n_tensor_types rules "PATTERN=TYPE" giving the
+     * tensors they name another type (compile/tensor_types.h) */
+    const char *const *tensor_types;
+    int n_tensor_types;
     QRound round;                     /* Q8/Q4 block scales (default QROUND_SEARCH) */
     const char *calib_path;           /* JSON lines file, or NULL: no calibration */
     const char *out_path;             /* written as OUT.tmp then renamed */

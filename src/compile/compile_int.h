@@ -9,6 +9,7 @@
 
 #include "compile/compile.h"
 #include "compile/qrow.h"
+#include "compile/tensor_types.h"
 #include "run/model.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
@@ -72,7 +73,7 @@ enum {
 typedef struct QuantCfg {
     DType t;                 /* base weights' type */
     const QuantRecipe *recipe; /* NULL, or the types per tensor role (then t is the recipe's nominal type) */
-    const int *group_type;   /* NULL, or CompileOpts.group_type: per-group overrides of t */
+    const TensorTypes *over; /* NULL, or --tensor-type's types per tensor, over the recipe's */
     QRound round;
     const CalibStats *stats; /* NULL: no calibration */
     unsigned methods;        /* QCAL_* the projections' calibrated choice may try */

@@ -312,11 +312,13 @@ static int group_quant(QModel *q, const QMat *const *src, QMat *const *dst, int 
 }
 
 /* The type of projection p (P_COUNT: the embedding or lm_head, as g says)
- * of layer l in group g under cfg: the group's --tensor-type override, else
+ * of layer l in group g under cfg: the tensor's --tensor-type type, else
  * the recipe's type for the role, else cfg->t. */
 static DType plan_type(const QuantCfg *cfg, CompileGroup g, int p, int l, int n_layers)
 {
-    if (cfg->group_type && cfg->group_type[g]) return (DType)(cfg->group_type[g] - 1);
+    const TensorTypes *o = cfg->over;
+    int t = !o || !o->layer ? 0 : g == CG_EMBED ? o->embed : g == CG_LM_HEAD ? o->lm_head : o->layer[(size_t)l * P_COUNT + p];
+    if (t) return (DType)(t - 1);
     return recipe_type(cfg->recipe, g, p, l, n_layers, cfg->t);
 }
 

@@ -3,7 +3,8 @@
 # fixture: --round nearest|search give different q4 files that both open,
 # a bad --round value is refused, and a calibrated compile prints its
 # held-out check and the quality table, which `duet inspect` shows again;
-# --tensor-type gives groups of tensors their own type, bad values refused;
+# --tensor-type gives the tensors a group word or pattern names their own
+# type, bad values refused;
 # --lora-type stores an adapter in q8 or f16.
 # Run by tests/run.sh with DUET set to the binary.
 DUET=${DUET:-build/duet}
@@ -69,20 +70,26 @@ out=$("$DUET" compile $M --lora alpha=$A --quant q4 --lora-type q4 -o "$tmp/x.du
 [ $? -ne 0 ] && echo "$out" | grep -q 'duet: error: --lora-type: expected auto, f16 or q8, got "q4"' && ok \
     || bad "bad --lora-type: $out"
 
-# mixed precision: --tensor-type GROUP=TYPE, and its bad values
-"$DUET" compile $M --quant q8 --tensor-type embed=f16 --tensor-type attn=bf16 -o "$tmp/m.duet" > "$tmp/log" 2>&1 \
+# mixed precision: --tensor-type PATTERN=TYPE (group words and patterns over
+# the checkpoint's names, the first rule naming a tensor wins), bad values
+"$DUET" compile $M --quant q8 --tensor-type embed=f16 --tensor-type 'layers\.1\.self_attn\.o_proj=q6k' \
+    --tensor-type attn=bf16 -o "$tmp/m.duet" > "$tmp/log" 2>&1 \
     && ok || bad "compile --tensor-type: $(cat "$tmp/log")"
 out=$("$DUET" inspect "$tmp/m.duet" --json 2>&1)
 echo "$out" | tr -d ' \n' | grep -q '"name":"embed","type":"f16"' && ok || bad "embed f16 in inspect: $out"
 echo "$out" | tr -d ' \n' | grep -q '"name":"layers.0.o_proj","type":"bf16"' && ok \
     || bad "o_proj bf16 in inspect"
+echo "$out" | tr -d ' \n' | grep -q '"name":"layers.1.o_proj","type":"q6k"' && ok \
+    || bad "layer 1 o_proj q6k (the pattern before the group) in inspect"
 echo "$out" | tr -d ' \n' | grep -q '"name":"layers.0.down_proj","type":"q8"' && ok || bad "down_proj q8 in inspect"
 out=$("$DUET" generate "$tmp/m.duet" --ids 1,2,3 --max-tokens 2 --greedy 2>&1) && ok || bad "generate from the mixed file: $out"
-out=$("$DUET" compile $M --quant q8 --tensor-type ffn=f16 -o "$tmp/x.duet" 2>&1)
-[ $? -ne 0 ] && echo "$out" | grep -q 'duet: error: --tensor-type: expected GROUP=TYPE with GROUP embed, lm_head, attn or mlp' && ok \
-    || bad "bad --tensor-type group: $out"
+out=$("$DUET" compile $M --quant q8 --tensor-type 'blk\.0\.ffn=f16' -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -qF 'duet: error: tensor type "blk\.0\.ffn=f16": names no tensor of' && ok \
+    || bad "a pattern that names no tensor: $out"
+out=$("$DUET" compile $M --quant q8 --tensor-type 'mlp.(=f16' -o "$tmp/x.duet" 2>&1)
+[ $? -ne 0 ] && echo "$out" | grep -q 'is not a regular expression' && ok || bad "a bad pattern: $out"
 out=$("$DUET" compile $M --quant q8 --tensor-type mlp=q3 -o "$tmp/x.duet" 2>&1)
-[ $? -ne 0 ] && echo "$out" | grep -q 'got "mlp=q3"' && ok || bad "bad --tensor-type type: $out"
+[ $? -ne 0 ] && echo "$out" | grep -q '"mlp=q3": expected PATTERN=TYPE' && ok || bad "bad --tensor-type type: $out"
 out=$("$DUET" compile $M --quant q8 --tensor-type lm_head=f16 -o "$tmp/x.duet" 2>&1)
 [ $? -ne 0 ] && echo "$out" | grep -q 'the lm_head is the embedding (tie_word_embeddings): give its type as embed=TYPE' && ok \
     || bad "lm_head of a tied model: $out"
