@@ -19,9 +19,13 @@ if ldd "$BUILD/libduet.so" 2>/dev/null | grep -q libasan; then
     export ASAN_OPTIONS=detect_leaks=0:${ASAN_OPTIONS:-}
 fi
 cd "$(dirname "$0")/../.." || exit 1
+# pytest's tmp_path folders under a folder of this run's, removed after it
+# (pytest's default base, /tmp/pytest-of-USER, keeps the last three runs)
+base=$(mktemp -d "${TMPDIR:-/tmp}/duet-pytest-XXXXXX") || { echo "python: 0 passed, 1 failed"; exit 1; }
 out=$(BUILD="$BUILD" DUET_LIB="$PWD/$BUILD/libduet.so" LD_PRELOAD="$PRE" PYTHONDONTWRITEBYTECODE=1 \
-      "$PY" -m pytest -q -p no:cacheprovider python/tests 2>&1)
+      "$PY" -m pytest -q -p no:cacheprovider --basetemp="$base/t" python/tests 2>&1)
 rc=$?
+rm -rf "$base"
 printf '%s\n' "$out" | tail -n 40
 last=" $(printf '%s\n' "$out" | tail -n 1)"
 p=$(printf '%s\n' "$last" | sed -nE 's/.*[ ,]([0-9]+) passed.*/\1/p'); p=${p:-0}
