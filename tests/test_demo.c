@@ -403,7 +403,7 @@ static void check_calibrated(Kern *k, const char *tmpdir)
             CompileOpts o = {.base_dir = DEMO "base", .adapters = ADS, .n_adapters = 2, .out_path = out,
                              .recipe = compile_recipe(FMT[f]), .round = v == 0 ? QROUND_NEAREST : QROUND_SEARCH,
                              .calib_path = v == 2 ? DEMO "calib.jsonl" : NULL, .calib_cache = cache};
-            o.quant = o.recipe->attn;
+            o.quant = recipe_nominal(o.recipe);
             ok = !duet_compile(&o, &e) && !runs_quality(out, k, sets, keep, kl[v], nll[v], &e);
             CHECK(ok, "%s variant %d: %s", FMT[f], v, e.msg);
             unlink(out);

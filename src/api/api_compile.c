@@ -79,7 +79,7 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         n++;
     }
     const QuantRecipe *recipe = o.quant ? compile_recipe(o.quant) : NULL;
-    int t = recipe ? (int)recipe->attn : dtype_from_name(o.quant ? o.quant : "bf16");
+    int t = recipe ? (int)recipe_nominal(recipe) : dtype_from_name(o.quant ? o.quant : "bf16");
     if (t < 0) {
         snprintf(msg, sizeof msg,
                  "compile: quant: expected a recipe (q8, q6, q5, q4, q3, q4_0) or a type (f32, bf16, f16, q8, q6, q5, iq4, "

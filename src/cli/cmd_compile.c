@@ -76,7 +76,7 @@ int cmd_compile(int argc, char **argv)
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
         {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q4s|q3|q4_0|q6k|q5k|iq4k|iq3k|iq4|iq3", "bf16",
          "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
-         "q5 5.78, q4 4.94 the recommended 4-bit, q4s 4.60, q3 4.04, q4_0 4.50 the plain q4 type), or one type "
+         "q5 5.78, q4 4.94 the recommended 4-bit, q4s 4.60, q3 4.03, q4_0 4.50 the plain q4 type), or one type "
          "everywhere (f32, bf16, f16; super-block types q6k 6.25, q5k 5.25, iq4k 4.25, iq3k 3.25; iq4 4.50, "
          "iq3 3.50)"},
         {CLI_LIST, "--tensor-type", NULL, ttypes, "PATTERN=TYPE", NULL,
@@ -109,7 +109,7 @@ int cmd_compile(int argc, char **argv)
     if (!o.out_path) return cli_error("compile: -o OUT.duet is required");
     if (cli_check_model_path(o.base_dir, "checkpoint", &e)) return cli_error("%s", e.msg);
     o.recipe = compile_recipe(quant);
-    o.quant = o.recipe ? o.recipe->attn : (DType)dtype_from_name(quant);
+    o.quant = o.recipe ? recipe_nominal(o.recipe) : (DType)dtype_from_name(quant);
     o.round = !strcmp(round, "nearest") ? QROUND_NEAREST : QROUND_SEARCH;
     o.lora = !strcmp(lora_type, "q8") ? QLORA_Q8 : !strcmp(lora_type, "f16") ? QLORA_F16 : QLORA_AUTO;
     for (int i = 0; i < n_lora; i++) {

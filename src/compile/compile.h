@@ -77,19 +77,12 @@ typedef enum { CG_EMBED, CG_LM_HEAD, CG_ATTN, CG_MLP, CG_COUNT } CompileGroup;
 
 /* A named recipe of `duet compile --quant`: a block type per tensor role.
  * The "more bits" layers are llama.cpp's choice for its _M recipes: the
- * first and last eighth of the layers and every third one between. */
+ * first and last eighth of the layers (2) and every third one between (1). */
 typedef struct QuantRecipe {
     const char *name;      /* as --quant takes it */
     const char *about;     /* one line for --help */
     DType embed;           /* the embedding (and a tied or untied lm_head) */
-    DType attn;            /* q, k, o: also the file's nominal "quant" */
-    DType v;               /* v in every layer */
-    DType mlp;             /* gate, up */
-    DType down;            /* down */
-    DType more;            /* v in the "more bits" layers, down in the first and last eighth */
-    DType more_down;       /* down in the other "more bits" layers (every third) */
-    DType mlp_less;        /* gate, up in the layers that are not "more bits" ones; 0 (f32, never a
-                            * recipe's choice): as mlp */
+    DType t[3][7];         /* [more-bits 0 / 1 / 2][Proj]: each projection's type by its layer's kind */
 } QuantRecipe;
 
 extern const QuantRecipe compile_recipes[];
@@ -106,6 +99,9 @@ DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layer
 /* Bits per weight of recipe r over the 2-D weights of a Qwen2 model of
  * these shapes (tied embedding): the figure --help prints. */
 double recipe_bits(const QuantRecipe *r, int dim, int hidden, int kv_dim, int n_layers, int vocab);
+
+/* The file's nominal type under r (its "quant"): the q projection's. */
+DType recipe_nominal(const QuantRecipe *r);
 
 typedef struct CompileOpts {
     const char *base_dir;             /* Hugging Face checkpoint folder */

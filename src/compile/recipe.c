@@ -6,21 +6,37 @@
 
 #include "compile/compile_int.h"
 
+/* Per recipe: the embedding's type, then each projection's (q, k, v, o,
+ * gate, up, down) in the ordinary layers, the "every third" more-bits
+ * layers and the first and last eighth (more_bits 0, 1, 2). */
+#define ALL7(t) {t, t, t, t, t, t, t}
+#define SAME3(t) {ALL7(t), ALL7(t), ALL7(t)}
 const QuantRecipe compile_recipes[] = {
-    /* name, about, embed, attn (q k o), v, mlp (gate up), down, more-bits v / end-layer down, more-bits down,
-     * gate/up outside the more-bits layers (0: as mlp) */
-    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, DT_Q8, 0},
-    {"q6", "6-bit blocks everywhere", DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, DT_Q6, 0},
-    {"q5", "5-bit super-block (q5k) projections; 6-bit (q6k) embedding, v, more-bits down and gate/up", DT_Q6K, DT_Q5K,
-     DT_Q6K, DT_Q6K, DT_Q5K, DT_Q6K, DT_Q6K, DT_Q5K},
-    {"q4", "4-bit grid (iq4k) projections; q6k embedding, v and more-bits down, q5k down (recommended)", DT_Q6K, DT_IQ4K,
-     DT_Q6K, DT_IQ4K, DT_Q5K, DT_Q6K, DT_Q6K, 0},
-    {"q4s", "iq4k projections; q5k embedding and v, q6k/q5k in the more-bits layers (smaller q4)", DT_Q5K, DT_IQ4K,
-     DT_Q5K, DT_IQ4K, DT_IQ4K, DT_Q6K, DT_Q5K, 0},
-    {"q3", "3-bit grid (iq3k) gate/up; iq4k attention and down, q5k embedding and v, q6k more-bits v/down", DT_Q5K,
-     DT_IQ4K, DT_Q5K, DT_IQ3K, DT_IQ4K, DT_Q6K, DT_IQ4K, 0},
-    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, DT_Q4, 0},
+    {"q8", "8-bit blocks everywhere (near lossless)", DT_Q8, SAME3(DT_Q8)},
+    {"q6", "6-bit blocks everywhere", DT_Q6, SAME3(DT_Q6)},
+    {"q5", "5-bit super-block (q5k) projections; 6-bit (q6k) embedding, v, more-bits down and gate/up", DT_Q6K,
+     {{DT_Q5K, DT_Q5K, DT_Q6K, DT_Q5K, DT_Q5K, DT_Q5K, DT_Q5K},
+      {DT_Q5K, DT_Q5K, DT_Q6K, DT_Q5K, DT_Q6K, DT_Q6K, DT_Q6K},
+      {DT_Q5K, DT_Q5K, DT_Q6K, DT_Q5K, DT_Q6K, DT_Q6K, DT_Q6K}}},
+    {"q4", "4-bit grid (iq4k) projections; q6k embedding, v and more-bits down, q5k down (recommended)", DT_Q6K,
+     {{DT_IQ4K, DT_IQ4K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_Q5K},
+      {DT_IQ4K, DT_IQ4K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_Q6K},
+      {DT_IQ4K, DT_IQ4K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_Q6K}}},
+    {"q4s", "iq4k projections; q5k embedding and v, q6k/q5k in the more-bits layers (smaller q4)", DT_Q5K,
+     {{DT_IQ4K, DT_IQ4K, DT_Q5K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_IQ4K},
+      {DT_IQ4K, DT_IQ4K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_Q5K},
+      {DT_IQ4K, DT_IQ4K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ4K, DT_Q6K}}},
+    /* up is the projection that loses least per bit saved at 3 bits
+     * (measured on the demo model: bench/README.md), k and v gain most per
+     * bit spent */
+    {"q3", "3-bit grid (iq3k) up; iq4k embedding, q, o, gate and down, q6k k and v (smallest)", DT_IQ4K,
+     {{DT_IQ4K, DT_Q6K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ3K, DT_IQ4K},
+      {DT_IQ4K, DT_Q6K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ3K, DT_IQ4K},
+      {DT_IQ4K, DT_Q6K, DT_Q6K, DT_IQ4K, DT_IQ4K, DT_IQ3K, DT_IQ4K}}},
+    {"q4_0", "plain 4-bit blocks everywhere (the q4 of format version 1)", DT_Q4, SAME3(DT_Q4)},
 };
+#undef SAME3
+#undef ALL7
 const int compile_n_recipes = (int)(sizeof compile_recipes / sizeof compile_recipes[0]);
 
 const QuantRecipe *compile_recipe(const char *name)
@@ -42,15 +58,10 @@ DType recipe_type(const QuantRecipe *r, int group, int p, int layer, int n_layer
 {
     if (!r) return dflt;
     if (group == CG_EMBED || group == CG_LM_HEAD) return r->embed;
-    int m = more_bits(layer, n_layers);
-    switch (p) {
-    case P_V: return m ? r->more : r->v;
-    case P_DOWN: return m == 2 ? r->more : m ? r->more_down : r->down;
-    case P_GATE:
-    case P_UP: return !m && r->mlp_less ? r->mlp_less : r->mlp;
-    default: return r->attn;
-    }
+    return r->t[more_bits(layer, n_layers)][p];
 }
+
+DType recipe_nominal(const QuantRecipe *r) { return r->t[0][P_Q]; }
 
 double recipe_bits(const QuantRecipe *r, int dim, int hidden, int kv_dim, int n_layers, int vocab)
 {
