@@ -387,7 +387,8 @@ static int cache_read(CalibStats *st, const char *path, const ModelConfig *c, co
 static void cache_write(const CalibStats *st, const char *path, const ModelConfig *c)
 {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof tmp) return; /* a cut name would write elsewhere: no cache then */
     FILE *f = fopen(tmp, "wb");
     if (!f) return;
     int32_t dims[4] = {c->n_layers, c->dim, st->head.s[0].cap, st->head.s[1].cap};
