@@ -63,8 +63,22 @@ static int default_cache(char *out, size_t cap)
     return 1;
 }
 
+/* The recipes for --help: name, bits per weight at Qwen2-1.5B shapes
+ * (computed from the recipe table, so they cannot go stale), what each is. */
+static void recipe_notes(char *buf, size_t n)
+{
+    size_t at = (size_t)snprintf(buf, n, "recipes (bits per weight over the 2-D weights at Qwen2-1.5B shapes):\n");
+    for (int i = 0; i < compile_n_recipes && at < n; i++) {
+        const QuantRecipe *r = &compile_recipes[i];
+        at += (size_t)snprintf(buf + at, n - at, "  %-5s %5.2f  %s\n", r->name,
+                               recipe_bits(r, 1536, 8960, 256, 28, 151936), r->about);
+    }
+}
+
 int cmd_compile(int argc, char **argv)
 {
+    char notes[2048];
+    recipe_notes(notes, sizeof notes);
     CompileAdapter ads[32];
     char names[32][64];
     CompileOpts o = {.adapters = ads};
@@ -75,10 +89,9 @@ int cmd_compile(int argc, char **argv)
         {CLI_LIST, "--lora", NULL, loras, "[NAME=]DIR", NULL,
          "a PEFT adapter folder to include (NAME: the folder's name when left out)", 0, 32, &n_lora},
         {CLI_CHOICE, "--quant", NULL, &quant, "f32|bf16|f16|q8|q6|q5|q4|q4s|q3|q4_0|q6k|q5k|iq4k|iq3k|iq4|iq3", "bf16",
-         "the weights: a recipe, a block type per tensor role (bits/weight at Qwen2-1.5B shapes: q8 8.50, q6 6.50, "
-         "q5 5.78, q4 4.94 the recommended 4-bit, q4s 4.60, q3 4.03, q4_0 4.50 the plain q4 type), or one type "
-         "everywhere (f32, bf16, f16; super-block types q6k 6.25, q5k 5.25, iq4k 4.25, iq3k 3.25; iq4 4.50, "
-         "iq3 3.50)"},
+         "the weights: a recipe, a block type per tensor role (listed below; q4 the recommended 4-bit), or one "
+         "type everywhere (f32, bf16, f16; super-block types q6k 6.25, q5k 5.25, iq4k 4.25, iq3k 3.25 bits/weight; "
+         "iq4 4.50, iq3 3.50)"},
         {CLI_LIST, "--tensor-type", NULL, ttypes, "PATTERN=TYPE", NULL,
          "another type for the tensors PATTERN names: embed, lm_head, attn, mlp, or a regular expression searched in "
          "the checkpoint's tensor names (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, "
@@ -102,7 +115,7 @@ int cmd_compile(int argc, char **argv)
         .summary = "Compiles a Hugging Face checkpoint folder and its PEFT adapters into one .duet file",
         .usage = "BASE_DIR -o OUT.duet [options]",
         .pos_name = "BASE_DIR", .pos_help = "a checkpoint folder (config.json, *.safetensors, tokenizer.json)",
-        .pos = &o.base_dir, .pos_required = 1, .groups = {own}};
+        .pos = &o.base_dir, .pos_required = 1, .groups = {own}, .notes = notes};
     int st;
     if (cli_parse(&spec, argc, argv, &st)) return st;
     Err e = {{0}};
