@@ -9,12 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/limits.h"
 #include "load/peft.h"
 
-#define SPEC_MAX_LEN 1024
-#define MATCH_LIMIT 200000
-#define DEPTH_LIMIT 10000
-#define HEAP_LIMIT_KIB 65536
 
 /* The group words and the tensors each names (index: 0 embed, 1 lm_head,
  * 2 a projection p). */
@@ -62,7 +59,7 @@ static int parse_rule(Rule *r, const char *spec, Err *e)
     memset(r, 0, sizeof *r);
     r->group = -1;
     size_t n = strlen(spec);
-    if (n > SPEC_MAX_LEN) return err_set(e, "tensor type of %zu bytes: at most %d expected", n, SPEC_MAX_LEN);
+    if (n > LIMIT_RE_PATTERN) return err_set(e, "tensor type of %zu bytes: at most %d expected", n, LIMIT_RE_PATTERN);
     const char *eq = strrchr(spec, '=');
     int t = eq ? dtype_from_name(eq + 1) : -1;
     if (!eq || eq == spec || t < 0)
@@ -71,7 +68,7 @@ static int parse_rule(Rule *r, const char *spec, Err *e)
                        "expression over the checkpoint's tensor names; TYPE f32, bf16, f16, q8, q6, q5, q4, iq4, iq3, "
                        "q6k, q5k, iq4k or iq3k)", spec);
     r->type = t + 1;
-    char pat[SPEC_MAX_LEN + 1];
+    char pat[LIMIT_RE_PATTERN + 1];
     memcpy(pat, spec, (size_t)(eq - spec));
     pat[eq - spec] = 0;
     if ((r->group = group_of(pat)) >= 0) return 0;
@@ -126,9 +123,9 @@ int tensor_types_resolve(TensorTypes *tt, const char *const *specs, int n, int n
         err_set(e, "out of memory");
         goto out;
     }
-    pcre2_set_match_limit(mc, MATCH_LIMIT);
-    pcre2_set_depth_limit(mc, DEPTH_LIMIT);
-    pcre2_set_heap_limit(mc, HEAP_LIMIT_KIB);
+    pcre2_set_match_limit(mc, LIMIT_RE_MATCH);
+    pcre2_set_depth_limit(mc, LIMIT_RE_DEPTH);
+    pcre2_set_heap_limit(mc, LIMIT_RE_HEAP_KIB);
     for (int i = 0; i < n; i++) {
         if (parse_rule(&r[i], specs[i], e)) goto out;
         if (r[i].group == 1 && tied) {

@@ -27,6 +27,15 @@
 #define LIMIT_LORA_SCALE 1e6         /* |lora_alpha / r| (or / sqrt(r)): larger overflows activations */
 #define LIMIT_ADAPTER_NAME 63        /* bytes; characters A-Z a-z 0-9 . _ - */
 
+/* regular expressions from outside (PEFT target_modules / rank_pattern /
+ * alpha_pattern, `duet compile --tensor-type`): names are short, so these
+ * only stop pathological backtracking and the cost of compiling a hostile
+ * pattern */
+#define LIMIT_RE_PATTERN 4096        /* bytes of one pattern */
+#define LIMIT_RE_MATCH 200000        /* pcre2_set_match_limit */
+#define LIMIT_RE_DEPTH 10000         /* pcre2_set_depth_limit */
+#define LIMIT_RE_HEAP_KIB 65536      /* pcre2_set_heap_limit */
+
 /* API / CLI options */
 #define LIMIT_THREADS 1024           /* n_threads, --threads */
 #define LIMIT_PREFILL_CHUNK 4096     /* prefill_chunk, --chunk: rows of one forward batch (its scratch grows with it) */

@@ -1,5 +1,6 @@
 #include "load/peft_match.h"
 
+#include "load/limits.h"
 #include "util/json.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -15,13 +16,6 @@ struct PeftPat {
     double val;     /* rank or alpha for rank_pattern / alpha_pattern */
 };
 
-/* A key longer than this is no module name pattern; the limit also bounds the
- * cost of compiling what a hostile file puts there. */
-#define PAT_MAX_LEN 4096
-/* Module names are short: these limits only stop pathological backtracking. */
-#define MATCH_LIMIT 200000
-#define DEPTH_LIMIT 10000
-#define HEAP_LIMIT_KIB 65536
 
 /* ------------------------------------------------------------------ regexes */
 
@@ -31,7 +25,7 @@ static int pat_compile(PeftPat *p, const char *pre, const char *pat, const char 
                        const char *file, Err *e)
 {
     size_t n = strlen(pat);
-    if (n > PAT_MAX_LEN) return err_set(e, "%s: field \"%s\": pattern of %zu bytes is too long", file, field, n);
+    if (n > LIMIT_RE_PATTERN) return err_set(e, "%s: field \"%s\": pattern of %zu bytes is too long", file, field, n);
     size_t len = strlen(pre) + n + strlen(post);
     char *s = malloc(len + 1);
     if (!s) return err_set(e, "out of memory");
@@ -71,9 +65,9 @@ static int pat_match(const PeftPat *p, const char *s, char *g1, size_t g1n, cons
         pcre2_match_context_free(mc);
         return err_set(e, "out of memory");
     }
-    pcre2_set_match_limit(mc, MATCH_LIMIT);
-    pcre2_set_depth_limit(mc, DEPTH_LIMIT);
-    pcre2_set_heap_limit(mc, HEAP_LIMIT_KIB);
+    pcre2_set_match_limit(mc, LIMIT_RE_MATCH);
+    pcre2_set_depth_limit(mc, LIMIT_RE_DEPTH);
+    pcre2_set_heap_limit(mc, LIMIT_RE_HEAP_KIB);
     int rc = pcre2_match(p->re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, mc);
     int ret;
     if (rc >= 0) {

@@ -12,11 +12,11 @@ n=$("$DUET" agent --builtin --list-tools | wc -l)
 [ "$n" = 9 ]; ok $? "--list-tools prints the 9 built-in tools ($n)"
 "$DUET" agent --builtin --list-tools | grep -qx get_cpu_temperature; ok $? "get_cpu_temperature listed"
 
-mkdir -p "$tmp/root/sys/class/thermal/thermal_zone0"
-echo 61375 > "$tmp/root/sys/class/thermal/thermal_zone0/temp"
-echo cpu-thermal > "$tmp/root/sys/class/thermal/thermal_zone0/type"
+mkdir -p "$tmp/sysroot/sys/class/thermal/thermal_zone0"
+echo 61375 > "$tmp/sysroot/sys/class/thermal/thermal_zone0/temp"
+echo cpu-thermal > "$tmp/sysroot/sys/class/thermal/thermal_zone0/type"
 if [ -f demo/base/config.json ] && [ -f demo/tools/adapter_config.json ]; then
-    "$DUET" agent demo/base --lora tools=demo/tools --adapter tools --builtin --sysroot "$tmp/root" \
+    "$DUET" agent demo/base --lora tools=demo/tools --adapter tools --builtin --sysroot "$tmp/sysroot" \
         --ask "What is the CPU temperature?" --json > "$tmp/out" 2> "$tmp/err"
     ok $? "demo agent runs: $(cat "$tmp/err")"
     python3 - "$tmp/out" <<'PY'
@@ -28,7 +28,7 @@ assert "61.4" in o["answer"], o
 PY
     ok $? "demo: calls get_cpu_temperature and answers with its value: $(cat "$tmp/out")"
     echo "What is the CPU temperature?" | "$DUET" chat demo/base --lora tools=demo/tools --adapter tools --mmap \
-        --builtin --sysroot "$tmp/root" > "$tmp/out" 2> "$tmp/err"
+        --builtin --sysroot "$tmp/sysroot" > "$tmp/out" 2> "$tmp/err"
     grep -q "61.4" "$tmp/out" && grep -q "^\[tool\] get_cpu_temperature" "$tmp/err"
     ok $? "duet chat --builtin runs the loop: $(cat "$tmp/out" "$tmp/err")"
 else
