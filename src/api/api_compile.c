@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 
 #include "compile/compile.h"
-#include "compile/tensor_types.h"
 #include "duet.h"
 #include "load/limits.h"
 
@@ -96,14 +95,10 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
     int n_tt = 0;
     while (o.tensor_types && o.tensor_types[n_tt])
         if (++n_tt > MAX_TENSOR_TYPES) return fail(err, err_len, DUET_ERR_ARG, "compile: tensor_types: at most 64 rules");
-    Err te;
-    if (tensor_types_check(o.tensor_types, n_tt, &te)) {
-        snprintf(msg, sizeof msg, "compile: tensor_types: %s", te.msg);
-        return fail(err, err_len, DUET_ERR_ARG, msg);
-    }
     if (o.n_threads < 0 || o.n_threads > LIMIT_THREADS)
         return fail(err, err_len, DUET_ERR_ARG, "compile: n_threads: expected 0 .. 1024");
     ProgressBridge pb = {o.progress, o.progress_user};
+    CompileReport rep;
     CompileOpts co = {
         .base_dir = base_dir,
         .adapters = n ? ads : NULL,
@@ -118,9 +113,10 @@ int duet_compile_file(const char *base_dir, const char *out_path, const duet_com
         .n_tensor_types = n_tt,
         .progress = o.progress ? bridge : NULL,
         .progress_ctx = &pb,
+        .report = &rep,
     };
     Err e = {{0}};
-    if (duet_compile(&co, &e)) /* a rule that names no tensor of this model is a bad option too */
-        return fail(err, err_len, !strncmp(e.msg, "tensor type ", 12) ? DUET_ERR_ARG : status_of(base_dir, &o), e.msg);
+    if (duet_compile(&co, &e)) /* a rule the model has no tensor for is a bad option too */
+        return fail(err, err_len, rep.bad_tensor_types ? DUET_ERR_ARG : status_of(base_dir, &o), e.msg);
     return DUET_OK;
 }

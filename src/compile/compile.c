@@ -202,8 +202,10 @@ int duet_compile(const CompileOpts *o, Err *e)
     prog_tell(&prog, 0, 1);
     if (open_all(&src, o, e)) goto out;
     if (tensor_types_resolve(&tt, o->tensor_types, o->n_tensor_types, src.cfg.n_layers, src.cfg.tie_embeddings,
-                             o->base_dir, e))
+                             o->base_dir, e)) {
+        rep->bad_tensor_types = 1;
         goto out;
+    }
     if (!(k = kern_create(o->threads, NULL, e))) goto out;
     prog_tell(&prog, 1, 1);
     if (o->calib_path) {

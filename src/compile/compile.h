@@ -57,6 +57,7 @@ typedef struct CompileReport {
     QLoraChoice lora[COMPILE_MAX_REPORT - 1]; /* per adapter, in order */
     double seconds;
     size_t peak_rss;                 /* the process's peak resident memory at the end, bytes */
+    int bad_tensor_types;            /* the failure was a tensor_types rule (a bad option, not a bad input) */
 } CompileReport;
 
 /* Where a compile is, for a progress display: stage k of n, the stage's

@@ -159,18 +159,6 @@ out:
     return rc;
 }
 
-int tensor_types_check(const char *const *specs, int n, Err *e)
-{
-    for (int i = 0; i < n; i++) {
-        Rule r;
-        int rc = parse_rule(&r, specs[i], e);
-        pcre2_match_data_free(r.md);
-        pcre2_code_free(r.re);
-        if (rc) return -1;
-    }
-    return 0;
-}
-
 void tensor_types_free(TensorTypes *tt)
 {
     if (!tt) return;

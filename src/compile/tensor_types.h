@@ -31,8 +31,4 @@ int tensor_types_resolve(TensorTypes *tt, const char *const *specs, int n, int n
                          Err *e);
 void tensor_types_free(TensorTypes *tt); /* safe on zeroed */
 
-/* The checks of tensor_types_resolve that need no model: each rule's form,
- * type and pattern. 0, or -1 with *e naming the first bad rule. */
-int tensor_types_check(const char *const *specs, int n, Err *e);
-
 #endif
