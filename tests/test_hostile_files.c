@@ -370,23 +370,29 @@ static void expect_refused(unsigned char *cp, size_t len, cJSON *meta, const cha
     cJSON_Delete(meta);
 }
 
+/* BASE (+ the adapter spec, or NULL) compiled at quant into path_in(name)
+ * and read back whole (len bytes, malloc'd); NULL after a failed CHECK. */
+static unsigned char *compiled_image(const char *spec, const char *quant, const char *name, size_t *len)
+{
+    char err[512], duet[512]; /* path_in's buffers are reused */
+    snprintf(duet, sizeof duet, "%s", path_in(name));
+    if (compile_with(BASE, spec, quant, duet, err, sizeof err)) {
+        CHECK(0, "compile %s: %s", quant, err);
+        return NULL;
+    }
+    unsigned char *img = duet_image_read(duet, len);
+    CHECK(img != NULL, "read %s", duet);
+    return img;
+}
+
 /* A super-block .duet whose packed scales are bad: an infinite D, a D whose
  * product with a sub-scale overflows f16, and the type in a version-2 file;
  * each refused at open, naming the tensor or the version. */
 static void test_super_files(void)
 {
-    char err[512], duet[512];
-    snprintf(duet, sizeof duet, "%s", path_in("tiny-iq4k.duet"));
-    if (compile_with(BASE, NULL, "iq4k", duet, err, sizeof err)) {
-        CHECK(0, "compile iq4k: %s", err);
-        return;
-    }
     size_t len;
-    unsigned char *img = duet_image_read(duet, &len);
-    if (!img) {
-        CHECK(0, "read %s", duet);
-        return;
-    }
+    unsigned char *img = compiled_image(NULL, "iq4k", "tiny-iq4k.duet", &len);
+    if (!img) return;
     static const struct {
         uint16_t w[4];
         int version;
@@ -430,15 +436,10 @@ static const char *tensor_like(const cJSON *meta, const char *pre, const char *s
  * each at open, naming the tensor or the version. */
 static void test_lora8_files(void)
 {
-    char err[512], duet[512], spec[600];
+    char spec[600];
     snprintf(spec, sizeof spec, "alpha=%s", ALPHA);
-    snprintf(duet, sizeof duet, "%s", path_in("tiny-lora8.duet"));
-    if (compile_with(BASE, spec, "q4", duet, err, sizeof err)) {
-        CHECK(0, "compile q4 with an adapter: %s", err);
-        return;
-    }
     size_t len;
-    unsigned char *img = duet_image_read(duet, &len);
+    unsigned char *img = compiled_image(spec, "q4", "tiny-lora8.duet", &len);
     cJSON *m0 = img ? duet_image_meta(img, len) : NULL;
     const char *a0 = m0 ? tensor_like(m0, "lora.alpha.", ".A") : NULL;
     const char *b0 = m0 ? tensor_like(m0, "lora.alpha.", ".B") : NULL;
