@@ -2,11 +2,12 @@
 (one conversation on it) and duet.LLM (a model with one session), over
 libduet.so. Every computing call runs with the GIL released, so sessions in
 several Python threads are batched by duet's scheduler like C sessions."""
+import collections
 import ctypes
 import json
 import os
-import queue
 import threading
+import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import _lib
@@ -374,13 +375,17 @@ class Session:
 
     def _stream(self) -> Iterator[str]:
         h = self._handle()
-        q = queue.Queue()
+        # a deque polled with sleeps, not a queue.Queue: Ctrl-C landing
+        # inside Queue.get's condition wait can surface as "RuntimeError:
+        # release unlocked lock" instead of KeyboardInterrupt (CPython
+        # 3.11); deque appends and pops take no Python-level lock
+        q = collections.deque()
         pending = []
 
         def on_piece(user, piece, n, token):
             if n:
                 pending.append(ctypes.string_at(piece, n))
-                q.put(b"".join(pending).decode("utf-8", "replace"))
+                q.append(b"".join(pending).decode("utf-8", "replace"))
                 pending.clear()
             return 0
 
@@ -391,17 +396,17 @@ class Session:
             try:
                 result["rc"] = lib.duet_generate(h, cb, None)
             finally:
-                q.put(None)
+                q.append(None)
 
         t = threading.Thread(target=worker, name="duet-generate", daemon=True)
         t.start()
         finished = False
         try:
             while True:
-                try:
-                    item = q.get(timeout=0.05)
-                except queue.Empty:
+                if not q:
+                    time.sleep(0.002)
                     continue
+                item = q.popleft()
                 if item is None:
                     finished = True
                     break
